@@ -1,0 +1,7 @@
+//! vswitch: a userspace Ethernet switch for Linux.
+//!
+//! - [`wire`]: checked, zero-copy frame views.
+//! - [`switch`]: the pure forwarding core (FDB, VLANs, flooding rules).
+
+pub mod switch;
+pub mod wire;

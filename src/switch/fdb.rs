@@ -1,0 +1,634 @@
+//! The forwarding database: which port a (MAC, VLAN) was last seen on.
+//!
+//! # Keys and entries
+//! An entry is keyed by (MAC, VLAN) — the same MAC may live on different
+//! ports in different VLANs. A VLAN-unaware switch keys everything on VLAN 1.
+//! Each entry holds the port (an `AtomicU16`), the time the MAC was last seen
+//! as a source (`AtomicU64`, milliseconds on the caller's clock) and whether it
+//! is static. Static entries are added by the operator, never age, are never
+//! moved by learning and are never evicted.
+//!
+//! # Thread safety
+//! Every port reader calls [`Fdb::lookup`] and [`Fdb::learn`] at once. The map
+//! is a `papaya` concurrent hash map whose reads are lock-free (epoch-based
+//! reclamation keeps an entry's memory valid while a reader holds a guard).
+//! On the hot path — a frame between two known MACs — a reader:
+//! 1. looks up the destination (a lock-free read),
+//! 2. looks up the source; if it is on the ingress port it stores the new
+//!    `seen` time with an atomic `fetch_max`, and only when the millisecond
+//!    changed, so two readers of the same MAC do not bounce a cache line on
+//!    every frame.
+//!
+//! Only a new MAC, a moved MAC or a control-plane change takes the learn lock
+//! (one short mutex). Under it the learner re-checks the map (another reader
+//! may have learned the same MAC first — losing that race is harmless), keeps
+//! per-port counts and the eviction/ageing order, and inserts or moves the
+//! entry. A move is a single atomic store of the port, so a concurrent reader
+//! sees either the old or the new port, both of which were correct at some
+//! instant. The lock is one mutex rather than shards because capacity and
+//! fair eviction need a switch-wide view; it is taken at the rate new MACs
+//! appear, not at the frame rate.
+//!
+//! # Ageing
+//! Each port keeps its learned entries in a `BTreeSet` ordered by the time
+//! they were queued. `seen` moves forward without the lock, so the queue is
+//! refreshed lazily: [`Fdb::expire`] pops the front, and if the entry was
+//! seen since it was queued, re-queues it at its real `seen`. An entry is
+//! popped only when `queued == seen`, so it is exactly the least recently
+//! seen one. Lookups also treat an entry older than the ageing time as absent,
+//! so ageing is exact even between sweeps. The caller sweeps about once a
+//! second; each sweep costs O(expired + refreshed) with no full scan.
+//!
+//! # Capacity and eviction
+//! The table holds at most `capacity` entries (static ones included). When it
+//! is full and a new MAC arrives, the port with the most learned entries loses
+//! its least recently seen one (the policy of Open vSwitch's
+//! `evict_mac_entry_fairly`), so a guest flooding random source MACs mostly
+//! evicts its own entries. If nothing learned is left to evict (the table is
+//! all static), the MAC is not learned. A per-port limit, when set, refuses
+//! new MACs on that port instead (the kernel's `fdb_max_learned`): their frames
+//! still flood. Every outcome is counted in [`FdbStats`].
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+
+use super::ports::{MAX_PORTS, PortId};
+use crate::wire::Mac;
+
+/// Default ageing time, as the Linux bridge: 300 s.
+pub const DEFAULT_AGEING_MS: u64 = 300_000;
+/// Default capacity, as Open vSwitch: 8192 entries.
+pub const DEFAULT_CAPACITY: usize = 8192;
+
+/// (MAC, VLAN) packed into one word: MAC in the high 48 bits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Key(u64);
+
+impl Key {
+    pub fn new(mac: Mac, vid: u16) -> Key {
+        Key((mac.to_u64() << 16) | vid as u64)
+    }
+    pub fn mac(self) -> Mac {
+        Mac::from_u64(self.0 >> 16)
+    }
+    pub fn vid(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+struct Entry {
+    port: AtomicU16,
+    seen: AtomicU64,
+    /// The time this entry is queued at in its port's ageing order (written
+    /// only under the learn lock; atomic only to be shareable).
+    queued: AtomicU64,
+    is_static: bool,
+}
+
+/// What learning a source did (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learn {
+    /// Learning is off on the port, or the frame is not learnable.
+    Skipped,
+    /// The MAC was already known on this port; its time was refreshed.
+    Refreshed,
+    /// A new entry was added.
+    Learned,
+    /// A new entry was added after evicting another (table full).
+    LearnedEvicting,
+    /// The MAC moved here from another port.
+    Moved,
+    /// Not learned: a static entry owns the MAC, the port is at its MAC
+    /// limit, or the table is full of static entries.
+    Refused,
+}
+
+/// Cumulative FDB event counts.
+#[derive(Default, Debug)]
+pub struct FdbStats {
+    pub learned: AtomicU64,
+    pub moved: AtomicU64,
+    pub aged: AtomicU64,
+    pub evicted: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+/// A snapshot of one entry, for the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryInfo {
+    pub mac: Mac,
+    pub vlan: u16,
+    pub port: PortId,
+    pub is_static: bool,
+    /// Milliseconds since the MAC was last seen (0 for static entries).
+    pub age_ms: u64,
+}
+
+/// Which entries a flush removes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flush {
+    pub port: Option<PortId>,
+    pub vlan: Option<u16>,
+    /// Also remove static entries.
+    pub include_static: bool,
+}
+
+#[derive(Default)]
+struct PortOrder {
+    /// Learned entries of the port by (queued time, key).
+    queue: BTreeSet<(u64, Key)>,
+}
+
+struct LearnState {
+    ports: Vec<PortOrder>,
+}
+
+/// The forwarding database. See the module documentation.
+pub struct Fdb {
+    map: papaya::HashMap<Key, Entry, foldhash::fast::RandomState>,
+    learn: Mutex<LearnState>,
+    len: AtomicUsize,
+    capacity: AtomicUsize,
+    ageing_ms: AtomicU64,
+    stats: FdbStats,
+}
+
+impl Fdb {
+    pub fn new(capacity: usize, ageing_ms: u64) -> Fdb {
+        Fdb {
+            map: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .capacity(capacity.min(1 << 20))
+                .build(),
+            learn: Mutex::new(LearnState {
+                ports: (0..MAX_PORTS).map(|_| PortOrder::default()).collect(),
+            }),
+            len: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(capacity.max(1)),
+            ageing_ms: AtomicU64::new(ageing_ms),
+            stats: FdbStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &FdbStats {
+        &self.stats
+    }
+
+    /// Number of entries, static ones included.
+    pub fn len(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Relaxed)
+    }
+
+    /// Changes the capacity; when shrinking, entries are evicted fairly.
+    pub fn set_capacity(&self, capacity: usize) {
+        let capacity = capacity.max(1);
+        let mut st = self.learn.lock();
+        self.capacity.store(capacity, Relaxed);
+        let map = self.map.pin();
+        while self.len() > capacity && self.evict_one(&mut st, &map) {}
+    }
+
+    pub fn ageing_ms(&self) -> u64 {
+        self.ageing_ms.load(Relaxed)
+    }
+
+    pub fn set_ageing_ms(&self, ms: u64) {
+        self.ageing_ms.store(ms, Relaxed);
+    }
+
+    fn expired(&self, e: &Entry, now: u64) -> bool {
+        !e.is_static && now.saturating_sub(e.seen.load(Relaxed)) >= self.ageing_ms()
+    }
+
+    /// The port `mac` in `vid` was last seen on, if it has not aged out.
+    /// Lock-free.
+    pub fn lookup(&self, mac: Mac, vid: u16, now: u64) -> Option<PortId> {
+        let map = self.map.pin();
+        let e = map.get(&Key::new(mac, vid))?;
+        if self.expired(e, now) {
+            return None;
+        }
+        Some(e.port.load(Relaxed))
+    }
+
+    /// Learns that `mac` in `vid` was seen on `port` at `now`. Lock-free
+    /// when the MAC is already known on that port.
+    pub fn learn(
+        &self,
+        mac: Mac,
+        vid: u16,
+        port: PortId,
+        now: u64,
+        port_limit: Option<usize>,
+    ) -> Learn {
+        let key = Key::new(mac, vid);
+        {
+            let map = self.map.pin();
+            if let Some(e) = map.get(&key) {
+                if e.is_static {
+                    return if e.port.load(Relaxed) == port {
+                        Learn::Refreshed
+                    } else {
+                        Learn::Refused
+                    };
+                }
+                if e.port.load(Relaxed) == port && !self.expired(e, now) {
+                    if e.seen.load(Relaxed) < now {
+                        e.seen.fetch_max(now, Relaxed);
+                    }
+                    return Learn::Refreshed;
+                }
+            }
+        }
+        self.learn_slow(key, port, now, port_limit)
+    }
+
+    fn learn_slow(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        if let Some(e) = map.get(&key) {
+            if e.is_static {
+                return Learn::Refused;
+            }
+            let old = e.port.load(Relaxed);
+            if old == port {
+                // Another reader learned it first, or it had aged but was
+                // not swept yet: it stays, refreshed.
+                e.seen.fetch_max(now, Relaxed);
+                return Learn::Refreshed;
+            }
+            if port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l) {
+                self.stats.refused.fetch_add(1, Relaxed);
+                return Learn::Refused;
+            }
+            e.seen.fetch_max(now, Relaxed);
+            let q = e.queued.load(Relaxed);
+            st.ports[old as usize].queue.remove(&(q, key));
+            st.ports[port as usize].queue.insert((now, key));
+            e.queued.store(now, Relaxed);
+            e.port.store(port, Relaxed);
+            self.stats.moved.fetch_add(1, Relaxed);
+            return Learn::Moved;
+        }
+        if port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l) {
+            self.stats.refused.fetch_add(1, Relaxed);
+            return Learn::Refused;
+        }
+        let mut outcome = Learn::Learned;
+        if self.len() >= self.capacity() {
+            if !self.evict_one(&mut st, &map) {
+                self.stats.refused.fetch_add(1, Relaxed);
+                return Learn::Refused;
+            }
+            outcome = Learn::LearnedEvicting;
+        }
+        map.insert(
+            key,
+            Entry {
+                port: AtomicU16::new(port),
+                seen: AtomicU64::new(now),
+                queued: AtomicU64::new(now),
+                is_static: false,
+            },
+        );
+        st.ports[port as usize].queue.insert((now, key));
+        self.len.fetch_add(1, Relaxed);
+        self.stats.learned.fetch_add(1, Relaxed);
+        outcome
+    }
+
+    /// Removes the least recently seen entry of the port with the most
+    /// learned entries. False if no learned entry exists.
+    fn evict_one<G: papaya::Guard>(
+        &self,
+        st: &mut LearnState,
+        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
+    ) -> bool {
+        let Some((port, _)) = st
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.queue.is_empty())
+            .max_by(|(ia, a), (ib, b)| a.queue.len().cmp(&b.queue.len()).then(ib.cmp(ia)))
+        else {
+            return false;
+        };
+        let queue = &mut st.ports[port].queue;
+        while let Some((q, key)) = queue.pop_first() {
+            let Some(e) = map.get(&key) else { continue };
+            let seen = e.seen.load(Relaxed);
+            if seen > q {
+                queue.insert((seen, key));
+                e.queued.store(seen, Relaxed);
+                continue;
+            }
+            map.remove(&key);
+            self.len.fetch_sub(1, Relaxed);
+            self.stats.evicted.fetch_add(1, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Removes learned entries not seen for the ageing time. Returns how many.
+    pub fn expire(&self, now: u64) -> usize {
+        let ageing = self.ageing_ms();
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        let mut aged = 0;
+        for order in st.ports.iter_mut() {
+            while let Some(&(q, key)) = order.queue.first() {
+                if now.saturating_sub(q) < ageing {
+                    break;
+                }
+                order.queue.pop_first();
+                let Some(e) = map.get(&key) else { continue };
+                let seen = e.seen.load(Relaxed);
+                if now.saturating_sub(seen) >= ageing {
+                    map.remove(&key);
+                    aged += 1;
+                } else {
+                    order.queue.insert((seen, key));
+                    e.queued.store(seen, Relaxed);
+                }
+            }
+        }
+        self.len.fetch_sub(aged, Relaxed);
+        self.stats.aged.fetch_add(aged as u64, Relaxed);
+        aged
+    }
+
+    /// Adds or replaces a static entry. Returns false if the table is full
+    /// and nothing learned can be evicted.
+    pub fn add_static(&self, mac: Mac, vid: u16, port: PortId) -> bool {
+        let key = Key::new(mac, vid);
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        match map.get(&key) {
+            Some(e) if !e.is_static => {
+                let old = e.port.load(Relaxed);
+                st.ports[old as usize]
+                    .queue
+                    .remove(&(e.queued.load(Relaxed), key));
+            }
+            Some(_) => {}
+            None => {
+                if self.len() >= self.capacity() && !self.evict_one(&mut st, &map) {
+                    return false;
+                }
+                self.len.fetch_add(1, Relaxed);
+            }
+        }
+        map.insert(
+            key,
+            Entry {
+                port: AtomicU16::new(port),
+                seen: AtomicU64::new(0),
+                queued: AtomicU64::new(0),
+                is_static: true,
+            },
+        );
+        true
+    }
+
+    /// Removes one entry (static or learned). True if it existed.
+    pub fn remove(&self, mac: Mac, vid: u16) -> bool {
+        let key = Key::new(mac, vid);
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        self.remove_locked(&mut st, &map, key)
+    }
+
+    fn remove_locked<G: papaya::Guard>(
+        &self,
+        st: &mut LearnState,
+        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
+        key: Key,
+    ) -> bool {
+        let Some(e) = map.remove(&key) else {
+            return false;
+        };
+        if !e.is_static {
+            st.ports[e.port.load(Relaxed) as usize]
+                .queue
+                .remove(&(e.queued.load(Relaxed), key));
+        }
+        self.len.fetch_sub(1, Relaxed);
+        true
+    }
+
+    /// Removes the entries `f` selects. Returns how many.
+    pub fn flush(&self, f: Flush) -> usize {
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        let doomed: Vec<Key> = map
+            .iter()
+            .filter(|(k, e)| {
+                (f.include_static || !e.is_static)
+                    && f.port.is_none_or(|p| e.port.load(Relaxed) == p)
+                    && f.vlan.is_none_or(|v| k.vid() == v)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        doomed
+            .into_iter()
+            .filter(|k| self.remove_locked(&mut st, &map, *k))
+            .count()
+    }
+
+    /// Number of learned (non-static) entries on `port`.
+    pub fn learned_on(&self, port: PortId) -> usize {
+        self.learn.lock().ports[port as usize].queue.len()
+    }
+
+    /// A snapshot of all live entries, sorted by VLAN then MAC.
+    pub fn entries(&self, now: u64) -> Vec<EntryInfo> {
+        let map = self.map.pin();
+        let mut v: Vec<EntryInfo> = map
+            .iter()
+            .filter(|(_, e)| !self.expired(e, now))
+            .map(|(k, e)| EntryInfo {
+                mac: k.mac(),
+                vlan: k.vid(),
+                port: e.port.load(Relaxed),
+                is_static: e.is_static,
+                age_ms: if e.is_static {
+                    0
+                } else {
+                    now.saturating_sub(e.seen.load(Relaxed))
+                },
+            })
+            .collect();
+        v.sort_by_key(|e| (e.vlan, e.mac));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u8) -> Mac {
+        Mac([2, 0, 0, 0, 0, n])
+    }
+
+    #[test]
+    fn learn_lookup_refresh() {
+        let f = Fdb::new(16, 1000);
+        assert_eq!(f.lookup(mac(1), 1, 0), None);
+        assert_eq!(f.learn(mac(1), 1, 3, 0, None), Learn::Learned);
+        assert_eq!(f.lookup(mac(1), 1, 10), Some(3));
+        assert_eq!(f.lookup(mac(1), 2, 10), None, "keyed by VLAN");
+        assert_eq!(f.learn(mac(1), 1, 3, 500, None), Learn::Refreshed);
+        assert_eq!(
+            f.lookup(mac(1), 1, 1400),
+            Some(3),
+            "refresh pushed ageing out"
+        );
+        assert_eq!(f.lookup(mac(1), 1, 1500), None, "aged exactly at 1000 ms");
+        assert_eq!(f.stats().learned.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn ageing_sweep_counts_and_requeues_refreshed() {
+        let f = Fdb::new(16, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        f.learn(mac(2), 1, 0, 100, None);
+        f.learn(mac(1), 1, 0, 900, None);
+        assert_eq!(f.expire(999), 0);
+        assert_eq!(f.expire(1100), 1, "mac 2 aged, mac 1 refreshed");
+        assert_eq!(f.lookup(mac(1), 1, 1100), Some(0));
+        assert_eq!(f.lookup(mac(2), 1, 1100), None);
+        assert_eq!(f.expire(1900), 1);
+        assert!(f.is_empty());
+        assert_eq!(f.stats().aged.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn move_between_ports() {
+        let f = Fdb::new(16, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        assert_eq!(f.learn(mac(1), 1, 1, 5, None), Learn::Moved);
+        assert_eq!(f.lookup(mac(1), 1, 5), Some(1));
+        assert_eq!(f.learned_on(0), 0);
+        assert_eq!(f.learned_on(1), 1);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.stats().moved.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn static_entries_never_age_or_move() {
+        let f = Fdb::new(16, 1000);
+        assert!(f.add_static(mac(1), 1, 2));
+        assert_eq!(f.learn(mac(1), 1, 0, 10, None), Learn::Refused);
+        assert_eq!(f.lookup(mac(1), 1, 1_000_000), Some(2));
+        assert_eq!(f.expire(1_000_000), 0);
+        assert_eq!(f.flush(Flush::default()), 0, "plain flush keeps static");
+        assert_eq!(
+            f.flush(Flush {
+                include_static: true,
+                ..Flush::default()
+            }),
+            1
+        );
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn static_replaces_learned() {
+        let f = Fdb::new(16, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        assert!(f.add_static(mac(1), 1, 4));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.learned_on(0), 0);
+        assert_eq!(f.lookup(mac(1), 1, 5000), Some(4));
+    }
+
+    #[test]
+    fn fair_eviction_hits_the_biggest_port_oldest_entry() {
+        let f = Fdb::new(4, 100_000);
+        f.learn(mac(1), 1, 0, 0, None);
+        f.learn(mac(2), 1, 1, 1, None);
+        f.learn(mac(3), 1, 1, 2, None);
+        f.learn(mac(4), 1, 1, 3, None);
+        // mac 2 is refreshed, so mac 3 is port 1's least recently seen.
+        f.learn(mac(2), 1, 1, 4, None);
+        assert_eq!(f.learn(mac(5), 1, 0, 5, None), Learn::LearnedEvicting);
+        assert_eq!(f.len(), 4);
+        assert_eq!(f.lookup(mac(3), 1, 5), None);
+        for m in [1, 2, 4, 5] {
+            assert!(f.lookup(mac(m), 1, 5).is_some(), "mac {m}");
+        }
+        assert_eq!(f.stats().evicted.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn full_of_static_refuses() {
+        let f = Fdb::new(1, 1000);
+        assert!(f.add_static(mac(1), 1, 0));
+        assert_eq!(f.learn(mac(2), 1, 0, 0, None), Learn::Refused);
+        assert!(!f.add_static(mac(3), 1, 0));
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn per_port_limit_refuses_new_macs() {
+        let f = Fdb::new(16, 1000);
+        assert_eq!(f.learn(mac(1), 1, 0, 0, Some(1)), Learn::Learned);
+        assert_eq!(f.learn(mac(2), 1, 0, 0, Some(1)), Learn::Refused);
+        assert_eq!(f.learn(mac(1), 1, 0, 1, Some(1)), Learn::Refreshed);
+        assert_eq!(f.learn(mac(2), 1, 1, 1, Some(1)), Learn::Learned);
+        assert_eq!(f.stats().refused.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn flush_by_port_and_vlan() {
+        let f = Fdb::new(16, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        f.learn(mac(2), 2, 0, 0, None);
+        f.learn(mac(3), 2, 1, 0, None);
+        f.add_static(mac(4), 2, 0);
+        let by = |port, vlan| Flush {
+            port,
+            vlan,
+            include_static: false,
+        };
+        assert_eq!(f.flush(by(Some(0), Some(2))), 1);
+        assert_eq!(f.flush(by(None, Some(2))), 1);
+        assert_eq!(f.flush(by(Some(0), None)), 1);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.entries(0)[0].is_static, true);
+    }
+
+    #[test]
+    fn shrinking_capacity_evicts() {
+        let f = Fdb::new(8, 1000);
+        for m in 0..8 {
+            f.learn(mac(m), 1, 0, m as u64, None);
+        }
+        f.set_capacity(3);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.lookup(mac(7), 1, 10), Some(0));
+        assert_eq!(f.lookup(mac(0), 1, 10), None);
+    }
+
+    #[test]
+    fn expired_unswept_entry_relearned_on_other_port_moves() {
+        let f = Fdb::new(8, 100);
+        f.learn(mac(1), 1, 0, 0, None);
+        assert_eq!(f.learn(mac(1), 1, 1, 500, None), Learn::Moved);
+        assert_eq!(f.lookup(mac(1), 1, 500), Some(1));
+        assert_eq!(f.learn(mac(1), 1, 1, 1000, None), Learn::Refreshed);
+        assert_eq!(f.lookup(mac(1), 1, 1000), Some(1));
+    }
+}

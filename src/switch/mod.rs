@@ -1,0 +1,476 @@
+//! The forwarding core: a pure function of (ingress port, frame, now) plus
+//! the FDB it keeps. No fds, no clock, no `unsafe`, no allocation per frame.
+//!
+//! Rules follow the Linux bridge (net/bridge/br_input.c, br_forward.c,
+//! br_vlan.c); see docs/architecture.md for the list.
+
+pub mod decision;
+pub mod fdb;
+pub mod ports;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+
+use arc_swap::ArcSwap;
+
+pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
+pub use fdb::{DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbStats, Flush, Learn};
+pub use ports::{MAX_PORTS, PortConfig, PortId, PortSet, VlanMode, VlanSet};
+
+use crate::wire::{Frame, FrameError};
+
+/// Switch-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// Milliseconds after which an unseen learned MAC is forgotten.
+    pub ageing_ms: u64,
+    /// Most FDB entries (static included).
+    pub fdb_capacity: usize,
+    /// Bit X set: forward 01:80:C2:00:00:0X. Bits 0 (STP, always forwarded
+    /// without STP), 1 (pause) and 2 (LACP) behave as in the kernel: bit 1
+    /// is ignored.
+    pub group_fwd_mask: u16,
+    /// Filter VLANs per port (else every frame is in VLAN 1 and tags pass
+    /// through untouched, like a VLAN-unaware Linux bridge).
+    pub vlan_filtering: bool,
+    /// The tag the switch treats as its VLAN tag: 0x8100 (802.1Q) or 0x88a8
+    /// (802.1ad). Frames with the other TPID count as untagged.
+    pub vlan_protocol: u16,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            ageing_ms: DEFAULT_AGEING_MS,
+            fdb_capacity: DEFAULT_CAPACITY,
+            group_fwd_mask: 0,
+            vlan_filtering: false,
+            vlan_protocol: 0x8100,
+        }
+    }
+}
+
+/// The VLAN used for every frame when the switch does not filter VLANs.
+pub const UNAWARE_VID: u16 = 1;
+
+/// Immutable port table, swapped whole when the configuration changes.
+struct PortTable {
+    ports: Vec<Option<PortConfig>>,
+    present: PortSet,
+    flood: PortSet,
+    mcast_flood: PortSet,
+    bcast_flood: PortSet,
+    isolated: PortSet,
+    /// Members of each VLAN (index = VID).
+    members: Box<[PortSet]>,
+    /// Members that send the VLAN untagged.
+    untagged: Box<[PortSet]>,
+    filtering: bool,
+    vlan_protocol: u16,
+}
+
+impl PortTable {
+    fn build(ports: Vec<Option<PortConfig>>, filtering: bool, vlan_protocol: u16) -> PortTable {
+        let mut t = PortTable {
+            present: PortSet::EMPTY,
+            flood: PortSet::EMPTY,
+            mcast_flood: PortSet::EMPTY,
+            bcast_flood: PortSet::EMPTY,
+            isolated: PortSet::EMPTY,
+            members: vec![PortSet::EMPTY; 4096].into_boxed_slice(),
+            untagged: vec![PortSet::EMPTY; 4096].into_boxed_slice(),
+            filtering,
+            vlan_protocol,
+            ports: Vec::new(),
+        };
+        for (id, cfg) in ports.iter().enumerate() {
+            let Some(c) = cfg else { continue };
+            let id = id as PortId;
+            t.present.insert(id);
+            for (flag, set) in [
+                (c.flood, &mut t.flood),
+                (c.mcast_flood, &mut t.mcast_flood),
+                (c.bcast_flood, &mut t.bcast_flood),
+                (c.isolated, &mut t.isolated),
+            ] {
+                if flag {
+                    set.insert(id);
+                }
+            }
+            if filtering {
+                match &c.vlan {
+                    VlanMode::Access { vid } => {
+                        t.members[*vid as usize].insert(id);
+                        t.untagged[*vid as usize].insert(id);
+                    }
+                    VlanMode::Trunk { allowed, native } => {
+                        for v in allowed.iter() {
+                            t.members[v as usize].insert(id);
+                        }
+                        if let Some(n) = native {
+                            t.members[*n as usize].insert(id);
+                            t.untagged[*n as usize].insert(id);
+                        }
+                    }
+                }
+            } else {
+                t.members[UNAWARE_VID as usize].insert(id);
+            }
+        }
+        t.ports = ports;
+        t
+    }
+}
+
+/// A set of port flags held as atomics (port up/down).
+struct AtomicPortSet([AtomicU64; MAX_PORTS / 64]);
+
+impl AtomicPortSet {
+    fn load(&self) -> PortSet {
+        PortSet::from_words(std::array::from_fn(|i| self.0[i].load(Relaxed)))
+    }
+    fn set(&self, p: PortId, on: bool) {
+        let bit = 1u64 << (p % 64);
+        if on {
+            self.0[p as usize / 64].fetch_or(bit, Relaxed);
+        } else {
+            self.0[p as usize / 64].fetch_and(!bit, Relaxed);
+        }
+    }
+}
+
+/// Errors from changing the switch's ports.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortError {
+    #[error("the switch already has {MAX_PORTS} ports")]
+    Full,
+    #[error("a port named `{0}` already exists")]
+    Duplicate(String),
+    #[error("no port with id {0}")]
+    NoSuchPort(PortId),
+    #[error("port `{port}`: {what}")]
+    Invalid { port: String, what: String },
+}
+
+/// The forwarding core, shared by every port reader.
+pub struct Switch {
+    table: ArcSwap<PortTable>,
+    /// Serialises port-table writers (control plane only).
+    writer: parking_lot::Mutex<()>,
+    up: AtomicPortSet,
+    fdb: Fdb,
+    group_fwd_mask: AtomicU16,
+}
+
+impl Switch {
+    pub fn new(cfg: &SwitchConfig) -> Switch {
+        Switch {
+            table: ArcSwap::from_pointee(PortTable::build(
+                Vec::new(),
+                cfg.vlan_filtering,
+                cfg.vlan_protocol,
+            )),
+            writer: parking_lot::Mutex::new(()),
+            up: AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0))),
+            fdb: Fdb::new(cfg.fdb_capacity, cfg.ageing_ms),
+            group_fwd_mask: AtomicU16::new(cfg.group_fwd_mask),
+        }
+    }
+
+    pub fn fdb(&self) -> &Fdb {
+        &self.fdb
+    }
+
+    pub fn vlan_filtering(&self) -> bool {
+        self.table.load().filtering
+    }
+
+    pub fn vlan_protocol(&self) -> u16 {
+        self.table.load().vlan_protocol
+    }
+
+    pub fn group_fwd_mask(&self) -> u16 {
+        self.group_fwd_mask.load(Relaxed)
+    }
+
+    pub fn set_group_fwd_mask(&self, mask: u16) {
+        self.group_fwd_mask.store(mask, Relaxed);
+    }
+
+    /// Turns VLAN filtering on or off (and sets the VLAN protocol).
+    pub fn set_vlan_filtering(&self, on: bool, vlan_protocol: u16) {
+        let _w = self.writer.lock();
+        let cur = self.table.load();
+        if cur.filtering != on || cur.vlan_protocol != vlan_protocol {
+            self.table.store(Arc::new(PortTable::build(
+                cur.ports.clone(),
+                on,
+                vlan_protocol,
+            )));
+            self.fdb.flush(Flush::default());
+        }
+    }
+
+    fn validate(cfg: &PortConfig) -> Result<(), PortError> {
+        let bad = |what: String| PortError::Invalid {
+            port: cfg.name.clone(),
+            what,
+        };
+        let ok = |v: u16| (1..=ports::MAX_VID).contains(&v);
+        match &cfg.vlan {
+            VlanMode::Access { vid } if !ok(*vid) => {
+                Err(bad(format!("access VLAN {vid} is out of range (1-4094)")))
+            }
+            VlanMode::Trunk {
+                native: Some(n), ..
+            } if !ok(*n) => Err(bad(format!("native VLAN {n} is out of range (1-4094)"))),
+            VlanMode::Trunk { allowed, native } if allowed.is_empty() && native.is_none() => {
+                Err(bad("a trunk needs allowed VLANs or a native VLAN".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a port (down until [`Switch::set_port_up`]). Returns its id: the
+    /// lowest free one.
+    pub fn add_port(&self, cfg: PortConfig) -> Result<PortId, PortError> {
+        Self::validate(&cfg)?;
+        let _w = self.writer.lock();
+        let cur = self.table.load();
+        if cur.ports.iter().flatten().any(|p| p.name == cfg.name) {
+            return Err(PortError::Duplicate(cfg.name));
+        }
+        let mut ports = cur.ports.clone();
+        let id = match ports.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if ports.len() < MAX_PORTS => {
+                ports.push(None);
+                ports.len() - 1
+            }
+            None => return Err(PortError::Full),
+        };
+        ports[id] = Some(cfg);
+        self.table.store(Arc::new(PortTable::build(
+            ports,
+            cur.filtering,
+            cur.vlan_protocol,
+        )));
+        Ok(id as PortId)
+    }
+
+    /// Replaces a port's configuration in place. Learned entries in VLANs
+    /// the port left are flushed.
+    pub fn set_port(&self, id: PortId, cfg: PortConfig) -> Result<(), PortError> {
+        Self::validate(&cfg)?;
+        let _w = self.writer.lock();
+        let cur = self.table.load();
+        let Some(Some(old)) = cur.ports.get(id as usize) else {
+            return Err(PortError::NoSuchPort(id));
+        };
+        if cur
+            .ports
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i != id as usize && p.as_ref().is_some_and(|p| p.name == cfg.name))
+        {
+            return Err(PortError::Duplicate(cfg.name));
+        }
+        let vlan_changed = old.vlan != cfg.vlan;
+        let learning_off = old.learning && !cfg.learning;
+        let mut ports = cur.ports.clone();
+        ports[id as usize] = Some(cfg);
+        self.table.store(Arc::new(PortTable::build(
+            ports,
+            cur.filtering,
+            cur.vlan_protocol,
+        )));
+        if vlan_changed || learning_off {
+            self.fdb.flush(Flush {
+                port: Some(id),
+                ..Flush::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes a port and every FDB entry (static too) pointing at it.
+    pub fn remove_port(&self, id: PortId) -> Result<PortConfig, PortError> {
+        let _w = self.writer.lock();
+        let cur = self.table.load();
+        let Some(Some(old)) = cur.ports.get(id as usize) else {
+            return Err(PortError::NoSuchPort(id));
+        };
+        let old = old.clone();
+        let mut ports = cur.ports.clone();
+        ports[id as usize] = None;
+        self.up.set(id, false);
+        self.table.store(Arc::new(PortTable::build(
+            ports,
+            cur.filtering,
+            cur.vlan_protocol,
+        )));
+        self.fdb.flush(Flush {
+            port: Some(id),
+            vlan: None,
+            include_static: true,
+        });
+        Ok(old)
+    }
+
+    /// Marks a port up or down. Going down flushes its learned entries,
+    /// like the kernel does when a bridge port's link goes down.
+    pub fn set_port_up(&self, id: PortId, up: bool) {
+        self.up.set(id, up);
+        if !up {
+            self.fdb.flush(Flush {
+                port: Some(id),
+                ..Flush::default()
+            });
+        }
+    }
+
+    pub fn port_up(&self, id: PortId) -> bool {
+        self.up.load().contains(id)
+    }
+
+    /// The configuration of port `id`.
+    pub fn port(&self, id: PortId) -> Option<PortConfig> {
+        self.table.load().ports.get(id as usize)?.clone()
+    }
+
+    /// All ports with their ids.
+    pub fn ports(&self) -> Vec<(PortId, PortConfig)> {
+        self.table
+            .load()
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as PortId, p.clone()?)))
+            .collect()
+    }
+
+    pub fn port_id(&self, name: &str) -> Option<PortId> {
+        self.table
+            .load()
+            .ports
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.name == name))
+            .map(|i| i as PortId)
+    }
+
+    /// Ages out learned MACs; call about once a second. Returns how many.
+    pub fn expire(&self, now: u64) -> usize {
+        self.fdb.expire(now)
+    }
+
+    /// Decides what to do with `frame`, received on `ingress` at `now`
+    /// (milliseconds on any monotonic clock the caller keeps).
+    pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
+        let table = self.table.load();
+        let up = self.up.load();
+        let Some(Some(port)) = table.ports.get(ingress as usize) else {
+            return Decision::drop(DropReason::PortDown);
+        };
+        if !up.contains(ingress) {
+            return Decision::drop(DropReason::PortDown);
+        }
+        let f = match Frame::parse(frame) {
+            Ok(f) => f,
+            Err(FrameError::Runt) => return Decision::drop(DropReason::Runt),
+            Err(FrameError::TruncatedTag) => return Decision::drop(DropReason::TruncatedTag),
+        };
+        let src = f.src();
+        let dst = f.dst();
+        if !src.is_valid_source() {
+            return Decision::drop(DropReason::InvalidSource);
+        }
+        let link_local = dst.link_local_group();
+        if link_local == Some(1) {
+            return Decision::drop(DropReason::PauseFrame);
+        }
+
+        // Ingress VLAN classification and filtering.
+        let (vid, ingress_tag) = if table.filtering {
+            let tag = f.tag().filter(|t| t.tpid == table.vlan_protocol);
+            let (vid, kind) = match tag {
+                None => (port.vlan.pvid(), IngressTag::Untagged),
+                Some(t) if t.vid == 0 => (port.vlan.pvid(), IngressTag::Priority),
+                Some(t) => (Some(t.vid), IngressTag::Tagged),
+            };
+            match vid {
+                Some(v) if v <= ports::MAX_VID && table.members[v as usize].contains(ingress) => {
+                    (v, kind)
+                }
+                _ => return Decision::drop(DropReason::VlanIngress),
+            }
+        } else {
+            (UNAWARE_VID, IngressTag::Untagged)
+        };
+
+        let learn = if port.learning {
+            self.fdb.learn(src, vid, ingress, now, port.mac_limit)
+        } else {
+            Learn::Skipped
+        };
+        let decided = |action| Decision { action, learn };
+
+        if let Some(group) = link_local {
+            // :00 (STP) is forwarded while the switch runs no STP; the others
+            // only when the group forward mask allows them.
+            if group != 0 && self.group_fwd_mask.load(Relaxed) & (1 << group) == 0 {
+                return decided(Action::Drop(DropReason::LinkLocal));
+            }
+        }
+
+        let hairpin = port.hairpin;
+        let ingress_isolated = port.isolated;
+        let usable = table.members[vid as usize].and(up);
+        let egress = |ports: PortSet, flooded| {
+            Action::Forward(Egress {
+                ports,
+                untagged: table.untagged[vid as usize],
+                vid,
+                ingress_tag,
+                filtering: table.filtering,
+                flooded,
+            })
+        };
+
+        if !dst.is_multicast() {
+            if let Some(out) = self.fdb.lookup(dst, vid, now) {
+                if out == ingress && !hairpin {
+                    return decided(Action::Drop(DropReason::SameSegment));
+                }
+                if ingress_isolated && table.isolated.contains(out) {
+                    return decided(Action::Drop(DropReason::Isolated));
+                }
+                if !usable.contains(out) {
+                    return decided(Action::Drop(DropReason::NoEgress));
+                }
+                return decided(egress(PortSet::single(out), false));
+            }
+        }
+
+        let allowed = if dst.is_broadcast() {
+            table.bcast_flood
+        } else if dst.is_multicast() {
+            table.mcast_flood
+        } else {
+            table.flood
+        };
+        let mut out = usable.and(allowed);
+        if !hairpin {
+            out.remove(ingress);
+        }
+        if ingress_isolated {
+            out = out.and_not(table.isolated);
+        }
+        if out.is_empty() {
+            return decided(Action::Drop(DropReason::NoEgress));
+        }
+        decided(egress(out, true))
+    }
+}
+
+#[cfg(test)]
+mod tests;

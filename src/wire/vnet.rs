@@ -1,0 +1,1 @@
+//! virtio-net header (placeholder, filled in by the dataplane work).
