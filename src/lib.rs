@@ -5,3 +5,5 @@
 
 pub mod switch;
 pub mod wire;
+pub mod port;
+pub mod dataplane;

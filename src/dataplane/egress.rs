@@ -1,0 +1,166 @@
+//! Getting one decided frame out of one port: the VLAN tag action, the MTU
+//! check, and software checksum/segmentation for ports without offloads.
+
+use std::io;
+
+use super::stats::Reason;
+use crate::port::{Port, sys};
+use crate::switch::TagAction;
+use crate::wire::ethernet::{HEADER_LEN, TAG_LEN};
+use crate::wire::vnet::{self, VNET_HDR_LEN, VnetHdr};
+
+/// Writes `[header][frame with the tag action applied]` into `out`.
+pub fn apply_tag(act: TagAction, tpid: u16, hdr: VnetHdr, frame: &[u8], out: &mut Vec<u8>) {
+    let mut h = hdr;
+    out.clear();
+    out.resize(VNET_HDR_LEN, 0);
+    match act {
+        TagAction::Keep => out.extend_from_slice(frame),
+        TagAction::Push(vid) => {
+            out.extend_from_slice(&frame[..12]);
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+            out.extend_from_slice(&frame[12..]);
+            h.shift(TAG_LEN as i16);
+        }
+        TagAction::Pop => {
+            out.extend_from_slice(&frame[..12]);
+            out.extend_from_slice(&frame[HEADER_LEN + 2..]);
+            h.shift(-(TAG_LEN as i16));
+        }
+        TagAction::Rewrite(vid) => {
+            out.extend_from_slice(frame);
+            let at = VNET_HDR_LEN + HEADER_LEN;
+            let tci = u16::from_be_bytes([out[at], out[at + 1]]);
+            let tci = (tci & 0xf000) | (vid & 0x0fff);
+            out[at..at + 2].copy_from_slice(&tci.to_be_bytes());
+        }
+    }
+    h.write(&mut out[..VNET_HDR_LEN]);
+}
+
+/// Outcome of sending to one port.
+pub enum Sent {
+    /// This many frames and bytes left (a GSO frame may become several).
+    Ok { frames: u64, bytes: u64 },
+    Dropped(Reason),
+    /// The peer's link is down (EIO/ENETDOWN).
+    LinkDown,
+    /// The device is gone (EBADFD/ENODEV).
+    Gone,
+}
+
+fn classify(e: &io::Error) -> Sent {
+    if sys::is_would_block(e) {
+        Sent::Dropped(Reason::QueueFull)
+    } else if sys::is_link_down(e) {
+        Sent::LinkDown
+    } else if sys::is_gone(e) {
+        Sent::Gone
+    } else if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EMSGSIZE) {
+        Sent::Dropped(Reason::Malformed)
+    } else {
+        Sent::Dropped(Reason::IoError)
+    }
+}
+
+/// Sends `buf` = [header][frame] (tag already applied) to `port`.
+/// `scratch` is reused for software offload work.
+pub fn send(port: &dyn Port, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
+    let hdr = VnetHdr::parse(buf);
+    let frame = &buf[VNET_HDR_LEN..];
+    // Like the kernel's is_skb_forwardable: MTU + Ethernet header + one tag.
+    if !hdr.is_gso() && frame.len() > port.mtu() + HEADER_LEN + TAG_LEN {
+        return Sent::Dropped(Reason::TooBig);
+    }
+    if port.offloads() || hdr.is_plain() {
+        return match port.send(buf) {
+            Ok(()) => Sent::Ok {
+                frames: 1,
+                bytes: frame.len() as u64,
+            },
+            Err(e) => classify(&e),
+        };
+    }
+    if hdr.is_gso() {
+        let mut out = Sent::Ok {
+            frames: 0,
+            bytes: 0,
+        };
+        let mut seg_buf = std::mem::take(scratch);
+        let zero = [0u8; VNET_HDR_LEN];
+        let r = vnet::segment(&hdr, frame, &mut seg_buf, |seg| {
+            if let Sent::Ok { frames, bytes } = &mut out {
+                match port.send2(&zero, seg) {
+                    Ok(()) => {
+                        *frames += 1;
+                        *bytes += seg.len() as u64;
+                    }
+                    Err(e) => out = classify(&e),
+                }
+            }
+        });
+        *scratch = seg_buf;
+        return match r {
+            Ok(()) => out,
+            Err(_) => Sent::Dropped(Reason::Malformed),
+        };
+    }
+    // Partial checksum only.
+    scratch.clear();
+    scratch.extend_from_slice(frame);
+    if vnet::finish_checksum(&hdr, scratch).is_err() {
+        return Sent::Dropped(Reason::Malformed);
+    }
+    match port.send2(&[0u8; VNET_HDR_LEN], scratch) {
+        Ok(()) => Sent::Ok {
+            frames: 1,
+            bytes: scratch.len() as u64,
+        },
+        Err(e) => classify(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4};
+
+    fn frame() -> Vec<u8> {
+        let mut f = vec![1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0xab; 20]);
+        f
+    }
+
+    fn gso_hdr() -> VnetHdr {
+        VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        }
+    }
+
+    #[test]
+    fn push_pop_rewrite_keep() {
+        let f = frame();
+        let mut out = Vec::new();
+        apply_tag(TagAction::Push(10), 0x8100, gso_hdr(), &f, &mut out);
+        let h = VnetHdr::parse(&out);
+        assert_eq!((h.csum_start, h.hdr_len), (38, 58), "offsets follow the tag");
+        assert_eq!(&out[VNET_HDR_LEN + 12..VNET_HDR_LEN + 18], &[0x81, 0, 0, 10, 0x08, 0]);
+        let tagged = out[VNET_HDR_LEN..].to_vec();
+        apply_tag(TagAction::Pop, 0x8100, h, &tagged, &mut out);
+        assert_eq!(&out[VNET_HDR_LEN..], &f[..]);
+        assert_eq!(VnetHdr::parse(&out), gso_hdr());
+        let mut prio = tagged.clone();
+        prio[14] = 0xa0; // PCP 5, VID 0
+        prio[15] = 0;
+        apply_tag(TagAction::Rewrite(20), 0x8100, VnetHdr::default(), &prio, &mut out);
+        assert_eq!(&out[VNET_HDR_LEN + 14..VNET_HDR_LEN + 16], &[0xa0, 20]);
+        apply_tag(TagAction::Keep, 0x8100, VnetHdr::default(), &f, &mut out);
+        assert_eq!(&out[VNET_HDR_LEN..], &f[..]);
+    }
+}

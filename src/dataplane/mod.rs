@@ -1,0 +1,499 @@
+//! The dataplane: worker threads that poll ports (mio), read frames in
+//! batches, ask the forwarding core what to do, and write them out. It is
+//! the only part that reads the clock and loops on I/O.
+//!
+//! Each port is polled by exactly one worker; any worker may write to any
+//! port (a write to a TAP or AF_PACKET fd is one syscall, safe from many
+//! threads). The control plane adds and removes ports through a command
+//! channel and a waker, so a worker never blocks on it.
+
+pub mod egress;
+pub mod stats;
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::port::{Port, sys};
+use crate::switch::{Action, MAX_PORTS, PortConfig, PortError, PortId, Switch, TagAction};
+use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
+use egress::Sent;
+use stats::{Reason, WorkerCounters, bump};
+
+/// Frames read from one port before the worker turns to the next.
+pub const BATCH: usize = 64;
+/// Room for a 64 KiB GSO frame, its virtio-net header and a pushed tag.
+const BUF_LEN: usize = 65536 + VNET_HDR_LEN + 64;
+const WAKER: Token = Token(usize::MAX);
+
+/// Milliseconds on a monotonic clock shared by the dataplane and the
+/// control plane's ageing sweep.
+#[derive(Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock(Instant::now())
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Port liveness as the dataplane sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Up,
+    /// Writes fail with EIO: the peer's link is down. Retried.
+    LinkDown,
+    /// The device disappeared.
+    Gone,
+}
+
+/// A port attached to the dataplane.
+pub struct PortHandle {
+    pub id: PortId,
+    pub port: Box<dyn Port>,
+    state: AtomicU64,
+    worker: usize,
+}
+
+impl PortHandle {
+    pub fn link_state(&self) -> LinkState {
+        match self.state.load(Relaxed) {
+            0 => LinkState::Up,
+            1 => LinkState::LinkDown,
+            _ => LinkState::Gone,
+        }
+    }
+    fn set_state(&self, s: LinkState) -> LinkState {
+        let v = match s {
+            LinkState::Up => 0,
+            LinkState::LinkDown => 1,
+            LinkState::Gone => 2,
+        };
+        match self.state.swap(v, Relaxed) {
+            0 => LinkState::Up,
+            1 => LinkState::LinkDown,
+            _ => LinkState::Gone,
+        }
+    }
+}
+
+type PortMap = Vec<Option<Arc<PortHandle>>>;
+
+enum Cmd {
+    Add(Arc<PortHandle>),
+    Remove(PortId, Sender<()>),
+}
+
+struct Worker {
+    tx: Sender<Cmd>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<WorkerCounters>,
+}
+
+/// Errors from attaching or detaching ports.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(transparent)]
+    Switch(#[from] PortError),
+    #[error("cannot poll port `{port}`: {source}")]
+    Register { port: String, source: io::Error },
+    #[error("cannot start the dataplane: {0}")]
+    Start(io::Error),
+}
+
+/// The running dataplane.
+pub struct Dataplane {
+    switch: Arc<Switch>,
+    ports: Arc<ArcSwap<PortMap>>,
+    workers: Vec<Worker>,
+    stop: Arc<AtomicBool>,
+    clock: Clock,
+}
+
+impl Dataplane {
+    /// Starts `workers` threads (at least one) forwarding for `switch`.
+    pub fn start(switch: Arc<Switch>, workers: usize, clock: Clock) -> Result<Dataplane, DataplaneError> {
+        let ports: Arc<ArcSwap<PortMap>> = Arc::new(ArcSwap::from_pointee(vec![None; MAX_PORTS]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut ws = Vec::new();
+        for i in 0..workers.max(1) {
+            let poll = Poll::new().map_err(DataplaneError::Start)?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(DataplaneError::Start)?);
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let counters = Arc::new(WorkerCounters::default());
+            let mut run = Run {
+                poll,
+                rx,
+                switch: switch.clone(),
+                ports: ports.clone(),
+                stop: stop.clone(),
+                counters: counters.clone(),
+                clock,
+                owned: vec![None; MAX_PORTS],
+                ready: VecDeque::new(),
+                queued: vec![false; MAX_PORTS],
+                buf: vec![0u8; BUF_LEN],
+                scratch: Vec::with_capacity(BUF_LEN),
+                seg: Vec::with_capacity(BUF_LEN),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("vswitchd-dp{i}"))
+                .spawn(move || run.run())
+                .map_err(DataplaneError::Start)?;
+            ws.push(Worker {
+                tx,
+                waker,
+                thread: Some(thread),
+                counters,
+            });
+        }
+        Ok(Dataplane {
+            switch,
+            ports,
+            workers: ws,
+            stop,
+            clock,
+        })
+    }
+
+    pub fn switch(&self) -> &Arc<Switch> {
+        &self.switch
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Every worker's counters, to be summed at scrape time.
+    pub fn counters(&self) -> Vec<Arc<WorkerCounters>> {
+        self.workers.iter().map(|w| w.counters.clone()).collect()
+    }
+
+    /// Attaches an open port with its configuration; it starts forwarding
+    /// at once. Returns its id.
+    pub fn add_port(&self, cfg: PortConfig, port: Box<dyn Port>) -> Result<PortId, DataplaneError> {
+        let id = self.switch.add_port(cfg)?;
+        for w in &self.workers {
+            w.counters.reset(id);
+        }
+        let map = self.ports.load();
+        let load = |w: usize| map.iter().flatten().filter(|p| p.worker == w).count();
+        let worker = (0..self.workers.len()).min_by_key(|w| load(*w)).unwrap_or(0);
+        let h = Arc::new(PortHandle {
+            id,
+            port,
+            state: AtomicU64::new(0),
+            worker,
+        });
+        self.ports.rcu(|m| {
+            let mut m = (**m).clone();
+            m[id as usize] = Some(h.clone());
+            m
+        });
+        let w = &self.workers[worker];
+        // The worker registers the fd; a closed channel means it has exited.
+        if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
+            self.forget(id);
+            return Err(DataplaneError::Register {
+                port: self.switch.port(id).map(|p| p.name).unwrap_or_default(),
+                source: io::Error::other("dataplane stopped"),
+            });
+        }
+        self.switch.set_port_up(id, true);
+        Ok(id)
+    }
+
+    fn forget(&self, id: PortId) {
+        let _ = self.switch.remove_port(id);
+        self.ports.rcu(|m| {
+            let mut m = (**m).clone();
+            m[id as usize] = None;
+            m
+        });
+    }
+
+    /// Detaches a port: it stops forwarding, its FDB entries go, and its fd
+    /// is closed once no worker uses it. Returns the port.
+    pub fn remove_port(&self, id: PortId) -> Option<Arc<PortHandle>> {
+        let h = self.ports.load().get(id as usize)?.clone()?;
+        self.switch.set_port_up(id, false);
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        let w = &self.workers[h.worker];
+        if w.tx.send(Cmd::Remove(id, ack_tx)).is_ok() && w.waker.wake().is_ok() {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(5));
+        }
+        self.forget(id);
+        Some(h)
+    }
+
+    /// The attached port with this id.
+    pub fn port(&self, id: PortId) -> Option<Arc<PortHandle>> {
+        self.ports.load().get(id as usize)?.clone()
+    }
+
+    /// All attached ports.
+    pub fn ports(&self) -> Vec<Arc<PortHandle>> {
+        self.ports.load().iter().flatten().cloned().collect()
+    }
+
+    /// Stops the workers and closes every port.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Relaxed);
+        for w in &self.workers {
+            let _ = w.waker.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+        for h in self.ports() {
+            self.forget(h.id);
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One worker's state.
+struct Run {
+    poll: Poll,
+    rx: Receiver<Cmd>,
+    switch: Arc<Switch>,
+    ports: Arc<ArcSwap<PortMap>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<WorkerCounters>,
+    clock: Clock,
+    /// Ports this worker polls.
+    owned: Vec<Option<Arc<PortHandle>>>,
+    /// Ports with frames possibly waiting (edge-triggered polling).
+    ready: VecDeque<PortId>,
+    queued: Vec<bool>,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    seg: Vec<u8>,
+}
+
+enum Drained {
+    Empty,
+    More,
+    Gone,
+}
+
+impl Run {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut last_retry = Instant::now();
+        while !self.stop.load(Relaxed) {
+            let timeout = if self.ready.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    self.commands();
+                } else {
+                    self.mark_ready(ev.token().0 as PortId);
+                }
+            }
+            for _ in 0..self.ready.len() {
+                let Some(id) = self.ready.pop_front() else { break };
+                self.queued[id as usize] = false;
+                match self.service(id) {
+                    Drained::Empty => {}
+                    Drained::More => self.mark_ready(id),
+                    Drained::Gone => self.port_gone(id),
+                }
+            }
+            if last_retry.elapsed() >= Duration::from_secs(1) {
+                last_retry = Instant::now();
+                self.retry_link_down();
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, id: PortId) {
+        if (id as usize) < MAX_PORTS && !self.queued[id as usize] && self.owned[id as usize].is_some() {
+            self.queued[id as usize] = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    fn commands(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Cmd::Add(h) => {
+                    let fd = h.port.fd();
+                    if let Err(e) = self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        Token(h.id as usize),
+                        Interest::READABLE,
+                    ) {
+                        tracing::error!(port = h.port.name(), "cannot poll port: {e}");
+                        continue;
+                    }
+                    let id = h.id;
+                    self.owned[id as usize] = Some(h);
+                    // Frames may already be waiting: edge-triggered polling
+                    // would not report them.
+                    self.mark_ready(id);
+                }
+                Cmd::Remove(id, ack) => {
+                    self.deregister(id);
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+
+    fn deregister(&mut self, id: PortId) {
+        if let Some(h) = self.owned[id as usize].take() {
+            let fd = h.port.fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// A port's device vanished: stop polling it and mark it down.
+    fn port_gone(&mut self, id: PortId) {
+        if let Some(h) = self.owned[id as usize].clone() {
+            if h.set_state(LinkState::Gone) != LinkState::Gone {
+                tracing::warn!(port = h.port.name(), "port device is gone; port down");
+            }
+            self.switch.set_port_up(id, false);
+            self.deregister(id);
+        }
+    }
+
+    fn retry_link_down(&self) {
+        for h in self.owned.iter().flatten() {
+            if h.link_state() == LinkState::LinkDown {
+                h.set_state(LinkState::Up);
+                self.switch.set_port_up(h.id, true);
+            }
+        }
+    }
+
+    /// Reads up to a batch of frames from one port and forwards them.
+    fn service(&mut self, id: PortId) -> Drained {
+        let Some(h) = self.owned[id as usize].clone() else {
+            return Drained::Empty;
+        };
+        let map = self.ports.load();
+        let now = self.clock.now_ms();
+        for _ in 0..BATCH {
+            let n = match h.port.recv(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if sys::is_link_down(&e) => return Drained::Empty,
+                Err(e) if sys::is_gone(&e) => return Drained::Gone,
+                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                    self.counters.count_drop(id, Reason::TooBig);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(port = h.port.name(), "read failed: {e}");
+                    self.counters.count_drop(id, Reason::IoError);
+                    return Drained::Empty;
+                }
+            };
+            if h.link_state() == LinkState::LinkDown {
+                // A frame from the peer: its link is back.
+                h.set_state(LinkState::Up);
+                self.switch.set_port_up(id, true);
+            }
+            self.forward(&map, id, n, now);
+        }
+        Drained::More
+    }
+
+    fn forward(&mut self, map: &PortMap, id: PortId, n: usize, now: u64) {
+        let c = self.counters.port(id);
+        bump(&c.rx_frames, 1);
+        if n < VNET_HDR_LEN {
+            self.counters.count_drop(id, Reason::Malformed);
+            return;
+        }
+        bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
+        let d = self.switch.decide(id, &self.buf[VNET_HDR_LEN..n], now);
+        let e = match d.action {
+            Action::Drop(r) => {
+                self.counters.count_drop(id, Reason::Decision(r));
+                return;
+            }
+            Action::Forward(e) => e,
+        };
+        if e.flooded {
+            bump(&c.flooded, 1);
+        }
+        let tpid = self.switch.vlan_protocol();
+        let hdr = VnetHdr::parse(&self.buf[..VNET_HDR_LEN]);
+        for (out, act) in e.iter() {
+            let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) else {
+                continue;
+            };
+            let sent = if act == TagAction::Keep {
+                egress::send(&*oh.port, &self.buf[..n], &mut self.seg)
+            } else {
+                egress::apply_tag(act, tpid, hdr, &self.buf[VNET_HDR_LEN..n], &mut self.scratch);
+                egress::send(&*oh.port, &self.scratch, &mut self.seg)
+            };
+            match sent {
+                Sent::Ok { frames, bytes } => {
+                    let oc = self.counters.port(out);
+                    bump(&oc.tx_frames, frames);
+                    bump(&oc.tx_bytes, bytes);
+                }
+                Sent::Dropped(r) => self.counters.count_drop(out, r),
+                Sent::LinkDown => {
+                    self.counters.count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
+                    if oh.set_state(LinkState::LinkDown) == LinkState::Up {
+                        tracing::info!(port = oh.port.name(), "peer link is down");
+                        self.switch.set_port_up(out, false);
+                    }
+                }
+                Sent::Gone => {
+                    self.counters.count_drop(out, Reason::IoError);
+                    if oh.set_state(LinkState::Gone) != LinkState::Gone {
+                        tracing::warn!(port = oh.port.name(), "port device is gone; port down");
+                        self.switch.set_port_up(out, false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! Dataplane tests over socket-pair ports: real fds, real threads, no root.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::port::{PairPeer, pair};
+use crate::switch::{PortConfig, SwitchConfig};
+
+const WAIT: Duration = Duration::from_secs(2);
+const QUIET: Duration = Duration::from_millis(200);
+
+fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(len, 0x5a);
+    f
+}
+
+fn setup(cfgs: Vec<PortConfig>, sw: SwitchConfig, workers: usize) -> (Dataplane, Vec<PairPeer>) {
+    let switch = Arc::new(Switch::new(&sw));
+    let dp = Dataplane::start(switch, workers, Clock::new()).unwrap();
+    let mut peers = Vec::new();
+    for c in cfgs {
+        let (p, peer) = pair(&c.name).unwrap();
+        dp.add_port(c, Box::new(p)).unwrap();
+        peers.push(peer);
+    }
+    (dp, peers)
+}
+
+fn ports(n: usize) -> Vec<PortConfig> {
+    (0..n).map(|i| PortConfig::new(format!("p{i}"))).collect()
+}
+
+const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+const BCAST: [u8; 6] = [0xff; 6];
+
+#[test]
+fn floods_then_switches() {
+    for workers in [1, 2] {
+        let (dp, peers) = setup(ports(3), SwitchConfig::default(), workers);
+        let f = frame(BCAST, A, 60);
+        peers[0].send(&f).unwrap();
+        assert_eq!(peers[1].recv_timeout(WAIT).unwrap(), Some(f.clone()));
+        assert_eq!(peers[2].recv_timeout(WAIT).unwrap(), Some(f.clone()));
+        assert_eq!(peers[0].recv_timeout(QUIET).unwrap(), None, "not back to sender");
+        let reply = frame(A, B, 60);
+        peers[1].send(&reply).unwrap();
+        assert_eq!(peers[0].recv_timeout(WAIT).unwrap(), Some(reply));
+        assert_eq!(peers[2].recv_timeout(QUIET).unwrap(), None, "known unicast only to A");
+        let totals = stats::PortTotals::sum(&dp.counters(), 0);
+        assert_eq!(totals.rx_frames, 1);
+        assert_eq!(totals.tx_frames, 1);
+        assert_eq!(totals.flooded, 1);
+    }
+}
+
+#[test]
+fn vlan_push_and_pop_on_the_wire() {
+    let sw = SwitchConfig {
+        vlan_filtering: true,
+        ..SwitchConfig::default()
+    };
+    let (_dp, peers) = setup(
+        vec![
+            PortConfig::new("a10").access(10),
+            PortConfig::new("a20").access(20),
+            PortConfig::new("trunk").trunk("10,20", None),
+        ],
+        sw,
+        1,
+    );
+    let f = frame(BCAST, A, 60);
+    peers[0].send(&f).unwrap();
+    let got = peers[2].recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(&got[12..16], &[0x81, 0x00, 0x00, 10]);
+    assert_eq!(&got[16..], &f[12..]);
+    assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), None, "VLAN 20 sees nothing");
+    // Tagged VLAN 20 from the trunk arrives untagged on a20.
+    peers[2].send(&got.iter().enumerate().map(|(i, b)| if i == 15 { 20 } else { *b }).collect::<Vec<_>>()).unwrap();
+    let got = peers[1].recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!(got, f);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let (dp, peers) = setup(ports(2), SwitchConfig::default(), 1);
+    peers[0].send(&[0u8; 10]).unwrap();
+    peers[0].send(&frame(BCAST, BCAST, 60)).unwrap();
+    // A frame over the MTU (1500 + 14 + 4).
+    peers[0].send(&frame(BCAST, A, 1600)).unwrap();
+    peers[0].send(&frame(BCAST, A, 60)).unwrap();
+    assert!(peers[1].recv_timeout(WAIT).unwrap().is_some());
+    let t = stats::PortTotals::sum(&dp.counters(), 0);
+    let by = |r: &str| t.drops.iter().find(|(n, _)| *n == r).unwrap().1;
+    assert_eq!(by("runt"), 1);
+    assert_eq!(by("invalid_source"), 1);
+    let t1 = stats::PortTotals::sum(&dp.counters(), 1);
+    assert_eq!(t1.drops.iter().find(|(n, _)| *n == "too_big").unwrap().1, 1);
+}
+
+#[test]
+fn removed_port_stops_and_id_is_reused() {
+    let (dp, peers) = setup(ports(3), SwitchConfig::default(), 2);
+    let h = dp.remove_port(1).unwrap();
+    assert_eq!(h.port.name(), "p1");
+    drop(h);
+    peers[0].send(&frame(BCAST, A, 60)).unwrap();
+    assert!(peers[2].recv_timeout(WAIT).unwrap().is_some());
+    // The removed port's socket is closed: its peer reads end-of-file.
+    assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), Some(vec![]));
+    let (p, peer) = pair("new").unwrap();
+    assert_eq!(dp.add_port(PortConfig::new("new"), Box::new(p)).unwrap(), 1);
+    peer.send(&frame(BCAST, B, 60)).unwrap();
+    assert!(peers[0].recv_timeout(WAIT).unwrap().is_some());
+}
+
+#[test]
+fn peer_closing_marks_port_gone_and_switch_keeps_running() {
+    let (dp, mut peers) = setup(ports(3), SwitchConfig::default(), 1);
+    let gone = peers.remove(1);
+    drop(gone);
+    peers[0].send(&frame(BCAST, A, 60)).unwrap();
+    assert!(peers[1].recv_timeout(WAIT).unwrap().is_some());
+    // The first flood hit the closed socket (EPIPE/ECONNREFUSED count as
+    // I/O errors); the switch goes on.
+    peers[1].send(&frame(A, B, 60)).unwrap();
+    assert!(peers[0].recv_timeout(WAIT).unwrap().is_some());
+    assert!(dp.switch().port_up(0));
+}
+
+#[test]
+fn shutdown_joins_workers() {
+    let (mut dp, _peers) = setup(ports(2), SwitchConfig::default(), 2);
+    dp.shutdown();
+    assert!(dp.ports().is_empty());
+}

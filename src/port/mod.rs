@@ -1,0 +1,214 @@
+//! Frame endpoints: TAP devices, AF_PACKET attachments, socket pairs.
+//! All `unsafe` code and ioctls of the project live under this module.
+//!
+//! Every port moves frames in one layout: a 10-byte virtio-net header
+//! followed by the Ethernet frame. Ports with offloads (tap, raw) pass the
+//! header to and from the kernel; ports without write a zero header on
+//! receive and are only handed plain frames (no GSO, no partial checksum)
+//! on send — the dataplane finishes those in software first.
+
+pub mod pair;
+pub mod raw;
+pub mod sys;
+pub mod tap;
+
+use std::io;
+use std::os::fd::RawFd;
+
+pub use pair::{PairPeer, PairPort, pair};
+pub use raw::RawPort;
+pub use tap::TapPort;
+
+/// A frame endpoint the dataplane polls.
+pub trait Port: Send + Sync {
+    /// The name the user gave (`tap0`, `raw:eth0`).
+    fn name(&self) -> &str;
+    /// `tap`, `raw`, `unix`, `pair`.
+    fn kind(&self) -> &'static str;
+    /// The fd to poll for readability.
+    fn fd(&self) -> RawFd;
+    /// Reads one frame as [virtio-net header][frame] into `buf`. Returns its
+    /// length; `WouldBlock` when nothing is waiting.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Sends one [virtio-net header][frame] buffer.
+    fn send(&self, buf: &[u8]) -> io::Result<()>;
+    /// Sends a header and a frame held apart (no copy to join them).
+    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()>;
+    /// Whether the port takes GSO frames and partial checksums.
+    fn offloads(&self) -> bool;
+    /// Largest frame payload (L3 MTU) the port carries.
+    fn mtu(&self) -> usize;
+}
+
+/// How the user names a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PortSpec {
+    /// `NAME`: a TAP device vswitchd owns.
+    Tap(String),
+    /// `raw:IFNAME`: an existing interface, by AF_PACKET.
+    Raw(String),
+}
+
+impl PortSpec {
+    /// Parses `tap0` or `raw:eth0`, checking the interface name.
+    pub fn parse(s: &str) -> Result<PortSpec, PortError> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("raw:") {
+            check_ifname(rest)?;
+            return Ok(PortSpec::Raw(rest.to_string()));
+        }
+        if let Some((kind, _)) = s.split_once(':') {
+            return Err(PortError::BadName {
+                port: s.to_string(),
+                why: format!("unknown port kind `{kind}:` (use NAME for a TAP or raw:IFNAME)"),
+            });
+        }
+        check_ifname(s)?;
+        Ok(PortSpec::Tap(s.to_string()))
+    }
+
+    /// The name the switch and metrics use for this port.
+    pub fn name(&self) -> String {
+        match self {
+            PortSpec::Tap(n) => n.clone(),
+            PortSpec::Raw(n) => format!("raw:{n}"),
+        }
+    }
+
+    /// The kernel interface behind the port.
+    pub fn ifname(&self) -> &str {
+        match self {
+            PortSpec::Tap(n) | PortSpec::Raw(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Checks a Linux interface name as the kernel's `dev_valid_name` does.
+pub fn check_ifname(name: &str) -> Result<(), PortError> {
+    let bad = |why: &str| {
+        Err(PortError::BadName {
+            port: name.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name.len() >= sys::IFNAMSIZ {
+        return bad("interface names are at most 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("`.` and `..` are not interface names");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return bad(&format!(
+            "interface names cannot contain {c:?} (no `/`, `:` or whitespace)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an interface of this name exists in vswitchd's namespace.
+pub fn interface_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Why a port could not be opened. Each names the port and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("port `{port}`: invalid name: {why}")]
+    BadName { port: String, why: String },
+    #[error(
+        "port `{port}`: cannot open {tun}: {source} (run vswitchd as root or with CAP_NET_ADMIN; if the file is missing, load the tun module: modprobe tun)",
+        tun = tap::TUN_PATH
+    )]
+    TunDevice { port: String, source: io::Error },
+    #[error(
+        "port `{port}`: permission denied: {source} (run vswitchd as root or with CAP_NET_ADMIN, or give the persistent TAP to this user with `ip tuntap add {port} mode tap user USER`)"
+    )]
+    Permission { port: String, source: io::Error },
+    #[error("port `{port}`: the TAP is held by another process (attach to it as raw:{port})")]
+    Busy { port: String },
+    #[error(
+        "port `{port}`: an interface named `{port}` exists and is not a TAP device; pick another name, or attach to it with raw:{port}"
+    )]
+    NotATap { port: String },
+    #[error(
+        "port `{port}`: no interface of that name (create it first, or check `ip link show`)"
+    )]
+    NoInterface { port: String },
+    #[error("port `{port}`: {step} failed: {source}")]
+    Io {
+        port: String,
+        step: &'static str,
+        source: io::Error,
+    },
+    #[error("port `{port}` is given twice")]
+    Duplicate { port: String },
+}
+
+/// Options that apply when opening a port.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Set the device MTU (TAP ports).
+    pub mtu: Option<usize>,
+}
+
+/// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
+/// opened by QEMU) is attached as `raw:` instead, and the returned flag says
+/// so.
+pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Box<dyn Port>, bool), PortError> {
+    match spec {
+        PortSpec::Tap(name) => match TapPort::open(name, opts.mtu) {
+            Ok(t) => Ok((Box::new(t), false)),
+            Err(PortError::Busy { .. }) => Ok((Box::new(RawPort::open(name)?), true)),
+            Err(e) => Err(e),
+        },
+        PortSpec::Raw(name) => Ok((Box::new(RawPort::open(name)?), false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(PortSpec::parse("tap0").unwrap(), PortSpec::Tap("tap0".into()));
+        assert_eq!(
+            PortSpec::parse("raw:veth1").unwrap(),
+            PortSpec::Raw("veth1".into())
+        );
+        assert_eq!(PortSpec::parse("raw:veth1").unwrap().name(), "raw:veth1");
+        for bad in ["", "raw:", "a/b", "a b", "0123456789abcdef", "..", "foo:bar"] {
+            let e = PortSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("port `"), "{bad}: {e}");
+        }
+        assert!(PortSpec::parse("0123456789abcde").is_ok(), "15 bytes is fine");
+    }
+
+    #[test]
+    fn pair_round_trip() {
+        let (port, peer) = pair("p").unwrap();
+        peer.send(&[1, 2, 3]).unwrap();
+        let mut buf = [0xffu8; 64];
+        let n = port.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
+        port.send(&buf[..n]).unwrap();
+        let got = peer
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, vec![1, 2, 3]);
+        assert!(port.recv(&mut buf).is_err(), "nothing left: EAGAIN");
+    }
+}

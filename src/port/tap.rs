@@ -1,0 +1,125 @@
+//! TAP ports: vswitchd creates (or opens a free persistent) TAP device and
+//! owns its fd, with a virtio-net header before every frame and TSO/GSO and
+//! checksum offloads granted, so large TCP segments cross the switch whole.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use super::sys::{self, IfReq};
+use super::{Port, PortError};
+use crate::wire::vnet::VNET_HDR_LEN;
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+const IFF_TAP: i16 = 0x0002;
+const IFF_NO_PI: i16 = 0x1000;
+const IFF_VNET_HDR: i16 = 0x4000;
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+const TUN_F_TSO6: libc::c_ulong = 0x04;
+const TUN_F_TSO_ECN: libc::c_ulong = 0x08;
+
+/// Path of the TUN/TAP clone device.
+pub const TUN_PATH: &str = "/dev/net/tun";
+
+/// An open TAP device.
+pub struct TapPort {
+    name: String,
+    fd: OwnedFd,
+    mtu: usize,
+}
+
+impl TapPort {
+    /// Creates TAP `name` (or attaches to the persistent TAP of that name),
+    /// enables the virtio-net header and offloads, sets the MTU if asked,
+    /// and brings it up.
+    pub fn open(name: &str, mtu: Option<usize>) -> Result<TapPort, PortError> {
+        let fd = sys::open(
+            TUN_PATH,
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+        .map_err(|e| PortError::TunDevice {
+            port: name.into(),
+            source: e,
+        })?;
+        let mut ifr = IfReq::new(name);
+        ifr.set_short(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+        if let Err(e) = sys::ioctl_ifreq(fd.as_raw_fd(), TUNSETIFF, &mut ifr) {
+            return Err(match e.raw_os_error() {
+                Some(libc::EBUSY) => PortError::Busy { port: name.into() },
+                Some(libc::EINVAL) if super::interface_exists(name) => {
+                    PortError::NotATap { port: name.into() }
+                }
+                Some(libc::EPERM) | Some(libc::EACCES) => PortError::Permission {
+                    port: name.into(),
+                    source: e,
+                },
+                _ => PortError::Io {
+                    port: name.into(),
+                    step: "TUNSETIFF",
+                    source: e,
+                },
+            });
+        }
+        let io = |step: &'static str| {
+            move |e| PortError::Io {
+                port: name.to_string(),
+                step,
+                source: e,
+            }
+        };
+        let mut sz = VNET_HDR_LEN as libc::c_int;
+        sys::ioctl_int_ptr(fd.as_raw_fd(), TUNSETVNETHDRSZ, &mut sz).map_err(io("TUNSETVNETHDRSZ"))?;
+        sys::ioctl_int(
+            fd.as_raw_fd(),
+            TUNSETOFFLOAD,
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+        )
+        .map_err(io("TUNSETOFFLOAD"))?;
+        if let Some(m) = mtu {
+            sys::set_mtu(name, m).map_err(io("set MTU"))?;
+        }
+        let mtu = sys::get_mtu(name).map_err(io("read MTU"))?;
+        sys::set_up(name).map_err(io("bring up"))?;
+        Ok(TapPort {
+            name: name.to_string(),
+            fd,
+            mtu,
+        })
+    }
+}
+
+impl Port for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "tap"
+    }
+
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        sys::read(self.fd.as_raw_fd(), buf)
+    }
+
+    fn send(&self, buf: &[u8]) -> io::Result<()> {
+        sys::write(self.fd.as_raw_fd(), buf).map(|_| ())
+    }
+
+    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+        sys::writev2(self.fd.as_raw_fd(), hdr, frame).map(|_| ())
+    }
+
+    fn offloads(&self) -> bool {
+        true
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+}
