@@ -6,4 +6,6 @@
 pub mod switch;
 pub mod wire;
 pub mod port;
+pub mod config;
 pub mod dataplane;
+pub mod metrics;

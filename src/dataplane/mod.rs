@@ -105,7 +105,7 @@ enum Cmd {
 struct Worker {
     tx: Sender<Cmd>,
     waker: Arc<Waker>,
-    thread: Option<JoinHandle<()>>,
+    thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
     counters: Arc<WorkerCounters>,
 }
 
@@ -162,7 +162,7 @@ impl Dataplane {
             ws.push(Worker {
                 tx,
                 waker,
-                thread: Some(thread),
+                thread: parking_lot::Mutex::new(Some(thread)),
                 counters,
             });
         }
@@ -255,14 +255,59 @@ impl Dataplane {
         self.ports.load().iter().flatten().cloned().collect()
     }
 
-    /// Stops the workers and closes every port.
-    pub fn shutdown(&mut self) {
+    /// Replaces the device behind port `id` (re-attached after it vanished)
+    /// keeping its id, configuration and counters; the port goes up.
+    pub fn replace_port(&self, id: PortId, port: Box<dyn Port>) -> Result<(), DataplaneError> {
+        let Some(old) = self.port(id) else {
+            return Err(DataplaneError::Switch(PortError::NoSuchPort(id)));
+        };
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        let w = &self.workers[old.worker];
+        if w.tx.send(Cmd::Remove(id, ack_tx)).is_ok() && w.waker.wake().is_ok() {
+            let _ = ack_rx.recv_timeout(Duration::from_secs(5));
+        }
+        let h = Arc::new(PortHandle {
+            id,
+            port,
+            state: AtomicU64::new(0),
+            worker: old.worker,
+        });
+        self.ports.rcu(|m| {
+            let mut m = (**m).clone();
+            m[id as usize] = Some(h.clone());
+            m
+        });
+        drop(old);
+        if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
+            return Err(DataplaneError::Register {
+                port: self.switch.port(id).map(|p| p.name).unwrap_or_default(),
+                source: io::Error::other("dataplane stopped"),
+            });
+        }
+        self.switch.set_port_up(id, true);
+        Ok(())
+    }
+
+    /// Marks a port's device as gone (e.g. its interface was deleted): it
+    /// goes down and its learned MACs are flushed. The port stays configured
+    /// so [`Dataplane::replace_port`] can re-attach it.
+    pub fn mark_gone(&self, id: PortId) {
+        if let Some(h) = self.port(id) {
+            if h.set_state(LinkState::Gone) != LinkState::Gone {
+                tracing::warn!(port = h.port.name(), "port device is gone; port down");
+            }
+            self.switch.set_port_up(id, false);
+        }
+    }
+
+    /// Stops the workers and closes every port. Idempotent.
+    pub fn shutdown(&self) {
         self.stop.store(true, Relaxed);
         for w in &self.workers {
             let _ = w.waker.wake();
         }
-        for w in &mut self.workers {
-            if let Some(t) = w.thread.take() {
+        for w in &self.workers {
+            if let Some(t) = w.thread.lock().take() {
                 let _ = t.join();
             }
         }
@@ -395,7 +440,19 @@ impl Run {
         }
     }
 
-    fn retry_link_down(&self) {
+    fn retry_link_down(&mut self) {
+        // Ports marked gone by the control plane or another worker: stop
+        // polling them here too.
+        let gone: Vec<PortId> = self
+            .owned
+            .iter()
+            .flatten()
+            .filter(|h| h.link_state() == LinkState::Gone)
+            .map(|h| h.id)
+            .collect();
+        for id in gone {
+            self.deregister(id);
+        }
         for h in self.owned.iter().flatten() {
             if h.link_state() == LinkState::LinkDown {
                 h.set_state(LinkState::Up);

@@ -135,7 +135,7 @@ fn peer_closing_marks_port_gone_and_switch_keeps_running() {
 
 #[test]
 fn shutdown_joins_workers() {
-    let (mut dp, _peers) = setup(ports(2), SwitchConfig::default(), 2);
+    let (dp, _peers) = setup(ports(2), SwitchConfig::default(), 2);
     dp.shutdown();
     assert!(dp.ports().is_empty());
 }

@@ -1,0 +1,499 @@
+//! The TOML configuration file and its checks.
+//!
+//! ```toml
+//! [switch]
+//! ageing-time = 300          # seconds
+//! fdb-size = 8192
+//! group-fwd-mask = ["lldp"]  # or a number, e.g. 0x4004
+//!
+//! [[port]]
+//! name = "tap0"
+//! vlan = { mode = "access", vid = 10 }
+//! ```
+//!
+//! See docs/configuration.md for every key. Unknown keys are errors; a bad
+//! value names the file, line and key and says what is allowed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::port::{PortError, PortSpec};
+use crate::switch::{self, PortConfig, SwitchConfig, VlanMode, VlanSet};
+use crate::wire::Mac;
+
+/// Default Prometheus endpoint.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9417";
+/// Default control socket.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitchd/vswitchd.sock";
+
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct File {
+    #[serde(default)]
+    pub switch: SwitchSection,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SwitchSection {
+    /// Seconds an unseen MAC is kept (10..=1_000_000).
+    pub ageing_time: u64,
+    pub fdb_size: usize,
+    pub group_fwd_mask: GroupFwdMask,
+    pub vlan_protocol: VlanProtocol,
+    pub workers: usize,
+    /// `HOST:PORT` or `off`.
+    pub metrics_addr: String,
+    /// Path or `off`.
+    pub control_socket: String,
+}
+
+impl Default for SwitchSection {
+    fn default() -> Self {
+        SwitchSection {
+            ageing_time: switch::DEFAULT_AGEING_MS / 1000,
+            fdb_size: switch::DEFAULT_CAPACITY,
+            group_fwd_mask: GroupFwdMask(0),
+            vlan_protocol: VlanProtocol::Dot1q,
+            workers: 1,
+            metrics_addr: DEFAULT_METRICS_ADDR.into(),
+            control_socket: DEFAULT_CONTROL_SOCKET.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum VlanProtocol {
+    #[serde(rename = "802.1q")]
+    Dot1q,
+    #[serde(rename = "802.1ad")]
+    Dot1ad,
+}
+
+impl VlanProtocol {
+    pub fn tpid(self) -> u16 {
+        match self {
+            VlanProtocol::Dot1q => 0x8100,
+            VlanProtocol::Dot1ad => 0x88a8,
+        }
+    }
+}
+
+/// Link-local groups to forward: a number (bit X = 01:80:C2:00:00:0X) or
+/// a list of names/numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupFwdMask(pub u16);
+
+impl<'de> Deserialize<'de> for GroupFwdMask {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u64),
+            List(Vec<Item>),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            Num(u64),
+            Name(String),
+        }
+        use serde::de::Error;
+        let bit = |n: u64| {
+            if n == 1 || n > 15 {
+                Err(D::Error::custom(format!(
+                    "group {n} cannot be forwarded (groups 0 and 2-15 can; 1 is MAC pause)"
+                )))
+            } else {
+                Ok(1u16 << n)
+            }
+        };
+        match Raw::deserialize(d)? {
+            Raw::Num(n) if n <= 0xffff && n & 2 == 0 => Ok(GroupFwdMask(n as u16)),
+            Raw::Num(n) => Err(D::Error::custom(format!(
+                "group-fwd-mask {n:#x} must fit 16 bits without bit 1 (MAC pause)"
+            ))),
+            Raw::List(items) => {
+                let mut m = 0;
+                for it in items {
+                    m |= match it {
+                        Item::Num(n) => bit(n)?,
+                        Item::Name(s) => match s.as_str() {
+                            "stp" => bit(0)?,
+                            "lacp" => bit(2)?,
+                            "8021x" | "eapol" => bit(3)?,
+                            "lldp" => bit(0xe)?,
+                            other => {
+                                return Err(D::Error::custom(format!(
+                                    "unknown link-local group `{other}` (use stp, lacp, eapol, lldp or a number 0, 2-15)"
+                                )));
+                            }
+                        },
+                    };
+                }
+                Ok(GroupFwdMask(m))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortSection {
+    /// `tap0`, `raw:eth0`.
+    pub name: String,
+    pub vlan: Option<VlanSection>,
+    #[serde(default = "yes")]
+    pub learning: bool,
+    #[serde(default = "yes")]
+    pub flood: bool,
+    #[serde(default = "yes")]
+    pub mcast_flood: bool,
+    #[serde(default = "yes")]
+    pub bcast_flood: bool,
+    #[serde(default)]
+    pub isolated: bool,
+    #[serde(default)]
+    pub hairpin: bool,
+    pub mac_limit: Option<usize>,
+    /// MTU to set on a TAP vswitchd creates.
+    pub mtu: Option<usize>,
+    #[serde(default)]
+    pub static_macs: Vec<StaticMac>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "mode")]
+pub enum VlanSection {
+    #[serde(rename = "access")]
+    Access { vid: u16 },
+    #[serde(rename = "trunk")]
+    Trunk {
+        /// "10,20-30"
+        allowed: String,
+        native: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StaticMac {
+    pub mac: Mac,
+    /// Defaults to the port's PVID (1 when VLANs are off).
+    pub vlan: Option<u16>,
+}
+
+/// A config problem, naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Check { path: PathBuf, message: String },
+}
+
+/// A checked configuration, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub switch: SwitchConfig,
+    pub workers: usize,
+    pub metrics_addr: Option<String>,
+    pub control_socket: Option<PathBuf>,
+    pub ports: Vec<PortPlan>,
+}
+
+/// One port to open, with its switch configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortPlan {
+    pub spec: PortSpec,
+    pub cfg: PortConfig,
+    pub mtu: Option<usize>,
+    pub static_macs: Vec<(Mac, u16)>,
+}
+
+impl File {
+    pub fn parse(text: &str, path: &Path) -> Result<File, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<File, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        File::parse(&text, path)
+    }
+
+    /// Cross-field checks; turns the file into a [`Config`].
+    pub fn check(&self, path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError::Check {
+            path: path.to_path_buf(),
+            message,
+        };
+        let s = &self.switch;
+        if !(10..=1_000_000).contains(&s.ageing_time) {
+            return Err(err(format!(
+                "[switch] ageing-time = {}: must be 10 to 1000000 seconds",
+                s.ageing_time
+            )));
+        }
+        if !(16..=4_000_000).contains(&s.fdb_size) {
+            return Err(err(format!(
+                "[switch] fdb-size = {}: must be 16 to 4000000 entries",
+                s.fdb_size
+            )));
+        }
+        if !(1..=64).contains(&s.workers) {
+            return Err(err(format!("[switch] workers = {}: must be 1 to 64", s.workers)));
+        }
+        let metrics_addr = parse_metrics_addr(&s.metrics_addr)
+            .map_err(|m| err(format!("[switch] metrics-addr: {m}")))?;
+        let control_socket = match s.control_socket.as_str() {
+            "off" => None,
+            "" => return Err(err("[switch] control-socket: empty (use a path or \"off\")".into())),
+            p => Some(PathBuf::from(p)),
+        };
+        let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
+        let mut ports = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let at = |m: String| err(format!("[[port]] #{} (`{}`): {m}", i + 1, p.name));
+            let spec = PortSpec::parse(&p.name).map_err(|e| at(e.to_string()))?;
+            if !seen.insert(spec.name()) {
+                return Err(at("this port is given twice".into()));
+            }
+            let plan = p.plan(spec).map_err(at)?;
+            ports.push(plan);
+        }
+        Ok(Config {
+            switch: SwitchConfig {
+                ageing_ms: s.ageing_time * 1000,
+                fdb_capacity: s.fdb_size,
+                group_fwd_mask: s.group_fwd_mask.0,
+                vlan_filtering,
+                vlan_protocol: s.vlan_protocol.tpid(),
+            },
+            workers: s.workers,
+            metrics_addr,
+            control_socket,
+            ports,
+        })
+    }
+}
+
+impl PortSection {
+    /// A port section for a spec given on the command line.
+    pub fn named(name: &str) -> PortSection {
+        PortSection {
+            name: name.into(),
+            vlan: None,
+            learning: true,
+            flood: true,
+            mcast_flood: true,
+            bcast_flood: true,
+            isolated: false,
+            hairpin: false,
+            mac_limit: None,
+            mtu: None,
+            static_macs: Vec::new(),
+        }
+    }
+
+    fn plan(&self, spec: PortSpec) -> Result<PortPlan, String> {
+        let vlan = match &self.vlan {
+            None => VlanMode::default(),
+            Some(VlanSection::Access { vid }) => {
+                switch::ports::parse_vid(&vid.to_string()).map_err(|e| format!("vlan.vid: {e}"))?;
+                VlanMode::Access { vid: *vid }
+            }
+            Some(VlanSection::Trunk { allowed, native }) => {
+                let allowed = VlanSet::parse(allowed).map_err(|e| format!("vlan.allowed: {e}"))?;
+                if let Some(n) = native {
+                    switch::ports::parse_vid(&n.to_string())
+                        .map_err(|e| format!("vlan.native: {e}"))?;
+                }
+                if allowed.is_empty() && native.is_none() {
+                    return Err("a trunk needs `allowed` VLANs or a `native` VLAN".into());
+                }
+                VlanMode::Trunk {
+                    allowed,
+                    native: *native,
+                }
+            }
+        };
+        if self.mac_limit == Some(0) {
+            return Err("mac-limit = 0 would learn nothing; set learning = false instead".into());
+        }
+        if let Some(m) = self.mtu {
+            if !(68..=65521).contains(&m) {
+                return Err(format!("mtu = {m}: must be 68 to 65521"));
+            }
+            if !matches!(spec, PortSpec::Tap(_)) {
+                return Err("mtu applies only to TAP ports vswitchd creates".into());
+            }
+        }
+        let mut static_macs = Vec::new();
+        for s in &self.static_macs {
+            if !s.mac.is_valid_source() {
+                return Err(format!("static MAC {}: must be unicast and not all-zero", s.mac));
+            }
+            let vid = match s.vlan {
+                Some(v) => {
+                    switch::ports::parse_vid(&v.to_string()).map_err(|e| format!("static MAC {}: {e}", s.mac))?
+                }
+                None => vlan.pvid().unwrap_or(1),
+            };
+            static_macs.push((s.mac, vid));
+        }
+        let cfg = PortConfig {
+            name: spec.name(),
+            vlan,
+            learning: self.learning,
+            flood: self.flood,
+            mcast_flood: self.mcast_flood,
+            bcast_flood: self.bcast_flood,
+            isolated: self.isolated,
+            hairpin: self.hairpin,
+            mac_limit: self.mac_limit,
+        };
+        Ok(PortPlan {
+            spec,
+            cfg,
+            mtu: self.mtu,
+            static_macs,
+        })
+    }
+}
+
+/// `off` or a socket address.
+pub fn parse_metrics_addr(s: &str) -> Result<Option<String>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse::<std::net::SocketAddr>()
+        .map(|_| Some(s.to_string()))
+        .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:9417) or \"off\""))
+}
+
+/// Splits a `--ports` list, rejecting empty and duplicated names.
+pub fn parse_port_list(s: &str) -> Result<Vec<PortSpec>, PortError> {
+    let mut out: Vec<PortSpec> = Vec::new();
+    for part in s.split(',') {
+        let spec = PortSpec::parse(part)?;
+        if out.iter().any(|p| p.name() == spec.name()) {
+            return Err(PortError::Duplicate { port: spec.name() });
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        let p = Path::new("test.toml");
+        File::parse(text, p)?.check(p)
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = check("").unwrap();
+        assert_eq!(c.switch, SwitchConfig::default());
+        assert_eq!(c.metrics_addr.as_deref(), Some(DEFAULT_METRICS_ADDR));
+        assert!(c.ports.is_empty());
+    }
+
+    #[test]
+    fn full_example() {
+        let c = check(
+            r#"
+[switch]
+ageing-time = 60
+fdb-size = 1000
+group-fwd-mask = ["lldp", "lacp"]
+metrics-addr = "off"
+control-socket = "/tmp/x.sock"
+
+[[port]]
+name = "tap0"
+vlan = { mode = "access", vid = 10 }
+mac-limit = 5
+mtu = 9000
+static-macs = [{ mac = "02:00:00:00:00:01" }]
+
+[[port]]
+name = "raw:veth0"
+vlan = { mode = "trunk", allowed = "10,20-22", native = 1 }
+isolated = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.switch.ageing_ms, 60_000);
+        assert_eq!(c.switch.group_fwd_mask, (1 << 14) | (1 << 2));
+        assert!(c.switch.vlan_filtering);
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[0].static_macs, vec![("02:00:00:00:00:01".parse().unwrap(), 10)]);
+        assert_eq!(c.ports[1].cfg.name, "raw:veth0");
+        assert!(c.ports[1].cfg.isolated);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = check("[switch]\nageing-time = 60\nbogus = 1\n").unwrap_err().to_string();
+        assert!(e.contains("test.toml") && e.contains("line 3") && e.contains("bogus"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nvlan = { mode = \"access\", vid = 5000 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tap0") && e.contains("1-4094"), "{e}");
+        let e = check("[switch]\nageing-time = 1\n").unwrap_err().to_string();
+        assert!(e.contains("ageing-time"), "{e}");
+        let e = check("[[port]]\nname = \"a\"\n[[port]]\nname = \"a\"\n").unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+        let e = check("[switch]\ngroup-fwd-mask = [\"pause\"]\n").unwrap_err().to_string();
+        assert!(e.contains("pause") && e.contains("line 2"), "{e}");
+        let e = check("[switch]\nmetrics-addr = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(e.contains("metrics-addr"), "{e}");
+        let e = check("[[port]]\nname = \"raw:x\"\nmtu = 9000\n").unwrap_err().to_string();
+        assert!(e.contains("mtu"), "{e}");
+    }
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(parse_port_list("tap0,raw:v1").unwrap().len(), 2);
+        assert!(parse_port_list("tap0,,tap1").unwrap_err().to_string().contains("empty"));
+        assert!(parse_port_list("tap0,tap0").unwrap_err().to_string().contains("twice"));
+        assert!(parse_port_list("waytoolongname123").is_err());
+    }
+
+    #[test]
+    fn example_configs_in_repo_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                File::load(&p).and_then(|f| f.check(&p)).unwrap();
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no example configs in {}", dir.display());
+    }
+}
