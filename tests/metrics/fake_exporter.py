@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""A stand-in for `vswitchd --metrics-addr`: serves GET /metrics with every metric
+family vswitchd exports (see docs/metrics.md), with values that grow over time
+like a switch carrying traffic. Used to prove the dashboard/alerts/Prometheus
+chain without the daemon.
+
+    fake_exporter.py [--listen 127.0.0.1:0] [--port-file FILE]   serve until killed
+    fake_exporter.py --once                                        print one scrape, exit
+
+With port 0 the kernel picks a free port; the chosen host:port is printed on
+stdout and, with --port-file, written to FILE (atomically) once the socket
+listens, so a caller can wait for the file instead of racing for a port.
+
+Process metrics are the real ones of this python process, read from /proc, in
+the form the Rust prometheus crate's ProcessCollector produces them (whole CPU
+seconds). Standard library only.
+"""
+
+import argparse
+import http.server
+import os
+import resource
+import sys
+import time
+
+VERSION = "0.1.0"
+START = time.monotonic()
+
+# name: (up, rx frames/s, mean rx frame bytes, tx frames/s, mean tx frame bytes,
+#        share of rx flooded)
+PORTS = {
+    "tap0": (True, 4200.0, 900, 3900.0, 1100, 0.03),
+    "tap1": (True, 3900.0, 1100, 4100.0, 880, 0.02),
+    "vm1": (True, 350.0, 180, 330.0, 240, 0.25),
+    "vnet3": (False, 0.0, 0, 0.0, 0, 0.0),
+}
+
+FORWARD_REASONS = ["port_down", "runt", "truncated_tag", "invalid_source", "pause_frame",
+                   "link_local", "vlan_ingress", "same_segment", "isolated", "no_egress"]
+IO_REASONS = ["queue_full", "too_big", "malformed", "io_error"]
+
+# (port, reason): drops/s. Everything else exists at 0 (the exporter is expected
+# to pre-create every port x reason series so rate() has something to work on).
+DROP_RATES = {
+    ("tap0", "link_local"): 0.033,    # LLDP every 30 s
+    ("tap1", "queue_full"): 0.8,      # a slow consumer
+    ("vm1", "no_egress"): 0.2,        # flooded broadcasts with nowhere to go
+    ("vm1", "vlan_ingress"): 0.05,
+    ("tap0", "same_segment"): 0.5,
+    ("vm1", "runt"): 0.01,
+}
+
+FDB_CAPACITY = 8192
+
+
+def family(out, name, mtype, help_, samples):
+    out.append(f"# HELP {name} {help_}")
+    out.append(f"# TYPE {name} {mtype}")
+    for labels, value in samples:
+        if labels:
+            lab = ",".join(f'{k}="{v}"' for k, v in labels)
+            out.append(f"{name}{{{lab}}} {value}")
+        else:
+            out.append(f"{name} {value}")
+
+
+def process_metrics(out):
+    clk = os.sysconf("SC_CLK_TCK")
+    with open("/proc/self/stat") as f:
+        stat = f.read()
+    # Fields after the command name "(...)"; field 3 of proc(5) is index 0 here.
+    fields = stat[stat.rindex(")") + 2:].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    threads = int(fields[17])
+    starttime = int(fields[19])
+    vsize = int(fields[20])
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    open_fds = len(os.listdir("/proc/self/fd"))
+    max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    ns = "vswitchd_process_"
+    family(out, ns + "cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.", [((), (utime + stime) // clk)])
+    family(out, ns + "max_fds", "gauge", "Maximum number of open file descriptors.", [((), max_fds)])
+    family(out, ns + "open_fds", "gauge", "Number of open file descriptors.", [((), open_fds)])
+    family(out, ns + "resident_memory_bytes", "gauge", "Resident memory size in bytes.", [((), rss)])
+    family(out, ns + "start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.", [((), starttime // clk + btime)])
+    family(out, ns + "threads", "gauge", "Number of OS threads in the process.", [((), threads)])
+    family(out, ns + "virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [((), vsize)])
+
+
+def render(now=None):
+    t = (time.monotonic() if now is None else now) - START
+    def count(rate):
+        return int(rate * t)
+
+    out = []
+    ports = sorted(PORTS)
+    family(out, "vswitchd_build_info", "gauge",
+           "Build information; the value is always 1.", [((("version", VERSION),), 1)])
+
+    fdb_learned = 96 + count(0.4)
+    fdb_aged = count(0.35)
+    fdb_entries = fdb_learned - fdb_aged + 2  # + 2 static entries
+    family(out, "vswitchd_fdb_aged_total", "counter",
+           "Learned FDB entries removed because they were not seen for the ageing time.",
+           [((), fdb_aged)])
+    family(out, "vswitchd_fdb_capacity", "gauge",
+           "Maximum number of entries in the FDB.", [((), FDB_CAPACITY)])
+    family(out, "vswitchd_fdb_entries", "gauge",
+           "Entries in the FDB, learned and static.", [((), fdb_entries)])
+    family(out, "vswitchd_fdb_evicted_total", "counter",
+           "Learned FDB entries evicted to make room for a new MAC at capacity.", [((), 0)])
+    family(out, "vswitchd_fdb_learned_total", "counter",
+           "New MAC addresses learned into the FDB.", [((), fdb_learned)])
+    family(out, "vswitchd_fdb_moved_total", "counter",
+           "FDB entries whose MAC was seen on a different port and moved there.", [((), count(0.02))])
+    family(out, "vswitchd_fdb_refused_total", "counter",
+           "MAC addresses not learned (static owner, per-port limit, nothing evictable).", [((), 0)])
+
+    drops = []
+    for p in ports:
+        for r in FORWARD_REASONS + IO_REASONS:
+            drops.append(((("port", p), ("reason", r)), count(DROP_RATES.get((p, r), 0.0))))
+    family(out, "vswitchd_port_drops_total", "counter",
+           "Frames dropped, by port and reason.", drops)
+    family(out, "vswitchd_port_flooded_frames_total", "counter",
+           "Frames received on the port that were flooded.",
+           [((("port", p),), count(PORTS[p][1] * PORTS[p][5])) for p in ports])
+    family(out, "vswitchd_port_rx_bytes_total", "counter", "Bytes received on the port.",
+           [((("port", p),), count(PORTS[p][1] * PORTS[p][2])) for p in ports])
+    family(out, "vswitchd_port_rx_frames_total", "counter", "Frames received on the port.",
+           [((("port", p),), count(PORTS[p][1])) for p in ports])
+    family(out, "vswitchd_port_tx_bytes_total", "counter", "Bytes sent on the port.",
+           [((("port", p),), count(PORTS[p][3] * PORTS[p][4])) for p in ports])
+    family(out, "vswitchd_port_tx_frames_total", "counter", "Frames sent on the port.",
+           [((("port", p),), count(PORTS[p][3])) for p in ports])
+    family(out, "vswitchd_port_up", "gauge", "1 if the port is up, 0 if it is down.",
+           [((("port", p),), 1 if PORTS[p][0] else 0) for p in ports])
+    process_metrics(out)
+    return "\n".join(out) + "\n"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.split("?", 1)[0] != "/metrics":
+            self.send_error(404, "only /metrics here")
+            return
+        body = render().encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Fake vswitchd metrics endpoint.")
+    ap.add_argument("--listen", default="127.0.0.1:0", help="host:port (port 0 = any free port)")
+    ap.add_argument("--port-file", help="write the bound host:port here once listening")
+    ap.add_argument("--once", action="store_true", help="print one scrape to stdout and exit")
+    args = ap.parse_args()
+
+    if args.once:
+        global START
+        START -= 600  # as if it had been running for 10 minutes
+        sys.stdout.write(render())
+        return 0
+
+    host, _, port = args.listen.rpartition(":")
+    srv = http.server.ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    srv.daemon_threads = True
+    addr = f"{srv.server_address[0]}:{srv.server_address[1]}"
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(addr + "\n")
+        os.replace(tmp, args.port_file)
+    print(f"fake_exporter: serving http://{addr}/metrics", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
