@@ -140,11 +140,12 @@ impl<'de> Deserialize<'de> for GroupFwdMask {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PortSection {
     /// `tap0`, `raw:eth0`.
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vlan: Option<VlanSection>,
     #[serde(default = "yes")]
     pub learning: bool,
@@ -158,10 +159,12 @@ pub struct PortSection {
     pub isolated: bool,
     #[serde(default)]
     pub hairpin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_limit: Option<usize>,
     /// MTU to set on a TAP vswitchd creates.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<usize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub static_macs: Vec<StaticMac>,
 }
 
@@ -169,7 +172,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "mode")]
 pub enum VlanSection {
     #[serde(rename = "access")]
@@ -182,7 +185,7 @@ pub enum VlanSection {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StaticMac {
     pub mac: Mac,
@@ -217,6 +220,8 @@ pub struct Config {
 /// One port to open, with its switch configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortPlan {
+    /// The section the plan was made from (for edits by the control tool).
+    pub section: PortSection,
     pub spec: PortSpec,
     pub cfg: PortConfig,
     pub mtu: Option<usize>,
@@ -372,6 +377,7 @@ impl PortSection {
             mac_limit: self.mac_limit,
         };
         Ok(PortPlan {
+            section: self.clone(),
             spec,
             cfg,
             mtu: self.mtu,
@@ -388,6 +394,56 @@ pub fn parse_metrics_addr(s: &str) -> Result<Option<String>, String> {
     s.parse::<std::net::SocketAddr>()
         .map(|_| Some(s.to_string()))
         .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. 127.0.0.1:9417) or \"off\""))
+}
+
+/// Settings given on the command line; they win over the file, also
+/// across reloads.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub ageing_time: Option<u64>,
+    pub fdb_size: Option<usize>,
+    pub workers: Option<usize>,
+    pub metrics_addr: Option<String>,
+    pub control_socket: Option<String>,
+    /// Ports from `--ports`, added to the file's.
+    pub ports: Vec<PortSpec>,
+}
+
+impl Overrides {
+    pub fn apply(&self, file: &mut File) {
+        let s = &mut file.switch;
+        if let Some(v) = self.ageing_time {
+            s.ageing_time = v;
+        }
+        if let Some(v) = self.fdb_size {
+            s.fdb_size = v;
+        }
+        if let Some(v) = self.workers {
+            s.workers = v;
+        }
+        if let Some(v) = &self.metrics_addr {
+            s.metrics_addr = v.clone();
+        }
+        if let Some(v) = &self.control_socket {
+            s.control_socket = v.clone();
+        }
+        for spec in &self.ports {
+            file.ports.push(PortSection::named(&spec.name()));
+        }
+    }
+}
+
+/// Reads the config file (if any), applies the command line, checks it.
+pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
+    let mut file = match path {
+        Some(p) => File::load(p)?,
+        None => File::default(),
+    };
+    over.apply(&mut file);
+    let shown = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("(command line)"));
+    file.check(&shown)
 }
 
 /// Splits a `--ports` list, rejecting empty and duplicated names.

@@ -7,5 +7,7 @@ pub mod switch;
 pub mod wire;
 pub mod port;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod metrics;

@@ -7,6 +7,7 @@
 //! receive and are only handed plain frames (no GSO, no partial checksum)
 //! on send — the dataplane finishes those in software first.
 
+pub mod netlink;
 pub mod pair;
 pub mod raw;
 pub mod sys;
@@ -38,6 +39,11 @@ pub trait Port: Send + Sync {
     fn offloads(&self) -> bool;
     /// Largest frame payload (L3 MTU) the port carries.
     fn mtu(&self) -> usize;
+    /// False once the device behind the port is known to be gone (checked
+    /// by the control plane on link notifications).
+    fn alive(&self) -> bool {
+        true
+    }
 }
 
 /// How the user names a port.

@@ -44,6 +44,8 @@ struct TpacketAuxdata {
 /// An AF_PACKET socket bound to one interface.
 pub struct RawPort {
     name: String,
+    ifname: String,
+    ifindex: u32,
     fd: OwnedFd,
     mtu: usize,
 }
@@ -103,6 +105,8 @@ impl RawPort {
         let mtu = sys::get_mtu(ifname).map_err(io("read MTU"))?;
         Ok(RawPort {
             name: format!("raw:{ifname}"),
+            ifname: ifname.to_string(),
+            ifindex,
             fd,
             mtu,
         })
@@ -188,6 +192,12 @@ impl Port for RawPort {
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn alive(&self) -> bool {
+        // Deleted, or deleted and re-created (a new ifindex): either way
+        // this socket no longer sees the device.
+        sys::if_index(&self.ifname).is_ok_and(|i| i == self.ifindex)
     }
 }
 

@@ -217,3 +217,9 @@ pub fn is_would_block(err: &io::Error) -> bool {
         Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
     )
 }
+
+/// Sets the process file-creation mask; returns the old one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail and touches no memory.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}

@@ -1,0 +1,231 @@
+//! vswitchd: the switch daemon. Thin: parses the command line, builds the
+//! switch from the library, runs the control plane until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+use vswitch::config::{self, Overrides};
+use vswitch::control::server as control;
+use vswitch::daemon::Daemon;
+use vswitch::dataplane::{Clock, Dataplane};
+use vswitch::switch::Switch;
+
+/// A userspace Ethernet switch: joins TAP devices, existing interfaces and
+/// QEMU guests into one L2 segment with the Linux bridge's behaviour.
+#[derive(Parser, Debug)]
+#[command(name = "vswitchd", version, after_help = EXAMPLES)]
+struct Cli {
+    /// Ports to switch between, comma-separated: NAME (a TAP device vswitchd
+    /// creates, or opens if it exists; attached as raw: when QEMU holds it),
+    /// raw:IFNAME (an existing interface: veth, QEMU/libvirt tap, NIC).
+    #[arg(short, long, value_name = "PORT,...")]
+    ports: Option<String>,
+
+    /// TOML config file (switch settings and per-port VLAN/flood/learning
+    /// options); see docs/configuration.md. SIGHUP re-reads it.
+    #[arg(short, long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Seconds an unseen MAC stays in the FDB [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    ageing_time: Option<u64>,
+
+    /// Most FDB entries [default: 8192].
+    #[arg(long, value_name = "ENTRIES")]
+    fdb_size: Option<usize>,
+
+    /// Dataplane threads polling the ports [default: 1].
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+
+    /// Prometheus endpoint address, or `off` [default: 127.0.0.1:9417].
+    #[arg(long, value_name = "ADDR|off")]
+    metrics_addr: Option<String>,
+
+    /// Control socket for vswitchctl, or `off` [default: /run/vswitchd/vswitchd.sock].
+    #[arg(long, value_name = "PATH|off")]
+    control_socket: Option<String>,
+
+    /// Log filter: error, warn, info, debug, trace (RUST_LOG overrides).
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    log_level: String,
+
+    /// Check the configuration and exit (0 if valid).
+    #[arg(long)]
+    check_config: bool,
+}
+
+const EXAMPLES: &str = "Examples:
+  vswitchd --ports tap0,tap1,tap2
+  vswitchd --ports tap0,raw:veth-uplink --metrics-addr 0.0.0.0:9417
+  vswitchd --config /etc/vswitchd/vswitchd.toml";
+
+fn init_logs(level: &str) -> Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.is_empty() => tracing_subscriber::EnvFilter::try_new(f),
+        _ => tracing_subscriber::EnvFilter::try_new(level),
+    }
+    .with_context(|| format!("bad log level `{level}` (use error, warn, info, debug or trace)"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logs(&cli.log_level) {
+        eprintln!("vswitchd: {e:#}");
+        return ExitCode::from(2);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vswitchd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tells systemd (Type=notify) that the switch is forwarding.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let path = path.to_string_lossy().to_string();
+    let r = if let Some(abs) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", &path)
+    };
+    if let Err(e) = r {
+        tracing::warn!("sd_notify failed: {e}");
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let ports = match &cli.ports {
+        Some(p) => config::parse_port_list(p).context("--ports")?,
+        None => Vec::new(),
+    };
+    let overrides = Overrides {
+        ageing_time: cli.ageing_time,
+        fdb_size: cli.fdb_size,
+        workers: cli.workers,
+        metrics_addr: cli.metrics_addr.clone(),
+        control_socket: cli.control_socket.clone(),
+        ports,
+    };
+    let cfg = config::load(cli.config.as_deref(), &overrides)?;
+    if cli.check_config {
+        println!("configuration is valid: {} port(s)", cfg.ports.len());
+        return Ok(());
+    }
+    if cfg.ports.is_empty() && cfg.control_socket.is_none() {
+        anyhow::bail!(
+            "no ports: give --ports tap0,tap1 or a config file with [[port]] sections (or a control socket to add them later)"
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    let _guard = rt.enter();
+
+    // Bind the endpoints first: a taken address fails before any TAP exists.
+    let metrics_listener = match &cfg.metrics_addr {
+        Some(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("metrics address {addr} (pick another with --metrics-addr, or `off`)"))?;
+            l.set_nonblocking(true)?;
+            Some(tokio::net::TcpListener::from_std(l)?)
+        }
+        None => None,
+    };
+    let control_listener = match &cfg.control_socket {
+        Some(p) => Some(control::bind(p)?),
+        None => None,
+    };
+
+    let clock = Clock::new();
+    let switch = Arc::new(Switch::new(&cfg.switch));
+    let dp = Arc::new(Dataplane::start(switch.clone(), cfg.workers, clock)?);
+    let daemon = Arc::new(Daemon::new(dp.clone(), cli.config.clone(), overrides));
+    let cleanup = |dp: &Dataplane| {
+        dp.shutdown();
+        if let Some(p) = &cfg.control_socket {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    for plan in &cfg.ports {
+        if let Err(e) = daemon.add_port(plan.clone()) {
+            cleanup(&dp);
+            anyhow::bail!("{e}");
+        }
+    }
+
+    let result = rt.block_on(async {
+        if let Some(l) = metrics_listener {
+            tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
+            tokio::spawn(vswitch::metrics::serve(l, Arc::new(vswitch::metrics::registry(dp.clone()))));
+        }
+        let (reload_tx, _reload_rx) = tokio::sync::mpsc::channel::<()>(4);
+        if let Some(l) = control_listener {
+            tracing::info!(path = ?cfg.control_socket, "control socket ready");
+            tokio::spawn(control::serve(l, daemon.clone(), reload_tx));
+        }
+        let (link_tx, mut link_rx) = tokio::sync::mpsc::channel::<()>(1);
+        if let Err(e) = vswitch::port::netlink::watch_links(move || {
+            !matches!(link_tx.try_send(()), Err(tokio::sync::mpsc::error::TrySendError::Closed(_)))
+        }) {
+            tracing::warn!("no link notifications ({e}); checking ports once a second");
+        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tracing::info!(ports = cfg.ports.len(), "vswitchd forwarding");
+        notify_ready();
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+                _ = hup.recv() => {
+                    let d = daemon.clone();
+                    match tokio::task::spawn_blocking(move || d.reload()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!("{e}"),
+                        Err(e) => tracing::error!("reload: {e}"),
+                    }
+                }
+                _ = tick.tick() => {
+                    switch.expire(clock.now_ms());
+                    let d = daemon.clone();
+                    let _ = tokio::task::spawn_blocking(move || d.hotplug_tick()).await;
+                }
+                Some(()) = link_rx.recv() => {
+                    let d = daemon.clone();
+                    let _ = tokio::task::spawn_blocking(move || d.hotplug_tick()).await;
+                }
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    });
+    cleanup(&dp);
+    tracing::info!("stopped");
+    result
+}

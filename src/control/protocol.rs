@@ -1,0 +1,245 @@
+//! The control socket protocol: one JSON object per line each way.
+//!
+//! Request:  `{"version":1,"cmd":"fdb-show","port":"tap0"}`
+//! Response: `{"version":1,"ok":true,"data":...}` or
+//!           `{"version":1,"ok":false,"error":"..."}`
+//!
+//! A request with another `version` is refused with an error naming both.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PortSection;
+use crate::dataplane::LinkState;
+use crate::dataplane::stats::PortTotals;
+use crate::switch::PortId;
+use crate::wire::Mac;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Ports, their state, VLANs and counters.
+    Show,
+    /// Totals of every port and the FDB.
+    Stats,
+    /// Open and attach a port (`tap0`, `raw:eth0`, `unix:/path`) with the
+    /// same settings a `[[port]]` section takes.
+    PortAdd { port: Box<PortSection> },
+    PortDel { name: String },
+    /// Change some settings of a port.
+    PortSet { name: String, changes: PortChanges },
+    FdbShow {
+        port: Option<String>,
+        vlan: Option<u16>,
+    },
+    FdbAdd {
+        mac: Mac,
+        vlan: Option<u16>,
+        port: String,
+    },
+    FdbDel { mac: Mac, vlan: Option<u16> },
+    FdbFlush {
+        port: Option<String>,
+        vlan: Option<u16>,
+    },
+    SetAgeing { seconds: u64 },
+    /// Re-read the config file (as SIGHUP does).
+    Reload,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub version: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl Response {
+    pub fn ok(data: impl Serialize) -> Response {
+        Response {
+            version: VERSION,
+            ok: true,
+            error: None,
+            data: Some(serde_json::to_value(data).unwrap_or(serde_json::Value::Null)),
+        }
+    }
+    pub fn err(msg: impl Into<String>) -> Response {
+        Response {
+            version: VERSION,
+            ok: false,
+            error: Some(msg.into()),
+            data: None,
+        }
+    }
+}
+
+/// Settings `port set` changes; `None` leaves one as it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<crate::config::VlanSection>,
+    /// Go back to no VLAN settings (access VLAN 1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_vlan: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcast_flood: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bcast_flood: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hairpin: Option<bool>,
+    /// 0 removes the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_limit: Option<usize>,
+}
+
+impl PortChanges {
+    pub fn apply(&self, s: &mut PortSection) {
+        if self.no_vlan {
+            s.vlan = None;
+        }
+        if let Some(v) = &self.vlan {
+            s.vlan = Some(v.clone());
+        }
+        for (src, dst) in [
+            (self.learning, &mut s.learning),
+            (self.flood, &mut s.flood),
+            (self.mcast_flood, &mut s.mcast_flood),
+            (self.bcast_flood, &mut s.bcast_flood),
+            (self.isolated, &mut s.isolated),
+            (self.hairpin, &mut s.hairpin),
+        ] {
+            if let Some(v) = src {
+                *dst = v;
+            }
+        }
+        if let Some(l) = self.mac_limit {
+            s.mac_limit = (l > 0).then_some(l);
+        }
+    }
+}
+
+/// One port in `show`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortInfo {
+    pub id: PortId,
+    pub name: String,
+    pub kind: String,
+    pub state: String,
+    pub vlan: String,
+    pub learning: bool,
+    pub flood: bool,
+    pub mcast_flood: bool,
+    pub bcast_flood: bool,
+    pub isolated: bool,
+    pub hairpin: bool,
+    pub mac_limit: Option<usize>,
+    pub mtu: usize,
+    pub learned_macs: usize,
+    pub counters: PortCounters,
+}
+
+/// Counters as the control tool shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct PortCounters {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub flooded: u64,
+    pub dropped: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<PortTotals> for PortCounters {
+    fn from(t: PortTotals) -> Self {
+        PortCounters {
+            rx_frames: t.rx_frames,
+            rx_bytes: t.rx_bytes,
+            tx_frames: t.tx_frames,
+            tx_bytes: t.tx_bytes,
+            flooded: t.flooded,
+            dropped: t.dropped(),
+            drops: t
+                .drops
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
+        }
+    }
+}
+
+/// `show` as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShowInfo {
+    pub version: String,
+    pub vlan_filtering: bool,
+    pub ageing_seconds: u64,
+    pub fdb_entries: usize,
+    pub fdb_capacity: usize,
+    pub group_fwd_mask: u16,
+    pub ports: Vec<PortInfo>,
+}
+
+/// One FDB row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FdbRow {
+    pub mac: Mac,
+    pub vlan: u16,
+    pub port: String,
+    #[serde(rename = "static")]
+    pub is_static: bool,
+    pub age_seconds: f64,
+}
+
+pub fn state_name(up: bool, link: LinkState) -> &'static str {
+    match (up, link) {
+        (_, LinkState::Gone) => "gone",
+        (_, LinkState::LinkDown) => "link-down",
+        (true, LinkState::Up) => "up",
+        (false, LinkState::Up) => "down",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_json_lines() {
+        let r = Envelope {
+            version: VERSION,
+            body: Request::FdbShow {
+                port: Some("tap0".into()),
+                vlan: None,
+            },
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(line, r#"{"version":1,"cmd":"fdb-show","port":"tap0","vlan":null}"#);
+        let back: Envelope<Request> = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.body, r.body);
+        let add: Envelope<Request> =
+            serde_json::from_str(r#"{"version":1,"cmd":"port-add","port":{"name":"tap9","vlan":{"mode":"access","vid":10}}}"#)
+                .unwrap();
+        assert!(matches!(add.body, Request::PortAdd { .. }));
+        assert!(serde_json::from_str::<Envelope<Request>>(r#"{"version":1,"cmd":"nope"}"#).is_err());
+    }
+}

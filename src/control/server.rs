@@ -1,0 +1,146 @@
+//! The control socket server: a unix socket (mode 0600) on the control
+//! plane's tokio runtime, one JSON request per line, one response per line.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::protocol::{Envelope, Request, Response, VERSION};
+use crate::daemon::Daemon;
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control socket {path}: another vswitchd is listening there (stop it, or pick another path with --control-socket)")]
+    InUse { path: PathBuf },
+    #[error("control socket {path}: {step}: {source}")]
+    Io {
+        path: PathBuf,
+        step: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Binds the control socket at `path` with mode 0600, replacing a stale
+/// socket file left by a vswitchd that died.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    let io = |step| {
+        move |e| ControlError::Io {
+            path: path.to_path_buf(),
+            step,
+            source: e,
+        }
+    };
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io("create directory"))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io("set directory mode"))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        std::fs::remove_file(path).map_err(io("remove stale socket"))?;
+    }
+    // Create the socket with no access for others from the start.
+    let old = crate::port::sys::umask(0o177);
+    let l = UnixListener::bind(path);
+    crate::port::sys::umask(old);
+    let l = l.map_err(io("bind"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod 0600"))?;
+    Ok(l)
+}
+
+/// Serves requests until the task is dropped.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, reload: tokio::sync::mpsc::Sender<()>) {
+    loop {
+        let Ok((sock, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let daemon = daemon.clone();
+        let reload = reload.clone();
+        tokio::spawn(async move {
+            let _ = connection(sock, daemon, reload).await;
+        });
+    }
+}
+
+async fn connection(
+    sock: UnixStream,
+    daemon: Arc<Daemon>,
+    reload: tokio::sync::mpsc::Sender<()>,
+) -> io::Result<()> {
+    let (r, mut w) = sock.into_split();
+    let mut lines = BufReader::new(r).lines();
+    loop {
+        let line = match tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await {
+            Ok(Ok(Some(l))) => l,
+            _ => return Ok(()),
+        };
+        if line.len() > 1 << 20 {
+            return Ok(());
+        }
+        let resp = match serde_json::from_str::<serde_json::Value>(&line) {
+            Err(e) => Response::err(format!("not JSON: {e}")),
+            Ok(v) => match v.get("version").and_then(|x| x.as_u64()) {
+                Some(ver) if ver == VERSION as u64 => match serde_json::from_value::<Envelope<Request>>(v) {
+                    Ok(env) => {
+                        let d = daemon.clone();
+                        let reload = reload.clone();
+                        tokio::task::spawn_blocking(move || execute(&d, env.body, &reload))
+                            .await
+                            .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                    }
+                    Err(e) => Response::err(format!("bad request: {e}")),
+                },
+                Some(ver) => Response::err(format!(
+                    "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
+                )),
+                None => Response::err("request has no \"version\""),
+            },
+        };
+        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+        out.push(b'\n');
+        w.write_all(&out).await?;
+    }
+}
+
+fn result<T: serde::Serialize>(r: Result<T, String>) -> Response {
+    match r {
+        Ok(v) => Response::ok(v),
+        Err(e) => Response::err(e),
+    }
+}
+
+/// Runs one request against the daemon (blocking; off the async threads).
+pub fn execute(d: &Daemon, req: Request, reload: &tokio::sync::mpsc::Sender<()>) -> Response {
+    match req {
+        Request::Show => Response::ok(d.show()),
+        Request::Stats => Response::ok(d.show()),
+        Request::PortAdd { port } => result(d.add_port_section(&port)),
+        Request::PortDel { name } => result(d.del_port(&name)),
+        Request::PortSet { name, changes } => result(d.set_port(&name, &changes)),
+        Request::FdbShow { port, vlan } => result(d.fdb_show(port.as_deref(), vlan)),
+        Request::FdbAdd { mac, vlan, port } => result(d.fdb_add(mac, vlan, &port)),
+        Request::FdbDel { mac, vlan } => result(d.fdb_del(mac, vlan)),
+        Request::FdbFlush { port, vlan } => result(d.fdb_flush(port.as_deref(), vlan)),
+        Request::SetAgeing { seconds } => result(d.set_ageing(seconds)),
+        Request::Reload => {
+            // Run the reload here so the caller gets its outcome; the
+            // channel only tells the main loop a reload happened.
+            let r = d.reload();
+            let _ = reload.try_send(());
+            result(r)
+        }
+    }
+}

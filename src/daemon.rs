@@ -1,0 +1,403 @@
+//! The running switch as the control plane sees it: the dataplane plus the
+//! port plans it was built from, and every change an operator can make —
+//! add, remove and reconfigure ports, FDB edits, reload, hot-plug.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::{self, Config, PortPlan, PortSection};
+use crate::control::protocol::{FdbRow, PortChanges, PortInfo, ShowInfo, state_name};
+use crate::dataplane::stats::PortTotals;
+use crate::dataplane::{Dataplane, LinkState};
+use crate::port::{self, OpenOptions};
+use crate::switch::{Flush, PortId};
+use crate::wire::Mac;
+
+/// A port as configured, with its id in the switch.
+#[derive(Debug, Clone)]
+struct Attached {
+    id: PortId,
+    plan: PortPlan,
+}
+
+/// The switch and what it was configured with.
+pub struct Daemon {
+    dp: Arc<Dataplane>,
+    config_path: Option<PathBuf>,
+    /// Command-line settings: kept across reloads.
+    overrides: config::Overrides,
+    ports: Mutex<BTreeMap<String, Attached>>,
+}
+
+/// Opens the port a plan names and logs how it was attached.
+fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
+    let (p, fell_back) = port::open(
+        &plan.spec,
+        &OpenOptions {
+            mtu: plan.mtu,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if fell_back {
+        tracing::info!(
+            port = %plan.spec,
+            "TAP is held by another process (QEMU?); attached to it as raw:{}",
+            plan.spec.ifname()
+        );
+    }
+    tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
+    Ok(p)
+}
+
+impl Daemon {
+    pub fn new(dp: Arc<Dataplane>, config_path: Option<PathBuf>, overrides: config::Overrides) -> Daemon {
+        Daemon {
+            dp,
+            config_path,
+            overrides,
+            ports: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn dataplane(&self) -> &Arc<Dataplane> {
+        &self.dp
+    }
+
+    /// Opens and attaches a port. On failure nothing is left behind.
+    pub fn add_port(&self, plan: PortPlan) -> Result<PortId, String> {
+        let name = plan.spec.name();
+        let mut ports = self.ports.lock();
+        if ports.contains_key(&name) {
+            return Err(format!("port `{name}` already exists"));
+        }
+        let p = open_port(&plan)?;
+        let id = self
+            .dp
+            .add_port(plan.cfg.clone(), p)
+            .map_err(|e| e.to_string())?;
+        for (mac, vid) in &plan.static_macs {
+            if !self.dp.switch().fdb().add_static(*mac, *vid, id) {
+                tracing::warn!(port = %name, %mac, "FDB full of static entries; static MAC not added");
+            }
+        }
+        ports.insert(name, Attached { id, plan });
+        Ok(id)
+    }
+
+    /// Detaches and closes a port.
+    pub fn del_port(&self, name: &str) -> Result<(), String> {
+        let mut ports = self.ports.lock();
+        let a = ports
+            .remove(name)
+            .ok_or_else(|| format!("no port named `{name}`"))?;
+        self.dp.remove_port(a.id);
+        tracing::info!(port = name, "port removed");
+        Ok(())
+    }
+
+    /// Changes some settings of an existing port in place (no reopen
+    /// unless the MTU changes).
+    pub fn set_port(&self, name: &str, changes: &PortChanges) -> Result<(), String> {
+        let current = self
+            .ports
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no port named `{name}`"))?;
+        let mut section = current.plan.section.clone();
+        changes.apply(&mut section);
+        let plan = Self::plan_one(&section)?;
+        let sw = self.dp.switch();
+        if section.vlan.is_some() && !sw.vlan_filtering() {
+            tracing::info!(port = name, "port has VLAN settings: VLAN filtering turns on");
+            sw.set_vlan_filtering(true, sw.vlan_protocol());
+        }
+        self.update(&current, plan)
+    }
+
+    fn update(&self, cur: &Attached, plan: PortPlan) -> Result<(), String> {
+        let name = plan.spec.name();
+        if cur.plan == plan {
+            return Ok(());
+        }
+        if cur.plan.mtu != plan.mtu {
+            // The device must be recreated with its new MTU.
+            self.del_port(&name)?;
+            return self.add_port(plan).map(|_| ());
+        }
+        let sw = self.dp.switch();
+        sw.set_port(cur.id, plan.cfg.clone())
+            .map_err(|e| e.to_string())?;
+        for (mac, vid) in &cur.plan.static_macs {
+            if !plan.static_macs.contains(&(*mac, *vid)) {
+                sw.fdb().remove(*mac, *vid);
+            }
+        }
+        for (mac, vid) in &plan.static_macs {
+            sw.fdb().add_static(*mac, *vid, cur.id);
+        }
+        self.ports.lock().insert(
+            name.clone(),
+            Attached {
+                id: cur.id,
+                plan,
+            },
+        );
+        tracing::info!(port = %name, "port settings changed");
+        Ok(())
+    }
+
+    fn plan_one(section: &PortSection) -> Result<PortPlan, String> {
+        let file = config::File {
+            switch: Default::default(),
+            ports: vec![section.clone()],
+        };
+        let cfg = file
+            .check(std::path::Path::new("<request>"))
+            .map_err(|e| e.to_string().replace("config file <request>: [[port]] #1 ", "port "))?;
+        Ok(cfg.ports.into_iter().next().expect("one port"))
+    }
+
+    /// Adds a port from a `port-add` request.
+    pub fn add_port_section(&self, section: &PortSection) -> Result<PortId, String> {
+        let plan = Self::plan_one(section)?;
+        let sw = self.dp.switch();
+        if section.vlan.is_some() && !sw.vlan_filtering() {
+            tracing::info!(port = %plan.spec, "port has VLAN settings: VLAN filtering turns on");
+            sw.set_vlan_filtering(true, sw.vlan_protocol());
+        }
+        self.add_port(plan)
+    }
+
+    /// Loads the config file (plus `--ports`) and checks it.
+    pub fn load_config(&self) -> Result<Config, String> {
+        config::load(self.config_path.as_deref(), &self.overrides).map_err(|e| e.to_string())
+    }
+
+    /// Re-reads the config file and applies it. On any error the running
+    /// switch keeps its configuration.
+    pub fn reload(&self) -> Result<String, String> {
+        let cfg = self.load_config()?;
+        let sw = self.dp.switch();
+        let current: BTreeMap<String, Attached> = self.ports.lock().clone();
+        let wanted: BTreeMap<String, PortPlan> = cfg
+            .ports
+            .iter()
+            .map(|p| (p.spec.name(), p.clone()))
+            .collect();
+        // Open new ports first: if one fails, undo and change nothing.
+        let mut added = Vec::new();
+        for (name, plan) in &wanted {
+            if !current.contains_key(name) {
+                match self.add_port(plan.clone()) {
+                    Ok(_) => added.push(name.clone()),
+                    Err(e) => {
+                        for n in &added {
+                            let _ = self.del_port(n);
+                        }
+                        return Err(format!("reload failed, configuration unchanged: {e}"));
+                    }
+                }
+            }
+        }
+        sw.set_vlan_filtering(cfg.switch.vlan_filtering, cfg.switch.vlan_protocol);
+        sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
+        sw.fdb().set_capacity(cfg.switch.fdb_capacity);
+        sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
+        let mut changed = 0;
+        let mut removed = 0;
+        for (name, cur) in &current {
+            match wanted.get(name) {
+                None => {
+                    self.del_port(name)?;
+                    removed += 1;
+                }
+                Some(plan) if *plan != cur.plan => {
+                    self.update(cur, plan.clone())?;
+                    changed += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        let msg = format!(
+            "reloaded: {} added, {changed} changed, {removed} removed, {} unchanged",
+            added.len(),
+            current.len() - changed - removed
+        );
+        tracing::info!("{msg}");
+        Ok(msg)
+    }
+
+    /// Re-attaches ports whose device came back and marks down ports whose
+    /// device vanished. Called on link notifications and once a second.
+    pub fn hotplug_tick(&self) {
+        let ports: Vec<Attached> = self.ports.lock().values().cloned().collect();
+        for a in ports {
+            let Some(h) = self.dp.port(a.id) else { continue };
+            match h.link_state() {
+                LinkState::Gone => {
+                    if port::interface_exists(a.plan.spec.ifname()) {
+                        match open_port(&a.plan) {
+                            Ok(p) => {
+                                if let Err(e) = self.dp.replace_port(a.id, p) {
+                                    tracing::warn!(port = %a.plan.spec, "re-attach failed: {e}");
+                                } else {
+                                    tracing::info!(port = %a.plan.spec, "port re-attached");
+                                }
+                            }
+                            Err(e) => tracing::debug!(port = %a.plan.spec, "not yet: {e}"),
+                        }
+                    }
+                }
+                _ => {
+                    if !h.port.alive() {
+                        self.dp.mark_gone(a.id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn name_of(&self, id: PortId) -> String {
+        self.dp
+            .switch()
+            .port(id)
+            .map(|p| p.name)
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    pub fn port_id(&self, name: &str) -> Result<PortId, String> {
+        self.ports
+            .lock()
+            .get(name)
+            .map(|a| a.id)
+            .ok_or_else(|| format!("no port named `{name}`"))
+    }
+
+    pub fn show(&self) -> ShowInfo {
+        let sw = self.dp.switch();
+        let counters = self.dp.counters();
+        let ports = self
+            .dp
+            .ports()
+            .into_iter()
+            .filter_map(|h| {
+                let cfg = sw.port(h.id)?;
+                let vlan = if sw.vlan_filtering() {
+                    match &cfg.vlan {
+                        crate::switch::VlanMode::Access { vid } => format!("access {vid}"),
+                        crate::switch::VlanMode::Trunk { allowed, native } => match native {
+                            Some(n) => format!("trunk {allowed} native {n}"),
+                            None => format!("trunk {allowed}"),
+                        },
+                    }
+                } else {
+                    "-".to_string()
+                };
+                Some(PortInfo {
+                    id: h.id,
+                    name: cfg.name.clone(),
+                    kind: h.port.kind().to_string(),
+                    state: state_name(sw.port_up(h.id), h.link_state()).to_string(),
+                    vlan,
+                    learning: cfg.learning,
+                    flood: cfg.flood,
+                    mcast_flood: cfg.mcast_flood,
+                    bcast_flood: cfg.bcast_flood,
+                    isolated: cfg.isolated,
+                    hairpin: cfg.hairpin,
+                    mac_limit: cfg.mac_limit,
+                    mtu: h.port.mtu(),
+                    learned_macs: sw.fdb().learned_on(h.id),
+                    counters: PortTotals::sum(&counters, h.id).into(),
+                })
+            })
+            .collect();
+        ShowInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            vlan_filtering: sw.vlan_filtering(),
+            ageing_seconds: sw.fdb().ageing_ms() / 1000,
+            fdb_entries: sw.fdb().len(),
+            fdb_capacity: sw.fdb().capacity(),
+            group_fwd_mask: sw.group_fwd_mask(),
+            ports,
+        }
+    }
+
+    pub fn fdb_show(&self, port: Option<&str>, vlan: Option<u16>) -> Result<Vec<FdbRow>, String> {
+        let pid = port.map(|p| self.port_id(p)).transpose()?;
+        let now = self.dp.clock().now_ms();
+        Ok(self
+            .dp
+            .switch()
+            .fdb()
+            .entries(now)
+            .into_iter()
+            .filter(|e| pid.is_none_or(|p| e.port == p) && vlan.is_none_or(|v| e.vlan == v))
+            .map(|e| FdbRow {
+                mac: e.mac,
+                vlan: e.vlan,
+                port: self.name_of(e.port),
+                is_static: e.is_static,
+                age_seconds: e.age_ms as f64 / 1000.0,
+            })
+            .collect())
+    }
+
+    fn default_vid(&self, id: PortId) -> u16 {
+        let sw = self.dp.switch();
+        if !sw.vlan_filtering() {
+            return crate::switch::UNAWARE_VID;
+        }
+        sw.port(id).and_then(|p| p.vlan.pvid()).unwrap_or(1)
+    }
+
+    pub fn fdb_add(&self, mac: Mac, vlan: Option<u16>, port: &str) -> Result<(), String> {
+        if !mac.is_valid_source() {
+            return Err(format!("{mac}: a static entry must be a unicast, non-zero MAC"));
+        }
+        let id = self.port_id(port)?;
+        let vid = vlan.unwrap_or_else(|| self.default_vid(id));
+        if !(1..=4094).contains(&vid) {
+            return Err(format!("VLAN {vid} is out of range (1-4094)"));
+        }
+        if self.dp.switch().fdb().add_static(mac, vid, id) {
+            Ok(())
+        } else {
+            Err("the FDB is full of static entries".into())
+        }
+    }
+
+    pub fn fdb_del(&self, mac: Mac, vlan: Option<u16>) -> Result<(), String> {
+        let fdb = self.dp.switch().fdb();
+        let removed = match vlan {
+            Some(v) => fdb.remove(mac, v) as usize,
+            None => (1..=4094).filter(|v| fdb.remove(mac, *v)).count(),
+        };
+        if removed == 0 {
+            Err(format!("no FDB entry for {mac}"))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn fdb_flush(&self, port: Option<&str>, vlan: Option<u16>) -> Result<usize, String> {
+        let pid = port.map(|p| self.port_id(p)).transpose()?;
+        Ok(self.dp.switch().fdb().flush(Flush {
+            port: pid,
+            vlan,
+            include_static: false,
+        }))
+    }
+
+    pub fn set_ageing(&self, seconds: u64) -> Result<(), String> {
+        if !(10..=1_000_000).contains(&seconds) {
+            return Err(format!("ageing time {seconds}: must be 10 to 1000000 seconds"));
+        }
+        self.dp.switch().fdb().set_ageing_ms(seconds * 1000);
+        Ok(())
+    }
+}
