@@ -1,1 +1,350 @@
-fn main() {}
+//! vswitchctl: talks to a running vswitchd over its control socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use vswitch::config::{DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
+use vswitch::control::protocol::{
+    Envelope, FdbRow, PortChanges, Request, Response, ShowInfo, VERSION,
+};
+use vswitch::wire::Mac;
+
+/// Control a running vswitchd.
+#[derive(Parser, Debug)]
+#[command(name = "vswitchctl", version)]
+struct Cli {
+    /// vswitchd's control socket.
+    #[arg(long, env = "VSWITCHD_SOCKET", default_value = DEFAULT_CONTROL_SOCKET, global = true)]
+    socket: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Ports, their state, VLANs and counters.
+    Show,
+    /// Per-port counters and drops by reason.
+    Stats,
+    /// Add, remove or change ports.
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// Show and edit the forwarding database.
+    #[command(subcommand)]
+    Fdb(FdbCmd),
+    /// Change a switch setting.
+    #[command(subcommand)]
+    Set(SetCmd),
+    /// Re-read the config file (like SIGHUP).
+    Reload,
+}
+
+#[derive(Subcommand, Debug)]
+enum PortCmd {
+    /// Open and attach a port: NAME (TAP) or raw:IFNAME.
+    Add {
+        spec: String,
+        #[command(flatten)]
+        opts: PortOpts,
+    },
+    /// Detach and close a port.
+    Del { name: String },
+    /// Change settings of a port.
+    Set {
+        name: String,
+        #[command(flatten)]
+        opts: PortOpts,
+        /// Remove VLAN settings (back to access VLAN 1).
+        #[arg(long, conflicts_with_all = ["access", "trunk"])]
+        no_vlan: bool,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+struct PortOpts {
+    /// Access port in this VLAN.
+    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
+    access: Option<u16>,
+    /// Trunk carrying these VLANs tagged, e.g. 10,20-30.
+    #[arg(long, value_name = "VLANS")]
+    trunk: Option<String>,
+    /// Native (untagged) VLAN of the trunk.
+    #[arg(long, value_name = "VID", requires = "trunk")]
+    native: Option<u16>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    learning: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    flood: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    mcast_flood: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    bcast_flood: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    isolated: Option<bool>,
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    hairpin: Option<bool>,
+    /// Most MACs the port may learn (0: no limit).
+    #[arg(long, value_name = "N")]
+    mac_limit: Option<usize>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("`{s}`: use on or off")),
+    }
+}
+
+impl PortOpts {
+    fn vlan(&self) -> Option<VlanSection> {
+        if let Some(vid) = self.access {
+            return Some(VlanSection::Access { vid });
+        }
+        self.trunk.as_ref().map(|allowed| VlanSection::Trunk {
+            allowed: allowed.clone(),
+            native: self.native,
+        })
+    }
+
+    fn changes(&self, no_vlan: bool) -> PortChanges {
+        PortChanges {
+            vlan: self.vlan(),
+            no_vlan,
+            learning: self.learning,
+            flood: self.flood,
+            mcast_flood: self.mcast_flood,
+            bcast_flood: self.bcast_flood,
+            isolated: self.isolated,
+            hairpin: self.hairpin,
+            mac_limit: self.mac_limit,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum FdbCmd {
+    /// List entries.
+    Show {
+        #[arg(long)]
+        port: Option<String>,
+        #[arg(long)]
+        vlan: Option<u16>,
+    },
+    /// Add a static entry (never ages, never moves).
+    Add {
+        mac: Mac,
+        #[arg(long)]
+        port: String,
+        #[arg(long)]
+        vlan: Option<u16>,
+    },
+    /// Remove an entry (static or learned).
+    Del {
+        mac: Mac,
+        #[arg(long)]
+        vlan: Option<u16>,
+    },
+    /// Forget learned entries (all, or of one port or VLAN).
+    Flush {
+        #[arg(long)]
+        port: Option<String>,
+        #[arg(long)]
+        vlan: Option<u16>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SetCmd {
+    /// FDB ageing time in seconds.
+    Ageing { seconds: u64 },
+}
+
+fn call(socket: &PathBuf, req: Request) -> Result<serde_json::Value> {
+    let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "vswitchd is not running (no control socket at {}); start it, or point --socket at its socket",
+            socket.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "permission denied on {}: the control socket is mode 0600; run as the user vswitchd runs as (usually root)",
+            socket.display()
+        ),
+        _ => anyhow::anyhow!("cannot connect to {}: {e}", socket.display()),
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(&Envelope {
+        version: VERSION,
+        body: req,
+    })?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut resp = String::new();
+    BufReader::new(&s)
+        .read_line(&mut resp)
+        .context("reading vswitchd's answer")?;
+    let r: Response = serde_json::from_str(&resp).context("vswitchd's answer is not valid")?;
+    if !r.ok {
+        bail!("{}", r.error.unwrap_or_else(|| "failed".into()));
+    }
+    Ok(r.data.unwrap_or(serde_json::Value::Null))
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+fn print_show(s: &ShowInfo) {
+    println!(
+        "vswitchd {}  vlan-filtering {}  ageing {} s  fdb {}/{}  group-fwd-mask {:#06x}",
+        s.version,
+        if s.vlan_filtering { "on" } else { "off" },
+        s.ageing_seconds,
+        s.fdb_entries,
+        s.fdb_capacity,
+        s.group_fwd_mask
+    );
+    println!(
+        "{:<4} {:<18} {:<5} {:<10} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  flags",
+        "ID", "PORT", "KIND", "STATE", "VLAN", "MTU", "MACS", "RX", "TX", "DROPS"
+    );
+    for p in &s.ports {
+        let mut flags = Vec::new();
+        if !p.learning {
+            flags.push("no-learning".to_string());
+        }
+        for (on, name) in [(p.flood, "flood"), (p.mcast_flood, "mcast-flood"), (p.bcast_flood, "bcast-flood")] {
+            if !on {
+                flags.push(format!("no-{name}"));
+            }
+        }
+        if p.isolated {
+            flags.push("isolated".into());
+        }
+        if p.hairpin {
+            flags.push("hairpin".into());
+        }
+        if let Some(l) = p.mac_limit {
+            flags.push(format!("mac-limit={l}"));
+        }
+        println!(
+            "{:<4} {:<18} {:<5} {:<10} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  {}",
+            p.id,
+            p.name,
+            p.kind,
+            p.state,
+            p.vlan,
+            p.mtu,
+            p.learned_macs,
+            p.counters.rx_frames,
+            p.counters.tx_frames,
+            p.counters.dropped,
+            flags.join(",")
+        );
+    }
+}
+
+fn print_stats(s: &ShowInfo) {
+    for p in &s.ports {
+        let c = &p.counters;
+        println!("{} ({}, {})", p.name, p.kind, p.state);
+        println!("  rx {:>12} frames {:>12}", c.rx_frames, human_bytes(c.rx_bytes));
+        println!("  tx {:>12} frames {:>12}", c.tx_frames, human_bytes(c.tx_bytes));
+        println!("  flooded {:>7}", c.flooded);
+        for (r, n) in &c.drops {
+            println!("  drop {r:<16} {n}");
+        }
+    }
+    println!("fdb: {} of {} entries", s.fdb_entries, s.fdb_capacity);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let req = match &cli.cmd {
+        Cmd::Show => Request::Show,
+        Cmd::Stats => Request::Stats,
+        Cmd::Reload => Request::Reload,
+        Cmd::Port(PortCmd::Add { spec, opts }) => {
+            let mut section = PortSection::named(spec);
+            opts.changes(false).apply(&mut section);
+            Request::PortAdd {
+                port: Box::new(section),
+            }
+        }
+        Cmd::Port(PortCmd::Del { name }) => Request::PortDel { name: name.clone() },
+        Cmd::Port(PortCmd::Set { name, opts, no_vlan }) => Request::PortSet {
+            name: name.clone(),
+            changes: opts.changes(*no_vlan),
+        },
+        Cmd::Fdb(FdbCmd::Show { port, vlan }) => Request::FdbShow {
+            port: port.clone(),
+            vlan: *vlan,
+        },
+        Cmd::Fdb(FdbCmd::Add { mac, port, vlan }) => Request::FdbAdd {
+            mac: *mac,
+            vlan: *vlan,
+            port: port.clone(),
+        },
+        Cmd::Fdb(FdbCmd::Del { mac, vlan }) => Request::FdbDel { mac: *mac, vlan: *vlan },
+        Cmd::Fdb(FdbCmd::Flush { port, vlan }) => Request::FdbFlush {
+            port: port.clone(),
+            vlan: *vlan,
+        },
+        Cmd::Set(SetCmd::Ageing { seconds }) => Request::SetAgeing { seconds: *seconds },
+    };
+    let data = call(&cli.socket, req)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
+    match &cli.cmd {
+        Cmd::Show => print_show(&serde_json::from_value(data)?),
+        Cmd::Stats => print_stats(&serde_json::from_value(data)?),
+        Cmd::Fdb(FdbCmd::Show { .. }) => {
+            let rows: Vec<FdbRow> = serde_json::from_value(data)?;
+            println!("{:<18} {:>5} {:<18} {:>8}  type", "MAC", "VLAN", "PORT", "AGE(s)");
+            for r in &rows {
+                println!(
+                    "{:<18} {:>5} {:<18} {:>8.1}  {}",
+                    r.mac.to_string(),
+                    r.vlan,
+                    r.port,
+                    r.age_seconds,
+                    if r.is_static { "static" } else { "learned" }
+                );
+            }
+            println!("{} entries", rows.len());
+        }
+        Cmd::Fdb(FdbCmd::Flush { .. }) => println!("flushed {} entries", data),
+        Cmd::Port(PortCmd::Add { spec, .. }) => println!("port {spec} added (id {data})"),
+        Cmd::Reload => println!("{}", data.as_str().unwrap_or("reloaded")),
+        _ => println!("ok"),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vswitchctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
