@@ -264,13 +264,20 @@ impl File {
             )));
         }
         if !(1..=64).contains(&s.workers) {
-            return Err(err(format!("[switch] workers = {}: must be 1 to 64", s.workers)));
+            return Err(err(format!(
+                "[switch] workers = {}: must be 1 to 64",
+                s.workers
+            )));
         }
         let metrics_addr = parse_metrics_addr(&s.metrics_addr)
             .map_err(|m| err(format!("[switch] metrics-addr: {m}")))?;
         let control_socket = match s.control_socket.as_str() {
             "off" => None,
-            "" => return Err(err("[switch] control-socket: empty (use a path or \"off\")".into())),
+            "" => {
+                return Err(err(
+                    "[switch] control-socket: empty (use a path or \"off\")".into(),
+                ));
+            }
             p => Some(PathBuf::from(p)),
         };
         let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
@@ -355,12 +362,14 @@ impl PortSection {
         let mut static_macs = Vec::new();
         for s in &self.static_macs {
             if !s.mac.is_valid_source() {
-                return Err(format!("static MAC {}: must be unicast and not all-zero", s.mac));
+                return Err(format!(
+                    "static MAC {}: must be unicast and not all-zero",
+                    s.mac
+                ));
             }
             let vid = match s.vlan {
-                Some(v) => {
-                    switch::ports::parse_vid(&v.to_string()).map_err(|e| format!("static MAC {}: {e}", s.mac))?
-                }
+                Some(v) => switch::ports::parse_vid(&v.to_string())
+                    .map_err(|e| format!("static MAC {}: {e}", s.mac))?,
                 None => vlan.pvid().unwrap_or(1),
             };
             static_macs.push((s.mac, vid));
@@ -506,36 +515,64 @@ isolated = true
         assert!(c.switch.vlan_filtering);
         assert_eq!(c.metrics_addr, None);
         assert_eq!(c.ports.len(), 2);
-        assert_eq!(c.ports[0].static_macs, vec![("02:00:00:00:00:01".parse().unwrap(), 10)]);
+        assert_eq!(
+            c.ports[0].static_macs,
+            vec![("02:00:00:00:00:01".parse().unwrap(), 10)]
+        );
         assert_eq!(c.ports[1].cfg.name, "raw:veth0");
         assert!(c.ports[1].cfg.isolated);
     }
 
     #[test]
     fn errors_name_line_and_key() {
-        let e = check("[switch]\nageing-time = 60\nbogus = 1\n").unwrap_err().to_string();
-        assert!(e.contains("test.toml") && e.contains("line 3") && e.contains("bogus"), "{e}");
+        let e = check("[switch]\nageing-time = 60\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("test.toml") && e.contains("line 3") && e.contains("bogus"),
+            "{e}"
+        );
         let e = check("[[port]]\nname = \"tap0\"\nvlan = { mode = \"access\", vid = 5000 }\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("tap0") && e.contains("1-4094"), "{e}");
-        let e = check("[switch]\nageing-time = 1\n").unwrap_err().to_string();
+        let e = check("[switch]\nageing-time = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ageing-time"), "{e}");
-        let e = check("[[port]]\nname = \"a\"\n[[port]]\nname = \"a\"\n").unwrap_err().to_string();
+        let e = check("[[port]]\nname = \"a\"\n[[port]]\nname = \"a\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("twice"), "{e}");
-        let e = check("[switch]\ngroup-fwd-mask = [\"pause\"]\n").unwrap_err().to_string();
+        let e = check("[switch]\ngroup-fwd-mask = [\"pause\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("pause") && e.contains("line 2"), "{e}");
-        let e = check("[switch]\nmetrics-addr = \"nowhere\"\n").unwrap_err().to_string();
+        let e = check("[switch]\nmetrics-addr = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("metrics-addr"), "{e}");
-        let e = check("[[port]]\nname = \"raw:x\"\nmtu = 9000\n").unwrap_err().to_string();
+        let e = check("[[port]]\nname = \"raw:x\"\nmtu = 9000\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mtu"), "{e}");
     }
 
     #[test]
     fn port_lists() {
         assert_eq!(parse_port_list("tap0,raw:v1").unwrap().len(), 2);
-        assert!(parse_port_list("tap0,,tap1").unwrap_err().to_string().contains("empty"));
-        assert!(parse_port_list("tap0,tap0").unwrap_err().to_string().contains("twice"));
+        assert!(
+            parse_port_list("tap0,,tap1")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(
+            parse_port_list("tap0,tap0")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(parse_port_list("waytoolongname123").is_err());
     }
 

@@ -34,13 +34,8 @@ pub struct Daemon {
 
 /// Opens the port a plan names and logs how it was attached.
 fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
-    let (p, fell_back) = port::open(
-        &plan.spec,
-        &OpenOptions {
-            mtu: plan.mtu,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let (p, fell_back) =
+        port::open(&plan.spec, &OpenOptions { mtu: plan.mtu }).map_err(|e| e.to_string())?;
     if fell_back {
         tracing::info!(
             port = %plan.spec,
@@ -53,7 +48,11 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
 }
 
 impl Daemon {
-    pub fn new(dp: Arc<Dataplane>, config_path: Option<PathBuf>, overrides: config::Overrides) -> Daemon {
+    pub fn new(
+        dp: Arc<Dataplane>,
+        config_path: Option<PathBuf>,
+        overrides: config::Overrides,
+    ) -> Daemon {
         Daemon {
             dp,
             config_path,
@@ -112,7 +111,10 @@ impl Daemon {
         let plan = Self::plan_one(&section)?;
         let sw = self.dp.switch();
         if section.vlan.is_some() && !sw.vlan_filtering() {
-            tracing::info!(port = name, "port has VLAN settings: VLAN filtering turns on");
+            tracing::info!(
+                port = name,
+                "port has VLAN settings: VLAN filtering turns on"
+            );
             sw.set_vlan_filtering(true, sw.vlan_protocol());
         }
         self.update(&current, plan)
@@ -139,13 +141,9 @@ impl Daemon {
         for (mac, vid) in &plan.static_macs {
             sw.fdb().add_static(*mac, *vid, cur.id);
         }
-        self.ports.lock().insert(
-            name.clone(),
-            Attached {
-                id: cur.id,
-                plan,
-            },
-        );
+        self.ports
+            .lock()
+            .insert(name.clone(), Attached { id: cur.id, plan });
         tracing::info!(port = %name, "port settings changed");
         Ok(())
     }
@@ -155,9 +153,10 @@ impl Daemon {
             switch: Default::default(),
             ports: vec![section.clone()],
         };
-        let cfg = file
-            .check(std::path::Path::new("<request>"))
-            .map_err(|e| e.to_string().replace("config file <request>: [[port]] #1 ", "port "))?;
+        let cfg = file.check(std::path::Path::new("<request>")).map_err(|e| {
+            e.to_string()
+                .replace("config file <request>: [[port]] #1 ", "port ")
+        })?;
         Ok(cfg.ports.into_iter().next().expect("one port"))
     }
 
@@ -236,7 +235,9 @@ impl Daemon {
     pub fn hotplug_tick(&self) {
         let ports: Vec<Attached> = self.ports.lock().values().cloned().collect();
         for a in ports {
-            let Some(h) = self.dp.port(a.id) else { continue };
+            let Some(h) = self.dp.port(a.id) else {
+                continue;
+            };
             match h.link_state() {
                 LinkState::Gone => {
                     if port::interface_exists(a.plan.spec.ifname()) {
@@ -357,7 +358,9 @@ impl Daemon {
 
     pub fn fdb_add(&self, mac: Mac, vlan: Option<u16>, port: &str) -> Result<(), String> {
         if !mac.is_valid_source() {
-            return Err(format!("{mac}: a static entry must be a unicast, non-zero MAC"));
+            return Err(format!(
+                "{mac}: a static entry must be a unicast, non-zero MAC"
+            ));
         }
         let id = self.port_id(port)?;
         let vid = vlan.unwrap_or_else(|| self.default_vid(id));
@@ -395,7 +398,9 @@ impl Daemon {
 
     pub fn set_ageing(&self, seconds: u64) -> Result<(), String> {
         if !(10..=1_000_000).contains(&seconds) {
-            return Err(format!("ageing time {seconds}: must be 10 to 1000000 seconds"));
+            return Err(format!(
+                "ageing time {seconds}: must be 10 to 1000000 seconds"
+            ));
         }
         self.dp.switch().fdb().set_ageing_ms(seconds * 1000);
         Ok(())

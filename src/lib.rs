@@ -3,11 +3,11 @@
 //! - [`wire`]: checked, zero-copy frame views.
 //! - [`switch`]: the pure forwarding core (FDB, VLANs, flooding rules).
 
-pub mod switch;
-pub mod wire;
-pub mod port;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod metrics;
+pub mod port;
+pub mod switch;
+pub mod wire;

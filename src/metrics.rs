@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -90,19 +92,40 @@ impl Families {
                 port,
             ),
             up: IntGaugeVec::new(
-                Opts::new("vswitchd_port_up", "1 if the port is up and forwarding, else 0."),
+                Opts::new(
+                    "vswitchd_port_up",
+                    "1 if the port is up and forwarding, else 0.",
+                ),
                 port,
             )
             .expect("valid metric"),
-            fdb_entries: gauge("vswitchd_fdb_entries", "Entries in the forwarding database (static included)."),
-            fdb_capacity: gauge("vswitchd_fdb_capacity", "Most entries the forwarding database holds."),
+            fdb_entries: gauge(
+                "vswitchd_fdb_entries",
+                "Entries in the forwarding database (static included).",
+            ),
+            fdb_capacity: gauge(
+                "vswitchd_fdb_capacity",
+                "Most entries the forwarding database holds.",
+            ),
             fdb_learned: counter("vswitchd_fdb_learned_total", "MACs learned."),
-            fdb_moved: counter("vswitchd_fdb_moved_total", "Learned MACs that moved to another port."),
+            fdb_moved: counter(
+                "vswitchd_fdb_moved_total",
+                "Learned MACs that moved to another port.",
+            ),
             fdb_aged: counter("vswitchd_fdb_aged_total", "Learned MACs removed by ageing."),
-            fdb_evicted: counter("vswitchd_fdb_evicted_total", "Learned MACs evicted because the table was full."),
-            fdb_refused: counter("vswitchd_fdb_refused_total", "MACs not learned: port MAC limit reached or table full of static entries."),
+            fdb_evicted: counter(
+                "vswitchd_fdb_evicted_total",
+                "Learned MACs evicted because the table was full.",
+            ),
+            fdb_refused: counter(
+                "vswitchd_fdb_refused_total",
+                "MACs not learned: port MAC limit reached or table full of static entries.",
+            ),
             build_info: IntGaugeVec::new(
-                Opts::new("vswitchd_build_info", "Always 1; the version label names the build."),
+                Opts::new(
+                    "vswitchd_build_info",
+                    "Always 1; the version label names the build.",
+                ),
                 &["version"],
             )
             .expect("valid metric"),
@@ -154,7 +177,11 @@ impl Collector for SwitchCollector {
             let name = h.port.name();
             let Some(cfg) = sw.port(h.id) else { continue };
             // Report under the configured name (what the user typed).
-            let name = if cfg.name.is_empty() { name } else { cfg.name.as_str() };
+            let name = if cfg.name.is_empty() {
+                name
+            } else {
+                cfg.name.as_str()
+            };
             let t = PortTotals::sum(&counters, h.id);
             f.rx_frames.with_label_values(&[name]).inc_by(t.rx_frames);
             f.rx_bytes.with_label_values(&[name]).inc_by(t.rx_bytes);
@@ -189,8 +216,10 @@ pub fn registry(dp: Arc<Dataplane>) -> Registry {
     let r = Registry::new();
     r.register(Box::new(SwitchCollector::new(dp)))
         .expect("switch collector registers once");
-    let pc = prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, "vswitchd");
-    r.register(Box::new(pc)).expect("process collector registers once");
+    let pc =
+        prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, "vswitchd");
+    r.register(Box::new(pc))
+        .expect("process collector registers once");
     r
 }
 
@@ -253,7 +282,11 @@ async fn handle(sock: &mut tokio::net::TcpStream, registry: &Registry) -> std::i
             "vswitchd: metrics at /metrics\n".to_string(),
         ),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_string(),
+        ),
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -287,7 +320,13 @@ mod tests {
         // Move every source once.
         let c = &dp.counters()[0];
         let pc = c.port(id);
-        for a in [&pc.rx_frames, &pc.rx_bytes, &pc.tx_frames, &pc.tx_bytes, &pc.flooded] {
+        for a in [
+            &pc.rx_frames,
+            &pc.rx_bytes,
+            &pc.tx_frames,
+            &pc.tx_bytes,
+            &pc.flooded,
+        ] {
             bump(a, 1);
         }
         for r in Reason::all() {
@@ -297,12 +336,18 @@ mod tests {
         for a in [&st.learned, &st.moved, &st.aged, &st.evicted, &st.refused] {
             a.fetch_add(1, Relaxed);
         }
-        sw.fdb().add_static("02:00:00:00:00:01".parse().unwrap(), 1, id);
+        sw.fdb()
+            .add_static("02:00:00:00:00:01".parse().unwrap(), 1, id);
         let after = render(&reg);
         let families: Vec<String> = Families::new()
             .all()
             .iter()
-            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()).collect::<Vec<_>>())
+            .flat_map(|c| {
+                c.desc()
+                    .into_iter()
+                    .map(|d| d.fq_name.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(families.len(), 15);
         for fam in &families {
@@ -313,7 +358,10 @@ mod tests {
                     .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
                     .sum()
             };
-            if fam != "vswitchd_fdb_capacity" && fam != "vswitchd_build_info" && fam != "vswitchd_port_up" {
+            if fam != "vswitchd_fdb_capacity"
+                && fam != "vswitchd_build_info"
+                && fam != "vswitchd_port_up"
+            {
                 assert!(value(&after) > value(&before), "{fam} did not move");
             } else {
                 assert!(value(&after) >= 1.0, "{fam}");
@@ -321,7 +369,10 @@ mod tests {
         }
         for r in Reason::all() {
             assert!(
-                after.contains(&format!("vswitchd_port_drops_total{{port=\"p0\",reason=\"{}\"}} 1", r.as_str())),
+                after.contains(&format!(
+                    "vswitchd_port_drops_total{{port=\"p0\",reason=\"{}\"}} 1",
+                    r.as_str()
+                )),
                 "reason {}",
                 r.as_str()
             );

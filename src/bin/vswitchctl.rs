@@ -207,7 +207,11 @@ fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 fn print_show(s: &ShowInfo) {
@@ -229,7 +233,11 @@ fn print_show(s: &ShowInfo) {
         if !p.learning {
             flags.push("no-learning".to_string());
         }
-        for (on, name) in [(p.flood, "flood"), (p.mcast_flood, "mcast-flood"), (p.bcast_flood, "bcast-flood")] {
+        for (on, name) in [
+            (p.flood, "flood"),
+            (p.mcast_flood, "mcast-flood"),
+            (p.bcast_flood, "bcast-flood"),
+        ] {
             if !on {
                 flags.push(format!("no-{name}"));
             }
@@ -264,8 +272,16 @@ fn print_stats(s: &ShowInfo) {
     for p in &s.ports {
         let c = &p.counters;
         println!("{} ({}, {})", p.name, p.kind, p.state);
-        println!("  rx {:>12} frames {:>12}", c.rx_frames, human_bytes(c.rx_bytes));
-        println!("  tx {:>12} frames {:>12}", c.tx_frames, human_bytes(c.tx_bytes));
+        println!(
+            "  rx {:>12} frames {:>12}",
+            c.rx_frames,
+            human_bytes(c.rx_bytes)
+        );
+        println!(
+            "  tx {:>12} frames {:>12}",
+            c.tx_frames,
+            human_bytes(c.tx_bytes)
+        );
         println!("  flooded {:>7}", c.flooded);
         for (r, n) in &c.drops {
             println!("  drop {r:<16} {n}");
@@ -287,7 +303,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Port(PortCmd::Del { name }) => Request::PortDel { name: name.clone() },
-        Cmd::Port(PortCmd::Set { name, opts, no_vlan }) => Request::PortSet {
+        Cmd::Port(PortCmd::Set {
+            name,
+            opts,
+            no_vlan,
+        }) => Request::PortSet {
             name: name.clone(),
             changes: opts.changes(*no_vlan),
         },
@@ -300,7 +320,10 @@ fn run(cli: Cli) -> Result<()> {
             vlan: *vlan,
             port: port.clone(),
         },
-        Cmd::Fdb(FdbCmd::Del { mac, vlan }) => Request::FdbDel { mac: *mac, vlan: *vlan },
+        Cmd::Fdb(FdbCmd::Del { mac, vlan }) => Request::FdbDel {
+            mac: *mac,
+            vlan: *vlan,
+        },
         Cmd::Fdb(FdbCmd::Flush { port, vlan }) => Request::FdbFlush {
             port: port.clone(),
             vlan: *vlan,
@@ -317,7 +340,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Stats => print_stats(&serde_json::from_value(data)?),
         Cmd::Fdb(FdbCmd::Show { .. }) => {
             let rows: Vec<FdbRow> = serde_json::from_value(data)?;
-            println!("{:<18} {:>5} {:<18} {:>8}  type", "MAC", "VLAN", "PORT", "AGE(s)");
+            println!(
+                "{:<18} {:>5} {:<18} {:>8}  type",
+                "MAC", "VLAN", "PORT", "AGE(s)"
+            );
             for r in &rows {
                 println!(
                     "{:<18} {:>5} {:<18} {:>8.1}  {}",

@@ -149,8 +149,9 @@ fn run(cli: Cli) -> Result<()> {
     // Bind the endpoints first: a taken address fails before any TAP exists.
     let metrics_listener = match &cfg.metrics_addr {
         Some(addr) => {
-            let l = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("metrics address {addr} (pick another with --metrics-addr, or `off`)"))?;
+            let l = std::net::TcpListener::bind(addr).with_context(|| {
+                format!("metrics address {addr} (pick another with --metrics-addr, or `off`)")
+            })?;
             l.set_nonblocking(true)?;
             Some(tokio::net::TcpListener::from_std(l)?)
         }
@@ -181,7 +182,10 @@ fn run(cli: Cli) -> Result<()> {
     let result = rt.block_on(async {
         if let Some(l) = metrics_listener {
             tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
-            tokio::spawn(vswitch::metrics::serve(l, Arc::new(vswitch::metrics::registry(dp.clone()))));
+            tokio::spawn(vswitch::metrics::serve(
+                l,
+                Arc::new(vswitch::metrics::registry(dp.clone())),
+            ));
         }
         let (reload_tx, _reload_rx) = tokio::sync::mpsc::channel::<()>(4);
         if let Some(l) = control_listener {
@@ -190,7 +194,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         let (link_tx, mut link_rx) = tokio::sync::mpsc::channel::<()>(1);
         if let Err(e) = vswitch::port::netlink::watch_links(move || {
-            !matches!(link_tx.try_send(()), Err(tokio::sync::mpsc::error::TrySendError::Closed(_)))
+            !matches!(
+                link_tx.try_send(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
+            )
         }) {
             tracing::warn!("no link notifications ({e}); checking ports once a second");
         }

@@ -25,10 +25,17 @@ pub enum Request {
     Stats,
     /// Open and attach a port (`tap0`, `raw:eth0`, `unix:/path`) with the
     /// same settings a `[[port]]` section takes.
-    PortAdd { port: Box<PortSection> },
-    PortDel { name: String },
+    PortAdd {
+        port: Box<PortSection>,
+    },
+    PortDel {
+        name: String,
+    },
     /// Change some settings of a port.
-    PortSet { name: String, changes: PortChanges },
+    PortSet {
+        name: String,
+        changes: PortChanges,
+    },
     FdbShow {
         port: Option<String>,
         vlan: Option<u16>,
@@ -38,12 +45,17 @@ pub enum Request {
         vlan: Option<u16>,
         port: String,
     },
-    FdbDel { mac: Mac, vlan: Option<u16> },
+    FdbDel {
+        mac: Mac,
+        vlan: Option<u16>,
+    },
     FdbFlush {
         port: Option<String>,
         vlan: Option<u16>,
     },
-    SetAgeing { seconds: u64 },
+    SetAgeing {
+        seconds: u64,
+    },
     /// Re-read the config file (as SIGHUP does).
     Reload,
 }
@@ -233,13 +245,18 @@ mod tests {
             },
         };
         let line = serde_json::to_string(&r).unwrap();
-        assert_eq!(line, r#"{"version":1,"cmd":"fdb-show","port":"tap0","vlan":null}"#);
+        assert_eq!(
+            line,
+            r#"{"version":1,"cmd":"fdb-show","port":"tap0","vlan":null}"#
+        );
         let back: Envelope<Request> = serde_json::from_str(&line).unwrap();
         assert_eq!(back.body, r.body);
         let add: Envelope<Request> =
             serde_json::from_str(r#"{"version":1,"cmd":"port-add","port":{"name":"tap9","vlan":{"mode":"access","vid":10}}}"#)
                 .unwrap();
         assert!(matches!(add.body, Request::PortAdd { .. }));
-        assert!(serde_json::from_str::<Envelope<Request>>(r#"{"version":1,"cmd":"nope"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Envelope<Request>>(r#"{"version":1,"cmd":"nope"}"#).is_err()
+        );
     }
 }

@@ -16,7 +16,9 @@ use crate::daemon::Daemon;
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("control socket {path}: another vswitchd is listening there (stop it, or pick another path with --control-socket)")]
+    #[error(
+        "control socket {path}: another vswitchd is listening there (stop it, or pick another path with --control-socket)"
+    )]
     InUse { path: PathBuf },
     #[error("control socket {path}: {step}: {source}")]
     Io {
@@ -36,12 +38,13 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
             source: e,
         }
     };
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io("create directory"))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .map_err(io("set directory mode"))?;
-        }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(io("create directory"))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("set directory mode"))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -56,12 +59,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let l = UnixListener::bind(path);
     crate::port::sys::umask(old);
     let l = l.map_err(io("bind"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod 0600"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("chmod 0600"))?;
     Ok(l)
 }
 
 /// Serves requests until the task is dropped.
-pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, reload: tokio::sync::mpsc::Sender<()>) {
+pub async fn serve(
+    listener: UnixListener,
+    daemon: Arc<Daemon>,
+    reload: tokio::sync::mpsc::Sender<()>,
+) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -93,16 +101,18 @@ async fn connection(
         let resp = match serde_json::from_str::<serde_json::Value>(&line) {
             Err(e) => Response::err(format!("not JSON: {e}")),
             Ok(v) => match v.get("version").and_then(|x| x.as_u64()) {
-                Some(ver) if ver == VERSION as u64 => match serde_json::from_value::<Envelope<Request>>(v) {
-                    Ok(env) => {
-                        let d = daemon.clone();
-                        let reload = reload.clone();
-                        tokio::task::spawn_blocking(move || execute(&d, env.body, &reload))
-                            .await
-                            .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                Some(ver) if ver == VERSION as u64 => {
+                    match serde_json::from_value::<Envelope<Request>>(v) {
+                        Ok(env) => {
+                            let d = daemon.clone();
+                            let reload = reload.clone();
+                            tokio::task::spawn_blocking(move || execute(&d, env.body, &reload))
+                                .await
+                                .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                        }
+                        Err(e) => Response::err(format!("bad request: {e}")),
                     }
-                    Err(e) => Response::err(format!("bad request: {e}")),
-                },
+                }
                 Some(ver) => Response::err(format!(
                     "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
                 )),

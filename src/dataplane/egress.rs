@@ -42,7 +42,10 @@ pub fn apply_tag(act: TagAction, tpid: u16, hdr: VnetHdr, frame: &[u8], out: &mu
 /// Outcome of sending to one port.
 pub enum Sent {
     /// This many frames and bytes left (a GSO frame may become several).
-    Ok { frames: u64, bytes: u64 },
+    Ok {
+        frames: u64,
+        bytes: u64,
+    },
     Dropped(Reason),
     /// The peer's link is down (EIO/ENETDOWN).
     LinkDown,
@@ -149,8 +152,15 @@ mod tests {
         let mut out = Vec::new();
         apply_tag(TagAction::Push(10), 0x8100, gso_hdr(), &f, &mut out);
         let h = VnetHdr::parse(&out);
-        assert_eq!((h.csum_start, h.hdr_len), (38, 58), "offsets follow the tag");
-        assert_eq!(&out[VNET_HDR_LEN + 12..VNET_HDR_LEN + 18], &[0x81, 0, 0, 10, 0x08, 0]);
+        assert_eq!(
+            (h.csum_start, h.hdr_len),
+            (38, 58),
+            "offsets follow the tag"
+        );
+        assert_eq!(
+            &out[VNET_HDR_LEN + 12..VNET_HDR_LEN + 18],
+            &[0x81, 0, 0, 10, 0x08, 0]
+        );
         let tagged = out[VNET_HDR_LEN..].to_vec();
         apply_tag(TagAction::Pop, 0x8100, h, &tagged, &mut out);
         assert_eq!(&out[VNET_HDR_LEN..], &f[..]);
@@ -158,7 +168,13 @@ mod tests {
         let mut prio = tagged.clone();
         prio[14] = 0xa0; // PCP 5, VID 0
         prio[15] = 0;
-        apply_tag(TagAction::Rewrite(20), 0x8100, VnetHdr::default(), &prio, &mut out);
+        apply_tag(
+            TagAction::Rewrite(20),
+            0x8100,
+            VnetHdr::default(),
+            &prio,
+            &mut out,
+        );
         assert_eq!(&out[VNET_HDR_LEN + 14..VNET_HDR_LEN + 16], &[0xa0, 20]);
         apply_tag(TagAction::Keep, 0x8100, VnetHdr::default(), &f, &mut out);
         assert_eq!(&out[VNET_HDR_LEN..], &f[..]);

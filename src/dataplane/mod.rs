@@ -131,13 +131,18 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Starts `workers` threads (at least one) forwarding for `switch`.
-    pub fn start(switch: Arc<Switch>, workers: usize, clock: Clock) -> Result<Dataplane, DataplaneError> {
+    pub fn start(
+        switch: Arc<Switch>,
+        workers: usize,
+        clock: Clock,
+    ) -> Result<Dataplane, DataplaneError> {
         let ports: Arc<ArcSwap<PortMap>> = Arc::new(ArcSwap::from_pointee(vec![None; MAX_PORTS]));
         let stop = Arc::new(AtomicBool::new(false));
         let mut ws = Vec::new();
         for i in 0..workers.max(1) {
             let poll = Poll::new().map_err(DataplaneError::Start)?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(DataplaneError::Start)?);
+            let waker =
+                Arc::new(Waker::new(poll.registry(), WAKER).map_err(DataplaneError::Start)?);
             let (tx, rx) = crossbeam_channel::unbounded();
             let counters = Arc::new(WorkerCounters::default());
             let mut run = Run {
@@ -197,7 +202,9 @@ impl Dataplane {
         }
         let map = self.ports.load();
         let load = |w: usize| map.iter().flatten().filter(|p| p.worker == w).count();
-        let worker = (0..self.workers.len()).min_by_key(|w| load(*w)).unwrap_or(0);
+        let worker = (0..self.workers.len())
+            .min_by_key(|w| load(*w))
+            .unwrap_or(0);
         let h = Arc::new(PortHandle {
             id,
             port,
@@ -373,7 +380,9 @@ impl Run {
                 }
             }
             for _ in 0..self.ready.len() {
-                let Some(id) = self.ready.pop_front() else { break };
+                let Some(id) = self.ready.pop_front() else {
+                    break;
+                };
                 self.queued[id as usize] = false;
                 match self.service(id) {
                     Drained::Empty => {}
@@ -389,7 +398,10 @@ impl Run {
     }
 
     fn mark_ready(&mut self, id: PortId) {
-        if (id as usize) < MAX_PORTS && !self.queued[id as usize] && self.owned[id as usize].is_some() {
+        if (id as usize) < MAX_PORTS
+            && !self.queued[id as usize]
+            && self.owned[id as usize].is_some()
+        {
             self.queued[id as usize] = true;
             self.ready.push_back(id);
         }
@@ -523,7 +535,13 @@ impl Run {
             let sent = if act == TagAction::Keep {
                 egress::send(&*oh.port, &self.buf[..n], &mut self.seg)
             } else {
-                egress::apply_tag(act, tpid, hdr, &self.buf[VNET_HDR_LEN..n], &mut self.scratch);
+                egress::apply_tag(
+                    act,
+                    tpid,
+                    hdr,
+                    &self.buf[VNET_HDR_LEN..n],
+                    &mut self.scratch,
+                );
                 egress::send(&*oh.port, &self.scratch, &mut self.seg)
             };
             match sent {
@@ -534,7 +552,8 @@ impl Run {
                 }
                 Sent::Dropped(r) => self.counters.count_drop(out, r),
                 Sent::LinkDown => {
-                    self.counters.count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
+                    self.counters
+                        .count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
                     if oh.set_state(LinkState::LinkDown) == LinkState::Up {
                         tracing::info!(port = oh.port.name(), "peer link is down");
                         self.switch.set_port_up(out, false);

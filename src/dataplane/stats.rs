@@ -25,15 +25,12 @@ pub const N_REASONS: usize = DropReason::ALL.len() + 4;
 
 impl Reason {
     pub fn all() -> impl Iterator<Item = Reason> {
-        DropReason::ALL
-            .iter()
-            .map(|r| Reason::Decision(*r))
-            .chain([
-                Reason::QueueFull,
-                Reason::TooBig,
-                Reason::Malformed,
-                Reason::IoError,
-            ])
+        DropReason::ALL.iter().map(|r| Reason::Decision(*r)).chain([
+            Reason::QueueFull,
+            Reason::TooBig,
+            Reason::Malformed,
+            Reason::IoError,
+        ])
     }
 
     pub fn index(self) -> usize {

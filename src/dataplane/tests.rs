@@ -47,11 +47,19 @@ fn floods_then_switches() {
         peers[0].send(&f).unwrap();
         assert_eq!(peers[1].recv_timeout(WAIT).unwrap(), Some(f.clone()));
         assert_eq!(peers[2].recv_timeout(WAIT).unwrap(), Some(f.clone()));
-        assert_eq!(peers[0].recv_timeout(QUIET).unwrap(), None, "not back to sender");
+        assert_eq!(
+            peers[0].recv_timeout(QUIET).unwrap(),
+            None,
+            "not back to sender"
+        );
         let reply = frame(A, B, 60);
         peers[1].send(&reply).unwrap();
         assert_eq!(peers[0].recv_timeout(WAIT).unwrap(), Some(reply));
-        assert_eq!(peers[2].recv_timeout(QUIET).unwrap(), None, "known unicast only to A");
+        assert_eq!(
+            peers[2].recv_timeout(QUIET).unwrap(),
+            None,
+            "known unicast only to A"
+        );
         let totals = stats::PortTotals::sum(&dp.counters(), 0);
         assert_eq!(totals.rx_frames, 1);
         assert_eq!(totals.tx_frames, 1);
@@ -79,9 +87,20 @@ fn vlan_push_and_pop_on_the_wire() {
     let got = peers[2].recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(&got[12..16], &[0x81, 0x00, 0x00, 10]);
     assert_eq!(&got[16..], &f[12..]);
-    assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), None, "VLAN 20 sees nothing");
+    assert_eq!(
+        peers[1].recv_timeout(QUIET).unwrap(),
+        None,
+        "VLAN 20 sees nothing"
+    );
     // Tagged VLAN 20 from the trunk arrives untagged on a20.
-    peers[2].send(&got.iter().enumerate().map(|(i, b)| if i == 15 { 20 } else { *b }).collect::<Vec<_>>()).unwrap();
+    peers[2]
+        .send(
+            &got.iter()
+                .enumerate()
+                .map(|(i, b)| if i == 15 { 20 } else { *b })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
     let got = peers[1].recv_timeout(WAIT).unwrap().unwrap();
     assert_eq!(got, f);
 }

@@ -148,9 +148,7 @@ pub enum PortError {
         "port `{port}`: an interface named `{port}` exists and is not a TAP device; pick another name, or attach to it with raw:{port}"
     )]
     NotATap { port: String },
-    #[error(
-        "port `{port}`: no interface of that name (create it first, or check `ip link show`)"
-    )]
+    #[error("port `{port}`: no interface of that name (create it first, or check `ip link show`)")]
     NoInterface { port: String },
     #[error("port `{port}`: {step} failed: {source}")]
     Io {
@@ -189,17 +187,31 @@ mod tests {
 
     #[test]
     fn specs() {
-        assert_eq!(PortSpec::parse("tap0").unwrap(), PortSpec::Tap("tap0".into()));
+        assert_eq!(
+            PortSpec::parse("tap0").unwrap(),
+            PortSpec::Tap("tap0".into())
+        );
         assert_eq!(
             PortSpec::parse("raw:veth1").unwrap(),
             PortSpec::Raw("veth1".into())
         );
         assert_eq!(PortSpec::parse("raw:veth1").unwrap().name(), "raw:veth1");
-        for bad in ["", "raw:", "a/b", "a b", "0123456789abcdef", "..", "foo:bar"] {
+        for bad in [
+            "",
+            "raw:",
+            "a/b",
+            "a b",
+            "0123456789abcdef",
+            "..",
+            "foo:bar",
+        ] {
             let e = PortSpec::parse(bad).unwrap_err().to_string();
             assert!(e.contains("port `"), "{bad}: {e}");
         }
-        assert!(PortSpec::parse("0123456789abcde").is_ok(), "15 bytes is fine");
+        assert!(
+            PortSpec::parse("0123456789abcde").is_ok(),
+            "15 bytes is fine"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ const RTMGRP_LINK: u32 = 1;
 /// Returns an error if the socket cannot be opened (the caller then relies
 /// on its periodic check alone).
 pub fn watch_links(mut notify: impl FnMut() -> bool + Send + 'static) -> io::Result<()> {
-    let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE)?;
+    let fd = sys::socket(
+        libc::AF_NETLINK,
+        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+        NETLINK_ROUTE,
+    )?;
     // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
     let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     sa.nl_family = libc::AF_NETLINK as u16;

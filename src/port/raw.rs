@@ -228,7 +228,9 @@ mod tests {
         assert_eq!(n, VNET_HDR_LEN + frame.len() + 4);
         assert_eq!(
             &buf[VNET_HDR_LEN..n],
-            &[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0xaa]
+            &[
+                1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00, 0xaa
+            ]
         );
     }
 }

@@ -110,7 +110,12 @@ pub fn socketpair(ty: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// `setsockopt` with a plain value.
-pub fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+pub fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` points to a live `T` of the size we pass.
     cvt(unsafe {
         libc::setsockopt(

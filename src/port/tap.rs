@@ -35,14 +35,12 @@ impl TapPort {
     /// enables the virtio-net header and offloads, sets the MTU if asked,
     /// and brings it up.
     pub fn open(name: &str, mtu: Option<usize>) -> Result<TapPort, PortError> {
-        let fd = sys::open(
-            TUN_PATH,
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-        .map_err(|e| PortError::TunDevice {
-            port: name.into(),
-            source: e,
-        })?;
+        let fd = sys::open(TUN_PATH, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC).map_err(
+            |e| PortError::TunDevice {
+                port: name.into(),
+                source: e,
+            },
+        )?;
         let mut ifr = IfReq::new(name);
         ifr.set_short(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
         if let Err(e) = sys::ioctl_ifreq(fd.as_raw_fd(), TUNSETIFF, &mut ifr) {
@@ -70,7 +68,8 @@ impl TapPort {
             }
         };
         let mut sz = VNET_HDR_LEN as libc::c_int;
-        sys::ioctl_int_ptr(fd.as_raw_fd(), TUNSETVNETHDRSZ, &mut sz).map_err(io("TUNSETVNETHDRSZ"))?;
+        sys::ioctl_int_ptr(fd.as_raw_fd(), TUNSETVNETHDRSZ, &mut sz)
+            .map_err(io("TUNSETVNETHDRSZ"))?;
         sys::ioctl_int(
             fd.as_raw_fd(),
             TUNSETOFFLOAD,

@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(f.flush(by(None, Some(2))), 1);
         assert_eq!(f.flush(by(Some(0), None)), 1);
         assert_eq!(f.len(), 1);
-        assert_eq!(f.entries(0)[0].is_static, true);
+        assert!(f.entries(0)[0].is_static);
     }
 
     #[test]

@@ -436,19 +436,19 @@ impl Switch {
             })
         };
 
-        if !dst.is_multicast() {
-            if let Some(out) = self.fdb.lookup(dst, vid, now) {
-                if out == ingress && !hairpin {
-                    return decided(Action::Drop(DropReason::SameSegment));
-                }
-                if ingress_isolated && table.isolated.contains(out) {
-                    return decided(Action::Drop(DropReason::Isolated));
-                }
-                if !usable.contains(out) {
-                    return decided(Action::Drop(DropReason::NoEgress));
-                }
-                return decided(egress(PortSet::single(out), false));
+        if !dst.is_multicast()
+            && let Some(out) = self.fdb.lookup(dst, vid, now)
+        {
+            if out == ingress && !hairpin {
+                return decided(Action::Drop(DropReason::SameSegment));
             }
+            if ingress_isolated && table.isolated.contains(out) {
+                return decided(Action::Drop(DropReason::Isolated));
+            }
+            if !usable.contains(out) {
+                return decided(Action::Drop(DropReason::NoEgress));
+            }
+            return decided(egress(PortSet::single(out), false));
         }
 
         let allowed = if dst.is_broadcast() {

@@ -165,8 +165,10 @@ fn mac_moves_between_ports() {
 
 #[test]
 fn ageing_with_fake_clock() {
-    let mut cfg = SwitchConfig::default();
-    cfg.ageing_ms = 10_000;
+    let cfg = SwitchConfig {
+        ageing_ms: 10_000,
+        ..SwitchConfig::default()
+    };
     let sw = switch_with(
         cfg,
         vec![

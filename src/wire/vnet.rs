@@ -193,10 +193,14 @@ pub fn segment(
     let flags0 = frame[l4 + 13];
     let nseg = payload.len().div_ceil(mss).max(1);
     let ip_id0 = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]);
-    for (i, chunk) in payload.chunks(mss).chain(
-        // A GSO frame with no payload still goes out, as one frame.
-        std::iter::once(&payload[..0]).take(usize::from(payload.is_empty())),
-    ).enumerate() {
+    for (i, chunk) in payload
+        .chunks(mss)
+        .chain(
+            // A GSO frame with no payload still goes out, as one frame.
+            std::iter::once(&payload[..0]).take(usize::from(payload.is_empty())),
+        )
+        .enumerate()
+    {
         scratch.clear();
         scratch.extend_from_slice(&frame[..hdrs]);
         scratch.extend_from_slice(chunk);
@@ -334,7 +338,10 @@ mod tests {
             csum_start: 200,
             ..h
         };
-        assert_eq!(finish_checksum(&bad, &mut f), Err(OffloadError::BadChecksumOffsets));
+        assert_eq!(
+            finish_checksum(&bad, &mut f),
+            Err(OffloadError::BadChecksumOffsets)
+        );
     }
 
     #[test]
