@@ -69,6 +69,15 @@ ip -n "$NS" link set "$VETH_NS" up
 
 vsq_serve_tcp "$NS" 5201 $((GUEST_TIMEOUT + 30))
 
+# Frame sizes on guest A's tap, to see whether TCP crossed as GSO frames
+# (larger than the MTU): headers only, bounded, informational.
+CAP=
+if command -v tcpdump >/dev/null; then
+	CAP=$LOGS/A.pcap
+	timeout $((GUEST_TIMEOUT + 30)) tcpdump -i "$TAP_A" -s 96 -w "$CAP" -U tcp >/dev/null 2>&1 &
+	vsq_at_exit vsq_kill $!
+fi
+
 common="vs.count=5 vs.wait=90 vs.tcpbytes=$TCPBYTES vs.hold=150"
 vsq_log "booting guests (accel=$ACCEL), logs in $LOGS"
 vsq_start_guest A --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
@@ -101,6 +110,10 @@ for g in A B; do
 	[ $rc = 0 ] || fail=1
 done
 
+if [ -n "$CAP" ] && [ -s "$CAP" ]; then
+	max=$(tcpdump -r "$CAP" -nn -e 2>/dev/null | sed -n 's/.*, length \([0-9]*\): .*/\1/p' | sort -n | tail -n1)
+	vsq_log "largest TCP frame on $TAP_A: ${max:-?} bytes (> 1514: GSO/TSO frames crossed the bridge)"
+fi
 echo "results:"
 vsq_expect A "$LOGS/A.log" \
 	"NET eth0 52:54:00:99:00:11 $IP_A/24 UP" \
