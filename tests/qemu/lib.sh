@@ -8,8 +8,10 @@
 #   vsq_start_guest NAME ARGS...  run-guest.sh ARGS in the background; its pid
 #                                 goes to VSQ_PID[NAME], its start time to
 #                                 VSQ_T0[NAME], cleanup registered
-#   vsq_wait_line FILE REGEX SECS wait until a line of FILE matches (CR ignored);
-#                                 prints the seconds waited, fails on timeout
+#   vsq_wait_line FILE REGEX SECS [PID]
+#                                 wait until a line of FILE matches (CR ignored);
+#                                 prints the seconds waited; fails on timeout or
+#                                 when PID (e.g. ${VSQ_PID[A]}) has exited
 #   vsq_wait_guest NAME SECS      wait for the guest's QEMU to exit
 #   vsq_expect NAME LOG REGEX...  each REGEX must match a "VSGUEST " line of LOG
 #                                 (the text after "VSGUEST "); prints verdicts
@@ -59,9 +61,12 @@ vsq_start_guest() {
 }
 
 vsq_wait_line() {
-	local file=$1 re=$2 secs=$3 t0
+	local file=$1 re=$2 secs=$3 pid=${4:-} t0 gone=0
 	t0=$(vsq_now)
 	while ! tr -d '\r' 2>/dev/null <"$file" | grep -aEq -- "$re"; do
+		[ $gone = 1 ] && return 1
+		# one more look at the file after the process is gone
+		[ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && gone=1 && continue
 		if awk -v a="$t0" -v b="$(vsq_now)" -v s="$secs" 'BEGIN { exit !(b - a > s) }'; then
 			return 1
 		fi
@@ -88,7 +93,7 @@ vsq_wait_guest() {
 vsq_expect() {
 	local name=$1 log=$2 re bad=0 lines
 	shift 2
-	lines=$(tr -d '\r' <"$log" | sed -n 's/^.*VSGUEST //p')
+	lines=$(tr -d '\r' 2>/dev/null <"$log" | sed -n 's/^.*VSGUEST //p')
 	for re in "$@"; do
 		if grep -Eq -- "^$re" <<<"$lines"; then
 			echo "  ok   $name: $(grep -E -- "^$re" <<<"$lines" | head -n1)"

@@ -91,16 +91,16 @@ vsq_start_guest B --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIM
 
 fail=0
 for g in A B; do
-	if t=$(vsq_wait_line "$LOGS/$g.log" '^VSGUEST BOOT' 120); then
-		vsq_log "guest $g: init started ${t}s after QEMU start"
+	if vsq_wait_line "$LOGS/$g.log" '^VSGUEST BOOT' 120 "${VSQ_PID[$g]}" >/dev/null; then
+		vsq_log "guest $g: init started $(vsq_since "${VSQ_T0[$g]}")s after QEMU start"
 	else
-		vsq_log "guest $g: no VSGUEST BOOT within 120 s"
+		vsq_log "guest $g: no VSGUEST BOOT (QEMU gone or 120 s passed)"
 		fail=1
 	fi
 done
 for g in A B; do
-	if t=$(vsq_wait_line "$LOGS/$g.log" '^VSGUEST NET' 60); then
-		vsq_log "guest $g: network up"
+	if vsq_wait_line "$LOGS/$g.log" '^VSGUEST NET' 60 "${VSQ_PID[$g]}" >/dev/null; then
+		vsq_log "guest $g: network up $(vsq_since "${VSQ_T0[$g]}")s after QEMU start"
 	fi
 done
 for g in A B; do
@@ -112,7 +112,7 @@ done
 
 if [ -n "$CAP" ] && [ -s "$CAP" ]; then
 	max=$(tcpdump -r "$CAP" -nn -e 2>/dev/null | sed -n 's/.*, length \([0-9]*\): .*/\1/p' | sort -n | tail -n1)
-	vsq_log "largest TCP frame on $TAP_A: ${max:-?} bytes (> 1514: GSO/TSO frames crossed the bridge)"
+	[ -n "$max" ] && vsq_log "largest TCP frame on $TAP_A: $max bytes (> 1514: GSO/TSO frames crossed the bridge)"
 fi
 echo "results:"
 vsq_expect A "$LOGS/A.log" \
@@ -129,7 +129,7 @@ vsq_expect B "$LOGS/B.log" \
 if [ $fail != 0 ]; then
 	for g in A B; do
 		echo "---- guest $g log (tail) ----"
-		tr -d '\r' <"$LOGS/$g.log" | tail -n 60
+		tr -d '\r' 2>/dev/null <"$LOGS/$g.log" | tail -n 60 || echo "(no log)"
 	done
 	echo "selftest-bridge: FAIL"
 	exit 1
