@@ -166,6 +166,9 @@ pub struct PortSection {
     pub mtu: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub static_macs: Vec<StaticMac>,
+    /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_mode: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -323,6 +326,7 @@ impl PortSection {
             mac_limit: None,
             mtu: None,
             static_macs: Vec::new(),
+            socket_mode: None,
         }
     }
 
@@ -357,6 +361,16 @@ impl PortSection {
             }
             if !matches!(spec, PortSpec::Tap(_)) {
                 return Err("mtu applies only to TAP ports vswitchd creates".into());
+            }
+        }
+        if let Some(m) = self.socket_mode {
+            if !matches!(spec, PortSpec::Unix(_) | PortSpec::UnixDgram(_)) {
+                return Err("socket-mode applies only to unix: and unixgram: ports".into());
+            }
+            if m & !0o777 != 0 || m & 0o600 != 0o600 || m & 0o007 != 0 {
+                return Err(format!(
+                    "socket-mode = {m:#o}: the owner needs rw and others get nothing (e.g. 0o600 or 0o660)"
+                ));
             }
         }
         let mut static_macs = Vec::new();

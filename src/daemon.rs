@@ -34,13 +34,19 @@ pub struct Daemon {
 
 /// Opens the port a plan names and logs how it was attached.
 fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
-    let (p, fell_back) =
-        port::open(&plan.spec, &OpenOptions { mtu: plan.mtu }).map_err(|e| e.to_string())?;
+    let (p, fell_back) = port::open(
+        &plan.spec,
+        &OpenOptions {
+            mtu: plan.mtu,
+            socket_mode: plan.section.socket_mode,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     if fell_back {
         tracing::info!(
             port = %plan.spec,
             "TAP is held by another process (QEMU?); attached to it as raw:{}",
-            plan.spec.ifname()
+            plan.spec.ifname().unwrap_or_default()
         );
     }
     tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
@@ -240,7 +246,7 @@ impl Daemon {
             };
             match h.link_state() {
                 LinkState::Gone => {
-                    if port::interface_exists(a.plan.spec.ifname()) {
+                    if a.plan.spec.ifname().is_some_and(port::interface_exists) {
                         match open_port(&a.plan) {
                             Ok(p) => {
                                 if let Err(e) = self.dp.replace_port(a.id, p) {

@@ -12,6 +12,7 @@ pub mod pair;
 pub mod raw;
 pub mod sys;
 pub mod tap;
+pub mod unix;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -19,6 +20,7 @@ use std::os::fd::RawFd;
 pub use pair::{PairPeer, PairPort, pair};
 pub use raw::RawPort;
 pub use tap::TapPort;
+pub use unix::{UnixDgramPort, UnixStreamPort};
 
 /// A frame endpoint the dataplane polls.
 pub trait Port: Send + Sync {
@@ -53,20 +55,43 @@ pub enum PortSpec {
     Tap(String),
     /// `raw:IFNAME`: an existing interface, by AF_PACKET.
     Raw(String),
+    /// `unix:PATH`: a stream socket QEMU connects to (`-netdev stream`).
+    Unix(std::path::PathBuf),
+    /// `unixgram:PATH`: a datagram socket for QEMU's `-netdev dgram`.
+    UnixDgram(std::path::PathBuf),
 }
 
 impl PortSpec {
-    /// Parses `tap0` or `raw:eth0`, checking the interface name.
+    /// Parses `tap0`, `raw:eth0`, `unix:/path` or `unixgram:/path`.
     pub fn parse(s: &str) -> Result<PortSpec, PortError> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("raw:") {
             check_ifname(rest)?;
             return Ok(PortSpec::Raw(rest.to_string()));
         }
+        for (prefix, dgram) in [("unix:", false), ("unixgram:", true)] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                if rest.is_empty() || rest.len() > 107 || rest.contains('\0') || rest.contains(',')
+                {
+                    return Err(PortError::BadName {
+                        port: s.to_string(),
+                        why: "a socket path is 1 to 107 bytes, without `,`".into(),
+                    });
+                }
+                let p = std::path::PathBuf::from(rest);
+                return Ok(if dgram {
+                    PortSpec::UnixDgram(p)
+                } else {
+                    PortSpec::Unix(p)
+                });
+            }
+        }
         if let Some((kind, _)) = s.split_once(':') {
             return Err(PortError::BadName {
                 port: s.to_string(),
-                why: format!("unknown port kind `{kind}:` (use NAME for a TAP or raw:IFNAME)"),
+                why: format!(
+                    "unknown port kind `{kind}:` (use NAME for a TAP, raw:IFNAME, unix:PATH or unixgram:PATH)"
+                ),
             });
         }
         check_ifname(s)?;
@@ -78,13 +103,16 @@ impl PortSpec {
         match self {
             PortSpec::Tap(n) => n.clone(),
             PortSpec::Raw(n) => format!("raw:{n}"),
+            PortSpec::Unix(p) => format!("unix:{}", p.display()),
+            PortSpec::UnixDgram(p) => format!("unixgram:{}", p.display()),
         }
     }
 
-    /// The kernel interface behind the port.
-    pub fn ifname(&self) -> &str {
+    /// The kernel interface behind the port (none for socket ports).
+    pub fn ifname(&self) -> Option<&str> {
         match self {
-            PortSpec::Tap(n) | PortSpec::Raw(n) => n,
+            PortSpec::Tap(n) | PortSpec::Raw(n) => Some(n),
+            PortSpec::Unix(_) | PortSpec::UnixDgram(_) => None,
         }
     }
 }
@@ -165,6 +193,8 @@ pub enum PortError {
 pub struct OpenOptions {
     /// Set the device MTU (TAP ports).
     pub mtu: Option<usize>,
+    /// Mode of a unix socket port's file (default 0600).
+    pub socket_mode: Option<u32>,
 }
 
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
@@ -178,6 +208,20 @@ pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Box<dyn Port>, bool)
             Err(e) => Err(e),
         },
         PortSpec::Raw(name) => Ok((Box::new(RawPort::open(name)?), false)),
+        PortSpec::Unix(path) => Ok((
+            Box::new(UnixStreamPort::open(
+                path,
+                opts.socket_mode.unwrap_or(0o600),
+            )?),
+            false,
+        )),
+        PortSpec::UnixDgram(path) => Ok((
+            Box::new(UnixDgramPort::open(
+                path,
+                opts.socket_mode.unwrap_or(0o600),
+            )?),
+            false,
+        )),
     }
 }
 
