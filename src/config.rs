@@ -169,6 +169,13 @@ pub struct PortSection {
     /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_mode: Option<u32>,
+    /// Move the TAP into this network namespace (a name from `ip netns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Addresses to give the TAP (in its namespace), e.g. ["198.18.0.1/24"]:
+    /// the host's own address on the segment, like an IP on `br0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -227,6 +234,10 @@ pub struct PortPlan {
     pub section: PortSection,
     pub spec: PortSpec,
     pub cfg: PortConfig,
+    /// Namespace to move the TAP into.
+    pub netns: Option<String>,
+    /// Addresses for the TAP.
+    pub addresses: Vec<crate::port::rtnl::IfAddr>,
     pub mtu: Option<usize>,
     pub static_macs: Vec<(Mac, u16)>,
 }
@@ -327,6 +338,8 @@ impl PortSection {
             mtu: None,
             static_macs: Vec::new(),
             socket_mode: None,
+            netns: None,
+            addresses: Vec::new(),
         }
     }
 
@@ -373,6 +386,24 @@ impl PortSection {
                 ));
             }
         }
+        let is_tap = matches!(spec, PortSpec::Tap(_));
+        if (self.netns.is_some() || !self.addresses.is_empty()) && !is_tap {
+            return Err("netns and addresses apply only to TAP ports vswitchd creates".into());
+        }
+        if let Some(ns) = &self.netns
+            && (ns.is_empty() || ns.contains('/') || ns.starts_with('.'))
+        {
+            return Err(format!(
+                "netns = {ns:?}: not a namespace name (see `ip netns list`)"
+            ));
+        }
+        let mut addresses = Vec::new();
+        for a in &self.addresses {
+            addresses.push(
+                a.parse::<crate::port::rtnl::IfAddr>()
+                    .map_err(|e| format!("addresses: {e}"))?,
+            );
+        }
         let mut static_macs = Vec::new();
         for s in &self.static_macs {
             if !s.mac.is_valid_source() {
@@ -403,6 +434,8 @@ impl PortSection {
             section: self.clone(),
             spec,
             cfg,
+            netns: self.netns.clone(),
+            addresses,
             mtu: self.mtu,
             static_macs,
         })

@@ -32,7 +32,8 @@ pub struct Daemon {
     ports: Mutex<BTreeMap<String, Attached>>,
 }
 
-/// Opens the port a plan names and logs how it was attached.
+/// Opens the port a plan names, places it (namespace, addresses) and logs
+/// how it was attached.
 fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
     let (p, fell_back) = port::open(
         &plan.spec,
@@ -49,8 +50,27 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
             plan.spec.ifname().unwrap_or_default()
         );
     }
+    if !fell_back && (plan.netns.is_some() || !plan.addresses.is_empty()) {
+        place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
+    }
     tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
     Ok(p)
+}
+
+/// Moves a new TAP into its namespace and gives it its addresses.
+fn place(plan: &PortPlan) -> Result<(), String> {
+    let ifname = plan.spec.ifname().unwrap_or_default();
+    if let Some(ns) = &plan.netns {
+        if !port::rtnl::netns_exists(ns) {
+            return Err(format!(
+                "network namespace `{ns}` does not exist (create it with `ip netns add {ns}`)"
+            ));
+        }
+        port::rtnl::move_to_netns(ifname, ns)
+            .map_err(|e| format!("moving into namespace `{ns}`: {e}"))?;
+    }
+    port::rtnl::configure(plan.netns.as_deref(), ifname, &plan.addresses)
+        .map_err(|e| format!("bringing up / adding addresses: {e}"))
 }
 
 impl Daemon {

@@ -55,6 +55,12 @@ enum PortCmd {
         spec: String,
         #[command(flatten)]
         opts: PortOpts,
+        /// Move the new TAP into this network namespace.
+        #[arg(long, value_name = "NS")]
+        netns: Option<String>,
+        /// Give the new TAP this address (repeatable), e.g. 198.18.0.1/24.
+        #[arg(long = "address", value_name = "ADDR/LEN")]
+        addresses: Vec<String>,
     },
     /// Detach and close a port.
     Del { name: String },
@@ -295,9 +301,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Show => Request::Show,
         Cmd::Stats => Request::Stats,
         Cmd::Reload => Request::Reload,
-        Cmd::Port(PortCmd::Add { spec, opts }) => {
+        Cmd::Port(PortCmd::Add {
+            spec,
+            opts,
+            netns,
+            addresses,
+        }) => {
             let mut section = PortSection::named(spec);
             opts.changes(false).apply(&mut section);
+            section.netns = netns.clone();
+            section.addresses = addresses.clone();
             Request::PortAdd {
                 port: Box::new(section),
             }

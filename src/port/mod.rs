@@ -10,6 +10,7 @@
 pub mod netlink;
 pub mod pair;
 pub mod raw;
+pub mod rtnl;
 pub mod sys;
 pub mod tap;
 pub mod unix;
