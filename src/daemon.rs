@@ -21,6 +21,9 @@ use crate::wire::Mac;
 struct Attached {
     id: PortId,
     plan: PortPlan,
+    /// Added through the control socket (e.g. by a QEMU ifup script), not
+    /// from the config: a reload leaves it alone unless the file names it.
+    runtime: bool,
 }
 
 /// The switch and what it was configured with.
@@ -91,8 +94,13 @@ impl Daemon {
         &self.dp
     }
 
-    /// Opens and attaches a port. On failure nothing is left behind.
+    /// Opens and attaches a port from the configuration. On failure nothing
+    /// is left behind.
     pub fn add_port(&self, plan: PortPlan) -> Result<PortId, String> {
+        self.attach(plan, false)
+    }
+
+    fn attach(&self, plan: PortPlan, runtime: bool) -> Result<PortId, String> {
         let name = plan.spec.name();
         let mut ports = self.ports.lock();
         if ports.contains_key(&name) {
@@ -108,7 +116,7 @@ impl Daemon {
                 tracing::warn!(port = %name, %mac, "FDB full of static entries; static MAC not added");
             }
         }
-        ports.insert(name, Attached { id, plan });
+        ports.insert(name, Attached { id, plan, runtime });
         Ok(id)
     }
 
@@ -167,9 +175,14 @@ impl Daemon {
         for (mac, vid) in &plan.static_macs {
             sw.fdb().add_static(*mac, *vid, cur.id);
         }
-        self.ports
-            .lock()
-            .insert(name.clone(), Attached { id: cur.id, plan });
+        self.ports.lock().insert(
+            name.clone(),
+            Attached {
+                id: cur.id,
+                plan,
+                runtime: cur.runtime,
+            },
+        );
         tracing::info!(port = %name, "port settings changed");
         Ok(())
     }
@@ -194,7 +207,7 @@ impl Daemon {
             tracing::info!(port = %plan.spec, "port has VLAN settings: VLAN filtering turns on");
             sw.set_vlan_filtering(true, sw.vlan_protocol());
         }
-        self.add_port(plan)
+        self.attach(plan, true)
     }
 
     /// Loads the config file (plus `--ports`) and checks it.
@@ -228,7 +241,13 @@ impl Daemon {
                 }
             }
         }
-        sw.set_vlan_filtering(cfg.switch.vlan_filtering, cfg.switch.vlan_protocol);
+        let runtime_vlans = current
+            .iter()
+            .any(|(n, a)| a.runtime && !wanted.contains_key(n) && a.plan.section.vlan.is_some());
+        sw.set_vlan_filtering(
+            cfg.switch.vlan_filtering || runtime_vlans,
+            cfg.switch.vlan_protocol,
+        );
         sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
         sw.fdb().set_capacity(cfg.switch.fdb_capacity);
         sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
@@ -236,12 +255,21 @@ impl Daemon {
         let mut removed = 0;
         for (name, cur) in &current {
             match wanted.get(name) {
+                None if cur.runtime => {}
                 None => {
                     self.del_port(name)?;
                     removed += 1;
                 }
-                Some(plan) if *plan != cur.plan => {
-                    self.update(cur, plan.clone())?;
+                Some(plan) if *plan != cur.plan || cur.runtime => {
+                    // A port the file now names is managed by the file.
+                    let file_owned = Attached {
+                        runtime: false,
+                        ..cur.clone()
+                    };
+                    if let Some(a) = self.ports.lock().get_mut(name) {
+                        a.runtime = false;
+                    }
+                    self.update(&file_owned, plan.clone())?;
                     changed += 1;
                 }
                 Some(_) => {}
