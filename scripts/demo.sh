@@ -18,8 +18,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 for tool in ip ping; do
-  command -v "$tool" >/dev/null || { echo "demo: $tool not found (apt-get install iproute2 iputils-ping)" >&2; exit 1; }
+  if ! command -v "$tool" >/dev/null; then
+    echo "== $tool missing: installing dependencies"
+    ./scripts/install-deps.sh
+    break
+  fi
 done
+command -v cargo >/dev/null || { echo "demo: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 
 if [ ! -x target/release/vswitchd ] || [ -n "$(find src Cargo.toml -newer target/release/vswitchd 2>/dev/null | head -1)" ]; then
   echo "== building vswitchd (release)"
