@@ -698,10 +698,11 @@ fn port_config() -> impl Strategy<Value = (PortConfig, bool)> {
         })
 }
 
-/// A MAC for either end of a structured frame.
-fn frame_mac() -> impl Strategy<Value = Mac> {
+/// A MAC for either end of a structured frame: from the pool with weight
+/// `pool`, else broadcast, zero, multicast, link-local or random (1 each).
+fn frame_mac(pool: u32) -> impl Strategy<Value = Mac> {
     prop_oneof![
-        8 => (0..6u8).prop_map(mac),
+        pool => (0..6u8).prop_map(mac),
         1 => Just(Mac::BROADCAST),
         1 => Just(Mac::ZERO),
         1 => any::<[u8; 3]>().prop_map(|b| Mac([0x01, 0x00, 0x5e, b[0] & 0x7f, b[1], b[2]])),
@@ -721,8 +722,8 @@ fn vid_on_wire() -> impl Strategy<Value = u16> {
 /// unknown one) and maybe cut short, so truncated tags and runts occur.
 fn structured_frame() -> impl Strategy<Value = Vec<u8>> {
     (
-        frame_mac(),
-        frame_mac(),
+        frame_mac(8),
+        frame_mac(30),
         prop::option::of((
             prop::sample::select(&[0x8100u16, 0x88a8, 0x9100][..]),
             0..8u8,
@@ -775,7 +776,11 @@ enum SwitchOp {
 fn switch_op(ports: usize) -> impl Strategy<Value = SwitchOp> {
     let p = ports as PortId;
     prop_oneof![
-        12 => (0..=p, any_frame()).prop_map(|(ingress, bytes)| SwitchOp::Frame { ingress, bytes }),
+        12 => (
+            prop_oneof![9 => 0..p, 1 => Just(p)],
+            any_frame()
+        )
+            .prop_map(|(ingress, bytes)| SwitchOp::Frame { ingress, bytes }),
         1 => (0..p, prop::bool::weighted(0.7)).prop_map(|(port, up)| SwitchOp::SetUp { port, up }),
         1 => Just(SwitchOp::Expire),
     ]
