@@ -90,7 +90,7 @@ fn switch(capacity: usize, vlan_filtering: bool) -> Switch {
 /// `macs` hosts (even), all learned; frame k goes from host k to host k^1,
 /// which sits on the next port.
 fn known_unicast(macs: u32, vid: Option<u16>) -> Workload {
-    assert!(macs >= 2 && macs % 2 == 0);
+    assert!(macs >= 2 && macs.is_multiple_of(2));
     let sw = switch(macs as usize * 2, vid.is_some());
     let learn_vid = vid.unwrap_or(1);
     for i in 0..macs {
@@ -234,7 +234,8 @@ fn two_threads(c: &mut Criterion) {
 /// single-thread case, for instruction counting under callgrind.
 fn fixed_workload(frames: u64) {
     let batches = frames.div_ceil(BATCH as u64);
-    let cases: [(&str, fn() -> Workload); 5] = [
+    type Case = (&'static str, fn() -> Workload);
+    let cases: [Case; 5] = [
         ("known_unicast/2", || known_unicast(2, None)),
         ("known_unicast/1000", || known_unicast(1_000, None)),
         ("known_unicast/100000", || known_unicast(100_000, None)),

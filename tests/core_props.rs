@@ -408,7 +408,8 @@ proptest! {
 fn model_corners() {
     use FdbOp::*;
     let learn = |mac, port| Learn { mac, vid: 1, port };
-    let cases: Vec<(usize, u64, [Option<usize>; 4], Vec<(u64, FdbOp)>)> = vec![
+    type Case = (usize, u64, [Option<usize>; 4], Vec<(u64, FdbOp)>);
+    let cases: Vec<Case> = vec![
         // Fair eviction: port 1 holds most, its least recently seen goes.
         (
             3,
