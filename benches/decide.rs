@@ -11,12 +11,14 @@
 //! - `flood_broadcast/1000`: broadcasts from 1 000 learned sources to 3
 //!   other ports.
 //!
-//! Run: `cargo bench --bench decide`. The whole run takes about a minute.
+//! Run: `cargo bench --bench decide` (about two minutes).
 //!
-//! For instruction counts, `DECIDE_FIXED_WORKLOAD=<frames>` skips criterion
-//! and decides exactly that many frames of each single-thread case, so the
-//! binary can run under `valgrind --tool=callgrind
-//! --toggle-collect='*Switch::decide*'` (see docs/performance.md).
+//! `DECIDE_FIXED_WORKLOAD=<frames>` skips criterion and decides exactly that
+//! many frames of each case (`DECIDE_CASE=<name>` picks one), printing the
+//! CPU time per decision as well as the wall-clock time (on a shared
+//! machine the two differ). It can run under `valgrind --tool=callgrind
+//! --toggle-collect='*Switch::decide*'` to count instructions per decision.
+//! See docs/performance.md.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -171,12 +173,60 @@ fn single_thread(c: &mut Criterion) {
     g.finish();
 }
 
-/// Two threads on one shared switch, each with its own half of the stream
-/// (thread t takes the host pairs whose index is t modulo 2). The time of
-/// an iteration batch is from the first thread's start to the last one's
-/// end, after a barrier.
+/// Threads deciding at once on one shared switch.
+const THREADS: usize = 2;
+
+/// Splits a workload's stream between the threads: thread t takes the host
+/// pairs whose index is t modulo `THREADS` (with one pair, both take it).
+fn split(w: &Workload) -> Vec<Vec<(PortId, [u8; 64])>> {
+    let one_pair = w.frames.len() == 2;
+    (0..THREADS)
+        .map(|t| {
+            w.frames
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| one_pair || (k / 2) % THREADS == t)
+                .map(|(_, f)| *f)
+                .collect()
+        })
+        .collect()
+}
+
+/// Each thread decides `batches` batches of its own stream on `sw`, after a
+/// barrier. Returns the time from the first thread's start to the last
+/// one's end, and the CPU time each thread used.
+fn run_threads(
+    sw: &Switch,
+    streams: &[Vec<(PortId, [u8; 64])>],
+    batches: u64,
+) -> (Duration, Vec<u64>) {
+    let start = Barrier::new(streams.len());
+    let spans: Vec<(Instant, Instant, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = streams
+            .iter()
+            .map(|frames| {
+                let start = &start;
+                s.spawn(move || {
+                    let mut pos = 0;
+                    start.wait();
+                    let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
+                    for _ in 0..batches {
+                        run_batch(sw, frames, &mut pos);
+                    }
+                    (t0, Instant::now(), thread_cpu_ns() - cpu0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    (last - first, spans.iter().map(|s| s.2).collect())
+}
+
+/// Two threads on one shared switch, each with its own half of the stream;
+/// aggregate decisions per second of wall-clock time.
 fn two_threads(c: &mut Criterion) {
-    const THREADS: usize = 2;
     let mut g = c.benchmark_group("decide");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
@@ -186,45 +236,11 @@ fn two_threads(c: &mut Criterion) {
     for macs in [2u32, 1_000, 100_000] {
         let w = known_unicast(macs, None);
         check(&w, false);
-        let halves: Vec<Vec<(PortId, [u8; 64])>> = (0..THREADS)
-            .map(|t| {
-                w.frames
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| macs == 2 || (k / 2) % THREADS == t)
-                    .map(|(_, f)| *f)
-                    .collect()
-            })
-            .collect();
+        let streams = split(&w);
         g.bench_with_input(
             BenchmarkId::new("known_unicast_2_threads", macs),
             &w,
-            |b, w| {
-                b.iter_custom(|iters| {
-                    let start = Barrier::new(THREADS);
-                    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-                        let handles: Vec<_> = halves
-                            .iter()
-                            .map(|frames| {
-                                let (sw, start) = (&w.sw, &start);
-                                s.spawn(move || {
-                                    let mut pos = 0;
-                                    start.wait();
-                                    let t0 = Instant::now();
-                                    for _ in 0..iters {
-                                        run_batch(sw, frames, &mut pos);
-                                    }
-                                    (t0, Instant::now())
-                                })
-                            })
-                            .collect();
-                        handles.into_iter().map(|h| h.join().unwrap()).collect()
-                    });
-                    let first = spans.iter().map(|s| s.0).min().unwrap();
-                    let last = spans.iter().map(|s| s.1).max().unwrap();
-                    last - first
-                });
-            },
+            |b, w| b.iter_custom(|iters| run_threads(&w.sw, &streams, iters).0),
         );
     }
     g.finish();
@@ -260,6 +276,25 @@ fn fixed_workload(frames: u64) {
             wall as f64 / pos as f64,
             cpu as f64 / pos as f64,
             pos as f64 / cpu as f64 * 1e3
+        );
+    }
+    for macs in [1_000u32, 100_000] {
+        let name = format!("known_unicast_2_threads/{macs}");
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let w = known_unicast(macs, None);
+        let (wall, cpu) = run_threads(&w.sw, &split(&w), batches);
+        let per_thread = batches as f64 * BATCH as f64;
+        let total = per_thread * THREADS as f64;
+        println!(
+            "{name}: {total} decisions, {:.1} M/s aggregate on the wall clock, \
+             {:.1} ns of CPU each per thread ({:?})",
+            total / wall.as_nanos() as f64 * 1e3,
+            cpu.iter().sum::<u64>() as f64 / total,
+            cpu.iter()
+                .map(|c| format!("{:.1}", *c as f64 / per_thread))
+                .collect::<Vec<_>>()
         );
     }
 }
