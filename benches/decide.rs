@@ -1,1 +1,320 @@
-fn main() {}
+//! Decisions per second of the forwarding core (`Switch::decide`).
+//!
+//! Cases:
+//! - `known_unicast/N`: frames between MACs that are all learned, with N
+//!   entries in the FDB (N = 2, one pair of hosts; 1 000; 100 000). Each
+//!   frame's source is refreshed and its destination looked up: the hot
+//!   path. One thread.
+//! - `known_unicast_2_threads/N`: the same, two threads each deciding its
+//!   own half of the stream on one shared `Switch`; aggregate throughput.
+//! - `known_unicast_vlan/1000`: VLAN filtering on, tagged frames on trunks.
+//! - `flood_broadcast/1000`: broadcasts from 1 000 learned sources to 3
+//!   other ports.
+//!
+//! Run: `cargo bench --bench decide` (about two minutes).
+//!
+//! `DECIDE_FIXED_WORKLOAD=<frames>` skips criterion and decides exactly that
+//! many frames of each case (`DECIDE_CASE=<name>` picks one), printing the
+//! CPU time per decision as well as the wall-clock time (on a shared
+//! machine the two differ). It can run under `valgrind --tool=callgrind
+//! --toggle-collect='*Switch::decide*'` to count instructions per decision.
+//! See docs/performance.md.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use vswitch::switch::{Decision, PortConfig, PortId, Switch, SwitchConfig};
+use vswitch::wire::Mac;
+
+/// Frames decided per criterion iteration.
+const BATCH: usize = 1024;
+/// Ports of every bench switch.
+const PORTS: u16 = 4;
+/// Nothing ages during a run.
+const AGEING_MS: u64 = 1 << 40;
+/// The fake clock advances 1 ms every this many frames (about what a
+/// 30 M frames/s core sees), so sources are refreshed at a realistic rate.
+const FRAMES_PER_MS: u64 = 32 * 1024;
+
+/// Host number `i`: a locally administered unicast MAC, on port `i % PORTS`.
+fn host(i: u32) -> Mac {
+    let b = i.to_be_bytes();
+    Mac([0x02, 0x00, b[0], b[1], b[2], b[3]])
+}
+
+fn port_of(i: u32) -> PortId {
+    (i % PORTS as u32) as PortId
+}
+
+/// A 64-byte IPv4 frame, tagged with `vid` when given.
+fn frame(dst: Mac, src: Mac, vid: Option<u16>) -> [u8; 64] {
+    let mut f = [0u8; 64];
+    f[0..6].copy_from_slice(&dst.0);
+    f[6..12].copy_from_slice(&src.0);
+    let mut at = 12;
+    if let Some(vid) = vid {
+        f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        f[14..16].copy_from_slice(&vid.to_be_bytes());
+        at = 16;
+    }
+    f[at..at + 2].copy_from_slice(&0x0800u16.to_be_bytes());
+    f
+}
+
+/// A switch, the frames to feed it (with their ingress ports) and a clock.
+struct Workload {
+    sw: Switch,
+    frames: Vec<(PortId, [u8; 64])>,
+}
+
+fn switch(capacity: usize, vlan_filtering: bool) -> Switch {
+    let sw = Switch::new(&SwitchConfig {
+        ageing_ms: AGEING_MS,
+        fdb_capacity: capacity,
+        vlan_filtering,
+        ..SwitchConfig::default()
+    });
+    for p in 0..PORTS {
+        let cfg = PortConfig::new(format!("p{p}"));
+        let cfg = if vlan_filtering {
+            cfg.trunk("10,20", Some(1))
+        } else {
+            cfg
+        };
+        let id = sw.add_port(cfg).expect("bench port");
+        sw.set_port_up(id, true);
+    }
+    sw
+}
+
+/// `macs` hosts (even), all learned; frame k goes from host k to host k^1,
+/// which sits on the next port.
+fn known_unicast(macs: u32, vid: Option<u16>) -> Workload {
+    assert!(macs >= 2 && macs.is_multiple_of(2));
+    let sw = switch(macs as usize * 2, vid.is_some());
+    let learn_vid = vid.unwrap_or(1);
+    for i in 0..macs {
+        sw.fdb().learn(host(i), learn_vid, port_of(i), 1, None);
+    }
+    assert_eq!(sw.fdb().len(), macs as usize);
+    let frames = (0..macs)
+        .map(|k| (port_of(k), frame(host(k ^ 1), host(k), vid)))
+        .collect();
+    Workload { sw, frames }
+}
+
+/// Broadcasts from `macs` learned hosts.
+fn flood_broadcast(macs: u32) -> Workload {
+    let sw = switch(macs as usize * 2, false);
+    for i in 0..macs {
+        sw.fdb().learn(host(i), 1, port_of(i), 1, None);
+    }
+    let frames = (0..macs)
+        .map(|k| (port_of(k), frame(Mac::BROADCAST, host(k), None)))
+        .collect();
+    Workload { sw, frames }
+}
+
+/// Decides `BATCH` frames of `frames` starting at `*pos`, advancing `*pos`
+/// (the clock is derived from the running frame count).
+#[inline]
+fn run_batch(sw: &Switch, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
+    let n = frames.len() as u64;
+    for _ in 0..BATCH {
+        let (ingress, ref f) = frames[(*pos % n) as usize];
+        let now = 2 + *pos / FRAMES_PER_MS;
+        let d: Decision = sw.decide(ingress, f, now);
+        black_box(d);
+        *pos += 1;
+    }
+}
+
+/// Checks once that a workload does what its name says.
+fn check(w: &Workload, flooded: bool) {
+    for (ingress, f) in w.frames.iter().take(64) {
+        let d = w.sw.decide(*ingress, f, 2);
+        let e = d.egress().expect("bench frames are forwarded");
+        assert_eq!(e.flooded, flooded);
+        assert_eq!(e.ports.len(), if flooded { PORTS as usize - 1 } else { 1 });
+    }
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decide");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30)
+        .throughput(Throughput::Elements(BATCH as u64));
+
+    for macs in [2u32, 1_000, 100_000] {
+        let w = known_unicast(macs, None);
+        check(&w, false);
+        g.bench_with_input(BenchmarkId::new("known_unicast", macs), &w, |b, w| {
+            let mut pos = 0;
+            b.iter(|| run_batch(&w.sw, &w.frames, &mut pos));
+        });
+    }
+
+    let w = known_unicast(1_000, Some(10));
+    check(&w, false);
+    g.bench_with_input(BenchmarkId::new("known_unicast_vlan", 1_000), &w, |b, w| {
+        let mut pos = 0;
+        b.iter(|| run_batch(&w.sw, &w.frames, &mut pos));
+    });
+
+    let w = flood_broadcast(1_000);
+    check(&w, true);
+    g.bench_with_input(BenchmarkId::new("flood_broadcast", 1_000), &w, |b, w| {
+        let mut pos = 0;
+        b.iter(|| run_batch(&w.sw, &w.frames, &mut pos));
+    });
+    g.finish();
+}
+
+/// Threads deciding at once on one shared switch.
+const THREADS: usize = 2;
+
+/// Splits a workload's stream between the threads: thread t takes the host
+/// pairs whose index is t modulo `THREADS` (with one pair, both take it).
+fn split(w: &Workload) -> Vec<Vec<(PortId, [u8; 64])>> {
+    let one_pair = w.frames.len() == 2;
+    (0..THREADS)
+        .map(|t| {
+            w.frames
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| one_pair || (k / 2) % THREADS == t)
+                .map(|(_, f)| *f)
+                .collect()
+        })
+        .collect()
+}
+
+/// Each thread decides `batches` batches of its own stream on `sw`, after a
+/// barrier. Returns the time from the first thread's start to the last
+/// one's end, and the CPU time each thread used.
+fn run_threads(
+    sw: &Switch,
+    streams: &[Vec<(PortId, [u8; 64])>],
+    batches: u64,
+) -> (Duration, Vec<u64>) {
+    let start = Barrier::new(streams.len());
+    let spans: Vec<(Instant, Instant, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = streams
+            .iter()
+            .map(|frames| {
+                let start = &start;
+                s.spawn(move || {
+                    let mut pos = 0;
+                    start.wait();
+                    let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
+                    for _ in 0..batches {
+                        run_batch(sw, frames, &mut pos);
+                    }
+                    (t0, Instant::now(), thread_cpu_ns() - cpu0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    (last - first, spans.iter().map(|s| s.2).collect())
+}
+
+/// Two threads on one shared switch, each with its own half of the stream;
+/// aggregate decisions per second of wall-clock time.
+fn two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decide");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30)
+        .throughput(Throughput::Elements((THREADS * BATCH) as u64));
+
+    for macs in [2u32, 1_000, 100_000] {
+        let w = known_unicast(macs, None);
+        check(&w, false);
+        let streams = split(&w);
+        g.bench_with_input(
+            BenchmarkId::new("known_unicast_2_threads", macs),
+            &w,
+            |b, w| b.iter_custom(|iters| run_threads(&w.sw, &streams, iters).0),
+        );
+    }
+    g.finish();
+}
+
+/// Decides exactly `frames` frames (rounded up to whole batches) of each
+/// single-thread case, for instruction counting under callgrind.
+fn fixed_workload(frames: u64) {
+    let batches = frames.div_ceil(BATCH as u64);
+    type Case = (&'static str, fn() -> Workload);
+    let cases: [Case; 5] = [
+        ("known_unicast/2", || known_unicast(2, None)),
+        ("known_unicast/1000", || known_unicast(1_000, None)),
+        ("known_unicast/100000", || known_unicast(100_000, None)),
+        ("known_unicast_vlan/1000", || known_unicast(1_000, Some(10))),
+        ("flood_broadcast/1000", || flood_broadcast(1_000)),
+    ];
+    let only = std::env::var("DECIDE_CASE").ok();
+    for (name, make) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let w = make();
+        let mut pos = 0;
+        let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
+        for _ in 0..batches {
+            run_batch(&w.sw, &w.frames, &mut pos);
+        }
+        let (wall, cpu) = (t0.elapsed().as_nanos(), thread_cpu_ns() - cpu0);
+        println!(
+            "{name}: {pos} decisions, {:.1} ns each on the wall clock, {:.1} ns of CPU \
+             ({:.1} M/s per busy core)",
+            wall as f64 / pos as f64,
+            cpu as f64 / pos as f64,
+            pos as f64 / cpu as f64 * 1e3
+        );
+    }
+    for macs in [1_000u32, 100_000] {
+        let name = format!("known_unicast_2_threads/{macs}");
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let w = known_unicast(macs, None);
+        let (wall, cpu) = run_threads(&w.sw, &split(&w), batches);
+        let per_thread = batches as f64 * BATCH as f64;
+        let total = per_thread * THREADS as f64;
+        println!(
+            "{name}: {total} decisions, {:.1} M/s aggregate on the wall clock, \
+             {:.1} ns of CPU each per thread ({:?})",
+            total / wall.as_nanos() as f64 * 1e3,
+            cpu.iter().sum::<u64>() as f64 / total,
+            cpu.iter()
+                .map(|c| format!("{:.1}", *c as f64 / per_thread))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+/// CPU time this thread has run, in ns (from /proc/thread-self/schedstat),
+/// so a busy shared machine does not count its other tenants' time.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    if let Ok(n) = std::env::var("DECIDE_FIXED_WORKLOAD") {
+        fixed_workload(n.parse().expect("DECIDE_FIXED_WORKLOAD: a frame count"));
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    single_thread(&mut c);
+    two_threads(&mut c);
+    c.final_summary();
+}
