@@ -117,15 +117,18 @@ fn flood_broadcast(macs: u32) -> Workload {
     Workload { sw, frames }
 }
 
-/// Decides `BATCH` frames of `frames` starting at `*pos`, advancing `*pos`
+/// Decides `BATCH` frames of `frames` starting at `*pos` under one
+/// [`Switch::view`], advancing `*pos`
 /// (the clock is derived from the running frame count).
 #[inline]
 fn run_batch(sw: &Switch, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
     let n = frames.len() as u64;
+    // One view per batch, as a dataplane worker takes one per port batch.
+    let view = sw.view();
     for _ in 0..BATCH {
         let (ingress, ref f) = frames[(*pos % n) as usize];
         let now = 2 + *pos / FRAMES_PER_MS;
-        let d: Decision = sw.decide(ingress, f, now);
+        let d: Decision = view.decide(ingress, f, now);
         black_box(d);
         *pos += 1;
     }

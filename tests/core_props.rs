@@ -156,15 +156,25 @@ impl Model {
         let key = (vid, mac);
         if let Some(e) = self.map.get(&key).copied() {
             if e.is_static {
-                // A static entry owns the MAC. Note: fdb.rs does not count
-                // this refusal in `stats().refused` (only limit and
-                // all-static refusals are counted); the model follows it.
+                // A static entry owns the MAC: refused (and counted).
                 return if e.port == port {
                     Learn::Refreshed
                 } else {
+                    self.stats.refused += 1;
                     Learn::Refused
                 };
             }
+            if e.port == port && !self.expired(&e, now) {
+                self.map.get_mut(&key).unwrap().seen = e.seen.max(now);
+                return Learn::Refreshed;
+            }
+        }
+        // Slow path: at the capacity or the port's limit, aged entries are
+        // swept before anything is decided.
+        if self.map.len() >= self.capacity || self.at_limit(port) {
+            self.expire(now);
+        }
+        if let Some(e) = self.map.get(&key).copied() {
             if e.port == port {
                 // Known here (possibly aged but not yet swept): refreshed.
                 self.map.get_mut(&key).unwrap().seen = e.seen.max(now);
@@ -437,8 +447,8 @@ fn model_corners() {
             [None, Some(1), None, None],
             vec![(1, learn(0, 1)), (1, learn(1, 0)), (1, learn(1, 1))],
         ),
-        // Aged but unswept entries still hold capacity and are evicted
-        // like live ones; relearning one on its port refreshes it.
+        // At capacity, aged but unswept entries are swept before a live
+        // one is evicted; relearning one on its port refreshes it.
         (
             2,
             10,

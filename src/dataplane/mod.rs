@@ -23,7 +23,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::port::{Port, sys};
-use crate::switch::{Action, MAX_PORTS, PortConfig, PortError, PortId, Switch, TagAction};
+use crate::switch::{
+    Action, MAX_PORTS, PortConfig, PortError, PortId, Switch, SwitchView, TagAction,
+};
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
 use egress::Sent;
 use stats::{Reason, WorkerCounters, bump};
@@ -480,6 +482,8 @@ impl Run {
         };
         let map = self.ports.load();
         let now = self.clock.now_ms();
+        let switch = self.switch.clone();
+        let view = switch.view();
         for _ in 0..BATCH {
             let n = match h.port.recv(&mut self.buf) {
                 Ok(n) => n,
@@ -502,12 +506,12 @@ impl Run {
                 h.set_state(LinkState::Up);
                 self.switch.set_port_up(id, true);
             }
-            self.forward(&map, id, n, now);
+            self.forward(&view, &map, id, n, now);
         }
         Drained::More
     }
 
-    fn forward(&mut self, map: &PortMap, id: PortId, n: usize, now: u64) {
+    fn forward(&mut self, view: &SwitchView<'_>, map: &PortMap, id: PortId, n: usize, now: u64) {
         let c = self.counters.port(id);
         bump(&c.rx_frames, 1);
         if n < VNET_HDR_LEN {
@@ -515,7 +519,7 @@ impl Run {
             return;
         }
         bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
-        let d = self.switch.decide(id, &self.buf[VNET_HDR_LEN..n], now);
+        let d = view.decide(id, &self.buf[VNET_HDR_LEN..n], now);
         let e = match d.action {
             Action::Drop(r) => {
                 self.counters.count_drop(id, Reason::Decision(r));
@@ -526,7 +530,7 @@ impl Run {
         if e.flooded {
             bump(&c.flooded, 1);
         }
-        let tpid = self.switch.vlan_protocol();
+        let tpid = view.vlan_protocol();
         let hdr = VnetHdr::parse(&self.buf[..VNET_HDR_LEN]);
         for (out, act) in e.iter() {
             let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) else {

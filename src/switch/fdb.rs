@@ -41,7 +41,7 @@
 //!
 //! # Capacity and eviction
 //! The table holds at most `capacity` entries (static ones included). When it
-//! is full and a new MAC arrives, the port with the most learned entries loses
+//! is full and a new MAC arrives, aged entries are swept first; then the port with the most learned entries loses
 //! its least recently seen one (the policy of Open vSwitch's
 //! `evict_mac_entry_fairly`), so a guest flooding random source MACs mostly
 //! evicts its own entries. If nothing learned is left to evict (the table is
@@ -113,6 +113,54 @@ pub struct FdbStats {
     pub aged: AtomicU64,
     pub evicted: AtomicU64,
     pub refused: AtomicU64,
+}
+
+/// Lookups and learning under one epoch guard. See [`Fdb::reader`].
+pub struct FdbReader<'a> {
+    fdb: &'a Fdb,
+    map: papaya::HashMapRef<'a, Key, Entry, foldhash::fast::RandomState, papaya::LocalGuard<'a>>,
+}
+
+impl FdbReader<'_> {
+    /// See [`Fdb::lookup`].
+    #[inline]
+    pub fn lookup(&self, mac: Mac, vid: u16, now: u64) -> Option<PortId> {
+        let e = self.map.get(&Key::new(mac, vid))?;
+        if self.fdb.expired(e, now) {
+            return None;
+        }
+        Some(e.port.load(Relaxed))
+    }
+
+    /// See [`Fdb::learn`].
+    #[inline]
+    pub fn learn(
+        &self,
+        mac: Mac,
+        vid: u16,
+        port: PortId,
+        now: u64,
+        port_limit: Option<usize>,
+    ) -> Learn {
+        let key = Key::new(mac, vid);
+        if let Some(e) = self.map.get(&key) {
+            if e.is_static {
+                return if e.port.load(Relaxed) == port {
+                    Learn::Refreshed
+                } else {
+                    self.fdb.stats.refused.fetch_add(1, Relaxed);
+                    Learn::Refused
+                };
+            }
+            if e.port.load(Relaxed) == port && !self.fdb.expired(e, now) {
+                if e.seen.load(Relaxed) < now {
+                    e.seen.fetch_max(now, Relaxed);
+                }
+                return Learn::Refreshed;
+            }
+        }
+        self.fdb.learn_slow(key, port, now, port_limit)
+    }
 }
 
 /// A snapshot of one entry, for the control plane.
@@ -213,12 +261,7 @@ impl Fdb {
     /// The port `mac` in `vid` was last seen on, if it has not aged out.
     /// Lock-free.
     pub fn lookup(&self, mac: Mac, vid: u16, now: u64) -> Option<PortId> {
-        let map = self.map.pin();
-        let e = map.get(&Key::new(mac, vid))?;
-        if self.expired(e, now) {
-            return None;
-        }
-        Some(e.port.load(Relaxed))
+        self.reader().lookup(mac, vid, now)
     }
 
     /// Learns that `mac` in `vid` was seen on `port` at `now`. Lock-free
@@ -231,33 +274,31 @@ impl Fdb {
         now: u64,
         port_limit: Option<usize>,
     ) -> Learn {
-        let key = Key::new(mac, vid);
-        {
-            let map = self.map.pin();
-            if let Some(e) = map.get(&key) {
-                if e.is_static {
-                    return if e.port.load(Relaxed) == port {
-                        Learn::Refreshed
-                    } else {
-                        Learn::Refused
-                    };
-                }
-                if e.port.load(Relaxed) == port && !self.expired(e, now) {
-                    if e.seen.load(Relaxed) < now {
-                        e.seen.fetch_max(now, Relaxed);
-                    }
-                    return Learn::Refreshed;
-                }
-            }
+        self.reader().learn(mac, vid, port, now, port_limit)
+    }
+
+    /// A handle for several lock-free operations under one epoch guard (the
+    /// forwarding core takes one per frame).
+    pub fn reader(&self) -> FdbReader<'_> {
+        FdbReader {
+            fdb: self,
+            map: self.map.pin(),
         }
-        self.learn_slow(key, port, now, port_limit)
     }
 
     fn learn_slow(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
         let mut st = self.learn.lock();
         let map = self.map.pin();
+        // At a limit, aged entries not swept yet must not take the place of
+        // live ones: sweep first.
+        if self.len() >= self.capacity()
+            || port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l)
+        {
+            self.expire_locked(&mut st, &map, now);
+        }
         if let Some(e) = map.get(&key) {
             if e.is_static {
+                self.stats.refused.fetch_add(1, Relaxed);
                 return Learn::Refused;
             }
             let old = e.port.load(Relaxed);
@@ -342,9 +383,18 @@ impl Fdb {
 
     /// Removes learned entries not seen for the ageing time. Returns how many.
     pub fn expire(&self, now: u64) -> usize {
-        let ageing = self.ageing_ms();
         let mut st = self.learn.lock();
         let map = self.map.pin();
+        self.expire_locked(&mut st, &map, now)
+    }
+
+    fn expire_locked<G: papaya::Guard>(
+        &self,
+        st: &mut LearnState,
+        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
+        now: u64,
+    ) -> usize {
+        let ageing = self.ageing_ms();
         let mut aged = 0;
         for order in st.ports.iter_mut() {
             while let Some(&(q, key)) = order.queue.first() {
@@ -570,6 +620,27 @@ mod tests {
             assert!(f.lookup(mac(m), 1, 5).is_some(), "mac {m}");
         }
         assert_eq!(f.stats().evicted.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn aged_entries_go_before_live_ones_are_evicted() {
+        let f = Fdb::new(3, 10);
+        f.learn(mac(1), 1, 0, 1, None);
+        f.learn(mac(2), 1, 1, 20, None);
+        f.learn(mac(3), 1, 1, 21, None);
+        // mac 1 aged at 11 but was not swept: it goes, not a live entry.
+        assert_eq!(f.learn(mac(4), 1, 2, 22, None), Learn::Learned);
+        assert_eq!(f.stats().aged.load(Relaxed), 1);
+        assert_eq!(f.stats().evicted.load(Relaxed), 0);
+        assert!(f.lookup(mac(2), 1, 22).is_some());
+    }
+
+    #[test]
+    fn static_owner_refusal_is_counted() {
+        let f = Fdb::new(16, 1000);
+        f.add_static(mac(1), 1, 2);
+        assert_eq!(f.learn(mac(1), 1, 0, 10, None), Learn::Refused);
+        assert_eq!(f.stats().refused.load(Relaxed), 1);
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
 use arc_swap::ArcSwap;
 
 pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
-pub use fdb::{DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbStats, Flush, Learn};
+pub use fdb::{
+    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbReader, FdbStats, Flush, Learn,
+};
 pub use ports::{MAX_PORTS, PortConfig, PortId, PortSet, VlanMode, VlanSet};
 
 use crate::wire::{Frame, FrameError};
@@ -366,8 +368,40 @@ impl Switch {
     /// Decides what to do with `frame`, received on `ingress` at `now`
     /// (milliseconds on any monotonic clock the caller keeps).
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
-        let table = self.table.load();
-        let up = self.up.load();
+        self.view().decide(ingress, frame, now)
+    }
+
+    /// A view for deciding a batch of frames: it loads the port table, the
+    /// port states and an FDB epoch guard once, instead of per frame.
+    /// Changes made while a view lives apply to the next view.
+    pub fn view(&self) -> SwitchView<'_> {
+        SwitchView {
+            table: self.table.load_full(),
+            up: self.up.load(),
+            fdb: self.fdb.reader(),
+            group_fwd_mask: self.group_fwd_mask.load(Relaxed),
+        }
+    }
+}
+
+/// See [`Switch::view`].
+pub struct SwitchView<'a> {
+    table: Arc<PortTable>,
+    up: PortSet,
+    fdb: fdb::FdbReader<'a>,
+    group_fwd_mask: u16,
+}
+
+impl SwitchView<'_> {
+    /// The VLAN protocol (TPID) pushed tags use.
+    pub fn vlan_protocol(&self) -> u16 {
+        self.table.vlan_protocol
+    }
+
+    /// See [`Switch::decide`].
+    pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
+        let table = &*self.table;
+        let up = self.up;
         let Some(Some(port)) = table.ports.get(ingress as usize) else {
             return Decision::drop(DropReason::PortDown);
         };
@@ -407,8 +441,9 @@ impl Switch {
             (UNAWARE_VID, IngressTag::Untagged)
         };
 
+        let fdb = &self.fdb;
         let learn = if port.learning {
-            self.fdb.learn(src, vid, ingress, now, port.mac_limit)
+            fdb.learn(src, vid, ingress, now, port.mac_limit)
         } else {
             Learn::Skipped
         };
@@ -417,7 +452,7 @@ impl Switch {
         if let Some(group) = link_local {
             // :00 (STP) is forwarded while the switch runs no STP; the others
             // only when the group forward mask allows them.
-            if group != 0 && self.group_fwd_mask.load(Relaxed) & (1 << group) == 0 {
+            if group != 0 && self.group_fwd_mask & (1 << group) == 0 {
                 return decided(Action::Drop(DropReason::LinkLocal));
             }
         }
@@ -437,7 +472,7 @@ impl Switch {
         };
 
         if !dst.is_multicast()
-            && let Some(out) = self.fdb.lookup(dst, vid, now)
+            && let Some(out) = fdb.lookup(dst, vid, now)
         {
             if out == ingress && !hairpin {
                 return decided(Action::Drop(DropReason::SameSegment));
