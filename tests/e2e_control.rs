@@ -103,8 +103,14 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     );
     ns[2].take(&t[2], "198.18.100.3/24");
     assert_eq!(port_state(&sw, &t[2]).as_deref(), Some("up"));
-    assert!(ns[0].ping("198.18.100.3", 3), "no forwarding to the added port");
-    assert!(ns[1].ping("198.18.100.3", 3), "no forwarding to the added port");
+    assert!(
+        ns[0].ping("198.18.100.3", 3),
+        "no forwarding to the added port"
+    );
+    assert!(
+        ns[1].ping("198.18.100.3", 3),
+        "no forwarding to the added port"
+    );
     assert!(ns[0].ping("198.18.100.2", 3));
 
     // The FDB holds exactly the three namespaces' MACs, each on its port.
@@ -118,10 +124,16 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     assert_eq!(got, want, "fdb show --json vs the traffic sent");
     let one = sw.ctl_json(&["fdb", "show", "--port", &t[1]]);
     assert_eq!(one.as_array().map(Vec::len), Some(1), "{one}");
-    assert_eq!(one[0]["mac"].as_str().map(str::to_lowercase), Some(macs[1].clone()));
+    assert_eq!(
+        one[0]["mac"].as_str().map(str::to_lowercase),
+        Some(macs[1].clone())
+    );
     assert_eq!(one[0]["vlan"], 1);
     let table = sw.ctl_ok(&["fdb", "show"]);
-    assert!(table.lines().next().unwrap_or("").contains("MAC"), "{table}");
+    assert!(
+        table.lines().next().unwrap_or("").contains("MAC"),
+        "{table}"
+    );
     for (i, m) in macs.iter().enumerate() {
         assert!(
             table
@@ -149,7 +161,10 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "known",
     );
-    assert!(seen(&got[0], b"MARK-known"), "known unicast did not reach t1");
+    assert!(
+        seen(&got[0], b"MARK-known"),
+        "known unicast did not reach t1"
+    );
     assert!(!seen(&got[1], b"MARK-known"), "known unicast was flooded");
 
     // After a flush, the next frame to it floods.
@@ -162,7 +177,10 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "flush",
     );
-    assert!(seen(&got[0], b"MARK-flooded"), "flooded frame missing on t1");
+    assert!(
+        seen(&got[0], b"MARK-flooded"),
+        "flooded frame missing on t1"
+    );
     assert!(
         seen(&got[1], b"MARK-flooded"),
         "after fdb flush the frame was not flooded to t2"
@@ -195,14 +213,22 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "static",
     );
-    assert!(seen(&got[1], b"MARK-static"), "frame to the static MAC missed t2");
-    assert!(!seen(&got[0], b"MARK-static"), "frame to the static MAC reached t1");
+    assert!(
+        seen(&got[1], b"MARK-static"),
+        "frame to the static MAC missed t2"
+    );
+    assert!(
+        !seen(&got[0], b"MARK-static"),
+        "frame to the static MAC reached t1"
+    );
     // Flush keeps static entries; del removes them.
     sw.ctl_ok(&["fdb", "flush"]);
     assert_eq!(fdb_port_of(&sw, &s), Some((t[2].clone(), true)));
     let table = sw.ctl_ok(&["fdb", "show"]);
     assert!(
-        table.lines().any(|l| l.contains(&s) && l.contains("static")),
+        table
+            .lines()
+            .any(|l| l.contains(&s) && l.contains("static")),
         "{table}"
     );
     sw.ctl_ok(&["fdb", "del", &s]);
@@ -233,7 +259,10 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     );
     let (ok, _, err) = out3(&sw.ctl(&["port", "del", &t[2]]));
     assert!(!ok && err.contains("no port named"), "{err}");
-    assert!(ns[0].ping("198.18.100.2", 3), "remaining ports stopped forwarding");
+    assert!(
+        ns[0].ping("198.18.100.2", 3),
+        "remaining ports stopped forwarding"
+    );
 }
 
 /// `port set` flags and `set ageing` take effect at once; `show` and
@@ -281,7 +310,10 @@ fn ctl_port_set_ageing_and_tables() {
     for p in &t {
         assert!(stats.contains(&format!("{p} (tap, up)")), "{stats}");
     }
-    assert!(stats.contains("  rx ") && stats.contains("  tx "), "{stats}");
+    assert!(
+        stats.contains("  rx ") && stats.contains("  tx "),
+        "{stats}"
+    );
     assert!(stats.contains(" of 8192 entries"), "{stats}");
     for cmd in ["show", "stats"] {
         let j = sw.ctl_json(&[cmd]);
@@ -296,7 +328,10 @@ fn ctl_port_set_ageing_and_tables() {
             let c = &p["counters"];
             assert!(c["rx_frames"].as_u64().unwrap_or(0) > 0, "{p}");
             assert!(c["tx_frames"].as_u64().unwrap_or(0) > 0, "{p}");
-            assert!(c["rx_bytes"].as_u64().unwrap_or(0) >= 42 * c["rx_frames"].as_u64().unwrap_or(0), "{p}");
+            assert!(
+                c["rx_bytes"].as_u64().unwrap_or(0) >= 42 * c["rx_frames"].as_u64().unwrap_or(0),
+                "{p}"
+            );
         }
     }
 
@@ -311,11 +346,20 @@ fn ctl_port_set_ageing_and_tables() {
         "flags column"
     );
     assert!(!ns[0].ping("198.18.101.2", 3), "isolated ports talk");
-    assert!(ns[0].ping("198.18.101.3", 3), "isolated port cannot reach a normal one");
-    assert!(ns[1].ping("198.18.101.3", 3), "isolated port cannot reach a normal one");
+    assert!(
+        ns[0].ping("198.18.101.3", 3),
+        "isolated port cannot reach a normal one"
+    );
+    assert!(
+        ns[1].ping("198.18.101.3", 3),
+        "isolated port cannot reach a normal one"
+    );
     sw.ctl_ok(&["port", "set", &t[0], "--isolated", "off"]);
     sw.ctl_ok(&["port", "set", &t[1], "--isolated", "off"]);
-    assert!(ns[0].ping("198.18.101.2", 5), "isolation off did not restore traffic");
+    assert!(
+        ns[0].ping("198.18.101.2", 5),
+        "isolation off did not restore traffic"
+    );
 
     // flood off: unknown unicast skips t2, broadcast still reaches it.
     sw.ctl_ok(&["port", "set", &t[2], "--flood", "off"]);
@@ -353,7 +397,15 @@ fn ctl_port_set_ageing_and_tables() {
         "nolearn",
     );
     assert_eq!(fdb_port_of(&sw, &m), None, "learned with learning off");
-    sw.ctl_ok(&["port", "set", &t[1], "--learning", "on", "--mac-limit", "64"]);
+    sw.ctl_ok(&[
+        "port",
+        "set",
+        &t[1],
+        "--learning",
+        "on",
+        "--mac-limit",
+        "64",
+    ]);
     exchange(
         (&ns[1], &t[1], &m),
         vec![frame(BCAST, &m, b"learn!")],
@@ -370,7 +422,10 @@ fn ctl_port_set_ageing_and_tables() {
     assert_eq!(sw.ctl_json(&["show"])["vlan_filtering"], true);
     assert!(!ns[0].ping("198.18.101.3", 3), "VLAN 1 reached VLAN 10");
     sw.ctl_ok(&["port", "set", &t[2], "--no-vlan"]);
-    assert!(ns[0].ping("198.18.101.3", 5), "--no-vlan did not restore traffic");
+    assert!(
+        ns[0].ping("198.18.101.3", 5),
+        "--no-vlan did not restore traffic"
+    );
     let (ok, _, err) = out3(&sw.ctl(&["port", "set", "nosuchport", "--flood", "on"]));
     assert!(!ok && err.contains("no port named"), "{err}");
     let (ok, _, err) = out3(&sw.ctl(&["port", "set", &t[2], "--access", "5000"]));
@@ -431,7 +486,11 @@ fn ctl_errors_permissions_and_protocol() {
     // Mode 0600, a socket.
     let meta = std::fs::symlink_metadata(&sw.socket).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "control socket mode");
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o600,
+        "control socket mode"
+    );
 
     // Unprivileged user.
     let o = common::run(&[
@@ -495,14 +554,32 @@ fn ctl_errors_permissions_and_protocol() {
     assert!(e.contains("99") && e.contains('1'), "{v}");
     let v = ask("this is not json");
     assert_eq!(v["ok"], false);
-    assert!(v["error"].as_str().unwrap_or_default().contains("not JSON"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("not JSON"),
+        "{v}"
+    );
     let v = ask(r#"{"cmd":"show"}"#);
-    assert!(v["error"].as_str().unwrap_or_default().contains("version"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("version"),
+        "{v}"
+    );
     let v = ask(r#"{"version":1,"cmd":"no-such-command"}"#);
-    assert!(v["error"].as_str().unwrap_or_default().contains("bad request"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bad request"),
+        "{v}"
+    );
     let v = ask(r#"{"version":1,"cmd":"port-del","name":"nosuchport"}"#);
     assert_eq!(v["ok"], false);
-    assert!(v["error"].as_str().unwrap_or_default().contains("no port named `nosuchport`"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no port named `nosuchport`"),
+        "{v}"
+    );
     let v = ask(r#"{"version":1,"cmd":"set-ageing","seconds":120}"#);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(sw.ctl_json(&["show"])["ageing_seconds"], 120);
@@ -565,11 +642,13 @@ fn config_reload_on_sighup_with_traffic() {
     let ping = BgPing::start(&na, "198.18.102.2", 300, "0.01");
     // Reload once the ping is under way.
     assert!(
-        wait_until(Duration::from_secs(30), || port_info(&sw, &pa).unwrap()["counters"]
-            ["rx_frames"]
-            .as_u64()
-            .unwrap()
-            >= before + 20),
+        wait_until(
+            Duration::from_secs(30),
+            || port_info(&sw, &pa).unwrap()["counters"]["rx_frames"]
+                .as_u64()
+                .unwrap()
+                >= before + 20
+        ),
         "the ping did not start"
     );
     write_config(
@@ -584,7 +663,8 @@ fn config_reload_on_sighup_with_traffic() {
     );
     common::signal(sw.proc.pid(), "HUP");
     assert!(
-        wait_until(Duration::from_secs(30), || log_lines_with(&sw, "reloaded:") >= 1),
+        wait_until(Duration::from_secs(30), || log_lines_with(&sw, "reloaded:")
+            >= 1),
         "no reload logged: {}",
         sw.log_text()
     );
@@ -600,7 +680,10 @@ fn config_reload_on_sighup_with_traffic() {
         "{}",
         sw.log_text()
     );
-    assert!(wait_until(Duration::from_secs(10), || iface_exists(&pd)), "{pd} not created");
+    assert!(
+        wait_until(Duration::from_secs(10), || iface_exists(&pd)),
+        "{pd} not created"
+    );
     assert!(
         wait_until(Duration::from_secs(10), || !iface_exists(&pe)),
         "{pe} still exists"
@@ -661,7 +744,9 @@ fn config_reload_bad_file_keeps_running_config() {
     );
     common::signal(sw.proc.pid(), "HUP");
     assert!(
-        wait_until(Duration::from_secs(30), || sw.log_text().contains("bogus-key")),
+        wait_until(Duration::from_secs(30), || sw
+            .log_text()
+            .contains("bogus-key")),
         "no error logged: {}",
         sw.log_text()
     );
@@ -686,19 +771,28 @@ fn config_reload_bad_file_keeps_running_config() {
     // A value out of range: named too.
     write_config(&cfg, &good.replace("ageing-time = 300", "ageing-time = 1"));
     let (ok, _, err) = out3(&sw.ctl(&["reload"]));
-    assert!(!ok && err.contains(&cfgs) && err.contains("ageing-time"), "{err}");
+    assert!(
+        !ok && err.contains(&cfgs) && err.contains("ageing-time"),
+        "{err}"
+    );
     // A file that is gone.
     std::fs::remove_file(&cfg).unwrap();
     let (ok, _, err) = out3(&sw.ctl(&["reload"]));
     assert!(!ok && err.contains(&cfgs), "{err}");
     assert_eq!(port_names(&sw), before);
     assert_eq!(sw.ctl_json(&["show"])["ageing_seconds"], 300);
-    assert!(na.ping("198.18.103.2", 3), "forwarding broke after bad reloads");
+    assert!(
+        na.ping("198.18.103.2", 3),
+        "forwarding broke after bad reloads"
+    );
 
     // A good file again: reload applies it and says what changed.
     write_config(&cfg, &format!("{good}\n[[port]]\nname = \"{pc}\"\n"));
     let out = sw.ctl_ok(&["reload"]);
-    assert!(out.contains("reloaded: 1 added, 0 changed, 0 removed, 2 unchanged"), "{out}");
+    assert!(
+        out.contains("reloaded: 1 added, 0 changed, 0 removed, 2 unchanged"),
+        "{out}"
+    );
     assert!(iface_exists(&pc));
     assert_eq!(port_state(&sw, &pc).as_deref(), Some("up"));
 }
@@ -719,7 +813,12 @@ fn make_veth(root: &str, peer: &str, ns: &Netns, mac: &str, addr: &str) {
 fn hotplug_raw_veth_deleted_and_recreated() {
     common::require_root();
     let b = common::names("cf");
-    let (t0, t1, v, vp) = (format!("{b}t0"), format!("{b}t1"), format!("{b}v"), format!("{b}vp"));
+    let (t0, t1, v, vp) = (
+        format!("{b}t0"),
+        format!("{b}t1"),
+        format!("{b}v"),
+        format!("{b}vp"),
+    );
     let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
     let _veth = LinkGuard(v.clone());
     let vmac = fake_mac(0x42);
@@ -737,12 +836,16 @@ fn hotplug_raw_veth_deleted_and_recreated() {
     let ping = BgPing::start(&ns[0], "198.18.104.2", 250, "0.02");
     common::ok(&["ip", "link", "del", &v]);
     assert!(
-        wait_until(Duration::from_secs(20), || port_state(&sw, &raw).as_deref() != Some("up")),
+        wait_until(Duration::from_secs(20), || port_state(&sw, &raw).as_deref()
+            != Some("up")),
         "{raw} still up after its veth was deleted"
     );
     let st = port_state(&sw, &raw);
     assert!(
-        matches!(st.as_deref(), Some("gone") | Some("link-down") | Some("down")),
+        matches!(
+            st.as_deref(),
+            Some("gone") | Some("link-down") | Some("down")
+        ),
         "{st:?}"
     );
     assert!(
@@ -753,7 +856,8 @@ fn hotplug_raw_veth_deleted_and_recreated() {
 
     make_veth(&v, &vp, &ns[2], &vmac, "198.18.104.3/24");
     assert!(
-        wait_until(Duration::from_secs(30), || port_state(&sw, &raw).as_deref() == Some("up")),
+        wait_until(Duration::from_secs(30), || port_state(&sw, &raw).as_deref()
+            == Some("up")),
         "{raw} not re-attached: {:?}\n{}",
         port_state(&sw, &raw),
         sw.log_text()
@@ -765,7 +869,10 @@ fn hotplug_raw_veth_deleted_and_recreated() {
     assert!(sw.log_text().contains("re-attached"));
     let (sent, recv, text) = ping.finish();
     assert_eq!(sent, 250, "{text}");
-    assert_eq!(recv, sent, "loss between other ports during hot-plug: {text}");
+    assert_eq!(
+        recv, sent,
+        "loss between other ports during hot-plug: {text}"
+    );
 }
 
 /// A TAP whose netdev (in a namespace) is deleted goes down; the other
@@ -796,7 +903,10 @@ fn hotplug_tap_deleted_in_namespace() {
         t[2]
     );
     let st = port_state(&sw, &t[2]);
-    assert!(matches!(st.as_deref(), Some("gone") | Some("link-down")), "{st:?}");
+    assert!(
+        matches!(st.as_deref(), Some("gone") | Some("link-down")),
+        "{st:?}"
+    );
     assert!(fdb(&sw).iter().all(|(_, p, _)| *p != t[2]));
     let (sent, recv, text) = ping.finish();
     assert_eq!(sent, 250, "{text}");
@@ -824,9 +934,13 @@ fn sd_notify_ready_and_graceful_sigterm() {
             (UnixDatagram::bind_addr(&addr).unwrap(), format!("@{name}"))
         } else {
             let p = dir.path().join("notify.sock");
-            (UnixDatagram::bind(&p).unwrap(), p.to_str().unwrap().to_string())
+            (
+                UnixDatagram::bind(&p).unwrap(),
+                p.to_str().unwrap().to_string(),
+            )
         };
-        sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let log = dir.path().join("log");
         let mut d = Bg::new(
             Command::new(common::vswitchd_bin())
@@ -850,7 +964,9 @@ fn sd_notify_ready_and_graceful_sigterm() {
         assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
         assert!(iface_exists(&tap), "READY=1 before the ports were open");
         assert!(ctl.exists(), "READY=1 before the control socket was bound");
-        let st = d.stop(Duration::from_secs(20)).expect("vswitchd ignored SIGTERM");
+        let st = d
+            .stop(Duration::from_secs(20))
+            .expect("vswitchd ignored SIGTERM");
         assert!(
             st.success(),
             "exit after SIGTERM: {st:?}\n{}",
@@ -892,13 +1008,19 @@ fn dist_files_are_valid() {
         "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
         "Restart=on-failure",
     ] {
-        assert!(unit.lines().any(|l| l.trim() == want), "unit lacks `{want}`");
+        assert!(
+            unit.lines().any(|l| l.trim() == want),
+            "unit lacks `{want}`"
+        );
     }
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();
         let unit = unit
             .replace("/usr/local/sbin/vswitchd", common::vswitchd_bin())
-            .replace("/etc/vswitchd/vswitchd.toml", repo("dist/vswitchd.toml").to_str().unwrap());
+            .replace(
+                "/etc/vswitchd/vswitchd.toml",
+                repo("dist/vswitchd.toml").to_str().unwrap(),
+            );
         let path = dir.path().join("vswitchd.service");
         std::fs::write(&path, unit).unwrap();
         let o = common::run(&[

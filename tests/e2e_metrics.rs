@@ -60,7 +60,10 @@ struct Scrape(HashMap<String, f64>);
 impl Scrape {
     fn parse(text: &str) -> Scrape {
         let mut m = HashMap::new();
-        for l in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for l in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let (k, v) = l.rsplit_once(' ').expect("sample line");
             m.insert(k.to_string(), v.parse::<f64>().expect("sample value"));
         }
@@ -192,7 +195,18 @@ fn metrics_live_counters_promtool_and_prometheus() {
     const FRAME: f64 = 1042.0;
     let (_, s0) = scrape(&addr);
     let o = ns[0].exec(&[
-        "timeout", "60", "ping", "-c", "50", "-i", "0.02", "-s", "1000", "-W", "5", "-q",
+        "timeout",
+        "60",
+        "ping",
+        "-c",
+        "50",
+        "-i",
+        "0.02",
+        "-s",
+        "1000",
+        "-W",
+        "5",
+        "-q",
         &ip(1),
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -246,7 +260,15 @@ fn metrics_live_counters_promtool_and_prometheus() {
     //    Independently, they equal the kernel's own counters of the TAPs
     //    (inside the namespaces), which count frames the same way.
     let server = Bg::new(ns[1].spawn(&[
-        "timeout", "90", "iperf3", "-s", "-1", "-B", &ip(1), "-p", "5201",
+        "timeout",
+        "90",
+        "iperf3",
+        "-s",
+        "-1",
+        "-B",
+        &ip(1),
+        "-p",
+        "5201",
     ]));
     assert!(
         wait_until(Duration::from_secs(20), || {
@@ -258,14 +280,35 @@ fn metrics_live_counters_promtool_and_prometheus() {
     let (_, s0) = scrape(&addr);
     let k0 = [kernel_bytes(&ns[0], &t[0]), kernel_bytes(&ns[1], &t[1])];
     let o = ns[0].exec(&[
-        "timeout", "60", "iperf3", "-c", &ip(1), "-p", "5201", "-n", "8M", "-J",
+        "timeout",
+        "60",
+        "iperf3",
+        "-c",
+        &ip(1),
+        "-p",
+        "5201",
+        "-n",
+        "8M",
+        "-J",
     ]);
     let json = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "iperf3: {json}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "iperf3: {json}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let j: serde_json::Value = serde_json::from_str(&json).expect("iperf3 -J output");
-    let sent = j["end"]["sum_sent"]["bytes"].as_f64().expect("sum_sent.bytes");
-    let received = j["end"]["sum_received"]["bytes"].as_f64().expect("sum_received.bytes");
-    assert_eq!(sent, 8.0 * 1024.0 * 1024.0, "iperf3 -n 8M wrote {sent} bytes");
+    let sent = j["end"]["sum_sent"]["bytes"]
+        .as_f64()
+        .expect("sum_sent.bytes");
+    let received = j["end"]["sum_received"]["bytes"]
+        .as_f64()
+        .expect("sum_received.bytes");
+    assert_eq!(
+        sent,
+        8.0 * 1024.0 * 1024.0,
+        "iperf3 -n 8M wrote {sent} bytes"
+    );
     assert!(received > 0.0, "{json}");
     drop(server);
     let (_, s1) = scrape(&addr);
@@ -296,10 +339,26 @@ fn metrics_live_counters_promtool_and_prometheus() {
     // what the switch wrote to t1 is what ns1 received.
     let kd = |i: usize, dir: usize| k1[i][dir] - k0[i][dir];
     for (what, ours, theirs) in [
-        ("rx t0 vs kernel tx in ns0", d("vswitchd_port_rx_bytes_total", &t[0]), kd(0, 1)),
-        ("tx t0 vs kernel rx in ns0", d("vswitchd_port_tx_bytes_total", &t[0]), kd(0, 0)),
-        ("tx t1 vs kernel rx in ns1", d("vswitchd_port_tx_bytes_total", &t[1]), kd(1, 0)),
-        ("rx t1 vs kernel tx in ns1", d("vswitchd_port_rx_bytes_total", &t[1]), kd(1, 1)),
+        (
+            "rx t0 vs kernel tx in ns0",
+            d("vswitchd_port_rx_bytes_total", &t[0]),
+            kd(0, 1),
+        ),
+        (
+            "tx t0 vs kernel rx in ns0",
+            d("vswitchd_port_tx_bytes_total", &t[0]),
+            kd(0, 0),
+        ),
+        (
+            "tx t1 vs kernel rx in ns1",
+            d("vswitchd_port_tx_bytes_total", &t[1]),
+            kd(1, 0),
+        ),
+        (
+            "rx t1 vs kernel tx in ns1",
+            d("vswitchd_port_rx_bytes_total", &t[1]),
+            kd(1, 1),
+        ),
     ] {
         within(what, ours, theirs - CHATTER_BYTES, theirs + CHATTER_BYTES);
     }
@@ -323,7 +382,9 @@ fn metrics_live_counters_promtool_and_prometheus() {
     let pause = frame("01:80:c2:00:00:01", &mac0, b"pause");
     send_frames(&ns[0], &t[0], &vec![pause; 7]);
     assert!(
-        wait_until(Duration::from_secs(10), || scrape(&addr).1.drops(&t[0], "pause_frame")
+        wait_until(Duration::from_secs(10), || scrape(&addr)
+            .1
+            .drops(&t[0], "pause_frame")
             - s0.drops(&t[0], "pause_frame")
             >= 7.0),
         "pause frames not counted as drops"
@@ -339,10 +400,28 @@ fn metrics_live_counters_promtool_and_prometheus() {
     //    dashboards' expressions must return data and alert rules evaluate.
     let _flow = [
         Bg::new(ns[0].spawn(&[
-            "timeout", "150", "ping", "-c", "1500", "-i", "0.1", "-s", "500", "-q", &ip(1),
+            "timeout",
+            "150",
+            "ping",
+            "-c",
+            "1500",
+            "-i",
+            "0.1",
+            "-s",
+            "500",
+            "-q",
+            &ip(1),
         ])),
         Bg::new(ns[2].spawn(&[
-            "timeout", "150", "ping", "-c", "1500", "-i", "0.1", "-q", &ip(1),
+            "timeout",
+            "150",
+            "ping",
+            "-c",
+            "1500",
+            "-i",
+            "0.1",
+            "-q",
+            &ip(1),
         ])),
     ];
     let o = Command::new("timeout")

@@ -122,7 +122,15 @@ impl Sniffer {
             fence = hex(fence)
         );
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "timeout", "30", "/usr/bin/python3", "-c"])
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "timeout",
+                "30",
+                "/usr/bin/python3",
+                "-c",
+            ])
             .arg(&script)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -256,10 +264,7 @@ impl BgPing {
         let (mut sent, mut recv) = (0, 0);
         for l in text.lines() {
             if l.contains("packets transmitted") {
-                let nums: Vec<u32> = l
-                    .split([',', ' '])
-                    .filter_map(|w| w.parse().ok())
-                    .collect();
+                let nums: Vec<u32> = l.split([',', ' ']).filter_map(|w| w.parse().ok()).collect();
                 if nums.len() >= 2 {
                     sent = nums[0];
                     recv = nums[1];
