@@ -982,6 +982,77 @@ fn sd_notify_ready_and_graceful_sigterm() {
     }
 }
 
+/// The unit's sandbox in small: root with only CAP_NET_ADMIN and
+/// CAP_NET_RAW in the bounding set (as `CapabilityBoundingSet=` leaves it)
+/// is enough to open a TAP and a raw: port, notify readiness and forward;
+/// with NO_COLOR=1 (as the unit sets) the log has no escape codes.
+#[test]
+fn service_capabilities_suffice() {
+    common::require_root();
+    let b = common::names("ci");
+    let (tap, v, vp) = (format!("{b}t0"), format!("{b}v"), format!("{b}vp"));
+    let ns: Vec<Netns> = (0..2).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
+    let _veth = LinkGuard(v.clone());
+    make_veth(&v, &vp, &ns[1], &fake_mac(0x51), "198.18.106.2/24");
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = dir.path().join("ctl.sock");
+    let notify = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let log = dir.path().join("log");
+    let _d = Bg::new(
+        Command::new("setpriv")
+            .args(["--bounding-set", "-all,+net_admin,+net_raw"])
+            .arg(common::vswitchd_bin())
+            .args([
+                "--ports",
+                &format!("{tap},raw:{v}"),
+                "--metrics-addr",
+                "off",
+            ])
+            .arg("--control-socket")
+            .arg(&ctl)
+            .env("NOTIFY_SOCKET", &notify)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no READY=1 with the reduced capability set: {e}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert_eq!(&buf[..n], b"READY=1");
+    ns[0].take(&tap, "198.18.106.1/24");
+    assert!(
+        ns[0].ping("198.18.106.2", 3),
+        "no forwarding between a TAP and a raw: port with only CAP_NET_ADMIN and CAP_NET_RAW"
+    );
+    let o = common::run(&[
+        common::vswitchctl_bin(),
+        "--socket",
+        ctl.to_str().unwrap(),
+        "--json",
+        "show",
+    ]);
+    let show: serde_json::Value = serde_json::from_slice(&o.stdout).expect("show --json");
+    for p in show["ports"].as_array().expect("ports") {
+        assert_eq!(p["state"], "up", "{p}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("vswitchd forwarding"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "NO_COLOR=1 still gave escape codes: {text:?}"
+    );
+}
+
 fn repo(p: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }

@@ -304,10 +304,10 @@ fn metrics_live_counters_promtool_and_prometheus() {
     let received = j["end"]["sum_received"]["bytes"]
         .as_f64()
         .expect("sum_received.bytes");
-    assert_eq!(
-        sent,
-        8.0 * 1024.0 * 1024.0,
-        "iperf3 -n 8M wrote {sent} bytes"
+    // iperf3 writes whole blocks until it has written at least -n bytes.
+    assert!(
+        sent >= 8.0 * 1024.0 * 1024.0,
+        "iperf3 -n 8M wrote only {sent} bytes"
     );
     assert!(received > 0.0, "{json}");
     drop(server);
