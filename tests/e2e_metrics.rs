@@ -1,0 +1,477 @@
+//! End-to-end test of the Prometheus endpoint of a live vswitchd: known
+//! traffic through three namespaces, the scrape checked by `promtool check
+//! metrics` and against what was sent, then a real Prometheus (Debian's)
+//! scraping the live switch while traffic flows
+//! (tests/metrics/prometheus-e2e.sh), and `promtool check rules` on the
+//! alert rules.
+//!
+//! Run as root: `cargo test --release --test e2e_metrics`. Addresses:
+//! 198.18.110.0/24. Tools: ping, iperf3, ss, promtool, prometheus, curl (the
+//! script uses it; the test itself speaks HTTP with std only).
+
+mod common;
+mod ctlkit;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Bg, Netns, Switchd};
+use ctlkit::*;
+
+/// A port the kernel says is free now (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request; returns (status code, headers, body).
+fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: vswitch-e2e\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (code, head.to_string(), body.to_string())
+}
+
+/// Sample values of one scrape, keyed `name{labels}` as exported.
+struct Scrape(HashMap<String, f64>);
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let mut m = HashMap::new();
+        for l in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (k, v) = l.rsplit_once(' ').expect("sample line");
+            m.insert(k.to_string(), v.parse::<f64>().expect("sample value"));
+        }
+        Scrape(m)
+    }
+
+    fn port(&self, family: &str, port: &str) -> f64 {
+        let k = format!("{family}{{port=\"{port}\"}}");
+        *self.0.get(&k).unwrap_or_else(|| panic!("no sample {k}"))
+    }
+
+    fn drops(&self, port: &str, reason: &str) -> f64 {
+        let k = format!("vswitchd_port_drops_total{{port=\"{port}\",reason=\"{reason}\"}}");
+        self.0.get(&k).copied().unwrap_or(0.0)
+    }
+
+    fn get(&self, k: &str) -> f64 {
+        *self.0.get(k).unwrap_or_else(|| panic!("no sample {k}"))
+    }
+}
+
+fn scrape(addr: &str) -> (String, Scrape) {
+    let (code, head, body) = http(addr, "GET", "/metrics");
+    assert_eq!(code, 200, "{head}");
+    (body.clone(), Scrape::parse(&body))
+}
+
+/// `promtool check metrics` on a scrape, fed on stdin.
+fn promtool_check_metrics(text: &str) {
+    let mut c = Command::new("timeout")
+        .args(["30", "promtool", "check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics on the live scrape:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn repo(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The kernel's [rx, tx] byte counters of `dev` in `ns`.
+fn kernel_bytes(ns: &Netns, dev: &str) -> [f64; 2] {
+    let out = ns.ip(&["-s", "-j", "link", "show", "dev", dev]);
+    let j: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
+    let st = &j[0]["stats64"];
+    [
+        st["rx"]["bytes"].as_f64().expect("rx bytes"),
+        st["tx"]["bytes"].as_f64().expect("tx bytes"),
+    ]
+}
+
+/// Asserts `lo <= v <= hi` with a message naming the counter.
+fn within(what: &str, v: f64, lo: f64, hi: f64) {
+    assert!(
+        v >= lo && v <= hi,
+        "{what}: {v} not within [{lo}, {hi}] (expected {lo} + at most {} of background traffic)",
+        hi - lo
+    );
+}
+
+/// Tolerance for background frames between two scrapes: ARP requests and
+/// replies (42 bytes), and with IPv6 on, neighbour/router solicitations and
+/// MLD reports (70-110 bytes), a handful each.
+const CHATTER_BYTES: f64 = 8192.0;
+const CHATTER_FRAMES: f64 = 64.0;
+
+#[test]
+fn metrics_live_counters_promtool_and_prometheus() {
+    common::require_root();
+    let b = common::names("ma");
+    let t: Vec<String> = (0..3).map(|i| format!("{b}t{i}")).collect();
+    let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let sw = Switchd::start(
+        &["--ports", &t.join(","), "--metrics-addr", &addr],
+        &[&t[0], &t[1], &t[2]],
+    );
+    let ip = |i: usize| format!("198.18.110.{}", i + 1);
+    for i in 0..3 {
+        ns[i].take(&t[i], &format!("{}/24", ip(i)));
+    }
+    assert!(ns[0].ping(&ip(1), 3));
+    assert!(ns[0].ping(&ip(2), 3));
+    assert!(ns[1].ping(&ip(2), 3));
+
+    // The endpoint.
+    let (code, _, body) = http(&addr, "GET", "/");
+    assert_eq!(code, 200);
+    assert!(body.contains("/metrics"));
+    assert_eq!(http(&addr, "GET", "/nope").0, 404);
+    assert_eq!(http(&addr, "POST", "/metrics").0, 405);
+    let (code, head, text) = http(&addr, "GET", "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    promtool_check_metrics(&text);
+    let s = Scrape::parse(&text);
+    for p in &t {
+        assert_eq!(s.port("vswitchd_port_up", p), 1.0, "{p} up");
+    }
+    assert_eq!(s.get("vswitchd_fdb_capacity"), 8192.0);
+    assert!(s.get("vswitchd_fdb_entries") >= 3.0);
+    assert!(s.get("vswitchd_fdb_learned_total") >= 3.0);
+    assert_eq!(
+        s.get(&format!(
+            "vswitchd_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+
+    // 1. ping -s 1000: each echo request and reply is one 1042-byte frame
+    //    (14 Ethernet + 20 IPv4 + 8 ICMP + 1000). Counters count the
+    //    Ethernet frame without FCS or virtio-net header.
+    const N: f64 = 50.0;
+    const FRAME: f64 = 1042.0;
+    let (_, s0) = scrape(&addr);
+    let o = ns[0].exec(&[
+        "timeout",
+        "60",
+        "ping",
+        "-c",
+        "50",
+        "-i",
+        "0.02",
+        "-s",
+        "1000",
+        "-W",
+        "5",
+        "-q",
+        &ip(1),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("50 received"), "{out}");
+    let (_, s1) = scrape(&addr);
+    let d = |f: &str, p: &str| s1.port(f, p) - s0.port(f, p);
+    for (what, port) in [
+        ("vswitchd_port_rx_bytes_total", &t[0]), // requests in
+        ("vswitchd_port_tx_bytes_total", &t[1]), // requests out
+        ("vswitchd_port_rx_bytes_total", &t[1]), // replies in
+        ("vswitchd_port_tx_bytes_total", &t[0]), // replies out
+    ] {
+        within(
+            &format!("{what}{{port={port}}} after ping"),
+            d(what, port),
+            N * FRAME,
+            N * FRAME + CHATTER_BYTES,
+        );
+    }
+    for (what, port) in [
+        ("vswitchd_port_rx_frames_total", &t[0]),
+        ("vswitchd_port_tx_frames_total", &t[1]),
+        ("vswitchd_port_rx_frames_total", &t[1]),
+        ("vswitchd_port_tx_frames_total", &t[0]),
+    ] {
+        within(
+            &format!("{what}{{port={port}}} after ping"),
+            d(what, port),
+            N,
+            N + CHATTER_FRAMES,
+        );
+    }
+    // Known unicast: none of it reached the third port.
+    within(
+        "vswitchd_port_tx_bytes_total{port=t2} after ping",
+        d("vswitchd_port_tx_bytes_total", &t[2]),
+        0.0,
+        CHATTER_BYTES,
+    );
+
+    // 2. iperf3 -n: a TCP transfer of B payload bytes from ns0 to ns1. Both
+    //    TAPs have offloads, so the data crosses as GSO frames of up to
+    //    64 KiB, each counted whole (payload + one set of headers).
+    //    iperf3's `sender` figure is what the client wrote to its socket;
+    //    the end of the test can tear the data connection down before all
+    //    of it is on the wire (the server stops reading once the client
+    //    says it is done), and `receiver` is what the server read. So the
+    //    bytes through the switch lie between `receiver` and `sender` plus
+    //    headers: at most 66 bytes per 1448-byte segment (4.6%) even
+    //    without GSO, plus iperf3's control connection (a few KiB).
+    //    Independently, they equal the kernel's own counters of the TAPs
+    //    (inside the namespaces), which count frames the same way.
+    let server = Bg::new(ns[1].spawn(&[
+        "timeout",
+        "90",
+        "iperf3",
+        "-s",
+        "-1",
+        "-B",
+        &ip(1),
+        "-p",
+        "5201",
+    ]));
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let o = ns[1].exec(&["ss", "-Hltn", "sport = :5201"]);
+            !String::from_utf8_lossy(&o.stdout).trim().is_empty()
+        }),
+        "iperf3 server did not listen"
+    );
+    let (_, s0) = scrape(&addr);
+    let k0 = [kernel_bytes(&ns[0], &t[0]), kernel_bytes(&ns[1], &t[1])];
+    let o = ns[0].exec(&[
+        "timeout",
+        "60",
+        "iperf3",
+        "-c",
+        &ip(1),
+        "-p",
+        "5201",
+        "-n",
+        "8M",
+        "-J",
+    ]);
+    let json = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "iperf3: {json}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_str(&json).expect("iperf3 -J output");
+    let sent = j["end"]["sum_sent"]["bytes"]
+        .as_f64()
+        .expect("sum_sent.bytes");
+    let received = j["end"]["sum_received"]["bytes"]
+        .as_f64()
+        .expect("sum_received.bytes");
+    // iperf3 writes whole blocks until it has written at least -n bytes.
+    assert!(
+        sent >= 8.0 * 1024.0 * 1024.0,
+        "iperf3 -n 8M wrote only {sent} bytes"
+    );
+    assert!(received > 0.0, "{json}");
+    drop(server);
+    let (_, s1) = scrape(&addr);
+    let k1 = [kernel_bytes(&ns[0], &t[0]), kernel_bytes(&ns[1], &t[1])];
+    eprintln!("iperf3: sender {sent} bytes, receiver {received} bytes");
+    let d = |f: &str, p: &str| s1.port(f, p) - s0.port(f, p);
+    let slack = sent * 0.05 + 64.0 * 1024.0;
+    within(
+        "vswitchd_port_rx_bytes_total{port=t0} after iperf3",
+        d("vswitchd_port_rx_bytes_total", &t[0]),
+        received,
+        sent + slack,
+    );
+    within(
+        "vswitchd_port_tx_bytes_total{port=t1} after iperf3",
+        d("vswitchd_port_tx_bytes_total", &t[1]),
+        received,
+        sent + slack,
+    );
+    // The other direction carries ACKs and iperf3's control messages only.
+    within(
+        "vswitchd_port_rx_bytes_total{port=t1} after iperf3",
+        d("vswitchd_port_rx_bytes_total", &t[1]),
+        1.0,
+        slack,
+    );
+    // Against the kernel: what ns0 sent on its TAP is what the switch read;
+    // what the switch wrote to t1 is what ns1 received.
+    let kd = |i: usize, dir: usize| k1[i][dir] - k0[i][dir];
+    for (what, ours, theirs) in [
+        (
+            "rx t0 vs kernel tx in ns0",
+            d("vswitchd_port_rx_bytes_total", &t[0]),
+            kd(0, 1),
+        ),
+        (
+            "tx t0 vs kernel rx in ns0",
+            d("vswitchd_port_tx_bytes_total", &t[0]),
+            kd(0, 0),
+        ),
+        (
+            "tx t1 vs kernel rx in ns1",
+            d("vswitchd_port_tx_bytes_total", &t[1]),
+            kd(1, 0),
+        ),
+        (
+            "rx t1 vs kernel tx in ns1",
+            d("vswitchd_port_rx_bytes_total", &t[1]),
+            kd(1, 1),
+        ),
+    ] {
+        within(what, ours, theirs - CHATTER_BYTES, theirs + CHATTER_BYTES);
+    }
+    // The transfer's frames went t0 -> t1 whole: as many out as in (give or
+    // take background frames to t1 from elsewhere).
+    let (fin, fout) = (
+        d("vswitchd_port_rx_frames_total", &t[0]),
+        d("vswitchd_port_tx_frames_total", &t[1]),
+    );
+    within(
+        "tx frames on t1 vs rx frames on t0 during iperf3",
+        fout,
+        fin - CHATTER_FRAMES,
+        fin + CHATTER_FRAMES,
+    );
+
+    // 3. Drops: 802.3x pause frames are always dropped and counted on the
+    //    ingress port, exactly.
+    let (_, s0) = scrape(&addr);
+    let mac0 = ns[0].mac(&t[0]);
+    let pause = frame("01:80:c2:00:00:01", &mac0, b"pause");
+    send_frames(&ns[0], &t[0], &vec![pause; 7]);
+    assert!(
+        wait_until(Duration::from_secs(10), || scrape(&addr)
+            .1
+            .drops(&t[0], "pause_frame")
+            - s0.drops(&t[0], "pause_frame")
+            >= 7.0),
+        "pause frames not counted as drops"
+    );
+    let (text, s1) = scrape(&addr);
+    assert_eq!(
+        s1.drops(&t[0], "pause_frame") - s0.drops(&t[0], "pause_frame"),
+        7.0
+    );
+    promtool_check_metrics(&text);
+
+    // 4. A real Prometheus scrapes the live switch while traffic flows;
+    //    dashboards' expressions must return data and alert rules evaluate.
+    let _flow = [
+        Bg::new(ns[0].spawn(&[
+            "timeout",
+            "150",
+            "ping",
+            "-c",
+            "1500",
+            "-i",
+            "0.1",
+            "-s",
+            "500",
+            "-q",
+            &ip(1),
+        ])),
+        Bg::new(ns[2].spawn(&[
+            "timeout",
+            "150",
+            "ping",
+            "-c",
+            "1500",
+            "-i",
+            "0.1",
+            "-q",
+            &ip(1),
+        ])),
+    ];
+    let o = Command::new("timeout")
+        .arg("300")
+        .arg(repo("tests/metrics/prometheus-e2e.sh"))
+        .arg(&addr)
+        .env("E2E_TIMEOUT", "120")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    eprintln!("{log}");
+    assert!(
+        o.status.success(),
+        "prometheus-e2e.sh {addr} failed ({:?}):\n{log}",
+        o.status
+    );
+    assert!(log.contains("PASS"), "{log}");
+    // The switch is still healthy after being scraped every second.
+    assert!(ns[1].ping(&ip(2), 2));
+    drop(sw);
+}
+
+/// The alert rules load, and their unit tests pass.
+#[test]
+fn alert_rules_check_and_unit_tests() {
+    let o = common::run(&[
+        "timeout",
+        "60",
+        "promtool",
+        "check",
+        "rules",
+        repo("dashboards/vswitchd-alerts.yml").to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new("timeout")
+        .args(["120", "promtool", "test", "rules", "alerts-test.yml"])
+        .current_dir(repo("tests/metrics"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
