@@ -116,7 +116,17 @@ impl Netns {
     /// One bounded ping; true if any reply came back.
     pub fn ping(&self, dst: &str, count: u32) -> bool {
         self.exec(&[
-            "timeout", "20", "ping", "-c", &count.to_string(), "-i", "0.2", "-W", "2", "-q", dst,
+            "timeout",
+            "20",
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-q",
+            dst,
         ])
         .status
         .success()
@@ -125,7 +135,10 @@ impl Netns {
     /// The MAC address of `dev` in this namespace.
     pub fn mac(&self, dev: &str) -> String {
         let out = self.ip(&["-br", "link", "show", dev]);
-        out.split_whitespace().nth(2).unwrap_or_default().to_string()
+        out.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -241,7 +254,9 @@ impl Switchd {
         };
         let t = Instant::now();
         loop {
-            if wait_for.iter().all(|d| Path::new("/sys/class/net").join(d).exists())
+            if wait_for
+                .iter()
+                .all(|d| Path::new("/sys/class/net").join(d).exists())
                 && (args.contains(&"--control-socket") || s.socket.exists())
             {
                 break;
@@ -295,10 +310,22 @@ impl Drop for Switchd {
 
 /// Runs a scapy script with Debian's python (which has scapy).
 pub fn scapy(script: &str, limit_secs: u32) -> Output {
-    run(&["timeout", &limit_secs.to_string(), "/usr/bin/python3", "-c", script])
+    run(&[
+        "timeout",
+        &limit_secs.to_string(),
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ])
 }
 
 /// Runs a scapy script inside a namespace.
 pub fn scapy_in(ns: &Netns, script: &str, limit_secs: u32) -> Output {
-    ns.exec(&["timeout", &limit_secs.to_string(), "/usr/bin/python3", "-c", script])
+    ns.exec(&[
+        "timeout",
+        &limit_secs.to_string(),
+        "/usr/bin/python3",
+        "-c",
+        script,
+    ])
 }
