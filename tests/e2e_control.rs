@@ -585,7 +585,7 @@ fn ctl_errors_permissions_and_protocol() {
     assert_eq!(sw.ctl_json(&["show"])["ageing_seconds"], 120);
 
     // Bad port specs from vswitchctl name the problem.
-    let (ok, _, err) = out3(&sw.ctl(&["port", "add", "unix:/tmp/x"]));
+    let (ok, _, err) = out3(&sw.ctl(&["port", "add", "bogus:/tmp/x"]));
     assert!(!ok && err.contains("unknown port kind"), "{err}");
     let (ok, _, err) = out3(&sw.ctl(&["port", "add", "0123456789abcdef"]));
     assert!(!ok && err.contains("15 bytes"), "{err}");
