@@ -68,7 +68,8 @@ vsd_start() {
 	return 1
 }
 
-# Prints one field of a port from `vswitchctl --json show` ("" if no such port).
+# Prints one field of a port from `vswitchctl --json show` ("" if no such
+# port, or vswitchd does not answer); always succeeds.
 vsd_port_field() {
 	vsd_ctl --json show 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
@@ -79,7 +80,7 @@ for p in json.load(sys.stdin)["ports"]:
         for k in field.split("."):
             v = v[k]
         print(v)
-' "$1" "$2"
+' "$1" "$2" 2>/dev/null || true
 }
 
 vsd_wait_port() {
