@@ -21,6 +21,10 @@
 #   vsd_stats_report PORT...      prints counters of PORTs (from
 #                                 `vswitchctl --json stats`); fails unless each
 #                                 has rx and tx frames
+#   vsd_avg_frame PORT rx|tx      average bytes per frame of one direction
+#   vsd_tcp_summary NAME LOG      the guest's TCP results with throughput
+#   vsd_wait_guests SECS NAME...  waits for guests' QEMUs; stops them early
+#                                 when vswitchd dies
 #
 # Only the vswitchd started here is ever killed, by pid.
 
@@ -137,6 +141,30 @@ vsd_tcp_summary() {
 	local name=$1 log=$2
 	tr -d '\r' <"$log" 2>/dev/null | sed -n 's/^.*VSGUEST \(TCP[RT]X .*\)$/\1/p' |
 		awk -v g="$name" '{ split($4, b, "/"); s = $5 + 0;
-			printf "  guest %s: %s %s %s %s B in %.2f s", g, $1, $2, $3, b[2], s;
-			if (s > 0) printf " (%.1f Mbit/s)", b[1] * 8 / s / 1e6; printf "\n" }'
+			printf "  guest %s: %s %s %s %s B in %.2f s", g, $1, $2, $3, $4, s;
+			if (s > 0 && $3 == "OK") printf " (%.1f Mbit/s)", b[1] * 8 / s / 1e6; printf "\n" }'
+}
+
+# Waits (bounded) for the QEMUs of guests NAME... (started by
+# vsq_start_guest) to exit; stops them all early if vswitchd dies, since
+# nothing can pass any more. Fails if a guest had to be stopped.
+vsd_wait_guests() { # SECS NAME...
+	local secs=$1 g i running
+	shift
+	for ((i = 0; i < secs * 5; i++)); do
+		running=0
+		for g in "$@"; do
+			kill -0 "${VSQ_PID[$g]}" 2>/dev/null && running=1
+		done
+		[ $running = 0 ] && return 0
+		if ! vsd_alive; then
+			vsq_log "vswitchd exited while guests ran (see its log): stopping the guests"
+			break
+		fi
+		sleep 0.2
+	done
+	for g in "$@"; do
+		kill -0 "${VSQ_PID[$g]}" 2>/dev/null && vsq_kill "${VSQ_PID[$g]}"
+	done
+	return 1
 }

@@ -113,9 +113,10 @@ finish_round() { # ROUND GUEST...
 			vsq_log "guest $g: no VSGUEST NET line (QEMU gone or 90 s passed)"
 		fi
 	done
+	vsd_wait_guests $GUEST_TIMEOUT "$@" || failed "guests of round $r stopped (time limit, or vswitchd died)"
 	for g in "$@"; do
 		rc=0
-		vsq_wait_guest "$g" $GUEST_TIMEOUT || rc=$?
+		vsq_wait_guest "$g" 5 || rc=$?
 		vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
 		[ $rc = 0 ] || failed "guest $g: QEMU exit status $rc"
 	done

@@ -93,9 +93,10 @@ for g in A B; do
 		vsq_log "guest $g: no VSGUEST NET line (QEMU gone or 90 s passed)"
 	fi
 done
+vsd_wait_guests $GUEST_TIMEOUT A B || fail=1
 for g in A B; do
 	rc=0
-	vsq_wait_guest "$g" $GUEST_TIMEOUT || rc=$?
+	vsq_wait_guest "$g" 5 || rc=$?
 	vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
 	[ $rc = 0 ] || fail=1
 done
