@@ -33,13 +33,19 @@ fn run_script(name: &str, limit_secs: u32) {
         .env("VSWITCHCTL_BIN", env!("CARGO_BIN_EXE_vswitchctl"))
         .current_dir(root)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {script}: {e} (are `timeout` and `bash` installed?)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {script}: {e} (are `timeout` and `bash` installed?)")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Shown by the test harness on failure, or with --nocapture.
     println!("---- {name} stdout ----\n{stdout}");
     println!("---- {name} stderr ----\n{stderr}");
-    println!("{name}: {:?} in {:.1} s", out.status, t0.elapsed().as_secs_f64());
+    println!(
+        "{name}: {:?} in {:.1} s",
+        out.status,
+        t0.elapsed().as_secs_f64()
+    );
     match out.status.code() {
         Some(0) => {}
         Some(77) => {
@@ -59,19 +65,11 @@ fn run_script(name: &str, limit_secs: u32) {
             }
         }
         Some(124) | Some(137) => panic!("{name} took longer than {limit_secs} s and was stopped"),
-        _ => panic!(
-            "{name} failed ({:?}); its last lines:\n{}",
-            out.status,
-            stdout
-                .lines()
-                .rev()
-                .take(60)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
+        _ => {
+            let lines: Vec<&str> = stdout.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            panic!("{name} failed ({:?}); its last lines:\n{tail}", out.status)
+        }
     }
 }
 
