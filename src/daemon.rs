@@ -307,9 +307,11 @@ impl Daemon {
                         }
                     }
                 }
-                _ => {
+                state => {
                     if !h.port.alive() {
                         self.dp.mark_gone(a.id);
+                    } else if state == LinkState::Up && h.port.carrier() == Some(false) {
+                        self.dp.mark_link_down(a.id);
                     }
                 }
             }

@@ -39,13 +39,9 @@ pub fn apply_tag(act: TagAction, tpid: u16, hdr: VnetHdr, frame: &[u8], out: &mu
     h.write(&mut out[..VNET_HDR_LEN]);
 }
 
-/// Outcome of sending to one port.
-pub enum Sent {
-    /// This many frames and bytes left (a GSO frame may become several).
-    Ok {
-        frames: u64,
-        bytes: u64,
-    },
+/// Why (part of) a frame did not leave a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
     Dropped(Reason),
     /// The peer's link is down (EIO/ENETDOWN).
     LinkDown,
@@ -53,17 +49,44 @@ pub enum Sent {
     Gone,
 }
 
-fn classify(e: &io::Error) -> Sent {
+/// Outcome of sending one decided frame to one port: what left (a GSO frame
+/// segmented in software may be several frames) and, if something did not,
+/// why. The remaining segments after a failure are not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sent {
+    pub frames: u64,
+    pub bytes: u64,
+    pub failure: Option<Failure>,
+}
+
+impl Sent {
+    fn ok(bytes: usize) -> Sent {
+        Sent {
+            frames: 1,
+            bytes: bytes as u64,
+            failure: None,
+        }
+    }
+
+    fn failed(f: Failure) -> Sent {
+        Sent {
+            failure: Some(f),
+            ..Sent::default()
+        }
+    }
+}
+
+fn classify(e: &io::Error) -> Failure {
     if sys::is_would_block(e) {
-        Sent::Dropped(Reason::QueueFull)
+        Failure::Dropped(Reason::QueueFull)
     } else if sys::is_link_down(e) {
-        Sent::LinkDown
+        Failure::LinkDown
     } else if sys::is_gone(e) {
-        Sent::Gone
+        Failure::Gone
     } else if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::EMSGSIZE) {
-        Sent::Dropped(Reason::Malformed)
+        Failure::Dropped(Reason::Malformed)
     } else {
-        Sent::Dropped(Reason::IoError)
+        Failure::Dropped(Reason::IoError)
     }
 }
 
@@ -74,53 +97,44 @@ pub fn send(port: &dyn Port, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
     let frame = &buf[VNET_HDR_LEN..];
     // Like the kernel's is_skb_forwardable: MTU + Ethernet header + one tag.
     if !hdr.is_gso() && frame.len() > port.mtu() + HEADER_LEN + TAG_LEN {
-        return Sent::Dropped(Reason::TooBig);
+        return Sent::failed(Failure::Dropped(Reason::TooBig));
     }
     if port.offloads() || hdr.is_plain() {
         return match port.send(buf) {
-            Ok(()) => Sent::Ok {
-                frames: 1,
-                bytes: frame.len() as u64,
-            },
-            Err(e) => classify(&e),
+            Ok(()) => Sent::ok(frame.len()),
+            Err(e) => Sent::failed(classify(&e)),
         };
     }
     if hdr.is_gso() {
-        let mut out = Sent::Ok {
-            frames: 0,
-            bytes: 0,
-        };
+        let mut out = Sent::default();
         let mut seg_buf = std::mem::take(scratch);
         let zero = [0u8; VNET_HDR_LEN];
         let r = vnet::segment(&hdr, frame, &mut seg_buf, |seg| {
-            if let Sent::Ok { frames, bytes } = &mut out {
+            if out.failure.is_none() {
                 match port.send2(&zero, seg) {
                     Ok(()) => {
-                        *frames += 1;
-                        *bytes += seg.len() as u64;
+                        out.frames += 1;
+                        out.bytes += seg.len() as u64;
                     }
-                    Err(e) => out = classify(&e),
+                    Err(e) => out.failure = Some(classify(&e)),
                 }
             }
         });
         *scratch = seg_buf;
-        return match r {
-            Ok(()) => out,
-            Err(_) => Sent::Dropped(Reason::Malformed),
-        };
+        if r.is_err() {
+            out.failure = Some(Failure::Dropped(Reason::Malformed));
+        }
+        return out;
     }
     // Partial checksum only.
     scratch.clear();
     scratch.extend_from_slice(frame);
     if vnet::finish_checksum(&hdr, scratch).is_err() {
-        return Sent::Dropped(Reason::Malformed);
+        return Sent::failed(Failure::Dropped(Reason::Malformed));
     }
     match port.send2(&[0u8; VNET_HDR_LEN], scratch) {
-        Ok(()) => Sent::Ok {
-            frames: 1,
-            bytes: scratch.len() as u64,
-        },
-        Err(e) => classify(&e),
+        Ok(()) => Sent::ok(scratch.len()),
+        Err(e) => Sent::failed(classify(&e)),
     }
 }
 
@@ -144,6 +158,69 @@ mod tests {
             csum_start: 34,
             csum_offset: 16,
         }
+    }
+
+    /// A port without offloads that accepts `ok` frames, then says EAGAIN.
+    struct Flaky {
+        ok: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Port for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn fd(&self) -> std::os::fd::RawFd {
+            -1
+        }
+        fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn send(&self, _: &[u8]) -> io::Result<()> {
+            self.send2(&[], &[])
+        }
+        fn send2(&self, _: &[u8], _: &[u8]) -> io::Result<()> {
+            use std::sync::atomic::Ordering::Relaxed;
+            if self.ok.load(Relaxed) == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            }
+            self.ok.fetch_sub(1, Relaxed);
+            Ok(())
+        }
+        fn offloads(&self) -> bool {
+            false
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+    }
+
+    #[test]
+    fn segments_sent_before_a_failure_are_counted() {
+        let mut f = vec![1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x08, 0x00];
+        f.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+        ]);
+        f.extend_from_slice(&[
+            0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        f.extend(std::iter::repeat_n(0xab, 4000));
+        let hdr = VnetHdr {
+            gso_size: 1000,
+            ..gso_hdr()
+        };
+        let mut buf = vec![0u8; VNET_HDR_LEN];
+        hdr.write(&mut buf);
+        buf.extend_from_slice(&f);
+        let port = Flaky {
+            ok: std::sync::atomic::AtomicUsize::new(2),
+        };
+        let sent = send(&port, &buf, &mut Vec::new());
+        assert_eq!(sent.frames, 2);
+        assert_eq!(sent.bytes, 2 * (54 + 1000));
+        assert_eq!(sent.failure, Some(Failure::Dropped(Reason::QueueFull)));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::switch::{
     Action, MAX_PORTS, PortConfig, PortError, PortId, Switch, SwitchView, TagAction,
 };
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
-use egress::Sent;
+use egress::Failure;
 use stats::{Reason, WorkerCounters, bump};
 
 /// Frames read from one port before the worker turns to the next.
@@ -71,28 +71,45 @@ pub enum LinkState {
 pub struct PortHandle {
     pub id: PortId,
     pub port: Box<dyn Port>,
+    /// One of the `ST_*` values.
     state: AtomicU64,
     worker: usize,
 }
 
+const ST_UP: u64 = 0;
+const ST_LINK_DOWN: u64 = 1;
+const ST_GONE: u64 = 2;
+/// Link down, but being tried again: forwards like up, reports as down, and
+/// a failed write does not log again.
+const ST_PROBING: u64 = 3;
+
 impl PortHandle {
     pub fn link_state(&self) -> LinkState {
         match self.state.load(Relaxed) {
-            0 => LinkState::Up,
-            1 => LinkState::LinkDown,
-            _ => LinkState::Gone,
+            ST_UP => LinkState::Up,
+            ST_GONE => LinkState::Gone,
+            _ => LinkState::LinkDown,
         }
     }
+
+    fn raw_state(&self) -> u64 {
+        self.state.load(Relaxed)
+    }
+
+    fn swap_state(&self, v: u64) -> u64 {
+        self.state.swap(v, Relaxed)
+    }
+
     fn set_state(&self, s: LinkState) -> LinkState {
         let v = match s {
-            LinkState::Up => 0,
-            LinkState::LinkDown => 1,
-            LinkState::Gone => 2,
+            LinkState::Up => ST_UP,
+            LinkState::LinkDown => ST_LINK_DOWN,
+            LinkState::Gone => ST_GONE,
         };
-        match self.state.swap(v, Relaxed) {
-            0 => LinkState::Up,
-            1 => LinkState::LinkDown,
-            _ => LinkState::Gone,
+        match self.swap_state(v) {
+            ST_UP => LinkState::Up,
+            ST_GONE => LinkState::Gone,
+            _ => LinkState::LinkDown,
         }
     }
 }
@@ -207,10 +224,11 @@ impl Dataplane {
         let worker = (0..self.workers.len())
             .min_by_key(|w| load(*w))
             .unwrap_or(0);
+        let down = port.carrier() == Some(false);
         let h = Arc::new(PortHandle {
             id,
             port,
-            state: AtomicU64::new(0),
+            state: AtomicU64::new(down as u64),
             worker,
         });
         self.ports.rcu(|m| {
@@ -227,7 +245,7 @@ impl Dataplane {
                 source: io::Error::other("dataplane stopped"),
             });
         }
-        self.switch.set_port_up(id, true);
+        self.switch.set_port_up(id, !down);
         Ok(id)
     }
 
@@ -295,6 +313,25 @@ impl Dataplane {
         }
         self.switch.set_port_up(id, true);
         Ok(())
+    }
+
+    /// Marks a port's link down (its carrier dropped): it stops receiving
+    /// frames and its learned MACs are flushed, like a bridge port whose
+    /// link goes down. It comes back when the carrier returns.
+    pub fn mark_link_down(&self, id: PortId) {
+        if let Some(h) = self.port(id) {
+            match h.swap_state(ST_LINK_DOWN) {
+                ST_UP => {
+                    tracing::info!(port = h.port.name(), "link down");
+                    self.switch.set_port_up(id, false);
+                }
+                ST_PROBING => self.switch.set_port_up(id, false),
+                ST_GONE => {
+                    h.swap_state(ST_GONE);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Marks a port's device as gone (e.g. its interface was deleted): it
@@ -468,8 +505,8 @@ impl Run {
             self.deregister(id);
         }
         for h in self.owned.iter().flatten() {
-            if h.link_state() == LinkState::LinkDown {
-                h.set_state(LinkState::Up);
+            if h.raw_state() == ST_LINK_DOWN && h.port.carrier() != Some(false) {
+                h.swap_state(ST_PROBING);
                 self.switch.set_port_up(h.id, true);
             }
         }
@@ -501,10 +538,11 @@ impl Run {
                     return Drained::Empty;
                 }
             };
-            if h.link_state() == LinkState::LinkDown {
+            if h.raw_state() != ST_UP && h.raw_state() != ST_GONE {
                 // A frame from the peer: its link is back.
-                h.set_state(LinkState::Up);
+                h.swap_state(ST_UP);
                 self.switch.set_port_up(id, true);
+                tracing::info!(port = h.port.name(), "link up");
             }
             self.forward(&view, &map, id, n, now);
         }
@@ -548,22 +586,31 @@ impl Run {
                 );
                 egress::send(&*oh.port, &self.scratch, &mut self.seg)
             };
-            match sent {
-                Sent::Ok { frames, bytes } => {
-                    let oc = self.counters.port(out);
-                    bump(&oc.tx_frames, frames);
-                    bump(&oc.tx_bytes, bytes);
-                }
-                Sent::Dropped(r) => self.counters.count_drop(out, r),
-                Sent::LinkDown => {
+            if sent.frames > 0 {
+                let oc = self.counters.port(out);
+                bump(&oc.tx_frames, sent.frames);
+                bump(&oc.tx_bytes, sent.bytes);
+            }
+            match sent.failure {
+                None => {}
+                Some(Failure::Dropped(r)) => self.counters.count_drop(out, r),
+                Some(Failure::LinkDown) => {
                     self.counters
                         .count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
-                    if oh.set_state(LinkState::LinkDown) == LinkState::Up {
-                        tracing::info!(port = oh.port.name(), "peer link is down");
-                        self.switch.set_port_up(out, false);
+                    match oh.swap_state(ST_LINK_DOWN) {
+                        ST_UP => {
+                            tracing::info!(port = oh.port.name(), "peer link is down");
+                            self.switch.set_port_up(out, false);
+                        }
+                        // A retry that failed again: quietly down.
+                        ST_PROBING => self.switch.set_port_up(out, false),
+                        ST_GONE => {
+                            oh.swap_state(ST_GONE);
+                        }
+                        _ => {}
                     }
                 }
-                Sent::Gone => {
+                Some(Failure::Gone) => {
                     self.counters.count_drop(out, Reason::IoError);
                     if oh.set_state(LinkState::Gone) != LinkState::Gone {
                         tracing::warn!(port = oh.port.name(), "port device is gone; port down");

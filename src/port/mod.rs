@@ -47,6 +47,12 @@ pub trait Port: Send + Sync {
     fn alive(&self) -> bool {
         true
     }
+    /// Whether the link to the peer is up, where the port can tell (a raw
+    /// port's interface carrier; a socket port's connected peer). `None`:
+    /// unknown (a TAP's other end may sit in another namespace).
+    fn carrier(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// How the user names a port.

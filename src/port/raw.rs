@@ -60,7 +60,7 @@ impl RawPort {
             }
         };
         let ifindex = sys::if_index(ifname).map_err(|_| PortError::NoInterface {
-            port: ifname.to_string(),
+            port: format!("raw:{ifname}"),
         })?;
         let fd = sys::socket(
             libc::AF_PACKET,
@@ -192,6 +192,16 @@ impl Port for RawPort {
 
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    fn carrier(&self) -> Option<bool> {
+        // EINVAL (admin down) reads as no carrier; a missing file (the
+        // interface is gone) is for `alive` to report.
+        match std::fs::read_to_string(format!("/sys/class/net/{}/carrier", self.ifname)) {
+            Ok(s) => Some(s.trim() == "1"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(_) => Some(false),
+        }
     }
 
     fn alive(&self) -> bool {

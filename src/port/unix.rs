@@ -397,6 +397,10 @@ impl Port for UnixStreamPort {
         Ok(())
     }
 
+    fn carrier(&self) -> Option<bool> {
+        Some(self.conn.lock().is_some())
+    }
+
     fn offloads(&self) -> bool {
         false
     }
@@ -519,6 +523,10 @@ impl Port for UnixDgramPort {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn carrier(&self) -> Option<bool> {
+        Some(self.peer.lock().is_some())
     }
 
     fn offloads(&self) -> bool {
