@@ -269,15 +269,16 @@ fn t2_bridged_guests_on_host_lan() {
     let path = write_config(tmp.path(), &cfg);
     let _host_addr = RootAddr::expect(&hp, &format!("{host_ip}/24"));
     let up_mac = At::Root.mac(&up);
-    // What the host sends on the uplink itself (there should be nothing),
-    // and the ARP answers LAN host h1 gets.
-    let cap_up = Capture::start(At::Root, &up, &format!("ether src {up_mac}"), 120, tmp.path());
+    // The ARP answers LAN host h1 gets.
     let cap_arp = Capture::start(At::Ns(&h[0]), "eth0", "arp", 120, tmp.path());
     let sw = Switchd::start(&["--config", path.to_str().unwrap()], &[&hp]);
     wait_placed(&sw, At::Root, &hp, &format!("{host_ip}/24"));
     for i in 0..2 {
         wait_placed(&sw, At::Ns(&g[i]), &gtap(i), &format!("{}/24", guest_ip[i]));
     }
+    // What the host sends on the uplink itself (there should be nothing);
+    // the raw: port has brought the uplink up by now.
+    let cap_up = Capture::start(At::Root, &up, &format!("ether src {up_mac}"), 120, tmp.path());
     let host_mac = At::Root.mac(&hp);
 
     // LAN hosts reach guests and the host directly; guests reach the LAN.
@@ -556,7 +557,6 @@ fn t4_mixed_qemu_namespace_host() {
     );
     let _claim = claim(At::Root, &n, &qtap);
     let qmac = At::Root.mac(&qtap);
-    let cap = Capture::start(At::Root, &qtap, &format!("ether src {qmac}"), 280, tmp.path());
 
     let cfg = format!(
         "[[port]]\nname = \"{hp}\"\naddresses = [\"{host_ip}/24\"]\n\n\
@@ -585,6 +585,9 @@ fn t4_mixed_qemu_namespace_host() {
         .find(|p| p["name"] == qtap.as_str())
         .map(|p| p["kind"].as_str().unwrap_or_default().to_string());
     assert_eq!(kind.as_deref(), Some("raw"), "{show}");
+    // What the host stack sends on the QEMU tap (there should be nothing);
+    // QEMU left the tap down (script=no), the raw: port brought it up.
+    let cap = Capture::start(At::Root, &qtap, &format!("ether src {qmac}"), 280, tmp.path());
 
     let net = guest.wait_result("NET ", 120);
     assert!(net.contains(" UP "), "guest NIC: {net}");
@@ -614,9 +617,11 @@ fn t4_mixed_qemu_namespace_host() {
         "-e",
         done_sh.to_str().unwrap(),
     ]);
+    // Before the guest powers off: its tap vanishes then, and the port's
+    // entries are flushed.
+    let on_q = fdb_macs(&sw, &qtap);
     let exited = guest.wait_exit(240);
     let results = guest.results();
-    let on_q = fdb_macs(&sw, &qtap);
     let state = switch_state(&sw);
     assert!(
         fails.is_empty(),

@@ -393,18 +393,33 @@ pub fn iperf(server: At, ip: &str, client: At, secs: u32) -> u64 {
             "3000",
         ]);
         last = text(&o);
-        if o.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {last}"));
-            let got = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-            let _ = srv.wait(Duration::from_secs(5));
-            return got;
+        // iperf3 -J exits 0 even when it could not connect: read "error".
+        let v: Option<serde_json::Value> = serde_json::from_slice(&o.stdout).ok();
+        let error = v
+            .as_ref()
+            .and_then(|v| v["error"].as_str().map(str::to_string));
+        match (&v, error) {
+            (_, Some(e)) if e.contains("refused") => {
+                // The server is not listening yet.
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            (Some(v), None) if o.status.success() => {
+                let got = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+                let srv_out = srv
+                    .wait(Duration::from_secs(5))
+                    .map(|o| text(&o))
+                    .unwrap_or_default();
+                assert!(
+                    got > 0,
+                    "iperf3 {} -> {ip} ({}) moved 0 bytes:\nclient: {last}\nserver: {srv_out}",
+                    client.label(),
+                    server.label()
+                );
+                return got;
+            }
+            _ => break,
         }
-        if !last.contains("refused") {
-            break;
-        }
-        // The server is not listening yet.
-        std::thread::sleep(Duration::from_millis(200));
     }
     panic!(
         "iperf3 {} -> {ip} ({}) failed: {last}",
@@ -451,6 +466,7 @@ impl Capture {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect()
     }
