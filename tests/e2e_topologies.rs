@@ -57,10 +57,13 @@ fn wait_placed(sw: &Switchd, at: At, dev: &str, addr: &str) {
 }
 
 fn done(name: &str, t0: Instant) {
-    eprintln!("TOPOLOGY {name}: passed in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "TOPOLOGY {name}: passed in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
 
-/// 1a. Four namespaces on one segment, each on a TAP that vswitchd
+/// Topology 1a: four namespaces on one segment, each on a TAP that vswitchd
 /// creates, moves into the namespace and addresses (three from the config
 /// file, one added at run time with `vswitchctl port add --netns
 /// --address`). Every pair pings; two iperf3 TCP flows run at once.
@@ -137,7 +140,7 @@ fn t1a_namespaces_on_placed_taps() {
     done("1a namespaces on placed TAPs", t0);
 }
 
-/// 1b. The container recipe: each namespace gets a veth pair (`eth0`
+/// Topology 1b, the container recipe: each namespace gets a veth pair (`eth0`
 /// inside, the other end in the root namespace), and the root ends are
 /// `raw:` ports of vswitchd instead of bridge ports. Every pair pings; two
 /// iperf3 TCP flows run at once (GSO frames through AF_PACKET both ways).
@@ -206,7 +209,7 @@ fn t1b_namespaces_on_veth_pairs() {
     done("1b namespaces on veth pairs", t0);
 }
 
-/// 2. Bridged mode. The physical LAN is simulated by namespace `lan`
+/// Topology 2, bridged mode. The physical LAN is simulated by namespace `lan`
 /// holding a kernel bridge with two LAN hosts (h1, h2) and the peer of the
 /// host's "NIC" (a veth whose root end is the `raw:` uplink). The host's
 /// own address sits on a host TAP port in the root namespace (the IP that
@@ -278,7 +281,13 @@ fn t2_bridged_guests_on_host_lan() {
     }
     // What the host sends on the uplink itself (there should be nothing);
     // the raw: port has brought the uplink up by now.
-    let cap_up = Capture::start(At::Root, &up, &format!("ether src {up_mac}"), 120, tmp.path());
+    let cap_up = Capture::start(
+        At::Root,
+        &up,
+        &format!("ether src {up_mac}"),
+        120,
+        tmp.path(),
+    );
     let host_mac = At::Root.mac(&hp);
 
     // LAN hosts reach guests and the host directly; guests reach the LAN.
@@ -295,7 +304,11 @@ fn t2_bridged_guests_on_host_lan() {
         (g2, lan_ip[1]),
         (g2, guest_ip[0]),
     ]);
-    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", switch_state(&sw));
+    assert!(
+        fails.is_empty(),
+        "pings failed: {fails:?}\n{}",
+        switch_state(&sw)
+    );
 
     // The host keeps its connectivity, through the host port.
     let route = At::Root.ip(&["route", "get", lan_ip[0]]);
@@ -303,8 +316,16 @@ fn t2_bridged_guests_on_host_lan() {
         route.contains(&format!("dev {hp} ")),
         "root reaches the LAN through {hp}? {route}"
     );
-    let fails = pings(&[(At::Root, lan_ip[0]), (At::Root, lan_ip[1]), (At::Root, guest_ip[1])]);
-    assert!(fails.is_empty(), "host lost the LAN: {fails:?}\n{}", switch_state(&sw));
+    let fails = pings(&[
+        (At::Root, lan_ip[0]),
+        (At::Root, lan_ip[1]),
+        (At::Root, guest_ip[1]),
+    ]);
+    assert!(
+        fails.is_empty(),
+        "host lost the LAN: {fails:?}\n{}",
+        switch_state(&sw)
+    );
 
     // No NAT: receivers see the senders' own addresses.
     let (peer, _) = tcp_peer(g1, guest_ip[0], 7001, h1, guest_ip[0]);
@@ -331,7 +352,10 @@ fn t2_bridged_guests_on_host_lan() {
         assert!(on.contains(&m), "guest {m} not on {}: {on:?}", gtap(i));
     }
     let on_hp = fdb_macs(&sw, &hp);
-    assert!(on_hp.contains(&host_mac), "host {host_mac} not on {hp}: {on_hp:?}");
+    assert!(
+        on_hp.contains(&host_mac),
+        "host {host_mac} not on {hp}: {on_hp:?}"
+    );
 
     // TCP bulk between LAN and guests (raw -> tap and tap -> raw).
     let a = iperf(g1, guest_ip[0], h1, 2);
@@ -346,7 +370,10 @@ fn t2_bridged_guests_on_host_lan() {
         .iter()
         .filter(|l| l.contains(&format!("Reply {host_ip} is-at")))
         .collect();
-    assert!(!replies.is_empty(), "h1 saw no ARP reply for {host_ip}: {arp:#?}");
+    assert!(
+        !replies.is_empty(),
+        "h1 saw no ARP reply for {host_ip}: {arp:#?}"
+    );
     for r in &replies {
         assert!(
             r.contains(&format!("is-at {host_mac}")),
@@ -355,7 +382,10 @@ fn t2_bridged_guests_on_host_lan() {
         );
     }
     let neigh = h1.ip(&["neigh", "show", host_ip, "dev", "eth0"]);
-    assert!(neigh.contains(&host_mac), "h1 has {host_ip} at {neigh}, not {host_mac}");
+    assert!(
+        neigh.contains(&host_mac),
+        "h1 has {host_ip} at {neigh}, not {host_mac}"
+    );
     let sent = cap_up.finish();
     assert!(
         sent.is_empty(),
@@ -376,7 +406,7 @@ fn echo_request_sources(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// 3. Containers behind NAT: namespaces c1, c2 on TAP ports in a private
+/// Topology 3, containers behind NAT: namespaces c1, c2 on TAP ports in a private
 /// subnet, the host's gateway address on a host TAP port, ip_forward on,
 /// an nft masquerade rule (in this test's own table) out of a veth to the
 /// "outside" namespace, which has no route back to the private subnet.
@@ -442,7 +472,10 @@ fn t3_containers_behind_nat() {
         "forward",
         "type filter hook forward priority filter; policy accept;",
     );
-    nat.rule("forward", &format!("iifname \"{gwp}\" oifname \"{wan}\" accept"));
+    nat.rule(
+        "forward",
+        &format!("iifname \"{gwp}\" oifname \"{wan}\" accept"),
+    );
     nat.rule(
         "forward",
         &format!("iifname \"{wan}\" oifname \"{gwp}\" ct state established,related accept"),
@@ -456,7 +489,11 @@ fn t3_containers_behind_nat() {
         String::from_utf8_lossy(&r.stdout)
     );
     let fails = pings(&[(c1, gw), (c2, gw), (c1, cip[1]), (c2, cip[0])]);
-    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", switch_state(&sw));
+    assert!(
+        fails.is_empty(),
+        "pings failed: {fails:?}\n{}",
+        switch_state(&sw)
+    );
 
     // Out through the NAT; the outside sees the host's address only.
     let cap = Capture::start(o, "eth0", "icmp", 60, tmp.path());
@@ -468,7 +505,11 @@ fn t3_containers_behind_nat() {
         nat.list(),
         switch_state(&sw)
     );
-    assert!(seen.len() >= 6, "outside saw {} echo requests: {seen:?}", seen.len());
+    assert!(
+        seen.len() >= 6,
+        "outside saw {} echo requests: {seen:?}",
+        seen.len()
+    );
     assert!(
         seen.iter().all(|s| s == host_out),
         "outside saw sources other than the host's {host_out}: {seen:?}"
@@ -498,7 +539,7 @@ fn t3_containers_behind_nat() {
     done("3 containers behind NAT", t0);
 }
 
-/// 4. One segment holding a QEMU guest (QEMU opens its tap itself with
+/// Topology 4, mixed: one segment holding a QEMU guest (QEMU opens its tap itself with
 /// script=no; `--ports TAP` finds it busy and attaches it as raw:), a
 /// namespace on a placed TAP and the host port.
 ///
@@ -574,7 +615,10 @@ fn t4_mixed_qemu_namespace_host() {
     wait_for(
         &format!("{qtap} attached as raw"),
         10,
-        || sw.log_text().contains(&format!("attached to it as raw:{qtap}")),
+        || {
+            sw.log_text()
+                .contains(&format!("attached to it as raw:{qtap}"))
+        },
         || sw.log_text(),
     );
     let show = sw.ctl_json(&["show"]);
@@ -587,7 +631,13 @@ fn t4_mixed_qemu_namespace_host() {
     assert_eq!(kind.as_deref(), Some("raw"), "{show}");
     // What the host stack sends on the QEMU tap (there should be nothing);
     // QEMU left the tap down (script=no), the raw: port brought it up.
-    let cap = Capture::start(At::Root, &qtap, &format!("ether src {qmac}"), 280, tmp.path());
+    let cap = Capture::start(
+        At::Root,
+        &qtap,
+        &format!("ether src {qmac}"),
+        280,
+        tmp.path(),
+    );
 
     let net = guest.wait_result("NET ", 120);
     assert!(net.contains(" UP "), "guest NIC: {net}");
@@ -627,7 +677,11 @@ fn t4_mixed_qemu_namespace_host() {
         fails.is_empty(),
         "pings failed: {fails:?}\nguest: {results:#?}\n{state}"
     );
-    assert!(exited, "guest did not power off in time:\n{}", guest.log_text());
+    assert!(
+        exited,
+        "guest did not power off in time:\n{}",
+        guest.log_text()
+    );
     for want in [
         format!("PING {ns_ip} OK"),
         format!("PING {host_ip} OK"),
@@ -642,10 +696,15 @@ fn t4_mixed_qemu_namespace_host() {
         );
     }
     assert!(
-        results.iter().any(|l| l.starts_with("DONE") && l.ends_with("fail=0")),
+        results
+            .iter()
+            .any(|l| l.starts_with("DONE") && l.ends_with("fail=0")),
         "guest: {results:#?}"
     );
-    assert!(on_q.contains(&gmac), "guest {gmac} not learned on {qtap}: {on_q:?}");
+    assert!(
+        on_q.contains(&gmac),
+        "guest {gmac} not learned on {qtap}: {on_q:?}"
+    );
     for l in results.iter().filter(|l| l.starts_with("TCP")) {
         eprintln!("  guest {l}");
     }

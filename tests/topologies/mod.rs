@@ -109,7 +109,9 @@ impl At<'_> {
     pub fn ping_after_first(&self, dst: &str, count: u32, wait: Duration) -> bool {
         let t = Instant::now();
         while !self
-            .run(&["timeout", "5", "ping", "-n", "-c", "1", "-W", "1", "-q", dst])
+            .run(&[
+                "timeout", "5", "ping", "-n", "-c", "1", "-W", "1", "-q", dst,
+            ])
             .status
             .success()
         {
@@ -122,7 +124,9 @@ impl At<'_> {
     }
 
     pub fn dev_exists(&self, dev: &str) -> bool {
-        self.run(&["ip", "link", "show", "dev", dev]).status.success()
+        self.run(&["ip", "link", "show", "dev", dev])
+            .status
+            .success()
     }
 
     /// Whether `dev` is up and holds `addr` (CIDR).
@@ -135,7 +139,10 @@ impl At<'_> {
     /// The MAC address of `dev`.
     pub fn mac(&self, dev: &str) -> String {
         let out = self.ip(&["-br", "link", "show", "dev", dev]);
-        out.split_whitespace().nth(2).unwrap_or_default().to_string()
+        out.split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Writes a sysctl (only for interfaces this test created).
@@ -165,9 +172,14 @@ pub struct Link(pub String);
 impl Link {
     /// `ip link add NAME type veth peer name PEER [netns NS]`
     pub fn veth(name: &str, peer: &str, peer_ns: Option<&Netns>) -> Link {
-        assert!(name.len() <= 15 && peer.len() <= 15, "{name}/{peer}: > 15 bytes");
+        assert!(
+            name.len() <= 15 && peer.len() <= 15,
+            "{name}/{peer}: > 15 bytes"
+        );
         let _ = run(&["ip", "link", "del", name]);
-        let mut v = vec!["ip", "link", "add", name, "type", "veth", "peer", "name", peer];
+        let mut v = vec![
+            "ip", "link", "add", name, "type", "veth", "peer", "name", peer,
+        ];
         if let Some(ns) = peer_ns {
             v.extend_from_slice(&["netns", &ns.name]);
         }
@@ -241,7 +253,10 @@ impl NftTable {
     pub fn chain(&self, chain: &str, spec: &str) {
         ok(&[
             "nft",
-            &format!("add chain {} {} {chain} {{ {spec} }}", self.family, self.name),
+            &format!(
+                "add chain {} {} {chain} {{ {spec} }}",
+                self.family, self.name
+            ),
         ]);
     }
 
@@ -259,7 +274,9 @@ impl NftTable {
     }
 
     pub fn exists(family: &str, name: &str) -> bool {
-        run(&["nft", "list", "table", family, name]).status.success()
+        run(&["nft", "list", "table", family, name])
+            .status
+            .success()
     }
 }
 
@@ -309,10 +326,17 @@ impl Drop for Sysctl {
 /// IPv4 address). Without this the host answers ARP for its host-port
 /// address on the raw interface with that interface's MAC (ARP flux).
 /// The table is this guard's; dropping it removes the hook.
+///
+/// VSWITCH_TOPO_NO_CLAIM=1 skips it, to show what goes wrong without it
+/// (the bridged and mixed topologies then fail on ARP flux).
 pub fn claim(at: At, table: &str, dev: &str) -> NftTable {
     // The nft table lives in the namespace of `at`; only root is used.
     assert!(matches!(at, At::Root), "claim() is for root interfaces");
     let t = NftTable::new("netdev", table);
+    if std::env::var("VSWITCH_TOPO_NO_CLAIM").as_deref() == Ok("1") {
+        eprintln!("VSWITCH_TOPO_NO_CLAIM=1: {dev} is left to the host stack");
+        return t;
+    }
     t.chain(
         "claim",
         &format!("type filter hook ingress device \"{dev}\" priority 0; policy drop;"),
@@ -452,7 +476,11 @@ impl Capture {
         wait_for(
             &format!("tcpdump on {dev} in {}", at.label()),
             10,
-            || std::fs::read_to_string(&c.err).unwrap_or_default().contains("listening on"),
+            || {
+                std::fs::read_to_string(&c.err)
+                    .unwrap_or_default()
+                    .contains("listening on")
+            },
             || std::fs::read_to_string(&c.err).unwrap_or_default(),
         );
         c
