@@ -140,8 +140,8 @@ fn t1a_namespaces_on_placed_taps() {
     done("1a namespaces on placed TAPs", t0);
 }
 
-/// Topology 1b, the container recipe: each namespace gets a veth pair (`eth0`
-/// inside, the other end in the root namespace), and the root ends are
+/// Topology 1b, the container recipe: each namespace gets a veth pair
+/// (`eth0` inside, the other end in the root namespace), and the root ends are
 /// `raw:` ports of vswitchd instead of bridge ports. Every pair pings; two
 /// iperf3 TCP flows run at once (GSO frames through AF_PACKET both ways).
 #[test]
@@ -209,8 +209,8 @@ fn t1b_namespaces_on_veth_pairs() {
     done("1b namespaces on veth pairs", t0);
 }
 
-/// Topology 2, bridged mode. The physical LAN is simulated by namespace `lan`
-/// holding a kernel bridge with two LAN hosts (h1, h2) and the peer of the
+/// Topology 2, bridged mode. The physical LAN is simulated by namespace
+/// `lan` holding a kernel bridge with two LAN hosts (h1, h2) and the peer of the
 /// host's "NIC" (a veth whose root end is the `raw:` uplink). The host's
 /// own address sits on a host TAP port in the root namespace (the IP that
 /// would be on br0); guests g1, g2 are namespaces on TAP ports.
@@ -406,10 +406,11 @@ fn echo_request_sources(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Topology 3, containers behind NAT: namespaces c1, c2 on TAP ports in a private
-/// subnet, the host's gateway address on a host TAP port, ip_forward on,
-/// an nft masquerade rule (in this test's own table) out of a veth to the
-/// "outside" namespace, which has no route back to the private subnet.
+/// Topology 3, containers behind NAT: namespaces c1, c2 on TAP ports in a
+/// private subnet, the host's gateway address on a host TAP port,
+/// ip_forward on, an nft masquerade rule (in this test's own table) out of
+/// a veth to the "outside" namespace, which has no route back to the
+/// private subnet.
 ///
 /// Asserts: outside has no route to the containers; containers reach the
 /// gateway and each other; they reach the outside (ping, TCP, iperf3); the
@@ -539,9 +540,9 @@ fn t3_containers_behind_nat() {
     done("3 containers behind NAT", t0);
 }
 
-/// Topology 4, mixed: one segment holding a QEMU guest (QEMU opens its tap itself with
-/// script=no; `--ports TAP` finds it busy and attaches it as raw:), a
-/// namespace on a placed TAP and the host port.
+/// Topology 4, mixed: one segment holding a QEMU guest (QEMU opens its tap
+/// itself with script=no; `--ports TAP` finds it busy and attaches it as
+/// raw:), a namespace on a placed TAP and the host port.
 ///
 /// Asserts: the tap is attached as raw; the guest pings the namespace and
 /// the host address and moves 8 MiB each way over TCP to the namespace
