@@ -151,6 +151,26 @@ impl At<'_> {
     }
 }
 
+/// Waits at most `limit` for a background command to end by itself and
+/// returns its output; if it does not, stops it with SIGTERM (which the
+/// `timeout` wrapping every command forwards to its child, unlike the
+/// SIGKILL `Bg::wait` sends, which would orphan that child).
+pub fn finish(bg: &mut Bg, limit: Duration) -> Option<Output> {
+    let t = Instant::now();
+    loop {
+        let c = bg.child.as_mut()?;
+        match c.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
+            Ok(None) if t.elapsed() >= limit => {
+                bg.stop(Duration::from_secs(5));
+                return None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    bg.child.take()?.wait_with_output().ok()
+}
+
 /// Polls `f` every 50 ms for at most `secs`; panics with `what` (and
 /// `extra()`, e.g. the switch's log) when it never becomes true.
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool, extra: impl Fn() -> String) {
@@ -368,8 +388,7 @@ pub fn tcp_peer(server: At, bind: &str, port: u16, client: At, dst: &str) -> (St
     );
     let mut srv = server.spawn(&["timeout", "20", "/usr/bin/python3", "-c", &listen]);
     let c = client.run(&["timeout", "20", "/usr/bin/python3", "-c", &connect]);
-    let so = srv
-        .wait(Duration::from_secs(20))
+    let so = finish(&mut srv, Duration::from_secs(20))
         .map(|o| text(&o))
         .unwrap_or_else(|| "(listener did not finish)".into());
     let ct = text(&c);
@@ -430,8 +449,7 @@ pub fn iperf(server: At, ip: &str, client: At, secs: u32) -> u64 {
             }
             (Some(v), None) if o.status.success() => {
                 let got = v["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
-                let srv_out = srv
-                    .wait(Duration::from_secs(5))
+                let srv_out = finish(&mut srv, Duration::from_secs(5))
                     .map(|o| text(&o))
                     .unwrap_or_default();
                 assert!(
@@ -658,6 +676,6 @@ impl Guest {
 
     /// Waits (bounded) for QEMU to exit after the guest powers off.
     pub fn wait_exit(&mut self, secs: u64) -> bool {
-        self.proc.wait(Duration::from_secs(secs)).is_some()
+        finish(&mut self.proc, Duration::from_secs(secs)).is_some()
     }
 }
