@@ -169,6 +169,10 @@ pub struct PortSection {
     /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_mode: Option<u32>,
+    /// Raw ports: take the interface from the host stack (no ARP replies,
+    /// no IPv6 on it), as a kernel bridge does with its ports. Default true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<bool>,
     /// Move the TAP into this network namespace (a name from `ip netns`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
@@ -338,6 +342,7 @@ impl PortSection {
             mtu: None,
             static_macs: Vec::new(),
             socket_mode: None,
+            claim: None,
             netns: None,
             addresses: Vec::new(),
         }
@@ -387,6 +392,9 @@ impl PortSection {
             }
         }
         let is_tap = matches!(spec, PortSpec::Tap(_));
+        if self.claim.is_some() && !matches!(spec, PortSpec::Tap(_) | PortSpec::Raw(_)) {
+            return Err("claim applies only to raw: ports (and TAPs attached as raw:)".into());
+        }
         if (self.netns.is_some() || !self.addresses.is_empty()) && !is_tap {
             return Err("netns and addresses apply only to TAP ports vswitchd creates".into());
         }

@@ -43,6 +43,7 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
         &OpenOptions {
             mtu: plan.mtu,
             socket_mode: plan.section.socket_mode,
+            no_claim: plan.section.claim == Some(false),
         },
     )
     .map_err(|e| e.to_string())?;

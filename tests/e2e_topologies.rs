@@ -252,7 +252,6 @@ fn t2_bridged_guests_on_host_lan() {
     let _uplink = Link::veth(&up, "uplink", Some(&lan));
     lan.ip(&["link", "set", "uplink", "master", "lanbr", "up"]);
     // Take the uplink away from the host stack, as enslaving to br0 does.
-    let _claim = claim(At::Root, &n, &up);
 
     let hp = format!("{n}hp");
     let gtap = |i: usize| format!("{n}g{}", i + 1);
@@ -597,7 +596,6 @@ fn t4_mixed_qemu_namespace_host() {
         || At::Root.dev_exists(&qtap),
         || guest.log_text(),
     );
-    let _claim = claim(At::Root, &n, &qtap);
     let qmac = At::Root.mac(&qtap);
 
     let cfg = format!(

@@ -202,6 +202,9 @@ pub struct OpenOptions {
     pub mtu: Option<usize>,
     /// Mode of a unix socket port's file (default 0600).
     pub socket_mode: Option<u32>,
+    /// Keep a raw port's interface to the host stack (default: claim it
+    /// for the switch, as a kernel bridge does).
+    pub no_claim: bool,
 }
 
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
@@ -211,10 +214,12 @@ pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Box<dyn Port>, bool)
     match spec {
         PortSpec::Tap(name) => match TapPort::open(name, opts.mtu) {
             Ok(t) => Ok((Box::new(t), false)),
-            Err(PortError::Busy { .. }) => Ok((Box::new(RawPort::open(name)?), true)),
+            Err(PortError::Busy { .. }) => {
+                Ok((Box::new(RawPort::open(name, !opts.no_claim)?), true))
+            }
             Err(e) => Err(e),
         },
-        PortSpec::Raw(name) => Ok((Box::new(RawPort::open(name)?), false)),
+        PortSpec::Raw(name) => Ok((Box::new(RawPort::open(name, !opts.no_claim)?), false)),
         PortSpec::Unix(path) => Ok((
             Box::new(UnixStreamPort::open(
                 path,

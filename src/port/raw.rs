@@ -48,10 +48,49 @@ pub struct RawPort {
     ifindex: u32,
     fd: OwnedFd,
     mtu: usize,
+    /// Settings changed to claim the interface, with their old values.
+    claimed: Vec<(String, String)>,
+}
+
+/// Takes an interface away from the host's own network stack, as enslaving
+/// it to a kernel bridge does, so the host does not answer ARP on it with
+/// the interface's MAC (ARP flux) or send IPv6 link-local traffic on it:
+/// `arp_ignore = 8` and `disable_ipv6 = 1` for that interface. Returns the
+/// settings changed, with their old values, to restore on close.
+fn claim(ifname: &str) -> Vec<(String, String)> {
+    let mut changed = Vec::new();
+    for (path, value) in [
+        (format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"), "8"),
+        (
+            format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+            "1",
+        ),
+    ] {
+        let Ok(old) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if old.trim() != value && std::fs::write(&path, value).is_ok() {
+            changed.push((path, old.trim().to_string()));
+        }
+    }
+    changed
+}
+
+impl Drop for RawPort {
+    fn drop(&mut self) {
+        // Give the interface back (it may be gone already: then nothing to do).
+        if sys::if_index(&self.ifname).is_ok_and(|i| i == self.ifindex) {
+            for (path, old) in &self.claimed {
+                let _ = std::fs::write(path, old);
+            }
+        }
+    }
 }
 
 impl RawPort {
-    pub fn open(ifname: &str) -> Result<RawPort, PortError> {
+    /// Attaches to `ifname`; with `claim`, takes it from the host stack
+    /// (see [`claim`]).
+    pub fn open(ifname: &str, claim_it: bool) -> Result<RawPort, PortError> {
         let io = |step: &'static str| {
             move |e| PortError::Io {
                 port: format!("raw:{ifname}"),
@@ -103,12 +142,14 @@ impl RawPort {
             .map_err(io("promiscuous mode"))?;
         sys::set_up(ifname).map_err(io("bring up"))?;
         let mtu = sys::get_mtu(ifname).map_err(io("read MTU"))?;
+        let claimed = if claim_it { claim(ifname) } else { Vec::new() };
         Ok(RawPort {
             name: format!("raw:{ifname}"),
             ifname: ifname.to_string(),
             ifindex,
             fd,
             mtu,
+            claimed,
         })
     }
 }

@@ -339,32 +339,6 @@ impl Drop for Sysctl {
     }
 }
 
-/// "Claims" a `raw:` interface for the switch, as enslaving to a kernel
-/// bridge does: the host stack stops seeing its frames (an nft netdev
-/// ingress hook that drops everything; AF_PACKET taps run before it, so
-/// vswitchd still gets them) and stops sending on it (IPv6 off; it has no
-/// IPv4 address). Without this the host answers ARP for its host-port
-/// address on the raw interface with that interface's MAC (ARP flux).
-/// The table is this guard's; dropping it removes the hook.
-///
-/// VSWITCH_TOPO_NO_CLAIM=1 skips it, to show what goes wrong without it
-/// (the bridged and mixed topologies then fail on ARP flux).
-pub fn claim(at: At, table: &str, dev: &str) -> NftTable {
-    // The nft table lives in the namespace of `at`; only root is used.
-    assert!(matches!(at, At::Root), "claim() is for root interfaces");
-    let t = NftTable::new("netdev", table);
-    if std::env::var("VSWITCH_TOPO_NO_CLAIM").as_deref() == Ok("1") {
-        eprintln!("VSWITCH_TOPO_NO_CLAIM=1: {dev} is left to the host stack");
-        return t;
-    }
-    t.chain(
-        "claim",
-        &format!("type filter hook ingress device \"{dev}\" priority 0; policy drop;"),
-    );
-    at.sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6"), "1");
-    t
-}
-
 /// A TCP listener on `bind:port` in `server` accepting one connection, and
 /// a client in `client` connecting to `dst:port` (retrying, bounded).
 /// Returns (peer address the listener saw, client's own source address).
