@@ -180,6 +180,12 @@ pub struct PortSection {
     /// the host's own address on the segment, like an IP on `br0`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// Default route via this gateway, out of the TAP (in its namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// MAC address of a TAP vswitchd creates (else the kernel picks one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
 }
 
 fn yes() -> bool {
@@ -240,8 +246,8 @@ pub struct PortPlan {
     pub cfg: PortConfig,
     /// Namespace to move the TAP into.
     pub netns: Option<String>,
-    /// Addresses for the TAP.
-    pub addresses: Vec<crate::port::rtnl::IfAddr>,
+    /// Addresses and default route for the TAP.
+    pub placement: crate::port::rtnl::Placement,
     pub mtu: Option<usize>,
     pub static_macs: Vec<(Mac, u16)>,
 }
@@ -345,6 +351,8 @@ impl PortSection {
             claim: None,
             netns: None,
             addresses: Vec::new(),
+            gateway: None,
+            mac: None,
         }
     }
 
@@ -395,9 +403,28 @@ impl PortSection {
         if self.claim.is_some() && !matches!(spec, PortSpec::Tap(_) | PortSpec::Raw(_)) {
             return Err("claim applies only to raw: ports (and TAPs attached as raw:)".into());
         }
-        if (self.netns.is_some() || !self.addresses.is_empty()) && !is_tap {
-            return Err("netns and addresses apply only to TAP ports vswitchd creates".into());
+        if (self.netns.is_some()
+            || !self.addresses.is_empty()
+            || self.gateway.is_some()
+            || self.mac.is_some())
+            && !is_tap
+        {
+            return Err(
+                "netns, addresses, gateway and mac apply only to TAP ports vswitchd creates".into(),
+            );
         }
+        if let Some(m) = self.mac
+            && !m.is_valid_source()
+        {
+            return Err(format!("mac = {m}: must be unicast and not all-zero"));
+        }
+        let gateways = match &self.gateway {
+            Some(g) => vec![
+                g.parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("gateway = {g:?}: not an IP address (e.g. 198.18.0.1)"))?,
+            ],
+            None => Vec::new(),
+        };
         if let Some(ns) = &self.netns
             && (ns.is_empty() || ns.contains('/') || ns.starts_with('.'))
         {
@@ -443,7 +470,10 @@ impl PortSection {
             spec,
             cfg,
             netns: self.netns.clone(),
-            addresses,
+            placement: crate::port::rtnl::Placement {
+                addrs: addresses,
+                gateways,
+            },
             mtu: self.mtu,
             static_macs,
         })
@@ -562,6 +592,14 @@ static-macs = [{ mac = "02:00:00:00:00:01" }]
 name = "raw:veth0"
 vlan = { mode = "trunk", allowed = "10,20-22", native = 1 }
 isolated = true
+claim = false
+
+[[port]]
+name = "c1"
+netns = "ns1"
+addresses = ["198.18.170.2/24"]
+gateway = "198.18.170.1"
+mac = "02:00:00:00:17:02"
 "#,
         )
         .unwrap();
@@ -569,7 +607,9 @@ isolated = true
         assert_eq!(c.switch.group_fwd_mask, (1 << 14) | (1 << 2));
         assert!(c.switch.vlan_filtering);
         assert_eq!(c.metrics_addr, None);
-        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports.len(), 3);
+        assert_eq!(c.ports[2].placement.gateways.len(), 1);
+        assert_eq!(c.ports[2].placement.addrs[0].to_string(), "198.18.170.2/24");
         assert_eq!(
             c.ports[0].static_macs,
             vec![("02:00:00:00:00:01".parse().unwrap(), 10)]

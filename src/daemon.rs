@@ -44,6 +44,7 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
             mtu: plan.mtu,
             socket_mode: plan.section.socket_mode,
             no_claim: plan.section.claim == Some(false),
+            mac: plan.section.mac.map(|m| m.0),
         },
     )
     .map_err(|e| e.to_string())?;
@@ -54,7 +55,7 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
             plan.spec.ifname().unwrap_or_default()
         );
     }
-    if !fell_back && (plan.netns.is_some() || !plan.addresses.is_empty()) {
+    if !fell_back && (plan.netns.is_some() || plan.placement != Default::default()) {
         place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
     }
     tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
@@ -73,8 +74,8 @@ fn place(plan: &PortPlan) -> Result<(), String> {
         port::rtnl::move_to_netns(ifname, ns)
             .map_err(|e| format!("moving into namespace `{ns}`: {e}"))?;
     }
-    port::rtnl::configure(plan.netns.as_deref(), ifname, &plan.addresses)
-        .map_err(|e| format!("bringing up / adding addresses: {e}"))
+    port::rtnl::configure(plan.netns.as_deref(), ifname, &plan.placement)
+        .map_err(|e| format!("bringing up / adding addresses and routes: {e}"))
 }
 
 impl Daemon {

@@ -61,6 +61,12 @@ enum PortCmd {
         /// Give the new TAP this address (repeatable), e.g. 198.18.0.1/24.
         #[arg(long = "address", value_name = "ADDR/LEN")]
         addresses: Vec<String>,
+        /// Default route via this gateway, out of the new TAP.
+        #[arg(long, value_name = "IP")]
+        gateway: Option<String>,
+        /// MAC address of the new TAP.
+        #[arg(long)]
+        mac: Option<Mac>,
     },
     /// Detach and close a port.
     Del { name: String },
@@ -306,11 +312,15 @@ fn run(cli: Cli) -> Result<()> {
             opts,
             netns,
             addresses,
+            gateway,
+            mac,
         }) => {
             let mut section = PortSection::named(spec);
             opts.changes(false).apply(&mut section);
             section.netns = netns.clone();
             section.addresses = addresses.clone();
+            section.gateway = gateway.clone();
+            section.mac = *mac;
             Request::PortAdd {
                 port: Box::new(section),
             }

@@ -205,6 +205,8 @@ pub struct OpenOptions {
     /// Keep a raw port's interface to the host stack (default: claim it
     /// for the switch, as a kernel bridge does).
     pub no_claim: bool,
+    /// MAC address for a TAP vswitchd creates.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
@@ -212,7 +214,7 @@ pub struct OpenOptions {
 /// so.
 pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Box<dyn Port>, bool), PortError> {
     match spec {
-        PortSpec::Tap(name) => match TapPort::open(name, opts.mtu) {
+        PortSpec::Tap(name) => match TapPort::open_with_mac(name, opts.mtu, opts.mac) {
             Ok(t) => Ok((Box::new(t), false)),
             Err(PortError::Busy { .. }) => {
                 Ok((Box::new(RawPort::open(name, !opts.no_claim)?), true))

@@ -10,6 +10,9 @@ use super::sys;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -119,10 +122,20 @@ pub fn move_to_netns(ifname: &str, netns: &str) -> io::Result<()> {
     request(RTM_NEWLINK, 0, &body)
 }
 
-/// Brings `ifname` up and adds `addrs`, inside `netns` (or here).
-pub fn configure(netns: Option<&str>, ifname: &str, addrs: &[IfAddr]) -> io::Result<()> {
+/// How to set up a placed TAP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub addrs: Vec<IfAddr>,
+    /// Default route(s) via these gateways, out of the TAP.
+    pub gateways: Vec<IpAddr>,
+}
+
+/// Brings `ifname` up, adds its addresses and default routes, inside
+/// `netns` (or here).
+pub fn configure(netns: Option<&str>, ifname: &str, p: &Placement) -> io::Result<()> {
     let ifname = ifname.to_string();
-    let addrs = addrs.to_vec();
+    let addrs = p.addrs.clone();
+    let gateways = p.gateways.clone();
     in_netns(netns, move || {
         let index = sys::if_index(&ifname)?;
         sys::set_up(&ifname)?;
@@ -136,6 +149,23 @@ pub fn configure(netns: Option<&str>, ifname: &str, addrs: &[IfAddr]) -> io::Res
             push_attr(&mut body, IFA_LOCAL, &bytes);
             push_attr(&mut body, IFA_ADDRESS, &bytes);
             match request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &body) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for gw in &gateways {
+            let (family, bytes) = match gw {
+                IpAddr::V4(v) => (libc::AF_INET as u8, v.octets().to_vec()),
+                IpAddr::V6(v) => (libc::AF_INET6 as u8, v.octets().to_vec()),
+            };
+            // struct rtmsg: family, dst_len, src_len, tos, table (main),
+            // protocol (boot), scope (universe), type (unicast), flags.
+            let mut body = vec![family, 0, 0, 0, 254, 3, 0, 1];
+            body.extend_from_slice(&0u32.to_ne_bytes());
+            push_attr(&mut body, RTA_GATEWAY, &bytes);
+            push_attr(&mut body, RTA_OIF, &index.to_ne_bytes());
+            match request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &body) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(e),

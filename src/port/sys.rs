@@ -228,3 +228,13 @@ pub fn umask(mask: u32) -> u32 {
     // SAFETY: umask cannot fail and touches no memory.
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
+
+/// Sets the MAC address of `name` (an Ethernet device).
+pub fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let s = ctl_socket()?;
+    let mut ifr = IfReq::new(name);
+    // struct sockaddr: family ARPHRD_ETHER, then the address bytes.
+    ifr.data[..2].copy_from_slice(&1u16.to_ne_bytes());
+    ifr.data[2..8].copy_from_slice(&mac);
+    ioctl_ifreq(s.as_raw_fd(), libc::SIOCSIFHWADDR, &mut ifr)
+}

@@ -35,6 +35,15 @@ impl TapPort {
     /// enables the virtio-net header and offloads, sets the MTU if asked,
     /// and brings it up.
     pub fn open(name: &str, mtu: Option<usize>) -> Result<TapPort, PortError> {
+        Self::open_with_mac(name, mtu, None)
+    }
+
+    /// [`TapPort::open`], also setting the device's MAC address.
+    pub fn open_with_mac(
+        name: &str,
+        mtu: Option<usize>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<TapPort, PortError> {
         let fd = sys::open(TUN_PATH, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC).map_err(
             |e| PortError::TunDevice {
                 port: name.into(),
@@ -78,6 +87,9 @@ impl TapPort {
         .map_err(io("TUNSETOFFLOAD"))?;
         if let Some(m) = mtu {
             sys::set_mtu(name, m).map_err(io("set MTU"))?;
+        }
+        if let Some(m) = mac {
+            sys::set_mac(name, m).map_err(io("set MAC address"))?;
         }
         let mtu = sys::get_mtu(name).map_err(io("read MTU"))?;
         sys::set_up(name).map_err(io("bring up"))?;
