@@ -100,17 +100,31 @@ impl PortHandle {
         self.state.swap(v, Relaxed)
     }
 
-    fn set_state(&self, s: LinkState) -> LinkState {
-        let v = match s {
-            LinkState::Up => ST_UP,
-            LinkState::LinkDown => ST_LINK_DOWN,
-            LinkState::Gone => ST_GONE,
-        };
-        match self.swap_state(v) {
-            ST_UP => LinkState::Up,
-            ST_GONE => LinkState::Gone,
-            _ => LinkState::LinkDown,
+    /// The link went down (a write failed with EIO/ENETDOWN, or the carrier
+    /// dropped): the port stops forwarding and its learned MACs are flushed,
+    /// like a bridge port whose link goes down. A gone port stays gone; a
+    /// retry that fails again goes down quietly.
+    fn link_down(&self, switch: &Switch, what: &str) {
+        let prev = self
+            .state
+            .fetch_update(Relaxed, Relaxed, |s| (s != ST_GONE).then_some(ST_LINK_DOWN));
+        match prev {
+            Ok(ST_UP) => {
+                tracing::info!(port = self.port.name(), "{what}");
+                switch.set_port_up(self.id, false);
+            }
+            Ok(ST_PROBING) => switch.set_port_up(self.id, false),
+            _ => {}
         }
+    }
+
+    /// The device behind the port vanished: the port goes down for good
+    /// (until the control plane re-attaches a new device).
+    fn gone(&self, switch: &Switch) {
+        if self.swap_state(ST_GONE) != ST_GONE {
+            tracing::warn!(port = self.port.name(), "port device is gone; port down");
+        }
+        switch.set_port_up(self.id, false);
     }
 }
 
@@ -320,17 +334,7 @@ impl Dataplane {
     /// link goes down. It comes back when the carrier returns.
     pub fn mark_link_down(&self, id: PortId) {
         if let Some(h) = self.port(id) {
-            match h.swap_state(ST_LINK_DOWN) {
-                ST_UP => {
-                    tracing::info!(port = h.port.name(), "link down");
-                    self.switch.set_port_up(id, false);
-                }
-                ST_PROBING => self.switch.set_port_up(id, false),
-                ST_GONE => {
-                    h.swap_state(ST_GONE);
-                }
-                _ => {}
-            }
+            h.link_down(&self.switch, "link down");
         }
     }
 
@@ -339,10 +343,7 @@ impl Dataplane {
     /// so [`Dataplane::replace_port`] can re-attach it.
     pub fn mark_gone(&self, id: PortId) {
         if let Some(h) = self.port(id) {
-            if h.set_state(LinkState::Gone) != LinkState::Gone {
-                tracing::warn!(port = h.port.name(), "port device is gone; port down");
-            }
-            self.switch.set_port_up(id, false);
+            h.gone(&self.switch);
         }
     }
 
@@ -483,10 +484,7 @@ impl Run {
     /// A port's device vanished: stop polling it and mark it down.
     fn port_gone(&mut self, id: PortId) {
         if let Some(h) = self.owned[id as usize].clone() {
-            if h.set_state(LinkState::Gone) != LinkState::Gone {
-                tracing::warn!(port = h.port.name(), "port device is gone; port down");
-            }
-            self.switch.set_port_up(id, false);
+            h.gone(&self.switch);
             self.deregister(id);
         }
     }
@@ -597,25 +595,11 @@ impl Run {
                 Some(Failure::LinkDown) => {
                     self.counters
                         .count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
-                    match oh.swap_state(ST_LINK_DOWN) {
-                        ST_UP => {
-                            tracing::info!(port = oh.port.name(), "peer link is down");
-                            self.switch.set_port_up(out, false);
-                        }
-                        // A retry that failed again: quietly down.
-                        ST_PROBING => self.switch.set_port_up(out, false),
-                        ST_GONE => {
-                            oh.swap_state(ST_GONE);
-                        }
-                        _ => {}
-                    }
+                    oh.link_down(&self.switch, "peer link is down");
                 }
                 Some(Failure::Gone) => {
                     self.counters.count_drop(out, Reason::IoError);
-                    if oh.set_state(LinkState::Gone) != LinkState::Gone {
-                        tracing::warn!(port = oh.port.name(), "port device is gone; port down");
-                        self.switch.set_port_up(out, false);
-                    }
+                    oh.gone(&self.switch);
                 }
             }
         }
