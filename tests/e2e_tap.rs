@@ -36,6 +36,7 @@ impl Lan {
             ns.push(n);
             ips.push(ip);
         }
+        wait_ports_up(&sw, &taps);
         Lan { sw, ns, taps, ips }
     }
 
@@ -147,8 +148,9 @@ fn broadcast_reaches_every_other_port() {
     for a in agents.iter_mut().skip(1) {
         assert!(
             a.wait_marker(marker.as_bytes(), PATIENCE),
-            "{} never saw the broadcast",
-            a.host
+            "{} never saw the broadcast: {}",
+            a.host,
+            lan.sw.log_text()
         );
         let got = a.with_marker(marker.as_bytes());
         assert_eq!(got.len(), 1, "{}: {} copies", a.host, got.len());

@@ -287,6 +287,26 @@ pub fn port_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Va
         .unwrap_or_else(|| panic!("no port {name} in {v}"))
 }
 
+/// Waits until vswitchd shows every port in `ports` as `up`. A TAP that
+/// was down while being moved into its namespace makes writes fail with
+/// EIO; vswitchd then marks the port `link-down` and retries about once a
+/// second, so a test must not send before this settles.
+pub fn wait_ports_up(sw: &super::common::Switchd, ports: &[String]) {
+    let ok = wait_for(PATIENCE, || {
+        let s = sw.ctl_json(&["show"]);
+        ports
+            .iter()
+            .all(|p| port_json(&s, p)["state"] == "up")
+            .then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "ports {ports:?} not all up: {}\n{}",
+        sw.ctl_json(&["show"]),
+        sw.log_text()
+    );
+}
+
 /// A drop counter of a port (`counters.drops[reason]`), 0 when absent.
 pub fn drops(v: &serde_json::Value, port: &str, reason: &str) -> u64 {
     port_json(v, port)["counters"]["drops"][reason]
