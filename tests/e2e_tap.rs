@@ -8,59 +8,8 @@ mod e2e_extra;
 
 use std::time::Duration;
 
-use common::{Bg, Netns, Switchd, names, require_root};
+use common::{Bg, require_root};
 use e2e_extra::*;
-
-/// `n` namespaces, each holding one vswitchd TAP with 198.18.`net`.(i+1)/24.
-struct Lan {
-    sw: Switchd,
-    ns: Vec<Netns>,
-    taps: Vec<String>,
-    ips: Vec<String>,
-}
-
-impl Lan {
-    fn new(tag: &str, n: usize, net: u8) -> Lan {
-        let base = names(tag);
-        let taps: Vec<String> = (0..n).map(|i| format!("{base}t{i}")).collect();
-        let list = taps.join(",");
-        let wait: Vec<&str> = taps.iter().map(String::as_str).collect();
-        let sw = Switchd::start(&["--ports", &list], &wait);
-        let mut ns = Vec::new();
-        let mut ips = Vec::new();
-        for (i, tap) in taps.iter().enumerate() {
-            let n = Netns::new(&format!("{base}n{i}"));
-            quiet_ipv6(&n);
-            let ip = format!("198.18.{net}.{}", i + 1);
-            n.take(tap, &format!("{ip}/24"));
-            ns.push(n);
-            ips.push(ip);
-        }
-        wait_ports_up(&sw, &taps);
-        Lan { sw, ns, taps, ips }
-    }
-
-    /// Pings from `i` to `j` until a reply comes back (bounded).
-    fn ping_eventually(&self, i: usize, j: usize) -> bool {
-        wait_for(PATIENCE, || self.ns[i].ping(&self.ips[j], 2).then_some(())).is_some()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(
-            self.sw.proc.child.as_mut().map(|c| c.try_wait()),
-            Some(Ok(None))
-        )
-    }
-
-    /// Waits until the iperf3 server in namespace `i` listens.
-    fn wait_iperf_server(&self, i: usize) {
-        let up = wait_for(PATIENCE, || {
-            let o = self.ns[i].exec(&["ss", "-Hltn", "sport = :5201"]);
-            (!String::from_utf8_lossy(&o.stdout).trim().is_empty()).then_some(())
-        });
-        assert!(up.is_some(), "iperf3 server in {} never listened", self.ns[i].name);
-    }
-}
 
 /// Bytes the receiving side counted, from an iperf3 `-J` report.
 fn iperf_received(json: &[u8]) -> u64 {

@@ -10,10 +10,74 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use super::common::{Netns, run};
+use super::common::{Netns, Switchd, names, run};
 
 /// Longest a test waits for an "eventually" condition on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `n` namespaces (IPv6 off), each holding one vswitchd TAP with
+/// 198.18.`net`.(i+1)/24; returned once vswitchd shows every port up.
+pub struct Lan {
+    pub sw: Switchd,
+    pub ns: Vec<Netns>,
+    pub taps: Vec<String>,
+    pub ips: Vec<String>,
+}
+
+impl Lan {
+    pub fn new(tag: &str, n: usize, net: u8) -> Lan {
+        Lan::with_args(tag, n, net, |taps| vec!["--ports".into(), taps.join(",")])
+    }
+
+    /// Like [`Lan::new`], with vswitchd's arguments made from the TAP
+    /// names (e.g. to write a config file naming them).
+    pub fn with_args(
+        tag: &str,
+        n: usize,
+        net: u8,
+        args: impl FnOnce(&[String]) -> Vec<String>,
+    ) -> Lan {
+        let base = names(tag);
+        let taps: Vec<String> = (0..n).map(|i| format!("{base}t{i}")).collect();
+        let args = args(&taps);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let wait: Vec<&str> = taps.iter().map(String::as_str).collect();
+        let sw = Switchd::start(&args, &wait);
+        let mut ns = Vec::new();
+        let mut ips = Vec::new();
+        for (i, tap) in taps.iter().enumerate() {
+            let n = Netns::new(&format!("{base}n{i}"));
+            quiet_ipv6(&n);
+            let ip = format!("198.18.{net}.{}", i + 1);
+            n.take(tap, &format!("{ip}/24"));
+            ns.push(n);
+            ips.push(ip);
+        }
+        wait_ports_up(&sw, &taps);
+        Lan { sw, ns, taps, ips }
+    }
+
+    /// Pings from `i` to `j` until a reply comes back (bounded).
+    pub fn ping_eventually(&self, i: usize, j: usize) -> bool {
+        wait_for(PATIENCE, || self.ns[i].ping(&self.ips[j], 2).then_some(())).is_some()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(
+            self.sw.proc.child.as_mut().map(|c| c.try_wait()),
+            Some(Ok(None))
+        )
+    }
+
+    /// Waits until the iperf3 server in namespace `i` listens.
+    pub fn wait_iperf_server(&self, i: usize) {
+        let up = wait_for(PATIENCE, || {
+            let o = self.ns[i].exec(&["ss", "-Hltn", "sport = :5201"]);
+            (!String::from_utf8_lossy(&o.stdout).trim().is_empty()).then_some(())
+        });
+        assert!(up.is_some(), "iperf3 server in {} never listened", self.ns[i].name);
+    }
+}
 
 /// Polls `f` every 50 ms until it returns `Some`, at most `limit`.
 pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -291,7 +355,7 @@ pub fn port_json<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Va
 /// was down while being moved into its namespace makes writes fail with
 /// EIO; vswitchd then marks the port `link-down` and retries about once a
 /// second, so a test must not send before this settles.
-pub fn wait_ports_up(sw: &super::common::Switchd, ports: &[String]) {
+pub fn wait_ports_up(sw: &Switchd, ports: &[String]) {
     let ok = wait_for(PATIENCE, || {
         let s = sw.ctl_json(&["show"]);
         ports
