@@ -61,7 +61,15 @@ impl Script {
     }
 
     /// A frame with a marker payload (`tags` outermost first).
-    fn send(&mut self, from: usize, dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], what: &str, expect: &'static str) {
+    fn send(
+        &mut self,
+        from: usize,
+        dst: [u8; 6],
+        src: [u8; 6],
+        tags: &[(u16, u16)],
+        what: &str,
+        expect: &'static str,
+    ) {
         let m = self.marker();
         let f = frame(dst, src, tags, ETH_TEST, &m);
         self.push(from, f, Some(m), what, expect);
@@ -72,8 +80,18 @@ impl Script {
         self.push(from, frame, None, what, expect);
     }
 
-    fn push(&mut self, from: usize, frame: Vec<u8>, marker: Option<Vec<u8>>, what: &str, expect: &'static str) {
-        assert!(self.steps.iter().all(|s| s.frame != frame), "duplicate frame: {what}");
+    fn push(
+        &mut self,
+        from: usize,
+        frame: Vec<u8>,
+        marker: Option<Vec<u8>>,
+        what: &str,
+        expect: &'static str,
+    ) {
+        assert!(
+            self.steps.iter().all(|s| s.frame != frame),
+            "duplicate frame: {what}"
+        );
         self.steps.push(Step {
             from,
             frame,
@@ -121,11 +139,46 @@ fn flooding() -> Script {
     let mut s = Script::new(2);
     let a = s.mac(0xa);
     s.send(A, BCAST, a, &[], "broadcast", "BCD");
-    s.send(A, [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03], a, &[], "01:00:5e:01:02:03 (IPv4 mcast)", "BCD");
-    s.send(A, [0x33, 0x33, 0, 0, 0, 1], a, &[], "33:33:00:00:00:01 (IPv6 all-nodes)", "BCD");
-    s.send(A, [0x33, 0x33, 0xff, 0, 0, 1], a, &[], "33:33:ff:00:00:01 (solicited-node)", "BCD");
-    s.send(B, [0x01, 0x1b, 0x19, 0, 0, 0], s.mac(0xb), &[], "B->01:1b:19:00:00:00 (PTP)", "ACD");
-    s.send(C, [0x03, 0, 0, 0, 0, 1], s.mac(0xc), &[], "C->03:00:00:00:00:01 (local mcast)", "ABD");
+    s.send(
+        A,
+        [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03],
+        a,
+        &[],
+        "01:00:5e:01:02:03 (IPv4 mcast)",
+        "BCD",
+    );
+    s.send(
+        A,
+        [0x33, 0x33, 0, 0, 0, 1],
+        a,
+        &[],
+        "33:33:00:00:00:01 (IPv6 all-nodes)",
+        "BCD",
+    );
+    s.send(
+        A,
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        a,
+        &[],
+        "33:33:ff:00:00:01 (solicited-node)",
+        "BCD",
+    );
+    s.send(
+        B,
+        [0x01, 0x1b, 0x19, 0, 0, 0],
+        s.mac(0xb),
+        &[],
+        "B->01:1b:19:00:00:00 (PTP)",
+        "ACD",
+    );
+    s.send(
+        C,
+        [0x03, 0, 0, 0, 0, 1],
+        s.mac(0xc),
+        &[],
+        "C->03:00:00:00:00:01 (local mcast)",
+        "ABD",
+    );
     s.send(A, s.mac(0x99), a, &[], "unknown unicast", "BCD");
     s
 }
@@ -159,7 +212,14 @@ fn link_local() -> Script {
     s.send(A, ll(0x02), a, &[(0x88a8, 5)], ":02 802.1ad tag", "");
     // Source learned from a dropped link-local frame?
     s.send(A, ll(0x0e), s.mac(0xe), &[], ":0E from e", "");
-    s.send(B, s.mac(0xe), s.mac(0xb), &[], "B->e (learned from :0E?)", "A");
+    s.send(
+        B,
+        s.mac(0xe),
+        s.mac(0xb),
+        &[],
+        "B->e (learned from :0E?)",
+        "A",
+    );
     s
 }
 
@@ -168,9 +228,24 @@ fn short_frames() -> Script {
     let mut s = Script::new(5);
     let (e1, e2) = (s.mac(1), s.mac(2));
     let hdr = |dst: [u8; 6], src: [u8; 6], ty: u16| frame(dst, src, &[], ty, &[]);
-    s.raw(A, hdr(BCAST, e1, ETH_TEST), "14-byte header-only broadcast", "BCD");
-    s.raw(B, hdr(e1, e2, ETH_TEST), "14-byte header-only to a known MAC", "A");
-    s.raw(A, hdr(s.mac(0x99), e1, 0x0800), "14-byte IPv4 ethertype, unknown dst", "BCD");
+    s.raw(
+        A,
+        hdr(BCAST, e1, ETH_TEST),
+        "14-byte header-only broadcast",
+        "BCD",
+    );
+    s.raw(
+        B,
+        hdr(e1, e2, ETH_TEST),
+        "14-byte header-only to a known MAC",
+        "A",
+    );
+    s.raw(
+        A,
+        hdr(s.mac(0x99), e1, 0x0800),
+        "14-byte IPv4 ethertype, unknown dst",
+        "BCD",
+    );
     // A tag but no EtherType after it (16 bytes).
     let mut t = hdr(BCAST, e1, 0x8100);
     t.extend_from_slice(&[0x00, 0x0a]);
@@ -179,13 +254,24 @@ fn short_frames() -> Script {
     // The receiving kernels drop it (skb_vlan_untag wants 2 bytes past the
     // tag), so no host can see it; the kernel already drops it on the
     // bridge port's receive path, vswitchd forwards it.
-    s.raw(A, frame(BCAST, e1, &[(0x8100, 10)], ETH_TEST, &[]), "18-byte tagged header-only", "");
+    s.raw(
+        A,
+        frame(BCAST, e1, &[(0x8100, 10)], ETH_TEST, &[]),
+        "18-byte tagged header-only",
+        "",
+    );
     s.fwd_differs("18-byte tagged frame: the kernel's receive path drops it before the bridge (skb_vlan_untag needs 2 bytes after the tag); vswitchd forwards it and the receiving kernels drop it");
     s.send(A, BCAST, e1, &[], "23-byte (9-byte payload)", "BCD");
     let m = s.marker();
     let mut p = m.clone();
     p.resize(1500, 0x5a);
-    s.push(A, frame(BCAST, e1, &[], ETH_TEST, &p), Some(m), "1514-byte (MTU) broadcast", "BCD");
+    s.push(
+        A,
+        frame(BCAST, e1, &[], ETH_TEST, &p),
+        Some(m),
+        "1514-byte (MTU) broadcast",
+        "BCD",
+    );
     s
 }
 
@@ -195,13 +281,48 @@ fn tags() -> Script {
     let mut s = Script::new(6);
     let (a, t1) = (s.mac(0xa), s.mac(0x71));
     s.send(A, BCAST, a, &[(0x8100, 10)], "802.1Q VID 10", "BCD");
-    s.send(A, BCAST, a, &[(0x8100, 0xa000)], "802.1Q VID 0 PCP 5 (priority)", "BCD");
+    s.send(
+        A,
+        BCAST,
+        a,
+        &[(0x8100, 0xa000)],
+        "802.1Q VID 0 PCP 5 (priority)",
+        "BCD",
+    );
     s.send(A, BCAST, a, &[(0x8100, 0x0fff)], "802.1Q VID 4095", "BCD");
-    s.send(A, BCAST, a, &[(0x8100, 0x3001)], "802.1Q VID 1 PCP 1 DEI 1", "BCD");
-    s.send(A, BCAST, a, &[(0x88a8, 100), (0x8100, 10)], "802.1ad 100 + 802.1Q 10", "BCD");
-    s.send(A, BCAST, a, &[(0x8100, 20), (0x8100, 30)], "802.1Q 20 + 802.1Q 30", "BCD");
+    s.send(
+        A,
+        BCAST,
+        a,
+        &[(0x8100, 0x3001)],
+        "802.1Q VID 1 PCP 1 DEI 1",
+        "BCD",
+    );
+    s.send(
+        A,
+        BCAST,
+        a,
+        &[(0x88a8, 100), (0x8100, 10)],
+        "802.1ad 100 + 802.1Q 10",
+        "BCD",
+    );
+    s.send(
+        A,
+        BCAST,
+        a,
+        &[(0x8100, 20), (0x8100, 30)],
+        "802.1Q 20 + 802.1Q 30",
+        "BCD",
+    );
     s.send(A, BCAST, a, &[(0x9100, 7)], "TPID 0x9100 VID 7", "BCD");
-    s.send(B, s.mac(0x99), t1, &[(0x8100, 10)], "B: t1 tagged 10 -> unknown", "ACD");
+    s.send(
+        B,
+        s.mac(0x99),
+        t1,
+        &[(0x8100, 10)],
+        "B: t1 tagged 10 -> unknown",
+        "ACD",
+    );
     s.send(A, t1, a, &[], "A->t1 untagged", "B");
     s.send(C, t1, s.mac(0xc), &[(0x8100, 20)], "C->t1 tagged 20", "B");
     s.send(D, t1, s.mac(0xd), &[(0x88a8, 20)], "D->t1 802.1ad 20", "B");
@@ -211,10 +332,24 @@ fn tags() -> Script {
 /// (g) invalid source addresses.
 fn bad_sources() -> Script {
     let mut s = Script::new(7);
-    s.send(A, BCAST, [0x01, 0x00, 0x5e, 0, 0, 1], &[], "multicast source", "");
+    s.send(
+        A,
+        BCAST,
+        [0x01, 0x00, 0x5e, 0, 0, 1],
+        &[],
+        "multicast source",
+        "",
+    );
     s.send(A, BCAST, BCAST, &[], "broadcast source", "");
     s.send(A, BCAST, [0; 6], &[], "all-zero source", "");
-    s.send(A, s.mac(0x99), [0; 6], &[], "all-zero source, unicast dst", "");
+    s.send(
+        A,
+        s.mac(0x99),
+        [0; 6],
+        &[],
+        "all-zero source, unicast dst",
+        "",
+    );
     s
 }
 
@@ -246,8 +381,17 @@ impl Fabric {
         let sw = Netns::new(&format!("{base}sw"));
         quiet_ipv6(&sw);
         for k in ["iptables", "ip6tables", "arptables"] {
-            let o = sw.exec(&["sysctl", "-q", "-w", &format!("net.bridge.bridge-nf-call-{k}=0")]);
-            assert!(o.status.success(), "cannot turn off bridge-nf-call-{k} in {}", sw.name);
+            let o = sw.exec(&[
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.bridge.bridge-nf-call-{k}=0"),
+            ]);
+            assert!(
+                o.status.success(),
+                "cannot turn off bridge-nf-call-{k} in {}",
+                sw.name
+            );
         }
         let br = "br0";
         sw.ip(&["link", "add", br, "type", "bridge", "ageing_time", "30000"]);
@@ -258,7 +402,9 @@ impl Fabric {
             let n = Netns::new(&format!("{base}k{i}"));
             quiet_ipv6(&n);
             let (vr, vn) = (format!("sw{i}"), format!("{base}h{i}"));
-            sw.ip(&["link", "add", &vr, "type", "veth", "peer", "name", &vn, "netns", &n.name]);
+            sw.ip(&[
+                "link", "add", &vr, "type", "veth", "peer", "name", &vn, "netns", &n.name,
+            ]);
             sw.ip(&["link", "set", &vr, "master", br]);
             sw.ip(&["link", "set", &vr, "up"]);
             n.ip(&["link", "set", &vn, "up"]);
@@ -279,10 +425,15 @@ impl Fabric {
         // test counts frames (at most a few seconds).
         let _ = wait_for(std::time::Duration::from_secs(5), || {
             let o = sw.exec(&["cat", "/sys/class/net/br0/statistics/tx_packets"]);
-            let n: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
+            let n: u64 = String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0);
             (n >= 2).then_some(())
         });
-        let agents = (0..HOSTS).map(|i| Agent::start(&ns[i], &devs[i].1)).collect();
+        let agents = (0..HOSTS)
+            .map(|i| Agent::start(&ns[i], &devs[i].1))
+            .collect();
         let ports = devs.into_iter().map(|(vr, _)| vr).collect();
         Fabric {
             kind: "kernel",
@@ -304,7 +455,9 @@ impl Fabric {
                 "300".into(),
             ]
         });
-        let agents = (0..HOSTS).map(|i| Agent::start(&lan.ns[i], &lan.taps[i])).collect();
+        let agents = (0..HOSTS)
+            .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+            .collect();
         Fabric {
             kind: "vswitchd",
             agents,
@@ -407,7 +560,11 @@ impl Fabric {
                     None => is_same_or_padded(f, &st.frame),
                 });
                 match id {
-                    Some(i) => obs[i].rx.entry(h).or_default().push(describe(f, &script.steps[i].frame)),
+                    Some(i) => obs[i]
+                        .rx
+                        .entry(h)
+                        .or_default()
+                        .push(describe(f, &script.steps[i].frame)),
                     None if f.len() >= 12 && f[6..9] == [0x02, 0xd1, 0xff] => {
                         panic!("{}: host {h} got an unknown frame {}", self.kind, hex(f))
                     }
@@ -420,7 +577,8 @@ impl Fabric {
 }
 
 fn is_same_or_padded(got: &[u8], sent: &[u8]) -> bool {
-    got == sent || (got.len() == 60 && got.starts_with(sent) && got[sent.len()..].iter().all(|b| *b == 0))
+    got == sent
+        || (got.len() == 60 && got.starts_with(sent) && got[sent.len()..].iter().all(|b| *b == 0))
 }
 
 /// How a received copy relates to the frame sent.
@@ -452,7 +610,11 @@ impl Observed {
 
     /// "BCD" plus any copy that is not byte-identical or duplicated.
     fn summary(&self) -> String {
-        let mut s = if self.rx.is_empty() { "-".to_string() } else { self.hosts() };
+        let mut s = if self.rx.is_empty() {
+            "-".to_string()
+        } else {
+            self.hosts()
+        };
         for (h, copies) in &self.rx {
             if copies.len() != 1 || copies[0] != "same" {
                 let _ = write!(s, " [{}: {}]", HOST_NAMES[*h], copies.join(", "));
@@ -476,7 +638,12 @@ fn differential(tag: &str, net: u8, script: fn() -> Script, title: &str) {
     };
     let mut table = format!(
         "\n== {title}\n{:<3} {:<46} {:<6} {:<18} {:<32} {}\n",
-        "#", "sender: frame (length)", "expect", "kernel rx (fwd)", "vswitchd rx (fwd, drop reason)", "agree"
+        "#",
+        "sender: frame (length)",
+        "expect",
+        "kernel rx (fwd)",
+        "vswitchd rx (fwd, drop reason)",
+        "agree"
     );
     let mut bad = Vec::new();
     let mut notes = String::new();
@@ -528,7 +695,12 @@ fn learning_and_moves() {
 
 #[test]
 fn broadcast_and_multicast_flood() {
-    differential("dfb", 41, flooding, "(b) broadcast, multicast, unknown unicast");
+    differential(
+        "dfb",
+        41,
+        flooding,
+        "(b) broadcast, multicast, unknown unicast",
+    );
 }
 
 #[test]
@@ -543,7 +715,12 @@ fn link_local_groups() {
 
 #[test]
 fn header_only_and_truncated_frames() {
-    differential("dfe", 44, short_frames, "(e) header-only, truncated, MTU-sized frames");
+    differential(
+        "dfe",
+        44,
+        short_frames,
+        "(e) header-only, truncated, MTU-sized frames",
+    );
 }
 
 #[test]

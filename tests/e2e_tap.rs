@@ -13,12 +13,8 @@ use e2e_extra::*;
 
 /// Bytes the receiving side counted, from an iperf3 `-J` report.
 fn iperf_received(json: &[u8]) -> u64 {
-    let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_else(|e| {
-        panic!(
-            "iperf3 JSON: {e}: {}",
-            String::from_utf8_lossy(json)
-        )
-    });
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {}", String::from_utf8_lossy(json)));
     v["end"]["sum_received"]["bytes"]
         .as_u64()
         .unwrap_or_else(|| panic!("no end.sum_received.bytes in {v}"))
@@ -58,7 +54,16 @@ fn iperf3_tcp_both_directions() {
     for (dir, extra) in [("forward", None), ("reverse", Some("-R"))] {
         let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
         lan.wait_iperf_server(1);
-        let mut args = vec!["timeout", "60", "iperf3", "-c", &lan.ips[1], "-t", "3", "-J"];
+        let mut args = vec![
+            "timeout",
+            "60",
+            "iperf3",
+            "-c",
+            &lan.ips[1],
+            "-t",
+            "3",
+            "-J",
+        ];
         args.extend(extra);
         let o = lan.ns[0].exec(&args);
         assert!(
@@ -87,7 +92,9 @@ fn iperf3_tcp_both_directions() {
 fn broadcast_reaches_every_other_port() {
     require_root();
     let lan = Lan::new("tpb", 4, 22);
-    let mut agents: Vec<Agent> = (0..4).map(|i| Agent::start(&lan.ns[i], &lan.taps[i])).collect();
+    let mut agents: Vec<Agent> = (0..4)
+        .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+        .collect();
 
     // A crafted broadcast with a unique payload.
     let marker = format!("VSBCAST{}", lan.taps[0]);
@@ -108,7 +115,16 @@ fn broadcast_reaches_every_other_port() {
 
     // An ARP request (ns0 resolving an address nobody has) is flooded too.
     let target = [198, 18, 22, 77];
-    let _ = lan.ns[0].exec(&["timeout", "10", "ping", "-c", "1", "-W", "1", "198.18.22.77"]);
+    let _ = lan.ns[0].exec(&[
+        "timeout",
+        "10",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "198.18.22.77",
+    ]);
     for a in agents.iter_mut().skip(1) {
         let seen = wait_for(PATIENCE, || {
             a.poll();
@@ -133,13 +149,21 @@ fn learned_unicast_does_not_leak() {
     let lan = Lan::new("tpu", 3, 23);
     assert!(lan.ping_eventually(0, 1), "ns0 cannot ping ns1");
     lan.ns[2].ip(&["link", "set", "dev", &lan.taps[2], "promisc", "on"]);
-    let mut agents: Vec<Agent> = (0..3).map(|i| Agent::start(&lan.ns[i], &lan.taps[i])).collect();
+    let mut agents: Vec<Agent> = (0..3)
+        .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+        .collect();
     let m0 = mac(&lan.ns[0].mac(&lan.taps[0]));
     let m1 = mac(&lan.ns[1].mac(&lan.taps[1]));
 
     // Control: unicast to an unknown MAC floods, so ns2's sniffer works.
     let unknown = format!("VSUNK{}", lan.taps[0]);
-    agents[0].send(&frame(mac("02:00:5e:00:53:99"), m0, &[], ETH_TEST, unknown.as_bytes()));
+    agents[0].send(&frame(
+        mac("02:00:5e:00:53:99"),
+        m0,
+        &[],
+        ETH_TEST,
+        unknown.as_bytes(),
+    ));
     assert!(
         agents[2].wait_marker(unknown.as_bytes(), PATIENCE),
         "unknown unicast did not reach ns2 (flooding or sniffer broken)"
@@ -156,7 +180,11 @@ fn learned_unicast_does_not_leak() {
     let barrier = format!("VSBARRIER{}", lan.taps[0]);
     agents[0].send(&frame([0xff; 6], m0, &[], ETH_TEST, barrier.as_bytes()));
     for a in &mut agents[1..] {
-        assert!(a.wait_marker(barrier.as_bytes(), PATIENCE), "{}: no barrier", a.host);
+        assert!(
+            a.wait_marker(barrier.as_bytes(), PATIENCE),
+            "{}: no barrier",
+            a.host
+        );
     }
     let to_ns1 = agents[1].with_marker(marker.as_bytes()).len();
     let to_ns2 = agents[2].with_marker(marker.as_bytes()).len();
@@ -171,9 +199,8 @@ fn sigterm_under_load_exits_cleanly() {
     assert!(lan.ping_eventually(0, 1), "no ping before iperf3");
     let _server = Bg::new(lan.ns[1].spawn(&["timeout", "120", "iperf3", "-s", "-1"]));
     lan.wait_iperf_server(1);
-    let _client = Bg::new(lan.ns[0].spawn(&[
-        "timeout", "120", "iperf3", "-c", &lan.ips[1], "-t", "60",
-    ]));
+    let _client =
+        Bg::new(lan.ns[0].spawn(&["timeout", "120", "iperf3", "-c", &lan.ips[1], "-t", "60"]));
     // Wait until TCP really flows through the switch.
     let flowing = wait_for(PATIENCE, || {
         let s = lan.sw.ctl_json(&["stats"]);
@@ -182,7 +209,11 @@ fn sigterm_under_load_exits_cleanly() {
             .unwrap_or(0);
         (b > 5_000_000).then_some(())
     });
-    assert!(flowing.is_some(), "no iperf3 traffic: {}", lan.sw.log_text());
+    assert!(
+        flowing.is_some(),
+        "no iperf3 traffic: {}",
+        lan.sw.log_text()
+    );
 
     let status = lan.sw.proc.stop(Duration::from_secs(20));
     let log = lan.sw.log_text();
@@ -193,7 +224,11 @@ fn sigterm_under_load_exits_cleanly() {
         let gone = wait_for(Duration::from_secs(10), || {
             (!link_exists(&ns.name, tap)).then_some(())
         });
-        assert!(gone.is_some(), "{tap} still exists in {} after exit", ns.name);
+        assert!(
+            gone.is_some(),
+            "{tap} still exists in {} after exit",
+            ns.name
+        );
     }
 }
 
@@ -211,7 +246,10 @@ fn deleted_netdev_goes_down_and_others_keep_forwarding() {
     let state = wait_for(PATIENCE, || {
         let _ = lan.ns[0].exec(&["timeout", "5", "ping", "-c", "1", "-W", "1", &lan.ips[2]]);
         let s = lan.sw.ctl_json(&["show"]);
-        let st = port_json(&s, &lan.taps[2])["state"].as_str().unwrap_or("").to_string();
+        let st = port_json(&s, &lan.taps[2])["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         (st != "up").then_some(st)
     });
     assert!(

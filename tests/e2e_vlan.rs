@@ -58,7 +58,9 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
             std::fs::write(&p, text).unwrap();
             vec!["--config".into(), p.to_str().unwrap().into()]
         });
-        let agents = (0..4).map(|i| Agent::start(&lan.ns[i], &lan.taps[i])).collect();
+        let agents = (0..4)
+            .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+            .collect();
         Vlans {
             lan,
             agents,
@@ -117,9 +119,23 @@ fn access_ports_in_different_vlans_are_isolated() {
     // Different VLANs, same subnet: nothing gets through.
     for (i, j) in [(0, 1), (1, 0), (1, 2)] {
         let o = v.lan.ns[i].exec(&[
-            "timeout", "15", "ping", "-c", "3", "-i", "0.3", "-W", "1", "-q", &v.lan.ips[j],
+            "timeout",
+            "15",
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-q",
+            &v.lan.ips[j],
         ]);
-        assert!(!o.status.success(), "ns{i} (VLAN {}) reached ns{j}", if i == 1 { 20 } else { 10 });
+        assert!(
+            !o.status.success(),
+            "ns{i} (VLAN {}) reached ns{j}",
+            if i == 1 { 20 } else { 10 }
+        );
     }
 
     // Raw broadcasts stay in their VLAN.
@@ -129,10 +145,20 @@ fn access_ports_in_different_vlans_are_isolated() {
     let f20 = frame([0xff; 6], v.mac(ACCESS20), &[], ETH_TEST, &m20);
     v.agents[0].send(&f10);
     v.agents[ACCESS20].send(&f20);
-    assert!(v.agents[2].wait_marker(&m10, PATIENCE), "VLAN 10 broadcast lost");
-    assert!(v.agents[TRUNK].wait_marker(&m20, PATIENCE), "VLAN 20 broadcast lost");
+    assert!(
+        v.agents[2].wait_marker(&m10, PATIENCE),
+        "VLAN 10 broadcast lost"
+    );
+    assert!(
+        v.agents[TRUNK].wait_marker(&m20, PATIENCE),
+        "VLAN 20 broadcast lost"
+    );
     v.barrier(0);
-    assert_eq!(v.count(ACCESS20, &m10), 0, "VLAN 10 broadcast leaked into VLAN 20");
+    assert_eq!(
+        v.count(ACCESS20, &m10),
+        0,
+        "VLAN 10 broadcast leaked into VLAN 20"
+    );
     for h in ACCESS10 {
         assert_eq!(v.count(h, &m20), 0, "VLAN 20 broadcast leaked to host {h}");
     }
@@ -150,7 +176,11 @@ fn access_ports_in_different_vlans_are_isolated() {
 
 /// Runs a scapy sniffer in `ns` that prints the VLAN of the first Dot1Q
 /// frame carrying `marker` (scapy reads the tag from aux data on Linux).
-fn scapy_vlan_sniffer(lan: &Lan, host: usize, marker: &[u8]) -> (Bg, std::sync::mpsc::Receiver<String>) {
+fn scapy_vlan_sniffer(
+    lan: &Lan,
+    host: usize,
+    marker: &[u8],
+) -> (Bg, std::sync::mpsc::Receiver<String>) {
     let script = format!(
         r#"
 import sys
@@ -196,8 +226,14 @@ fn trunk_receives_each_vlan_tagged() {
 
     v.agents[0].send(&f10);
     v.agents[ACCESS20].send(&f20);
-    assert!(v.agents[TRUNK].wait_marker(&m10, PATIENCE), "trunk: no VLAN 10 frame");
-    assert!(v.agents[TRUNK].wait_marker(&m20, PATIENCE), "trunk: no VLAN 20 frame");
+    assert!(
+        v.agents[TRUNK].wait_marker(&m10, PATIENCE),
+        "trunk: no VLAN 10 frame"
+    );
+    assert!(
+        v.agents[TRUNK].wait_marker(&m20, PATIENCE),
+        "trunk: no VLAN 20 frame"
+    );
     let got10 = v.agents[TRUNK].with_marker(&m10);
     let got20 = v.agents[TRUNK].with_marker(&m20);
     assert_eq!(got10.len(), 1);
@@ -224,10 +260,17 @@ fn trunk_receives_each_vlan_tagged() {
     let reply = v.marker("reply");
     let r = frame(s, v.mac(0), &[], ETH_TEST, &reply);
     v.agents[0].send(&r);
-    assert!(v.agents[TRUNK].wait_marker(&reply, PATIENCE), "reply did not reach the trunk");
+    assert!(
+        v.agents[TRUNK].wait_marker(&reply, PATIENCE),
+        "reply did not reach the trunk"
+    );
     assert_eq!(v.agents[TRUNK].with_marker(&reply)[0], &tagged(&r, 10));
     v.barrier(0);
-    assert_eq!(v.count(2, &reply), 0, "learned unicast flooded to the other VLAN 10 port");
+    assert_eq!(
+        v.count(2, &reply),
+        0,
+        "learned unicast flooded to the other VLAN 10 port"
+    );
     assert_eq!(v.count(ACCESS20, &reply), 0);
 }
 
@@ -243,10 +286,20 @@ fn tagged_from_trunk_reaches_the_right_access_port_untagged() {
     v.agents[TRUNK].send(&tagged(&u10, 10));
     v.agents[TRUNK].send(&tagged(&u20, 20));
     for h in ACCESS10 {
-        assert!(v.agents[h].wait_marker(&m10, PATIENCE), "host {h}: no VLAN 10 frame");
-        assert_eq!(v.agents[h].with_marker(&m10), vec![&u10], "host {h}: not untagged");
+        assert!(
+            v.agents[h].wait_marker(&m10, PATIENCE),
+            "host {h}: no VLAN 10 frame"
+        );
+        assert_eq!(
+            v.agents[h].with_marker(&m10),
+            vec![&u10],
+            "host {h}: not untagged"
+        );
     }
-    assert!(v.agents[ACCESS20].wait_marker(&m20, PATIENCE), "no VLAN 20 frame");
+    assert!(
+        v.agents[ACCESS20].wait_marker(&m20, PATIENCE),
+        "no VLAN 20 frame"
+    );
     assert_eq!(v.agents[ACCESS20].with_marker(&m20), vec![&u20]);
     v.barrier(0);
     assert_eq!(v.count(ACCESS20, &m10), 0, "VLAN 10 frame reached VLAN 20");
@@ -259,7 +312,11 @@ fn tagged_from_trunk_reaches_the_right_access_port_untagged() {
     v.agents[TRUNK].send(&frame([0xff; 6], src, &[(0x8100, 0xa000)], ETH_TEST, &prio));
     v.barrier(1);
     for h in 0..3 {
-        assert_eq!(v.count(h, &prio), 0, "priority-tagged frame reached host {h}");
+        assert_eq!(
+            v.count(h, &prio),
+            0,
+            "priority-tagged frame reached host {h}"
+        );
     }
 }
 
@@ -270,7 +327,10 @@ fn disallowed_vlans_are_dropped_and_counted() {
     let trunk = v.lan.taps[TRUNK].clone();
     let access = v.lan.taps[0].clone();
     let before = v.lan.sw.ctl_json(&["stats"]);
-    let (t0, a0) = (drops(&before, &trunk, "vlan_ingress"), drops(&before, &access, "vlan_ingress"));
+    let (t0, a0) = (
+        drops(&before, &trunk, "vlan_ingress"),
+        drops(&before, &access, "vlan_ingress"),
+    );
 
     // VLAN 30 is not allowed on the trunk.
     let n = 5;
@@ -290,7 +350,11 @@ fn disallowed_vlans_are_dropped_and_counted() {
     v.barrier(0);
     for h in 0..4 {
         assert_eq!(v.count(h, &m30), 0, "VLAN 30 frame reached host {h}");
-        assert_eq!(v.count(h, &m20), 0, "VLAN 20 frame from an access-10 port reached host {h}");
+        assert_eq!(
+            v.count(h, &m20),
+            0,
+            "VLAN 20 frame from an access-10 port reached host {h}"
+        );
         assert_eq!(v.count(h, &m1), 0, "native-VLAN frame reached host {h}");
     }
     let counted = wait_for(PATIENCE, || {
@@ -300,9 +364,17 @@ fn disallowed_vlans_are_dropped_and_counted() {
         (t >= n && a >= 1).then_some((t, a, s))
     });
     let (t, a, s) = counted.unwrap_or_else(|| {
-        panic!("vlan_ingress drops not counted: {}", v.lan.sw.ctl_json(&["stats"]))
+        panic!(
+            "vlan_ingress drops not counted: {}",
+            v.lan.sw.ctl_json(&["stats"])
+        )
     });
     assert_eq!(t, n, "trunk vlan_ingress drops");
     assert_eq!(a, 1, "access vlan_ingress drops");
-    assert!(port_json(&s, &trunk)["counters"]["drops"]["no_egress"].as_u64().unwrap_or(0) >= 1);
+    assert!(
+        port_json(&s, &trunk)["counters"]["drops"]["no_egress"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
 }

@@ -75,7 +75,11 @@ impl Lan {
             let o = self.ns[i].exec(&["ss", "-Hltn", "sport = :5201"]);
             (!String::from_utf8_lossy(&o.stdout).trim().is_empty()).then_some(())
         });
-        assert!(up.is_some(), "iperf3 server in {} never listened", self.ns[i].name);
+        assert!(
+            up.is_some(),
+            "iperf3 server in {} never listened",
+            self.ns[i].name
+        );
     }
 }
 
@@ -168,7 +172,14 @@ impl Agent {
     /// Starts the agent on `dev` in `ns` and waits until it listens.
     pub fn start(ns: &Netns, dev: &str) -> Agent {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "timeout", "900", "/usr/bin/python3"])
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "timeout",
+                "900",
+                "/usr/bin/python3",
+            ])
             .args(["-u", "-c", AGENT, dev])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -229,7 +240,9 @@ impl Agent {
             if l == "END" {
                 return n;
             }
-            let h = l.strip_prefix("F ").unwrap_or_else(|| panic!("agent: `{l}`"));
+            let h = l
+                .strip_prefix("F ")
+                .unwrap_or_else(|| panic!("agent: `{l}`"));
             self.received.push(unhex(h));
             n += 1;
         }
@@ -306,7 +319,13 @@ pub const ETH_TEST: u16 = 0x88b5;
 
 /// Builds an Ethernet frame: dst, src, the given tags (TPID, TCI) outermost
 /// first, EtherType and payload. No padding.
-pub fn frame(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub fn frame(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tags: &[(u16, u16)],
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(18 + 4 * tags.len() + payload.len());
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
