@@ -77,12 +77,25 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
         format!("VSVLAN-{what}-{}", self.lan.taps[0]).into_bytes()
     }
 
-    /// Sends barriers that reach every host (VLAN 10 and 20 from the trunk,
-    /// VLAN 1 is the trunk's own) and waits for them: afterwards every
-    /// frame sent earlier has been forwarded wherever it was going.
+    /// Waits until every frame sent so far has been forwarded and has
+    /// arrived wherever it was going. vswitchd handles each ingress port's
+    /// frames in order, so: first a broadcast from each access host, seen
+    /// by the trunk (a member of every VLAN); then from the trunk one per
+    /// VLAN, seen by every access host. Whatever a frame sent earlier was
+    /// written to had it before these barriers arrived.
     fn barrier(&mut self, n: u32) {
+        for h in [0, ACCESS20, 2] {
+            let m = self.marker(&format!("barrier{n}h{h}"));
+            let f = frame([0xff; 6], self.mac(h), &[], ETH_TEST, &m);
+            self.agents[h].send(&f);
+            assert!(
+                self.agents[TRUNK].wait_marker(&m, PATIENCE),
+                "the trunk never saw host {h}'s barrier: {}",
+                self.lan.sw.log_text()
+            );
+        }
         let src = self.mac(TRUNK);
-        for (vid, hosts) in [(10u16, vec![0, 2]), (20, vec![1])] {
+        for (vid, hosts) in [(10u16, vec![0, 2]), (20, vec![ACCESS20])] {
             let m = self.marker(&format!("barrier{n}v{vid}"));
             let f = frame([0xff; 6], src, &[(0x8100, vid)], ETH_TEST, &m);
             self.agents[TRUNK].send(&f);
@@ -344,6 +357,10 @@ fn disallowed_vlans_are_dropped_and_counted() {
     let m20 = v.marker("v20on10");
     let f = frame([0xff; 6], v.mac(0), &[(0x8100, 20)], ETH_TEST, &m20);
     v.agents[0].send(&f);
+    // VID 4095 is reserved: never a member.
+    let m4095 = v.marker("v4095");
+    let f = frame([0xff; 6], src, &[(0x8100, 4095)], ETH_TEST, &m4095);
+    v.agents[TRUNK].send(&f);
     // Untagged on the trunk: native VLAN 1, which no access port carries.
     let m1 = v.marker("native");
     v.agents[TRUNK].send(&frame([0xff; 6], src, &[], ETH_TEST, &m1));
@@ -356,12 +373,13 @@ fn disallowed_vlans_are_dropped_and_counted() {
             "VLAN 20 frame from an access-10 port reached host {h}"
         );
         assert_eq!(v.count(h, &m1), 0, "native-VLAN frame reached host {h}");
+        assert_eq!(v.count(h, &m4095), 0, "VID 4095 frame reached host {h}");
     }
     let counted = wait_for(PATIENCE, || {
         let s = v.lan.sw.ctl_json(&["stats"]);
         let t = drops(&s, &trunk, "vlan_ingress") - t0;
         let a = drops(&s, &access, "vlan_ingress") - a0;
-        (t >= n && a >= 1).then_some((t, a, s))
+        (t > n && a >= 1).then_some((t, a, s))
     });
     let (t, a, s) = counted.unwrap_or_else(|| {
         panic!(
@@ -369,12 +387,120 @@ fn disallowed_vlans_are_dropped_and_counted() {
             v.lan.sw.ctl_json(&["stats"])
         )
     });
-    assert_eq!(t, n, "trunk vlan_ingress drops");
+    assert_eq!(t, n + 1, "trunk vlan_ingress drops (VLAN 30 and 4095)");
     assert_eq!(a, 1, "access vlan_ingress drops");
     assert!(
         port_json(&s, &trunk)["counters"]["drops"]["no_egress"]
             .as_u64()
             .unwrap_or(0)
             >= 1
+    );
+}
+
+#[test]
+fn priority_and_pvid_tagged_frames_on_an_access_port() {
+    require_root();
+    let mut v = Vlans::new("vlp", 34);
+    let src = v.mac(0);
+    // Priority-tagged (VID 0, PCP 5): classified into the PVID (10); the
+    // access peer gets it untagged, the trunk tagged 10 with PCP 5 kept
+    // (like the kernel's br_vlan: only the VID field is filled in).
+    let mp = v.marker("prio");
+    let untagged = frame([0xff; 6], src, &[], ETH_TEST, &mp);
+    let prio = frame([0xff; 6], src, &[(0x8100, 0xa000)], ETH_TEST, &mp);
+    v.agents[0].send(&prio);
+    assert!(
+        v.agents[2].wait_marker(&mp, PATIENCE),
+        "access peer: no frame"
+    );
+    assert!(
+        v.agents[TRUNK].wait_marker(&mp, PATIENCE),
+        "trunk: no frame"
+    );
+    assert_eq!(v.agents[2].with_marker(&mp), vec![&untagged]);
+    let t = v.agents[TRUNK].with_marker(&mp)[0].clone();
+    assert_eq!(t, tagged(&untagged, 0xa00a), "trunk got {}", hex(&t));
+
+    // Tagged with its own PVID (10): accepted (the port is a member of
+    // VLAN 10), untagged towards the access peer, tagged 10 on the trunk.
+    let m10 = v.marker("own-vid");
+    let u10 = frame([0xff; 6], src, &[], ETH_TEST, &m10);
+    v.agents[0].send(&tagged(&u10, 10));
+    assert!(
+        v.agents[2].wait_marker(&m10, PATIENCE),
+        "access peer: no frame"
+    );
+    assert!(
+        v.agents[TRUNK].wait_marker(&m10, PATIENCE),
+        "trunk: no frame"
+    );
+    assert_eq!(v.agents[2].with_marker(&m10), vec![&u10]);
+    assert_eq!(v.agents[TRUNK].with_marker(&m10), vec![&tagged(&u10, 10)]);
+    v.barrier(0);
+    assert_eq!(v.count(ACCESS20, &mp) + v.count(ACCESS20, &m10), 0);
+}
+
+#[test]
+fn learning_is_per_vlan() {
+    require_root();
+    let mut v = Vlans::new("vll", 35);
+    // The same MAC S lives behind the trunk in VLAN 10 and behind the
+    // VLAN 20 access port (independent VLAN learning: the FDB key is
+    // (MAC, VLAN)).
+    let s = mac("02:00:5e:10:00:35");
+    let l10 = v.marker("learn10");
+    let l20 = v.marker("learn20");
+    let f = frame([0xff; 6], s, &[(0x8100, 10)], ETH_TEST, &l10);
+    v.agents[TRUNK].send(&f);
+    assert!(v.agents[0].wait_marker(&l10, PATIENCE));
+    let f = frame([0xff; 6], s, &[], ETH_TEST, &l20);
+    v.agents[ACCESS20].send(&f);
+    assert!(v.agents[TRUNK].wait_marker(&l20, PATIENCE));
+
+    // VLAN 10 to S: only the trunk, tagged 10.
+    let to10 = v.marker("to-s-10");
+    let f10 = frame(s, v.mac(0), &[], ETH_TEST, &to10);
+    v.agents[0].send(&f10);
+    // VLAN 20 to S from the trunk: only the VLAN 20 access port, untagged.
+    let to20 = v.marker("to-s-20");
+    let f20 = frame(s, v.mac(TRUNK), &[], ETH_TEST, &to20);
+    v.agents[TRUNK].send(&tagged(&f20, 20));
+    v.barrier(0);
+    let fdb = v.lan.sw.ctl_json(&["fdb", "show"]);
+    let why = format!("\nFDB: {fdb}\nstats: {}", v.lan.sw.ctl_json(&["stats"]));
+    assert_eq!(
+        v.agents[TRUNK].with_marker(&to10),
+        vec![&tagged(&f10, 10)],
+        "trunk{why}"
+    );
+    assert_eq!(
+        v.agents[ACCESS20].with_marker(&to20),
+        vec![&f20],
+        "access 20"
+    );
+    assert_eq!(
+        v.count(ACCESS20, &to10),
+        0,
+        "VLAN 10 unicast crossed into VLAN 20"
+    );
+    assert_eq!(v.count(2, &to10), 0, "known unicast flooded in VLAN 10");
+    for h in ACCESS10 {
+        assert_eq!(v.count(h, &to20), 0, "VLAN 20 unicast reached host {h}");
+    }
+    let rows = fdb.as_array().cloned().unwrap_or_default();
+    let s_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r["mac"] == "02:00:5e:10:00:35")
+        .map(|r| {
+            (
+                r["vlan"].as_u64().unwrap_or(0),
+                r["port"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(s_rows.contains(&(10, v.lan.taps[TRUNK].clone())), "{fdb}");
+    assert!(
+        s_rows.contains(&(20, v.lan.taps[ACCESS20].clone())),
+        "{fdb}"
     );
 }

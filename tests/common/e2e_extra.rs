@@ -117,7 +117,7 @@ pub fn quiet_ipv6(ns: &Netns) {
 /// (answers `OK`), `dump` (answers `F HEX` per frame received since the
 /// last dump, then `END`).
 const AGENT: &str = r#"
-import socket, struct, sys, threading
+import errno, socket, struct, sys, threading, time
 ifname = sys.argv[1]
 SOL_PACKET, PACKET_AUXDATA = 263, 8
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
@@ -128,7 +128,15 @@ lock = threading.Lock()
 got = []
 def rx():
     while True:
-        data, anc, _flags, addr = s.recvmsg(262144, socket.CMSG_SPACE(64))
+        try:
+            data, anc, _flags, addr = s.recvmsg(262144, socket.CMSG_SPACE(64))
+        except OSError as e:
+            # ENETDOWN: the link went down for a moment; anything else
+            # (the interface or namespace is gone): stop quietly.
+            if e.errno == errno.ENETDOWN:
+                time.sleep(0.05)
+                continue
+            return
         if addr[0] != ifname or addr[2] == socket.PACKET_OUTGOING:
             continue
         for level, typ, cd in anc:
