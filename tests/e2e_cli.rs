@@ -343,3 +343,17 @@ fn check_config_creates_nothing_and_rejects_bad_files() {
     assert_ne!(code, 0);
     assert_mentions(&err, "missing config", &[missing.to_str().unwrap()]);
 }
+
+#[test]
+#[ignore = "bug: errors with an io::Error `source` print the OS error twice (see report)"]
+fn missing_config_error_is_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let (code, _, err) = vswitchd(&["--config", missing.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the OS error is repeated:\n{err}"
+    );
+}
