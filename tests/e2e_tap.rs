@@ -1,0 +1,358 @@
+//! End-to-end: the TAP dataplane. vswitchd creates TAPs, each is moved into
+//! its own network namespace (the normal way hosts attach), and real tools
+//! (ping, iperf3, raw frames) cross the switch.
+
+mod common;
+#[path = "common/e2e_extra.rs"]
+mod e2e_extra;
+
+use std::time::Duration;
+
+use common::{Bg, require_root};
+use e2e_extra::*;
+
+/// Bytes the receiving side counted, from an iperf3 `-J` report.
+fn iperf_received(json: &[u8]) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(json)
+        .unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {}", String::from_utf8_lossy(json)));
+    v["end"]["sum_received"]["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no end.sum_received.bytes in {v}"))
+}
+
+#[test]
+fn all_pairs_ping() {
+    require_root();
+    let mut lan = Lan::new("tpa", 4, 20);
+    for i in 0..4 {
+        for j in 0..4 {
+            if i != j {
+                assert!(
+                    lan.ping_eventually(i, j),
+                    "ns{i} cannot ping ns{j} ({}): {}",
+                    lan.ips[j],
+                    lan.sw.log_text()
+                );
+            }
+        }
+    }
+    // Every host was learned on its own port.
+    let show = lan.sw.ctl_json(&["show"]);
+    for t in &lan.taps {
+        let p = port_json(&show, t);
+        assert_eq!(p["state"], "up", "{p}");
+        assert!(p["learned_macs"].as_u64().unwrap_or(0) >= 1, "{p}");
+    }
+    assert!(lan.alive());
+}
+
+#[test]
+fn iperf3_tcp_both_directions() {
+    require_root();
+    let mut lan = Lan::new("tpi", 2, 21);
+    assert!(lan.ping_eventually(0, 1), "no ping before iperf3");
+    for (dir, extra) in [("forward", None), ("reverse", Some("-R"))] {
+        let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
+        lan.wait_iperf_server(1);
+        let mut args = vec![
+            "timeout",
+            "60",
+            "iperf3",
+            "-c",
+            &lan.ips[1],
+            "-t",
+            "3",
+            "-J",
+        ];
+        args.extend(extra);
+        let o = lan.ns[0].exec(&args);
+        assert!(
+            o.status.success(),
+            "iperf3 {dir} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = iperf_received(&o.stdout);
+        eprintln!("iperf3 {dir}: {got} bytes received in 3 s");
+        assert!(got > 10_000_000, "iperf3 {dir}: only {got} bytes");
+        server.wait(Duration::from_secs(20));
+    }
+    // Both directions crossed the switch: each port sent and received
+    // more than the two transfers' worth of one direction.
+    let stats = lan.sw.ctl_json(&["stats"]);
+    for t in &lan.taps {
+        let c = &port_json(&stats, t)["counters"];
+        assert!(c["rx_bytes"].as_u64().unwrap() > 10_000_000, "{t}: {c}");
+        assert!(c["tx_bytes"].as_u64().unwrap() > 10_000_000, "{t}: {c}");
+    }
+    assert!(lan.alive());
+}
+
+#[test]
+fn broadcast_reaches_every_other_port() {
+    require_root();
+    let lan = Lan::new("tpb", 4, 22);
+    let mut agents: Vec<Agent> = (0..4)
+        .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+        .collect();
+
+    // A crafted broadcast with a unique payload.
+    let marker = format!("VSBCAST{}", lan.taps[0]);
+    let src = mac(&lan.ns[0].mac(&lan.taps[0]));
+    let f = frame([0xff; 6], src, &[], ETH_TEST, marker.as_bytes());
+    agents[0].send(&f);
+    for a in agents.iter_mut().skip(1) {
+        assert!(
+            a.wait_marker(marker.as_bytes(), PATIENCE),
+            "{} never saw the broadcast: {}",
+            a.host,
+            lan.sw.log_text()
+        );
+        let got = a.with_marker(marker.as_bytes());
+        assert_eq!(got.len(), 1, "{}: {} copies", a.host, got.len());
+        assert_eq!(got[0], &f, "{}: broadcast changed on the way", a.host);
+    }
+
+    // An ARP request (ns0 resolving an address nobody has) is flooded too.
+    let target = [198, 18, 22, 77];
+    let _ = lan.ns[0].exec(&[
+        "timeout",
+        "10",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "1",
+        "198.18.22.77",
+    ]);
+    for a in agents.iter_mut().skip(1) {
+        let seen = wait_for(PATIENCE, || {
+            a.poll();
+            a.received
+                .iter()
+                .any(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[38..42] == target)
+                .then_some(())
+        });
+        assert!(seen.is_some(), "{} never saw the ARP request", a.host);
+    }
+    // Nothing came back to the sender.
+    agents[0].poll();
+    assert!(
+        agents[0].with_marker(marker.as_bytes()).is_empty(),
+        "the broadcast was sent back to its ingress port"
+    );
+}
+
+#[test]
+fn learned_unicast_does_not_leak() {
+    require_root();
+    let lan = Lan::new("tpu", 3, 23);
+    assert!(lan.ping_eventually(0, 1), "ns0 cannot ping ns1");
+    lan.ns[2].ip(&["link", "set", "dev", &lan.taps[2], "promisc", "on"]);
+    let mut agents: Vec<Agent> = (0..3)
+        .map(|i| Agent::start(&lan.ns[i], &lan.taps[i]))
+        .collect();
+    let m0 = mac(&lan.ns[0].mac(&lan.taps[0]));
+    let m1 = mac(&lan.ns[1].mac(&lan.taps[1]));
+
+    // Control: unicast to an unknown MAC floods, so ns2's sniffer works.
+    let unknown = format!("VSUNK{}", lan.taps[0]);
+    agents[0].send(&frame(
+        mac("02:00:5e:00:53:99"),
+        m0,
+        &[],
+        ETH_TEST,
+        unknown.as_bytes(),
+    ));
+    assert!(
+        agents[2].wait_marker(unknown.as_bytes(), PATIENCE),
+        "unknown unicast did not reach ns2 (flooding or sniffer broken)"
+    );
+
+    // Known unicast ns0 -> ns1, then a broadcast barrier: once ns1 and ns2
+    // see the barrier, every earlier frame has been forwarded.
+    let n = 20;
+    let marker = format!("VSUNI{}", lan.taps[0]);
+    for i in 0..n {
+        let payload = format!("{marker}-{i:03}");
+        agents[0].send(&frame(m1, m0, &[], ETH_TEST, payload.as_bytes()));
+    }
+    let barrier = format!("VSBARRIER{}", lan.taps[0]);
+    agents[0].send(&frame([0xff; 6], m0, &[], ETH_TEST, barrier.as_bytes()));
+    for a in &mut agents[1..] {
+        assert!(
+            a.wait_marker(barrier.as_bytes(), PATIENCE),
+            "{}: no barrier",
+            a.host
+        );
+    }
+    let to_ns1 = agents[1].with_marker(marker.as_bytes()).len();
+    let to_ns2 = agents[2].with_marker(marker.as_bytes()).len();
+    assert_eq!(to_ns1, n, "ns1 received {to_ns1} of {n} unicast frames");
+    assert_eq!(to_ns2, 0, "ns2 saw {to_ns2} unicast frames meant for ns1");
+}
+
+#[test]
+fn sigterm_under_load_exits_cleanly() {
+    require_root();
+    let mut lan = Lan::new("tps", 2, 24);
+    assert!(lan.ping_eventually(0, 1), "no ping before iperf3");
+    let _server = Bg::new(lan.ns[1].spawn(&["timeout", "120", "iperf3", "-s", "-1"]));
+    lan.wait_iperf_server(1);
+    let _client =
+        Bg::new(lan.ns[0].spawn(&["timeout", "120", "iperf3", "-c", &lan.ips[1], "-t", "60"]));
+    // Wait until TCP really flows through the switch.
+    let flowing = wait_for(PATIENCE, || {
+        let s = lan.sw.ctl_json(&["stats"]);
+        let b = port_json(&s, &lan.taps[1])["counters"]["tx_bytes"]
+            .as_u64()
+            .unwrap_or(0);
+        (b > 5_000_000).then_some(())
+    });
+    assert!(
+        flowing.is_some(),
+        "no iperf3 traffic: {}",
+        lan.sw.log_text()
+    );
+
+    let status = lan.sw.proc.stop(Duration::from_secs(20));
+    let log = lan.sw.log_text();
+    let status = status.unwrap_or_else(|| panic!("vswitchd did not stop on SIGTERM: {log}"));
+    assert!(status.success(), "vswitchd exited with {status}: {log}");
+    // Non-persistent TAPs vanish with their fd, even inside the namespaces.
+    for (ns, tap) in lan.ns.iter().zip(&lan.taps) {
+        let gone = wait_for(Duration::from_secs(10), || {
+            (!link_exists(&ns.name, tap)).then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "{tap} still exists in {} after exit",
+            ns.name
+        );
+    }
+}
+
+#[test]
+fn deleted_netdev_goes_down_and_others_keep_forwarding() {
+    require_root();
+    let mut lan = Lan::new("tpd", 3, 25);
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        assert!(lan.ping_eventually(i, j), "ns{i} cannot ping ns{j}");
+    }
+    let gone = lan.taps[2].clone();
+    assert!(
+        fdb_ports(&lan.sw).contains(&gone),
+        "nothing learned on {gone} before the test"
+    );
+    lan.ns[2].ip(&["link", "del", &gone]);
+
+    // The port goes down (ARP/ICMP to the vanished host keeps flooding
+    // towards it meanwhile).
+    let state = wait_for(PATIENCE, || {
+        let _ = lan.ns[0].exec(&["timeout", "5", "ping", "-c", "1", "-W", "1", &lan.ips[2]]);
+        let s = lan.sw.ctl_json(&["show"]);
+        let st = port_json(&s, &lan.taps[2])["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        (st != "up").then_some(st)
+    });
+    assert!(
+        state.is_some(),
+        "port {} still up after its netdev was deleted: {}",
+        lan.taps[2],
+        lan.sw.log_text()
+    );
+    eprintln!("deleted port state: {}", state.unwrap());
+
+    // The others keep forwarding, and the daemon keeps running.
+    for _ in 0..3 {
+        assert!(lan.ns[0].ping(&lan.ips[1], 3), "ns0 -> ns1 broke");
+        assert!(lan.ns[1].ping(&lan.ips[0], 3), "ns1 -> ns0 broke");
+    }
+    assert!(lan.alive(), "vswitchd exited: {}", lan.sw.log_text());
+    let s = lan.sw.ctl_json(&["show"]);
+    for t in &lan.taps[..2] {
+        assert_eq!(port_json(&s, t)["state"], "up", "{t}");
+    }
+    // Its learned MACs were flushed, like a bridge port whose link goes down.
+    assert!(
+        !fdb_ports(&lan.sw).contains(&gone),
+        "FDB still points at {gone}: {}",
+        lan.sw.ctl_json(&["fdb", "show"])
+    );
+
+    assert!(lan.alive());
+}
+
+#[test]
+#[ignore = "bug: re-attach races with the TAP's creator and falls back to raw: on an ownerless TAP; see report"]
+fn port_is_reattached_when_its_interface_returns() {
+    require_root();
+    let lan = Lan::new("tpr", 3, 26);
+    assert!(lan.ping_eventually(0, 2), "ns0 cannot ping ns2");
+    let name = lan.taps[2].clone();
+    lan.ns[2].ip(&["link", "del", &name]);
+    let down = wait_for(PATIENCE, || {
+        let s = lan.sw.ctl_json(&["show"]);
+        (port_json(&s, &name)["state"] == "gone").then_some(())
+    });
+    assert!(down.is_some(), "{name} not gone: {}", lan.sw.log_text());
+
+    // A persistent TAP of the same name appears in vswitchd's namespace
+    // (`ip tuntap add` holds it open for a moment while creating it).
+    let _tap = RootLink(name.clone());
+    common::ok(&["ip", "tuntap", "add", "dev", &name, "mode", "tap"]);
+    let back = wait_for(PATIENCE, || {
+        let s = lan.sw.ctl_json(&["show"]);
+        let p = port_json(&s, &name);
+        (p["state"] == "up").then(|| p["kind"].as_str().unwrap_or("").to_string())
+    });
+    let kind = back.unwrap_or_else(|| panic!("{name} not re-attached: {}", lan.sw.log_text()));
+    // vswitchd must own the TAP's fd: attached as raw: to a TAP nobody
+    // reads, the port looks up but carries nothing (NO-CARRIER).
+    assert_eq!(kind, "tap", "re-attached as {kind}: {}", lan.sw.log_text());
+    let link = common::ok(&["ip", "-d", "link", "show", &name]);
+    assert!(!link.contains("NO-CARRIER"), "{link}");
+
+    lan.ns[2].take(&name, &format!("{}/24", lan.ips[2]));
+    wait_ports_up(&lan.sw, &lan.taps);
+    // The new TAP has a new MAC: forget the old one.
+    lan.ns[0].ip(&["neigh", "flush", "all"]);
+    assert!(
+        lan.ping_eventually(0, 2),
+        "ns0 cannot reach ns2 after re-attach: {}",
+        lan.sw.log_text()
+    );
+    // Moving it did not make vswitchd create another TAP of that name.
+    assert!(
+        !std::path::Path::new("/sys/class/net").join(&name).exists(),
+        "a second `{name}` appeared in the root namespace: {}",
+        lan.sw.log_text()
+    );
+}
+
+/// Ports the FDB has entries for (`vswitchctl --json fdb show`).
+fn fdb_ports(sw: &common::Switchd) -> Vec<String> {
+    let v = sw.ctl_json(&["fdb", "show"]);
+    let rows = match v.as_array() {
+        Some(a) => a.clone(),
+        None => v
+            .as_object()
+            .and_then(|o| o.values().find_map(|x| x.as_array().cloned()))
+            .unwrap_or_default(),
+    };
+    rows.iter()
+        .filter_map(|r| r["port"].as_str().map(String::from))
+        .collect()
+}
+
+/// An interface in the root namespace (or wherever it was moved, through
+/// its namespace being deleted), deleted on drop.
+struct RootLink(String);
+
+impl Drop for RootLink {
+    fn drop(&mut self) {
+        let _ = common::run(&["ip", "link", "del", &self.0]);
+    }
+}
