@@ -12,7 +12,7 @@ use crate::config::{self, Config, PortPlan, PortSection};
 use crate::control::protocol::{FdbRow, PortChanges, PortInfo, ShowInfo, state_name};
 use crate::dataplane::stats::PortTotals;
 use crate::dataplane::{Dataplane, LinkState};
-use crate::port::{self, OpenOptions};
+use crate::port::{self, OpenOptions, PortSpec};
 use crate::switch::{Flush, PortId};
 use crate::wire::Mac;
 
@@ -24,6 +24,8 @@ struct Attached {
     /// Added through the control socket (e.g. by a QEMU ifup script), not
     /// from the config: a reload leaves it alone unless the file names it.
     runtime: bool,
+    /// A TAP spec attached as raw: because another process (QEMU) held it.
+    fell_back: bool,
 }
 
 /// The switch and what it was configured with.
@@ -37,17 +39,8 @@ pub struct Daemon {
 
 /// Opens the port a plan names, places it (namespace, addresses) and logs
 /// how it was attached.
-fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
-    let (p, fell_back) = port::open(
-        &plan.spec,
-        &OpenOptions {
-            mtu: plan.mtu,
-            socket_mode: plan.section.socket_mode,
-            no_claim: plan.section.claim == Some(false),
-            mac: plan.section.mac.map(|m| m.0),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+fn open_port(plan: &PortPlan) -> Result<(Box<dyn port::Port>, bool), String> {
+    let (p, fell_back) = port::open(&plan.spec, &open_options(plan)).map_err(|e| e.to_string())?;
     if fell_back {
         tracing::info!(
             port = %plan.spec,
@@ -59,7 +52,46 @@ fn open_port(plan: &PortPlan) -> Result<Box<dyn port::Port>, String> {
         place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
     }
     tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
-    Ok(p)
+    Ok((p, fell_back))
+}
+
+fn open_options(plan: &PortPlan) -> OpenOptions {
+    OpenOptions {
+        mtu: plan.mtu,
+        socket_mode: plan.section.socket_mode,
+        no_claim: plan.section.claim == Some(false),
+        mac: plan.section.mac.map(|m| m.0),
+    }
+}
+
+/// Re-opens a port whose device vanished and came back, the way it was
+/// attached before: a TAP vswitchd owned is only re-attached if a
+/// persistent TAP of that name exists and is free (never created anew, and
+/// a TAP another process holds for a moment — `ip tuntap add` — is tried
+/// again on the next check); a TAP QEMU held is attached as raw: again.
+/// `Ok(None)`: not (yet) there.
+fn reopen_port(plan: &PortPlan, fell_back: bool) -> Result<Option<Box<dyn port::Port>>, String> {
+    let opts = open_options(plan);
+    let p: Box<dyn port::Port> = match (&plan.spec, fell_back) {
+        (PortSpec::Tap(name), false) => {
+            match port::TapPort::reopen_existing(name, opts.mtu, opts.mac) {
+                Ok(Some(t)) => {
+                    if plan.netns.is_some() || plan.placement != Default::default() {
+                        place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
+                    }
+                    Box::new(t)
+                }
+                Ok(None) | Err(port::PortError::Busy { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        (PortSpec::Tap(name), true) => {
+            Box::new(port::RawPort::open(name, !opts.no_claim).map_err(|e| e.to_string())?)
+        }
+        _ => port::open(&plan.spec, &opts).map_err(|e| e.to_string())?.0,
+    };
+    tracing::info!(port = %plan.spec, kind = p.kind(), "port re-attached");
+    Ok(Some(p))
 }
 
 /// Moves a new TAP into its namespace and gives it its addresses.
@@ -108,7 +140,7 @@ impl Daemon {
         if ports.contains_key(&name) {
             return Err(format!("port `{name}` already exists"));
         }
-        let p = open_port(&plan)?;
+        let (p, fell_back) = open_port(&plan)?;
         let id = self
             .dp
             .add_port(plan.cfg.clone(), p)
@@ -118,7 +150,15 @@ impl Daemon {
                 tracing::warn!(port = %name, %mac, "FDB full of static entries; static MAC not added");
             }
         }
-        ports.insert(name, Attached { id, plan, runtime });
+        ports.insert(
+            name,
+            Attached {
+                id,
+                plan,
+                runtime,
+                fell_back,
+            },
+        );
         Ok(id)
     }
 
@@ -183,6 +223,7 @@ impl Daemon {
                 id: cur.id,
                 plan,
                 runtime: cur.runtime,
+                fell_back: cur.fell_back,
             },
         );
         tracing::info!(port = %name, "port settings changed");
@@ -297,14 +338,13 @@ impl Daemon {
             match h.link_state() {
                 LinkState::Gone => {
                     if a.plan.spec.ifname().is_some_and(port::interface_exists) {
-                        match open_port(&a.plan) {
-                            Ok(p) => {
+                        match reopen_port(&a.plan, a.fell_back) {
+                            Ok(Some(p)) => {
                                 if let Err(e) = self.dp.replace_port(a.id, p) {
                                     tracing::warn!(port = %a.plan.spec, "re-attach failed: {e}");
-                                } else {
-                                    tracing::info!(port = %a.plan.spec, "port re-attached");
                                 }
                             }
+                            Ok(None) => {}
                             Err(e) => tracing::debug!(port = %a.plan.spec, "not yet: {e}"),
                         }
                     }

@@ -107,7 +107,6 @@ fn bad_port_lists_are_rejected_before_anything_is_created() {
 }
 
 #[test]
-#[ignore = "bug: `--ports raw:` reports port `` (the name is lost), see report"]
 fn empty_raw_port_is_named() {
     require_root();
     let first = format!("{}a", names("cle"));
@@ -212,7 +211,6 @@ fn no_permission_on_dev_net_tun() {
 }
 
 #[test]
-#[ignore = "bug: the control-socket bind error says no fix and repeats the OS error (see report)"]
 fn unwritable_control_socket_says_what_to_do() {
     require_root();
     let bin = NobodyBin::new();
@@ -237,7 +235,6 @@ fn unwritable_control_socket_says_what_to_do() {
 }
 
 #[test]
-#[ignore = "bug: --log-level accepts any word as a target filter and silently turns logging off (see report)"]
 fn bad_log_level_is_rejected() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config/basic.toml");
     let (code, _, err) = vswitchd(&[
@@ -345,7 +342,6 @@ fn check_config_creates_nothing_and_rejects_bad_files() {
 }
 
 #[test]
-#[ignore = "bug: errors with an io::Error `source` print the OS error twice (see report)"]
 fn missing_config_error_is_not_repeated() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.toml");

@@ -286,7 +286,6 @@ fn deleted_netdev_goes_down_and_others_keep_forwarding() {
 }
 
 #[test]
-#[ignore = "bug: re-attach races with the TAP's creator and falls back to raw: on an ownerless TAP; see report"]
 fn port_is_reattached_when_its_interface_returns() {
     require_root();
     let lan = Lan::new("tpr", 3, 26);

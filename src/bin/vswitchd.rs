@@ -66,7 +66,17 @@ const EXAMPLES: &str = "Examples:
   vswitchd --ports tap0,raw:veth-uplink --metrics-addr 0.0.0.0:9417
   vswitchd --config /etc/vswitchd/vswitchd.toml";
 
+/// Log levels `--log-level` takes (RUST_LOG takes full filter directives).
+const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
 fn init_logs(level: &str) -> Result<()> {
+    // A bare word that is not a level would be read as a target name and
+    // silently turn logging off: refuse it. Directives with `=` pass.
+    if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) && !level.contains('=') {
+        anyhow::bail!(
+            "bad log level `{level}` (use error, warn, info, debug, trace or off; RUST_LOG takes filter directives)"
+        );
+    }
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) if !f.is_empty() => tracing_subscriber::EnvFilter::try_new(f),
         _ => tracing_subscriber::EnvFilter::try_new(level),
@@ -88,16 +98,31 @@ fn init_logs(level: &str) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_logs(&cli.log_level) {
-        eprintln!("vswitchd: {e:#}");
+        eprintln!("vswitchd: {}", error_text(&e));
         return ExitCode::from(2);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vswitchd: {e:#}");
+            eprintln!("vswitchd: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause once: our error messages already
+/// include the OS error they wrap, so a cause already in the text is not
+/// repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// Tells systemd (Type=notify) that the switch is forwarding.

@@ -20,7 +20,9 @@ pub enum ControlError {
         "control socket {path}: another vswitchd is listening there (stop it, or pick another path with --control-socket)"
     )]
     InUse { path: PathBuf },
-    #[error("control socket {path}: {step}: {source}")]
+    #[error(
+        "control socket {path}: {step}: {source} (pick a path vswitchd can create with --control-socket PATH, or --control-socket off)"
+    )]
     Io {
         path: PathBuf,
         step: &'static str,

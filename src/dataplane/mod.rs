@@ -35,6 +35,9 @@ pub const BATCH: usize = 64;
 /// Room for a 64 KiB GSO frame, its virtio-net header and a pushed tag.
 const BUF_LEN: usize = 65536 + VNET_HDR_LEN + 64;
 const WAKER: Token = Token(usize::MAX);
+/// How often a worker tries ports whose link went down again (a TAP's peer
+/// in another namespace sends no notification when it comes back up).
+const RETRY: Duration = Duration::from_millis(250);
 
 /// Milliseconds on a monotonic clock shared by the dataplane and the
 /// control plane's ageing sweep.
@@ -79,14 +82,15 @@ pub struct PortHandle {
 const ST_UP: u64 = 0;
 const ST_LINK_DOWN: u64 = 1;
 const ST_GONE: u64 = 2;
-/// Link down, but being tried again: forwards like up, reports as down, and
-/// a failed write does not log again.
+/// Link was down and is being tried again: forwards and reports as up; a
+/// write that works makes it up, a write that fails makes it down again
+/// without logging again.
 const ST_PROBING: u64 = 3;
 
 impl PortHandle {
     pub fn link_state(&self) -> LinkState {
         match self.state.load(Relaxed) {
-            ST_UP => LinkState::Up,
+            ST_UP | ST_PROBING => LinkState::Up,
             ST_GONE => LinkState::Gone,
             _ => LinkState::LinkDown,
         }
@@ -401,7 +405,7 @@ impl Run {
         let mut last_retry = Instant::now();
         while !self.stop.load(Relaxed) {
             let timeout = if self.ready.is_empty() {
-                Duration::from_millis(500)
+                RETRY
             } else {
                 Duration::ZERO
             };
@@ -430,7 +434,7 @@ impl Run {
                     Drained::Gone => self.port_gone(id),
                 }
             }
-            if last_retry.elapsed() >= Duration::from_secs(1) {
+            if last_retry.elapsed() >= RETRY {
                 last_retry = Instant::now();
                 self.retry_link_down();
             }
@@ -588,6 +592,14 @@ impl Run {
                 let oc = self.counters.port(out);
                 bump(&oc.tx_frames, sent.frames);
                 bump(&oc.tx_bytes, sent.bytes);
+                if oh.raw_state() == ST_PROBING
+                    && oh
+                        .state
+                        .compare_exchange(ST_PROBING, ST_UP, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    tracing::info!(port = oh.port.name(), "link up");
+                }
             }
             match sent.failure {
                 None => {}

@@ -73,7 +73,14 @@ impl PortSpec {
     pub fn parse(s: &str) -> Result<PortSpec, PortError> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("raw:") {
-            check_ifname(rest)?;
+            // Errors name the port as written (`raw:...`).
+            check_ifname(rest).map_err(|e| match e {
+                PortError::BadName { why, .. } => PortError::BadName {
+                    port: s.to_string(),
+                    why,
+                },
+                other => other,
+            })?;
             return Ok(PortSpec::Raw(rest.to_string()));
         }
         for (prefix, dgram) in [("unix:", false), ("unixgram:", true)] {

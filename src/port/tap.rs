@@ -10,6 +10,8 @@ use super::{Port, PortError};
 use crate::wire::vnet::VNET_HDR_LEN;
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
+const IFF_PERSIST: i16 = 0x0800;
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const IFF_TAP: i16 = 0x0002;
@@ -98,6 +100,30 @@ impl TapPort {
             fd,
             mtu,
         })
+    }
+}
+
+impl TapPort {
+    /// Re-attaches to an existing persistent TAP without ever creating
+    /// one: if opening it created a new device (the old one vanished or
+    /// moved away in between), that device is closed again (it disappears)
+    /// and `Ok(None)` says "not there".
+    pub fn reopen_existing(
+        name: &str,
+        mtu: Option<usize>,
+        mac: Option<[u8; 6]>,
+    ) -> Result<Option<TapPort>, PortError> {
+        let t = Self::open_with_mac(name, mtu, mac)?;
+        let mut ifr = IfReq::new(name);
+        sys::ioctl_ifreq(t.fd.as_raw_fd(), TUNGETIFF, &mut ifr).map_err(|e| PortError::Io {
+            port: name.into(),
+            step: "TUNGETIFF",
+            source: e,
+        })?;
+        if ifr.short() & IFF_PERSIST == 0 {
+            return Ok(None);
+        }
+        Ok(Some(t))
     }
 }
 
