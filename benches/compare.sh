@@ -273,13 +273,13 @@ start_ovs() {
   export OVS_RUNDIR=$OVS_DIR OVS_DBDIR=$OVS_DIR OVS_LOGDIR=$OVS_DIR OVS_PKGDATADIR=/usr/share/openvswitch
   ovsdb-tool create "$OVS_DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema
   ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovsdb-server.pid" \
-    --log-file="$RUN/raw/ovsdb-server.log" -vconsole:off --detach --no-chdir
+    --log-file="$RUN/raw/ovsdb-server.log" -vconsole:off --detach --no-chdir 2>>"$RUN/raw/ovsdb-server.log"
   track "$(cat "$OVS_DIR/ovsdb-server.pid")"
   ovs_vsctl --no-wait init
   # Its best configuration for TAPs: userspace TSO (read at start).
   ovs_vsctl --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
   taskset -c 1 ovs-vswitchd "unix:$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovs-vswitchd.pid" \
-    --log-file="$RUN/raw/$PEER.log" -vconsole:off --detach --no-chdir --disable-system
+    --log-file="$RUN/raw/$PEER.log" -vconsole:off --detach --no-chdir --disable-system 2>>"$RUN/raw/$PEER.log"
   SW_PID=$(cat "$OVS_DIR/ovs-vswitchd.pid"); track "$SW_PID"
   ovs_vsctl add-br vsbovs -- set bridge vsbovs datapath_type=netdev \
     -- add-port vsbovs $IF_A -- set interface $IF_A type=tap \
@@ -371,7 +371,7 @@ t_tcp() { # STREAMS
 }
 
 t_udp64() {
-  local cfg=$RUN/raw/udp64.trafgen t0 t1 c0 c1 tx0 tx1 rx0 rx1 nf
+  local cfg=$RUN/raw/$PEER-udp64.trafgen t0 t1 c0 c1 tx0 tx1 rx0 rx1 nf
   cat >"$cfg" <<EOF
 /* 60-byte Ethernet frames (64 on the wire with the FCS): UDP to port 9 */
 {

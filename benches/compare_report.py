@@ -335,6 +335,11 @@ def svg(meta, peers):
                 if isinstance(v, (int, float)):
                     vals.append(v)
         vmax = max(vals) if vals else 1.0
+        if key2 == "rtt_p99_us":
+            # A few-ms p99 would flatten every median: clip the p99 ticks.
+            meds = [peers[k].get(key) for k, _ in rows if isinstance(peers[k].get(key), (int, float))]
+            if meds:
+                vmax = min(vmax, 4 * max(meds))
         vmax = vmax * 1.15 if vmax > 0 else 1.0
         bw = pw - 10 - lab - 70
         for j, (k, n) in enumerate(rows):
@@ -350,7 +355,7 @@ def svg(meta, peers):
             v2 = peers[k].get(key2) if key2 else None
             end = w
             if isinstance(v2, (int, float)):
-                w2 = bw * v2 / vmax
+                w2 = min(bw * v2 / vmax, bw + 4)
                 if key2 == "udp_offered_mpps":
                     o.append(f'<rect x="{x0 + lab}" y="{y + 3}" width="{w2:.1f}" height="{ph_row - 6}" '
                              f'fill="none" stroke="#333" stroke-dasharray="3,2"/>')
