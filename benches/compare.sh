@@ -371,7 +371,7 @@ t_tcp() { # STREAMS
 }
 
 t_udp64() {
-  local cfg=$RUN/raw/$PEER-udp64.trafgen t0 t1 c0 c1 tx0 tx1 rx0 rx1 nf
+  local cfg=$RUN/raw/$PEER-udp64.trafgen t0 t1 c0 c1 tx0 tx1 rx0 rx1 nf nf0 nf1 tg i
   cat >"$cfg" <<EOF
 /* 60-byte Ethernet frames (64 on the wire with the FCS): UDP to port 9 */
 {
@@ -381,17 +381,25 @@ t_udp64() {
   fill(0x00, 18)
 }
 EOF
-  tx0=$(($(stat_of $NS_A $IF_A tx_packets) + $(stat_of $NS_A $IF_A tx_dropped)))
-  rx0=$(stat_of $NS_B $IF_B rx_packets)
+  offered() { echo $(($(stat_of $NS_A $IF_A tx_packets) + $(stat_of $NS_A $IF_A tx_dropped))); }
+  nfc() { nsx $NS_B nft list chain netdev vsbench in | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+  # -P 1: one trafgen process, pinned by trafgen itself to CPU 0. It runs
+  # longer than the window measured, which starts once frames flow.
+  nsx $NS_A timeout -s INT -k 5 $((DUR + 15)) trafgen -o $IF_A -i "$cfg" -P 1 --no-sock-mem -Q \
+    >"$RUN/raw/$PEER-trafgen.txt" 2>&1 &
+  tg=$!; track $tg
+  tx0=$(offered)
+  for i in $(seq 100); do sleep 0.1; [ "$(offered)" -gt "$tx0" ] && break; done
+  sleep 0.2
+  tx0=$(offered); rx0=$(stat_of $NS_B $IF_B rx_packets); nf0=$(nfc)
   t0=$(now); c0=$(cpu_ticks)
-  # -P 1: one trafgen process, pinned by trafgen itself to CPU 0.
-  nsx $NS_A timeout -s INT -k 5 "$DUR" trafgen -o $IF_A -i "$cfg" -P 1 --no-sock-mem -Q \
-    >"$RUN/raw/$PEER-trafgen.txt" 2>&1 || true
+  sleep "$DUR"
+  tx1=$(offered); rx1=$(stat_of $NS_B $IF_B rx_packets); nf1=$(nfc)
   t1=$(now); c1=$(cpu_ticks)
-  sleep 0.5 # frames still queued in the switch reach B
-  tx1=$(($(stat_of $NS_A $IF_A tx_packets) + $(stat_of $NS_A $IF_A tx_dropped)))
-  rx1=$(stat_of $NS_B $IF_B rx_packets)
-  nf=$(nsx $NS_B nft list chain netdev vsbench in | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')
+  kill -INT $tg 2>/dev/null || true # timeout passes SIGINT on: trafgen prints its totals
+  for i in $(seq 50); do [ -d "/proc/$tg" ] || break; sleep 0.1; done
+  stop_pid $tg
+  nf=$((nf1 - nf0))
   rec udp_seconds "$(fsub "$t1" "$t0")"
   rec udp_offered $((tx1 - tx0))
   rec udp_rx $((rx1 - rx0))

@@ -267,7 +267,7 @@ def markdown(meta, peers, tg):
         if isinstance(d.get("udp_nft_mpps"), float):
             bits.append(f"64B at the receiver's nft hook {d['udp_nft_mpps']:.3f} Mpps")
         if isinstance(d.get("udp_trafgen"), float):
-            bits.append(f"trafgen reported {int(d['udp_trafgen'])} frames")
+            bits.append(f"trafgen sent {int(d['udp_trafgen'])} frames in all")
         if isinstance(d.get("tcp4_cpu_pct_per_gbps"), float):
             bits.append(f"CPU {d['tcp4_cpu_pct_per_gbps']:.2f} %/Gbit/s with 4 streams")
         if isinstance(d.get("fdb_before"), float):
