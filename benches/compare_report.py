@@ -214,7 +214,7 @@ def markdown(meta, peers, tg):
         f"Host: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} CPUs, kernel {meta.get('kernel', '?')}. "
         f"Load average (1/5/15 min) before: {meta.get('load_before', '?')}, after: {meta.get('load_after', '?')}. "
         f"{meta.get('duration', '?')} s per throughput test, {meta.get('pings', '?')} pings at 10 ms. "
-        f"Switch processes pinned to CPU 1, trafgen to CPU 0."
+        f"Switch processes pinned to CPU 1, trafgen to CPU 0; switches and generators at nice {meta.get('nice', 0)}."
     )
     L.append("")
     head = "| | " + " | ".join(t for _, t, _, _ in METRICS) + " |"
