@@ -33,7 +33,7 @@ NAMES = dict(PEERS)
 METRICS = [
     ("tcp1_gbps", "TCP 1 stream Gbit/s", 2, "up"),
     ("tcp4_gbps", "TCP 4 streams Gbit/s", 2, "up"),
-    ("udp_offered_mpps", "64B offered Mpps", 3, "up"),
+    ("udp_offered_mpps", "64B offered Mpps (attempts)", 3, "up"),
     ("udp_rx_mpps", "64B received Mpps", 3, "up"),
     ("rtt_median_us", "RTT median µs", 1, "down"),
     ("rtt_p99_us", "RTT p99 µs", 1, "down"),
@@ -300,7 +300,7 @@ COLORS = {
 PANELS = [
     ("tcp1_gbps", None, "TCP, 1 stream (Gbit/s, higher is better)", 2),
     ("tcp4_gbps", None, "TCP, 4 streams (Gbit/s, higher is better)", 2),
-    ("udp_rx_mpps", "udp_offered_mpps", "64-byte frames received (Mpps; outline = offered)", 3),
+    ("udp_rx_mpps", "udp_offered_mpps", "64-byte frames received (Mpps; outline = offered attempts)", 3),
     ("rtt_median_us", "rtt_p99_us", "Ping RTT median (µs, lower is better; tick = p99)", 0),
     ("cpu_pct_per_gbps", None, "Switch CPU per Gbit/s, TCP 1 stream (% of a core)", 1),
     ("cpu_pct_per_mpps", None, "Switch CPU per Mpps, 64 B (% of a core)", 0),
