@@ -3,13 +3,14 @@
 # TAP-to-TAP forwarder (the ceiling), Open vSwitch's userspace datapath and
 # VDE, in one run on this machine with the same generators.
 #
-#   sudo benches/compare.sh                  # full run (~5 min), results in bench-results/
+#   sudo benches/compare.sh                  # full run (~9 min), results in bench-results/
 #   sudo benches/compare.sh --quick          # 1 s tests, for checking the script
 #   sudo benches/compare.sh --only bridge,vswitchd --duration 3
 #
 # Options:
-#   --quick            1 s tests, 50 pings, 2 s idle, 20 000 MACs
+#   --quick            1 s tests, 50 pings, 2 s idle, 20 000 MACs, 1 repetition
 #   --duration S       seconds per throughput test (default 5)
+#   --repeat N         throughput tests per switch, median reported (default 3)
 #   --only LIST        comma-separated subset of: bridge bare vswitchd
 #                      vswitchd-64p vswitchd-100k ovs vde
 #   --no-build         use the binaries already in $CARGO_TARGET_DIR (or target/)
@@ -37,13 +38,14 @@ OUT=$ROOT/bench-results
 PY=/usr/bin/python3
 REPORT=$ROOT/benches/compare_report.py
 DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62
-BUILD=1 INSTALL=1 NICE=-10
+BUILD=1 INSTALL=1 NICE=-10 REPEAT=3
 ALL="bridge bare vswitchd vswitchd-64p vswitchd-100k ovs vde"
 ONLY=$ALL
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 ;;
+    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 REPEAT=1 ;;
+    --repeat) REPEAT=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --only) ONLY=${2//,/ }; shift ;;
     --no-build) BUILD=0 ;;
@@ -496,9 +498,12 @@ run_peer() { # PEER INDEX
   [ "$PEER" = vswitchd-100k ] && preload_macs
   case $PEER in bridge | vswitchd-64p | vswitchd-100k) ;; *) t_idle ;; esac
   t_ping
-  t_tcp 1
-  t_tcp 4
-  t_udp64
+  local r
+  for r in $(seq "$REPEAT"); do # the report takes the median of the repetitions
+    t_tcp 1
+    t_tcp 4
+    t_udp64
+  done
   alive_ok=1
   [ -z "${SW_PID:-}" ] || [ -d "/proc/$SW_PID" ] || alive_ok=0
   [ "$PEER" = vswitchd-100k ] && rec fdb_after "$(fdb_entries)"
@@ -545,7 +550,7 @@ import json, sys
 json.dump({
   "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
   "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
-  "duration": $DUR, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
+  "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
   "idle_ports": $IDLE_PORTS, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
   "peers": "$ONLY".split(),
 }, open(sys.argv[1], "w"), indent=2)

@@ -113,7 +113,15 @@ def cmd_fdb(path):
 # ---------------------------------------------------------------- report
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def load_raw(path):
+    """Per peer, key -> value; a key recorded several times (repetitions)
+    becomes the median, and the list is kept under "<key>_runs"."""
     peers = {}
     with open(path) as f:
         for line in f:
@@ -124,9 +132,17 @@ def load_raw(path):
             d = peers.setdefault(peer, {})
             try:
                 v = float(val)
-                d[key] = v if math.isfinite(v) else None
+                v = v if math.isfinite(v) else None
+                d.setdefault(key + "_runs", []).append(v)
             except ValueError:
                 d[key] = val
+    for d in peers.values():
+        for k in [k for k in d if k.endswith("_runs")]:
+            runs = d[k]
+            good = [v for v in runs if v is not None]
+            d[k[: -len("_runs")]] = median(good) if good else None
+            if len(runs) == 1:
+                del d[k]
     return peers
 
 
@@ -213,7 +229,8 @@ def markdown(meta, peers, tg):
     L.append(
         f"Host: {meta.get('cpu', '?')}, {meta.get('ncpu', '?')} CPUs, kernel {meta.get('kernel', '?')}. "
         f"Load average (1/5/15 min) before: {meta.get('load_before', '?')}, after: {meta.get('load_after', '?')}. "
-        f"{meta.get('duration', '?')} s per throughput test, {meta.get('pings', '?')} pings at 10 ms. "
+        f"{meta.get('duration', '?')} s per throughput test, median of {meta.get('repeat', 1)} runs; "
+        f"{meta.get('pings', '?')} pings at 10 ms. "
         f"Switch processes pinned to CPU 1, trafgen to CPU 0; switches and generators at nice {meta.get('nice', 0)}."
     )
     L.append("")
@@ -268,6 +285,14 @@ def markdown(meta, peers, tg):
             bits.append(f"64B at the receiver's nft hook {d['udp_nft_mpps']:.3f} Mpps")
         if isinstance(d.get("udp_trafgen"), float):
             bits.append(f"trafgen sent {int(d['udp_trafgen'])} frames in all")
+        runs = d.get("tcp1_gbps_runs")
+        if runs and None not in runs:
+            bits.append(f"TCP 1 stream runs {min(runs):.2f}–{max(runs):.2f} Gbit/s")
+        rx, secs = d.get("udp_rx_runs"), d.get("udp_seconds_runs")
+        if rx and secs and len(rx) == len(secs) and None not in rx and None not in secs:
+            rates = [a / b / 1e6 for a, b in zip(rx, secs) if b]
+            if rates:
+                bits.append(f"64B received runs {min(rates):.3f}–{max(rates):.3f} Mpps")
         if isinstance(d.get("tcp4_cpu_pct_per_gbps"), float):
             bits.append(f"CPU {d['tcp4_cpu_pct_per_gbps']:.2f} %/Gbit/s with 4 streams")
         if isinstance(d.get("fdb_before"), float):
