@@ -200,7 +200,7 @@ def targets(peers):
     out = []
 
     def add(name, value, goal, met):
-        out.append({"target": name, "value": value, "goal": goal,
+        out.append({"target": name, "value": value, "goal": goal, "unit": "ratio",
                     "met": None if value is None else met(value)})
 
     r = ratio(g("vswitchd", "tcp1_gbps"), g("bridge", "tcp1_gbps"))
@@ -219,7 +219,7 @@ def targets(peers):
             add(f"{label}: {what} vs 2 ports/few MACs", r, "≥ 0.90× (loses < 10 %)",
                 lambda v: v >= 0.9)
     v = g("vswitchd", "idle_cpu_pct")
-    out.append({"target": "vswitchd idle CPU % (10 s)", "value": v, "goal": "≈ 0",
+    out.append({"target": "vswitchd idle CPU % (10 s)", "value": v, "goal": "≈ 0", "unit": "%",
                 "met": None if v is None else v < 0.5})
     return out
 
@@ -274,7 +274,7 @@ def markdown(meta, peers, tg):
         v = t["value"]
         if v is None:
             val, met = "—", "n/a"
-        elif "idle" in t["target"]:
+        elif t.get("unit") == "%":
             val, met = f"{v:.2f} %", "yes" if t["met"] else "**no**"
         else:
             val, met = f"{v:.2f}×", "yes" if t["met"] else "**no**"
