@@ -520,6 +520,7 @@ run_peer() { # PEER INDEX
 # ------------------------------------------------------------ run
 
 LOAD_BEFORE=$(load1)
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "results in $RUN; load average $LOAD_BEFORE; $DUR s per test"
 i=0
 for p in $ALL; do
@@ -554,7 +555,7 @@ rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 $PY - "$RUN/raw/meta.json" <<EOF
 import json, sys
 json.dump({
-  "date": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
+  "date": "$STARTED", "finished": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
   "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
   "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
   "idle_ports": $IDLE_PORTS, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
