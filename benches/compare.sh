@@ -26,7 +26,7 @@
 # Measured: iperf3 TCP 1 and 4 streams, 64-byte UDP frames offered/received
 # (trafgen; the receiver drops them at an nft netdev ingress hook), ping RTT
 # median/p99, switch CPU from /proc/PID/stat, idle CPU. See
-# docs/performance.md ("Side-by-side benchmark") for the method.
+# docs/performance-compare.md ("Side-by-side benchmark") for the method.
 #
 # Everything the script creates (namespaces, links, processes — by pid) is
 # removed on exit, also on failure or Ctrl-C.
