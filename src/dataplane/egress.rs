@@ -9,8 +9,15 @@ use crate::switch::TagAction;
 use crate::wire::ethernet::{HEADER_LEN, TAG_LEN};
 use crate::wire::vnet::{self, VNET_HDR_LEN, VnetHdr};
 
-/// Writes `[header][frame with the tag action applied]` into `out`.
-pub fn apply_tag(act: TagAction, tpid: u16, hdr: VnetHdr, frame: &[u8], out: &mut Vec<u8>) {
+/// Writes `[header][frame with the tag action applied]` into `out`;
+/// returns the header written (offsets shifted by a pushed/popped tag).
+pub fn apply_tag(
+    act: TagAction,
+    tpid: u16,
+    hdr: VnetHdr,
+    frame: &[u8],
+    out: &mut Vec<u8>,
+) -> VnetHdr {
     let mut h = hdr;
     out.clear();
     out.resize(VNET_HDR_LEN, 0);
@@ -37,6 +44,7 @@ pub fn apply_tag(act: TagAction, tpid: u16, hdr: VnetHdr, frame: &[u8], out: &mu
         }
     }
     h.write(&mut out[..VNET_HDR_LEN]);
+    h
 }
 
 /// Why (part of) a frame did not leave a port.
@@ -90,10 +98,10 @@ fn classify(e: &io::Error) -> Failure {
     }
 }
 
-/// Sends `buf` = [header][frame] (tag already applied) to `port`.
-/// `scratch` is reused for software offload work.
-pub fn send(port: &dyn Port, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
-    let hdr = VnetHdr::parse(buf);
+/// Sends `buf` = [header][frame] (tag already applied) to `port`; `hdr`
+/// is that header, parsed once by the caller. `scratch` is reused for
+/// software offload work.
+pub fn send(port: &dyn Port, hdr: VnetHdr, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
     let frame = &buf[VNET_HDR_LEN..];
     // Like the kernel's is_skb_forwardable: MTU + Ethernet header + one tag.
     if !hdr.is_gso() && frame.len() > port.mtu() + HEADER_LEN + TAG_LEN {
@@ -217,7 +225,7 @@ mod tests {
         let port = Flaky {
             ok: std::sync::atomic::AtomicUsize::new(2),
         };
-        let sent = send(&port, &buf, &mut Vec::new());
+        let sent = send(&port, hdr, &buf, &mut Vec::new());
         assert_eq!(sent.frames, 2);
         assert_eq!(sent.bytes, 2 * (54 + 1000));
         assert_eq!(sent.failure, Some(Failure::Dropped(Reason::QueueFull)));

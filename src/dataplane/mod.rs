@@ -577,16 +577,16 @@ impl Run {
                 continue;
             };
             let sent = if act == TagAction::Keep {
-                egress::send(&*oh.port, &self.buf[..n], &mut self.seg)
+                egress::send(&*oh.port, hdr, &self.buf[..n], &mut self.seg)
             } else {
-                egress::apply_tag(
+                let h = egress::apply_tag(
                     act,
                     tpid,
                     hdr,
                     &self.buf[VNET_HDR_LEN..n],
                     &mut self.scratch,
                 );
-                egress::send(&*oh.port, &self.scratch, &mut self.seg)
+                egress::send(&*oh.port, h, &self.scratch, &mut self.seg)
             };
             if sent.frames > 0 {
                 let oc = self.counters.port(out);
