@@ -24,6 +24,9 @@ use crate::wire::Mac;
 
 /// Default Prometheus endpoint.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9417";
+/// Allowed ageing times, in seconds (file, command line and vswitchctl).
+pub const AGEING_SECONDS: std::ops::RangeInclusive<u64> = 10..=1_000_000;
+
 /// Default control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitchd/vswitchd.sock";
 
@@ -275,7 +278,7 @@ impl File {
             message,
         };
         let s = &self.switch;
-        if !(10..=1_000_000).contains(&s.ageing_time) {
+        if !AGEING_SECONDS.contains(&s.ageing_time) {
             return Err(err(format!(
                 "[switch] ageing-time = {}: must be 10 to 1000000 seconds",
                 s.ageing_time

@@ -185,15 +185,17 @@ impl Daemon {
         let mut section = current.plan.section.clone();
         changes.apply(&mut section);
         let plan = Self::plan_one(&section)?;
+        self.filter_vlans_for(&plan);
+        self.update(&current, plan)
+    }
+
+    /// A port given VLAN settings at runtime turns VLAN filtering on.
+    fn filter_vlans_for(&self, plan: &PortPlan) {
         let sw = self.dp.switch();
-        if section.vlan.is_some() && !sw.vlan_filtering() {
-            tracing::info!(
-                port = name,
-                "port has VLAN settings: VLAN filtering turns on"
-            );
+        if plan.section.vlan.is_some() && !sw.vlan_filtering() {
+            tracing::info!(port = %plan.spec, "port has VLAN settings: VLAN filtering turns on");
             sw.set_vlan_filtering(true, sw.vlan_protocol());
         }
-        self.update(&current, plan)
     }
 
     fn update(&self, cur: &Attached, plan: PortPlan) -> Result<(), String> {
@@ -245,11 +247,7 @@ impl Daemon {
     /// Adds a port from a `port-add` request.
     pub fn add_port_section(&self, section: &PortSection) -> Result<PortId, String> {
         let plan = Self::plan_one(section)?;
-        let sw = self.dp.switch();
-        if section.vlan.is_some() && !sw.vlan_filtering() {
-            tracing::info!(port = %plan.spec, "port has VLAN settings: VLAN filtering turns on");
-            sw.set_vlan_filtering(true, sw.vlan_protocol());
-        }
+        self.filter_vlans_for(&plan);
         self.attach(plan, true)
     }
 
@@ -495,7 +493,7 @@ impl Daemon {
     }
 
     pub fn set_ageing(&self, seconds: u64) -> Result<(), String> {
-        if !(10..=1_000_000).contains(&seconds) {
+        if !config::AGEING_SECONDS.contains(&seconds) {
             return Err(format!(
                 "ageing time {seconds}: must be 10 to 1000000 seconds"
             ));

@@ -193,6 +193,13 @@ struct LearnState {
     ports: Vec<PortOrder>,
 }
 
+impl LearnState {
+    /// Whether `port` has learned as many MACs as `limit` allows.
+    fn at_limit(&self, port: PortId, limit: Option<usize>) -> bool {
+        limit.is_some_and(|l| self.ports[port as usize].queue.len() >= l)
+    }
+}
+
 /// The forwarding database. See the module documentation.
 pub struct Fdb {
     map: papaya::HashMap<Key, Entry, foldhash::fast::RandomState>,
@@ -291,9 +298,7 @@ impl Fdb {
         let map = self.map.pin();
         // At a limit, aged entries not swept yet must not take the place of
         // live ones: sweep first.
-        if self.len() >= self.capacity()
-            || port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l)
-        {
+        if self.len() >= self.capacity() || st.at_limit(port, port_limit) {
             self.expire_locked(&mut st, &map, now);
         }
         if let Some(e) = map.get(&key) {
@@ -308,7 +313,7 @@ impl Fdb {
                 e.seen.fetch_max(now, Relaxed);
                 return Learn::Refreshed;
             }
-            if port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l) {
+            if st.at_limit(port, port_limit) {
                 self.stats.refused.fetch_add(1, Relaxed);
                 return Learn::Refused;
             }
@@ -321,7 +326,7 @@ impl Fdb {
             self.stats.moved.fetch_add(1, Relaxed);
             return Learn::Moved;
         }
-        if port_limit.is_some_and(|l| st.ports[port as usize].queue.len() >= l) {
+        if st.at_limit(port, port_limit) {
             self.stats.refused.fetch_add(1, Relaxed);
             return Learn::Refused;
         }
