@@ -402,7 +402,8 @@ enum Drained {
 impl Run {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
-        let mut last_retry = Instant::now();
+        let retry_ms = RETRY.as_millis() as u64;
+        let mut next_retry = self.clock.now_ms() + retry_ms;
         while !self.stop.load(Relaxed) {
             let timeout = if self.ready.is_empty() {
                 RETRY
@@ -423,19 +424,27 @@ impl Run {
                     self.mark_ready(ev.token().0 as PortId);
                 }
             }
-            for _ in 0..self.ready.len() {
-                let Some(id) = self.ready.pop_front() else {
-                    break;
-                };
-                self.queued[id as usize] = false;
-                match self.service(id) {
-                    Drained::Empty => {}
-                    Drained::More => self.mark_ready(id),
-                    Drained::Gone => self.port_gone(id),
+            // One clock reading, one port map and one switch view for the
+            // whole pass over the ready ports.
+            let now = self.clock.now_ms();
+            if !self.ready.is_empty() {
+                let map = self.ports.load();
+                let switch = self.switch.clone();
+                let view = switch.view();
+                for _ in 0..self.ready.len() {
+                    let Some(id) = self.ready.pop_front() else {
+                        break;
+                    };
+                    self.queued[id as usize] = false;
+                    match self.service(id, &view, &map, now) {
+                        Drained::Empty => {}
+                        Drained::More => self.mark_ready(id),
+                        Drained::Gone => self.port_gone(id),
+                    }
                 }
             }
-            if last_retry.elapsed() >= RETRY {
-                last_retry = Instant::now();
+            if now >= next_retry {
+                next_retry = now + retry_ms;
                 self.retry_link_down();
             }
         }
@@ -515,14 +524,10 @@ impl Run {
     }
 
     /// Reads up to a batch of frames from one port and forwards them.
-    fn service(&mut self, id: PortId) -> Drained {
+    fn service(&mut self, id: PortId, view: &SwitchView<'_>, map: &PortMap, now: u64) -> Drained {
         let Some(h) = self.owned[id as usize].clone() else {
             return Drained::Empty;
         };
-        let map = self.ports.load();
-        let now = self.clock.now_ms();
-        let switch = self.switch.clone();
-        let view = switch.view();
         for _ in 0..BATCH {
             let n = match h.port.recv(&mut self.buf) {
                 Ok(n) => n,
@@ -546,7 +551,7 @@ impl Run {
                 self.switch.set_port_up(id, true);
                 tracing::info!(port = h.port.name(), "link up");
             }
-            self.forward(&view, &map, id, n, now);
+            self.forward(view, map, id, n, now);
         }
         Drained::More
     }

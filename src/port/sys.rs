@@ -129,16 +129,37 @@ pub fn setsockopt<T>(
     Ok(())
 }
 
+// The per-frame calls below go through `syscall(2)` rather than libc's
+// `read`/`write`/`writev`: those are pthread cancellation points, and their
+// cancellation bookkeeping (~70 instructions a frame, measured with
+// callgrind) buys nothing here — no thread of ours is ever cancelled.
+
 /// `read(fd, buf)`.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid writable region of `buf.len()` bytes.
-    cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) })
+    // SAFETY: `buf` is a valid writable region of `buf.len()` bytes; the
+    // kernel writes at most that many.
+    cvt_size(unsafe {
+        libc::syscall(
+            libc::SYS_read,
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    } as libc::ssize_t)
 }
 
 /// `write(fd, buf)`.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.
-    cvt_size(unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) })
+    // SAFETY: `buf` is a valid readable region of `buf.len()` bytes; the
+    // kernel only reads it.
+    cvt_size(unsafe {
+        libc::syscall(
+            libc::SYS_write,
+            fd,
+            buf.as_ptr() as *const libc::c_void,
+            buf.len(),
+        )
+    } as libc::ssize_t)
 }
 
 /// `writev(fd, [a, b])`: one frame from two pieces without copying.
@@ -153,8 +174,9 @@ pub fn writev2(fd: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
             iov_len: b.len(),
         },
     ];
-    // SAFETY: both iovecs describe live, readable slices; writev only reads.
-    cvt_size(unsafe { libc::writev(fd, iov.as_ptr(), 2) })
+    // SAFETY: both iovecs describe live, readable slices and `iov` outlives
+    // the call; writev only reads them.
+    cvt_size(unsafe { libc::syscall(libc::SYS_writev, fd, iov.as_ptr(), 2) } as libc::ssize_t)
 }
 
 /// The interface index of `name` in this network namespace.
