@@ -28,6 +28,8 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9417";
 pub const AGEING_SECONDS: std::ops::RangeInclusive<u64> = 10..=1_000_000;
 
 /// Default control socket.
+/// The longest `busy-poll` (1 s): beyond it a worker is simply always busy.
+pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitchd/vswitchd.sock";
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
@@ -48,6 +50,9 @@ pub struct SwitchSection {
     pub group_fwd_mask: GroupFwdMask,
     pub vlan_protocol: VlanProtocol,
     pub workers: usize,
+    /// Microseconds a worker keeps polling after its last frame before it
+    /// sleeps (0: sleep at once).
+    pub busy_poll: u64,
     /// `HOST:PORT` or `off`.
     pub metrics_addr: String,
     /// Path or `off`.
@@ -62,6 +67,7 @@ impl Default for SwitchSection {
             group_fwd_mask: GroupFwdMask(0),
             vlan_protocol: VlanProtocol::Dot1q,
             workers: 1,
+            busy_poll: 0,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
         }
@@ -235,6 +241,7 @@ pub enum ConfigError {
 pub struct Config {
     pub switch: SwitchConfig,
     pub workers: usize,
+    pub busy_poll: std::time::Duration,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<PathBuf>,
     pub ports: Vec<PortPlan>,
@@ -296,6 +303,12 @@ impl File {
                 s.workers
             )));
         }
+        if s.busy_poll > MAX_BUSY_POLL_US {
+            return Err(err(format!(
+                "[switch] busy-poll = {}: must be 0 to {MAX_BUSY_POLL_US} microseconds",
+                s.busy_poll
+            )));
+        }
         let metrics_addr = parse_metrics_addr(&s.metrics_addr)
             .map_err(|m| err(format!("[switch] metrics-addr: {m}")))?;
         let control_socket = match s.control_socket.as_str() {
@@ -328,6 +341,7 @@ impl File {
                 vlan_protocol: s.vlan_protocol.tpid(),
             },
             workers: s.workers,
+            busy_poll: std::time::Duration::from_micros(s.busy_poll),
             metrics_addr,
             control_socket,
             ports,
@@ -500,6 +514,7 @@ pub struct Overrides {
     pub ageing_time: Option<u64>,
     pub fdb_size: Option<usize>,
     pub workers: Option<usize>,
+    pub busy_poll: Option<u64>,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<String>,
     /// Ports from `--ports`, added to the file's.
@@ -517,6 +532,9 @@ impl Overrides {
         }
         if let Some(v) = self.workers {
             s.workers = v;
+        }
+        if let Some(v) = self.busy_poll {
+            s.busy_poll = v;
         }
         if let Some(v) = &self.metrics_addr {
             s.metrics_addr = v.clone();
@@ -654,6 +672,12 @@ mac = "02:00:00:00:17:02"
             .unwrap_err()
             .to_string();
         assert!(e.contains("mtu"), "{e}");
+        let e = check("[switch]\nbusy-poll = 5000000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("busy-poll") && e.contains("1000000"), "{e}");
+        let c = check("[switch]\nbusy-poll = 20000\n").unwrap();
+        assert_eq!(c.busy_poll, std::time::Duration::from_millis(20));
     }
 
     #[test]

@@ -168,9 +168,12 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Starts `workers` threads (at least one) forwarding for `switch`.
+    /// A worker keeps polling for `busy_poll` after its last frame before
+    /// it sleeps (zero: it sleeps as soon as nothing is ready).
     pub fn start(
         switch: Arc<Switch>,
         workers: usize,
+        busy_poll: Duration,
         clock: Clock,
     ) -> Result<Dataplane, DataplaneError> {
         let ports: Arc<ArcSwap<PortMap>> = Arc::new(ArcSwap::from_pointee(vec![None; MAX_PORTS]));
@@ -190,6 +193,7 @@ impl Dataplane {
                 stop: stop.clone(),
                 counters: counters.clone(),
                 clock,
+                busy_poll,
                 owned: vec![None; MAX_PORTS],
                 ready: VecDeque::new(),
                 queued: vec![false; MAX_PORTS],
@@ -374,6 +378,17 @@ impl Drop for Dataplane {
     }
 }
 
+/// How long a worker may sleep in `epoll_wait`: not at all while a port may
+/// still hold frames or while it busy-polls (`busy_poll` since the last
+/// frame, `idle_for` ago); otherwise until the next link-down retry.
+fn poll_timeout(ready: bool, busy_poll: Duration, idle_for: Duration) -> Duration {
+    if ready || idle_for < busy_poll {
+        Duration::ZERO
+    } else {
+        RETRY
+    }
+}
+
 /// One worker's state.
 struct Run {
     poll: Poll,
@@ -383,6 +398,7 @@ struct Run {
     stop: Arc<AtomicBool>,
     counters: Arc<WorkerCounters>,
     clock: Clock,
+    busy_poll: Duration,
     /// Ports this worker polls.
     owned: Vec<Option<Arc<PortHandle>>>,
     /// Ports with frames possibly waiting (edge-triggered polling).
@@ -404,12 +420,15 @@ impl Run {
         let mut events = Events::with_capacity(256);
         let retry_ms = RETRY.as_millis() as u64;
         let mut next_retry = self.clock.now_ms() + retry_ms;
+        // Busy polling: the last time a port had something to read.
+        let mut last_busy = Instant::now();
         while !self.stop.load(Relaxed) {
-            let timeout = if self.ready.is_empty() {
-                RETRY
+            let idle_for = if self.busy_poll.is_zero() {
+                Duration::MAX
             } else {
-                Duration::ZERO
+                last_busy.elapsed()
             };
+            let timeout = poll_timeout(!self.ready.is_empty(), self.busy_poll, idle_for);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("poll failed: {e}");
@@ -428,6 +447,9 @@ impl Run {
             // whole pass over the ready ports.
             let now = self.clock.now_ms();
             if !self.ready.is_empty() {
+                if !self.busy_poll.is_zero() {
+                    last_busy = Instant::now();
+                }
                 let map = self.ports.load();
                 let switch = self.switch.clone();
                 let view = switch.view();

@@ -20,8 +20,17 @@ fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 }
 
 fn setup(cfgs: Vec<PortConfig>, sw: SwitchConfig, workers: usize) -> (Dataplane, Vec<PairPeer>) {
+    setup_polling(cfgs, sw, workers, Duration::ZERO)
+}
+
+fn setup_polling(
+    cfgs: Vec<PortConfig>,
+    sw: SwitchConfig,
+    workers: usize,
+    busy_poll: Duration,
+) -> (Dataplane, Vec<PairPeer>) {
     let switch = Arc::new(Switch::new(&sw));
-    let dp = Dataplane::start(switch, workers, Clock::new()).unwrap();
+    let dp = Dataplane::start(switch, workers, busy_poll, Clock::new()).unwrap();
     let mut peers = Vec::new();
     for c in cfgs {
         let (p, peer) = pair(&c.name).unwrap();
@@ -157,4 +166,36 @@ fn shutdown_joins_workers() {
     let (dp, _peers) = setup(ports(2), SwitchConfig::default(), 2);
     dp.shutdown();
     assert!(dp.ports().is_empty());
+}
+
+#[test]
+fn busy_polling_worker_forwards_every_frame() {
+    let (dp, peers) = setup_polling(
+        ports(2),
+        SwitchConfig::default(),
+        1,
+        Duration::from_millis(5),
+    );
+    for i in 0..50u8 {
+        let f = frame(B, [2, 0, 0, 0, 1, i], 60);
+        peers[0].send(&f).unwrap();
+        assert_eq!(peers[1].recv_timeout(WAIT).unwrap(), Some(f));
+        if i % 10 == 0 {
+            // Past the busy-poll window: the worker slept and must wake.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    dp.shutdown();
+}
+
+#[test]
+fn poll_timeout_sleeps_only_when_idle_past_the_busy_window() {
+    let z = Duration::ZERO;
+    let ms = Duration::from_millis;
+    assert_eq!(poll_timeout(true, z, Duration::MAX), z, "frames waiting");
+    assert_eq!(poll_timeout(false, z, Duration::MAX), RETRY, "no busy poll");
+    assert_eq!(poll_timeout(false, z, z), RETRY, "no busy poll, just busy");
+    assert_eq!(poll_timeout(false, ms(20), ms(3)), z, "inside the window");
+    assert_eq!(poll_timeout(false, ms(20), ms(20)), RETRY, "window over");
+    assert_eq!(poll_timeout(true, ms(20), ms(50)), z);
 }
