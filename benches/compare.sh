@@ -11,7 +11,7 @@
 #   --quick            1 s tests, 50 pings, 2 s idle, 20 000 MACs, 1 repetition
 #   --duration S       seconds per throughput test (default 5)
 #   --repeat N         throughput tests per switch, median reported (default 3)
-#   --only LIST        comma-separated subset of: bridge bare vswitchd
+#   --only LIST        comma-separated subset of: bridge bare bare-uring vswitchd
 #                      vswitchd-64p vswitchd-100k vswitchd-busy ovs vde
 #                      (vswitchd-busy: --busy-poll 20000, idle CPU and
 #                      ping RTT only — throughput is the same as vswitchd's)
@@ -41,7 +41,7 @@ PY=/usr/bin/python3
 REPORT=$ROOT/benches/compare_report.py
 DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62
 BUILD=1 INSTALL=1 NICE=-10 REPEAT=3
-ALL="bridge bare vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
+ALL="bridge bare bare-uring vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
 ONLY=$ALL
 
 while [ $# -gt 0 ]; do
@@ -176,14 +176,15 @@ command -v vde_switch >/dev/null || SKIP[vde]="skipped: vde2 not installed"
 
 if [ $BUILD = 1 ]; then
   log "building vswitchd, vswitchctl and the bare forwarder (release)"
-  (cd "$ROOT" && cargo build --release --quiet --bin vswitchd --bin vswitchctl --example bare_forwarder) ||
+  (cd "$ROOT" && cargo build --release --quiet --bin vswitchd --bin vswitchctl --example bare_forwarder --example bare_uring) ||
     die "cargo build failed"
 fi
 VSWITCHD=$TARGET/release/vswitchd
 VSWITCHCTL=$TARGET/release/vswitchctl
 BARE=$TARGET/release/examples/bare_forwarder
-for b in "$VSWITCHD" "$VSWITCHCTL" "$BARE"; do
-  [ -x "$b" ] || die "$b not built (cargo build --release --bin vswitchd --bin vswitchctl --example bare_forwarder)"
+BARE_URING=$TARGET/release/examples/bare_uring
+for b in "$VSWITCHD" "$VSWITCHCTL" "$BARE" "$BARE_URING"; do
+  [ -x "$b" ] || die "$b not built (cargo build --release --bin vswitchd --bin vswitchctl --example bare_forwarder --example bare_uring)"
 done
 
 AUTOGROUP_OLD=
@@ -293,9 +294,9 @@ start_vswitchd() { # NPORTS [extra vswitchd args...]
   fi
 }
 
-start_bare() {
+start_bare() { # [BINARY]
   make_namespaces
-  taskset -c 1 "$BARE" $IF_A $IF_B >"$RUN/raw/$PEER.log" 2>&1 &
+  taskset -c 1 "${1:-$BARE}" $IF_A $IF_B >"$RUN/raw/$PEER.log" 2>&1 &
   SW_PID=$!; track $SW_PID
   place_taps
 }
@@ -494,6 +495,7 @@ run_peer() { # PEER INDEX
   case $PEER in
     bridge) start_bridge ;;
     bare) start_bare ;;
+    bare-uring) start_bare "$BARE_URING" ;;
     vswitchd) start_vswitchd 2 --control-socket off ;;
     vswitchd-64p) start_vswitchd $((IDLE_PORTS + 2)) --control-socket off ;;
     vswitchd-100k) start_vswitchd 2 --control-socket "$TMP/vswitchd.sock" --fdb-size 200000 --ageing-time 3600 ;;

@@ -21,6 +21,7 @@ from html import escape
 PEERS = [
     ("bridge", "Linux bridge"),
     ("bare", "bare TAP forwarder"),
+    ("bare-uring", "bare forwarder, io_uring"),
     ("vswitchd", "vswitchd"),
     ("vswitchd-64p", "vswitchd, 64 ports"),
     ("vswitchd-100k", "vswitchd, 100k MACs"),
@@ -208,6 +209,9 @@ def targets(peers):
     add("TCP 1 stream vs Linux bridge", r, "≥ 0.80×", lambda v: v >= 0.8)
     r = ratio(g("vswitchd", "udp_rx_mpps"), g("bare", "udp_rx_mpps"))
     add("64B received vs bare forwarder", r, "≥ 0.95×", lambda v: v >= 0.95)
+    r = ratio(g("bare-uring", "udp_rx_mpps"), g("bare", "udp_rx_mpps"))
+    add("Stretch, batched I/O: io_uring bare forwarder vs bare forwarder, 64B received "
+        "(not in vswitchd yet)", r, "> 1.00×", lambda v: v > 1.0)
     r = ratio(g("vswitchd", "udp_rx_mpps"), g("vde", "udp_rx_mpps"))
     add("64B received vs VDE", r, "≥ 1.00×", lambda v: v >= 1.0)
     r = ratio(g("vswitchd", "rtt_median_us"), g("vde", "rtt_median_us"))
@@ -324,6 +328,7 @@ def markdown(meta, peers, tg):
 COLORS = {
     "bridge": "#4c72b0",
     "bare": "#8c8c8c",
+    "bare-uring": "#bdbdbd",
     "vswitchd": "#dd8452",
     "vswitchd-64p": "#e6a57a",
     "vswitchd-100k": "#f0c6a6",

@@ -14,6 +14,7 @@ pub mod rtnl;
 pub mod sys;
 pub mod tap;
 pub mod unix;
+pub mod uring;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -60,6 +60,16 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// Clears O_NONBLOCK on `fd` (for io_uring, see `port::uring`).
+pub fn set_blocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL take and return plain integers; no
+    // memory is shared.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
 /// `ioctl(fd, req, &mut ifreq)`.
 pub fn ioctl_ifreq(fd: RawFd, req: libc::c_ulong, ifr: &mut IfReq) -> io::Result<()> {
     // SAFETY: `ifr` is a valid, exclusively borrowed `struct ifreq`-sized

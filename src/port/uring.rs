@@ -1,0 +1,226 @@
+//! Batched TAP I/O through io_uring: reads kept pending in the kernel, each
+//! into its own buffer, and a frame's write hard-linked to the next read
+//! into the same buffer. One `io_uring_enter` then carries dozens of frames
+//! instead of one `read()` and one `write()` syscall each.
+//!
+//! Used by `benches/bare_uring.rs` (the benchmark's io_uring ceiling); the
+//! dataplane does not use it yet (see docs/performance.md).
+//!
+//! The fds must be blocking: on an O_NONBLOCK file io_uring completes a read
+//! with -EAGAIN instead of waiting ([`sys::set_blocking`]). A pending read
+//! on a TAP arms an internal poll (the tun driver supports non-blocking
+//! kiocbs, so no io-wq thread is involved).
+//!
+//! Safety of the buffers: the kernel writes into a slot's buffer while its
+//! read is pending, so a slot is either *pending* (only the kernel touches
+//! it) or *ready* (its frame can be read here). [`ForwardRing::frame`] only
+//! gives out ready slots. Buffers are never freed while the ring may still
+//! use them: on drop they are leaked (a process-lifetime forwarder loses
+//! nothing; reclaiming them would need every request cancelled and reaped).
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::RawFd;
+
+use io_uring::{IoUring, opcode, squeue, types};
+
+/// Marks a write in user_data; the low bits are the slot.
+const WRITE: u64 = 1 << 32;
+
+/// One completion: a read (`result` = frame length or -errno) or a failed
+/// write (successful writes post none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub slot: usize,
+    pub write: bool,
+    pub result: i32,
+}
+
+/// See the module documentation.
+pub struct ForwardRing {
+    ring: IoUring,
+    bufs: ManuallyDrop<Vec<Box<[u8]>>>,
+    /// The fd each slot reads from.
+    src: Vec<RawFd>,
+    pending: Vec<bool>,
+}
+
+impl ForwardRing {
+    /// A ring with room for `entries` submissions at once.
+    pub fn new(entries: u32) -> io::Result<ForwardRing> {
+        Ok(ForwardRing {
+            ring: IoUring::builder()
+                .setup_cqsize(entries * 4)
+                .build(entries)?,
+            bufs: ManuallyDrop::new(Vec::new()),
+            src: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Adds a slot reading from `fd` into a buffer of `len` bytes and
+    /// queues its first read. Returns the slot.
+    pub fn add_slot(&mut self, fd: RawFd, len: usize) -> io::Result<usize> {
+        self.bufs.push(vec![0u8; len].into_boxed_slice());
+        self.src.push(fd);
+        self.pending.push(false);
+        let slot = self.src.len() - 1;
+        self.rearm(slot)?;
+        Ok(slot)
+    }
+
+    /// The first `len` bytes read into `slot`, if its read has completed
+    /// and it was not re-armed since.
+    pub fn frame(&self, slot: usize, len: usize) -> Option<&[u8]> {
+        if *self.pending.get(slot)? {
+            return None;
+        }
+        self.bufs[slot].get(..len)
+    }
+
+    /// Queues the next read into `slot`.
+    pub fn rearm(&mut self, slot: usize) -> io::Result<()> {
+        self.take(slot)?;
+        let buf = &mut self.bufs[slot];
+        let e = opcode::Read::new(
+            types::Fd(self.src[slot]),
+            buf.as_mut_ptr(),
+            buf.len() as u32,
+        )
+        .build()
+        .user_data(slot as u64);
+        self.push(&e)
+    }
+
+    /// Queues the write of the first `len` bytes of `slot` to `to`, then
+    /// (hard-linked: once the write is done, even if it failed) the next
+    /// read into `slot`.
+    pub fn forward(&mut self, slot: usize, to: RawFd, len: usize) -> io::Result<()> {
+        self.take(slot)?;
+        let buf = &self.bufs[slot];
+        if len > buf.len() {
+            self.pending[slot] = false;
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let w = opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
+            .build()
+            .flags(squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS)
+            .user_data(WRITE | slot as u64);
+        self.push(&w)?;
+        let buf = &mut self.bufs[slot];
+        let r = opcode::Read::new(
+            types::Fd(self.src[slot]),
+            buf.as_mut_ptr(),
+            buf.len() as u32,
+        )
+        .build()
+        .user_data(slot as u64);
+        self.push(&r)
+    }
+
+    /// Submits everything queued, waits for at least one completion and
+    /// appends all available ones to `out`.
+    pub fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+        match self.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        for c in self.ring.completion() {
+            let ud = c.user_data();
+            let slot = (ud & (WRITE - 1)) as usize;
+            let write = ud & WRITE != 0;
+            if !write {
+                self.pending[slot] = false;
+            }
+            out.push(Completion {
+                slot,
+                write,
+                result: c.result(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks `slot` pending; an error if it already is.
+    fn take(&mut self, slot: usize) -> io::Result<()> {
+        match self.pending.get_mut(slot) {
+            Some(p) if !*p => {
+                *p = true;
+                Ok(())
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+        }
+    }
+
+    fn push(&mut self, e: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry points into `self.bufs`, whose boxes are
+            // never moved or freed while the ring lives (and are leaked on
+            // drop), and `take` makes each buffer used by one request chain
+            // at a time: a read, or a write and the read linked after it.
+            // The fds are only numbers to the kernel: a closed fd fails the
+            // request with EBADF.
+            if unsafe { self.ring.submission().push(e) }.is_ok() {
+                return Ok(());
+            }
+            // Submission queue full: hand it to the kernel and retry.
+            self.ring.submit()?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe(2) writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: pipe(2) just returned these fds; nothing else owns them.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn reads_forward_and_guard_pending_buffers() {
+        let (in_r, in_w) = pipe();
+        let (out_r, out_w) = pipe();
+        let mut ring = ForwardRing::new(8).unwrap();
+        let slot = ring.add_slot(in_r.as_raw_fd(), 64).unwrap();
+        assert_eq!(ring.frame(slot, 1), None, "pending: the kernel owns it");
+        assert!(ring.rearm(slot).is_err(), "already pending");
+        assert_eq!(
+            crate::port::sys::write(in_w.as_raw_fd(), b"hello").unwrap(),
+            5
+        );
+        let mut done = Vec::new();
+        while done.is_empty() {
+            ring.wait(&mut done).unwrap();
+        }
+        let c = Completion {
+            slot,
+            write: false,
+            result: 5,
+        };
+        assert_eq!(done, vec![c]);
+        assert_eq!(ring.frame(slot, 5), Some(&b"hello"[..]));
+        assert!(
+            ring.forward(slot, out_w.as_raw_fd(), 65).is_err(),
+            "too long"
+        );
+        ring.forward(slot, out_w.as_raw_fd(), 5).unwrap();
+        assert_eq!(ring.frame(slot, 5), None, "re-armed");
+        done.clear();
+        // The write posts no completion; the linked read waits for data.
+        crate::port::sys::write(in_w.as_raw_fd(), b"x").unwrap();
+        while done.is_empty() {
+            ring.wait(&mut done).unwrap();
+        }
+        assert_eq!(done[0].result, 1);
+        let mut buf = [0u8; 16];
+        let n = crate::port::sys::read(out_r.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+    }
+}
