@@ -246,6 +246,15 @@ fn bad_log_level_is_rejected() {
     ]);
     assert_ne!(code, 0, "--log-level inof accepted");
     assert_mentions(&err, "bad log level", &["inof", "error, warn, info, debug"]);
+    let (code, _, err) = vswitchd(&[
+        "--busy-poll",
+        "5000000",
+        "--check-config",
+        "--config",
+        example.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "--busy-poll 5000000 accepted");
+    assert_mentions(&err, "busy-poll out of range", &["busy-poll", "1000000"]);
 }
 
 #[test]
@@ -259,6 +268,8 @@ fn help_lists_every_setting() {
         "--config",
         "--ageing-time",
         "--fdb-size",
+        "--workers",
+        "--busy-poll",
         "--log-level",
         "--metrics-addr",
         "--control-socket",
