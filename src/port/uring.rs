@@ -81,15 +81,20 @@ impl ForwardRing {
     /// Queues the next read into `slot`.
     pub fn rearm(&mut self, slot: usize) -> io::Result<()> {
         self.take(slot)?;
+        let e = self.read_entry(slot);
+        self.push(&e)
+    }
+
+    /// The read into `slot`'s whole buffer.
+    fn read_entry(&mut self, slot: usize) -> squeue::Entry {
         let buf = &mut self.bufs[slot];
-        let e = opcode::Read::new(
+        opcode::Read::new(
             types::Fd(self.src[slot]),
             buf.as_mut_ptr(),
             buf.len() as u32,
         )
         .build()
-        .user_data(slot as u64);
-        self.push(&e)
+        .user_data(slot as u64)
     }
 
     /// Queues the write of the first `len` bytes of `slot` to `to`, then
@@ -107,14 +112,7 @@ impl ForwardRing {
             .flags(squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS)
             .user_data(WRITE | slot as u64);
         self.push(&w)?;
-        let buf = &mut self.bufs[slot];
-        let r = opcode::Read::new(
-            types::Fd(self.src[slot]),
-            buf.as_mut_ptr(),
-            buf.len() as u32,
-        )
-        .build()
-        .user_data(slot as u64);
+        let r = self.read_entry(slot);
         self.push(&r)
     }
 
