@@ -18,6 +18,9 @@
 #   --no-build         use the binaries already in $CARGO_TARGET_DIR (or target/)
 #   --no-install       do not apt-get missing peers (they are reported skipped)
 #   --out DIR          results directory (default bench-results/)
+#   --rounds N         rounds of the interleaved 64-byte test at the end
+#                      (bare forwarder, io_uring forwarder and vswitchd in
+#                      alternation; default 5, --quick 1, 0 skips it)
 #   --nice N           nice value (process and autogroup) for the switches and
 #                      generators (default -10, so that other work on a shared
 #                      machine disturbs less; 0 leaves priorities alone)
@@ -39,14 +42,15 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/bench-results
 PY=/usr/bin/python3
 REPORT=$ROOT/benches/compare_report.py
-DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62
+DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62 ROUNDS=5
 BUILD=1 INSTALL=1 NICE=-10 REPEAT=3
 ALL="bridge bare bare-uring vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
 ONLY=$ALL
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 REPEAT=1 ;;
+    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 REPEAT=1 ROUNDS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
     --repeat) REPEAT=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --only) ONLY=${2//,/ }; shift ;;
@@ -569,5 +573,24 @@ json.dump({
 }, open(sys.argv[1], "w"), indent=2)
 EOF
 $PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
+
+# Interleaved 64-byte test: the runs above measure one switch after the
+# other, so a slow spell of a shared host can favour one; here the
+# forwarders take turns, round after round.
+specs=()
+case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
+case " $ONLY " in *" bare-uring "*) specs+=("bare-uring=$BARE_URING @P0 @P1") ;; esac
+case " $ONLY " in *" vswitchd "*) specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn") ;; esac
+if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
+  log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"
+  if nice -n "$NICE" "$ROOT/benches/interleaved_pps.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
+    >"$RUN/raw/interleaved.txt" 2>&1; then
+    { echo; echo "Interleaved 64-byte test (\`benches/interleaved_pps.sh\`, forwarders in alternation, $DUR s each):"; echo
+      echo '```'; cat "$RUN/raw/interleaved.txt"; echo '```'; } >>"$RUN/results.md"
+    cat "$RUN/raw/interleaved.txt"
+  else
+    log "interleaved 64-byte test failed (see $RUN/raw/interleaved.txt)"
+  fi
+fi
 ln -sfn "compare-$STAMP" "$OUT/latest"
 log "wrote $RUN/results.md, results.json and plot.svg (also $OUT/latest/)"
