@@ -53,6 +53,8 @@ pub struct SwitchSection {
     /// Microseconds a worker keeps polling after its last frame before it
     /// sleeps (0: sleep at once).
     pub busy_poll: u64,
+    /// Read TAP ports through io_uring.
+    pub io_uring: bool,
     /// `HOST:PORT` or `off`.
     pub metrics_addr: String,
     /// Path or `off`.
@@ -68,6 +70,7 @@ impl Default for SwitchSection {
             vlan_protocol: VlanProtocol::Dot1q,
             workers: 1,
             busy_poll: 0,
+            io_uring: false,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
         }
@@ -241,7 +244,7 @@ pub enum ConfigError {
 pub struct Config {
     pub switch: SwitchConfig,
     pub workers: usize,
-    pub busy_poll: std::time::Duration,
+    pub tuning: crate::dataplane::Tuning,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<PathBuf>,
     pub ports: Vec<PortPlan>,
@@ -341,7 +344,10 @@ impl File {
                 vlan_protocol: s.vlan_protocol.tpid(),
             },
             workers: s.workers,
-            busy_poll: std::time::Duration::from_micros(s.busy_poll),
+            tuning: crate::dataplane::Tuning {
+                busy_poll: std::time::Duration::from_micros(s.busy_poll),
+                io_uring: s.io_uring,
+            },
             metrics_addr,
             control_socket,
             ports,
@@ -515,6 +521,7 @@ pub struct Overrides {
     pub fdb_size: Option<usize>,
     pub workers: Option<usize>,
     pub busy_poll: Option<u64>,
+    pub io_uring: Option<bool>,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<String>,
     /// Ports from `--ports`, added to the file's.
@@ -535,6 +542,9 @@ impl Overrides {
         }
         if let Some(v) = self.busy_poll {
             s.busy_poll = v;
+        }
+        if let Some(v) = self.io_uring {
+            s.io_uring = v;
         }
         if let Some(v) = &self.metrics_addr {
             s.metrics_addr = v.clone();
@@ -677,7 +687,14 @@ mac = "02:00:00:00:17:02"
             .to_string();
         assert!(e.contains("busy-poll") && e.contains("1000000"), "{e}");
         let c = check("[switch]\nbusy-poll = 20000\n").unwrap();
-        assert_eq!(c.busy_poll, std::time::Duration::from_millis(20));
+        assert_eq!(c.tuning.busy_poll, std::time::Duration::from_millis(20));
+        assert!(!c.tuning.io_uring);
+        assert!(
+            check("[switch]\nio-uring = true\n")
+                .unwrap()
+                .tuning
+                .io_uring
+        );
     }
 
     #[test]

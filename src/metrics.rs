@@ -312,9 +312,8 @@ mod tests {
     #[test]
     fn every_family_can_be_incremented_and_is_exported() {
         let sw = Arc::new(Switch::new(&SwitchConfig::default()));
-        let dp = Arc::new(
-            Dataplane::start(sw.clone(), 1, std::time::Duration::ZERO, Clock::new()).unwrap(),
-        );
+        let dp =
+            Arc::new(Dataplane::start(sw.clone(), 1, Default::default(), Clock::new()).unwrap());
         let (p, _peer) = pair("p0").unwrap();
         let id = dp.add_port(PortConfig::new("p0"), Box::new(p)).unwrap();
         let reg = registry(dp.clone());

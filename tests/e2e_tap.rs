@@ -355,3 +355,82 @@ impl Drop for RootLink {
         let _ = common::run(&["ip", "link", "del", &self.0]);
     }
 }
+
+/// `--io-uring`: the same forwarding with TAPs read through io_uring, and a
+/// port's pending reads cancelled when it is removed or its netdev deleted
+/// (else the ring would keep the TAP alive).
+#[test]
+fn io_uring_forwards_and_releases_ports() {
+    require_root();
+    let mut lan = Lan::with_args("tpu", 3, 57, |taps| {
+        vec!["--ports".into(), taps.join(","), "--io-uring".into()]
+    });
+    for i in 0..3 {
+        for j in 0..3 {
+            if i != j {
+                assert!(
+                    lan.ping_eventually(i, j),
+                    "ns{i} cannot ping ns{j}: {}",
+                    lan.sw.log_text()
+                );
+            }
+        }
+    }
+    // Bulk TCP (GSO frames through the ring's 64 KiB buffers).
+    let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
+    lan.wait_iperf_server(1);
+    let o = lan.ns[0].exec(&[
+        "timeout",
+        "60",
+        "iperf3",
+        "-c",
+        &lan.ips[1],
+        "-t",
+        "3",
+        "-J",
+    ]);
+    assert!(
+        o.status.success(),
+        "iperf3 failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = iperf_received(&o.stdout);
+    assert!(
+        got > 10_000_000,
+        "iperf3 through io_uring: only {got} bytes"
+    );
+    server.wait(Duration::from_secs(20));
+
+    // Removing a port releases its TAP: the netdev vanishes from its
+    // namespace although reads were pending on it.
+    let removed = lan.taps[2].clone();
+    let o = lan.sw.ctl(&["port", "del", &removed]);
+    assert!(o.status.success(), "port del: {o:?}");
+    let vanished = wait_for(PATIENCE, || {
+        let l = lan.ns[2].exec(&["ip", "link", "show", &removed]);
+        (!l.status.success()).then_some(())
+    });
+    assert!(
+        vanished.is_some(),
+        "{removed} still exists after `port del`: {}",
+        lan.sw.log_text()
+    );
+    assert!(
+        lan.ns[0].ping(&lan.ips[1], 3),
+        "ns0 -> ns1 broke after port del"
+    );
+
+    // A deleted netdev: the port goes down, the others keep forwarding.
+    let gone = lan.taps[1].clone();
+    lan.ns[1].ip(&["link", "del", &gone]);
+    let down = wait_for(PATIENCE, || {
+        let _ = lan.ns[0].exec(&["timeout", "5", "ping", "-c", "1", "-W", "1", &lan.ips[1]]);
+        let s = lan.sw.ctl_json(&["show"]);
+        (port_json(&s, &gone)["state"] != "up").then_some(())
+    });
+    assert!(down.is_some(), "{gone} still up: {}", lan.sw.log_text());
+    assert!(lan.alive(), "vswitchd exited: {}", lan.sw.log_text());
+    let s = lan.sw.ctl_json(&["show"]);
+    assert_eq!(port_json(&s, &lan.taps[0])["state"], "up");
+}

@@ -50,6 +50,11 @@ struct Cli {
     #[arg(long, value_name = "MICROSECONDS")]
     busy_poll: Option<u64>,
 
+    /// Read TAP ports through io_uring: many frames per system call
+    /// (Linux 5.19 or later) [default: off].
+    #[arg(long)]
+    io_uring: bool,
+
     /// Prometheus endpoint address, or `off` [default: 127.0.0.1:9417].
     #[arg(long, value_name = "ADDR|off")]
     metrics_addr: Option<String>,
@@ -163,6 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         fdb_size: cli.fdb_size,
         workers: cli.workers,
         busy_poll: cli.busy_poll,
+        io_uring: cli.io_uring.then_some(true),
         metrics_addr: cli.metrics_addr.clone(),
         control_socket: cli.control_socket.clone(),
         ports,
@@ -205,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
     let dp = Arc::new(Dataplane::start(
         switch.clone(),
         cfg.workers,
-        cfg.busy_poll,
+        cfg.tuning,
         clock,
     )?);
     let daemon = Arc::new(Daemon::new(dp.clone(), cli.config.clone(), overrides));

@@ -8,7 +8,10 @@
 //! channel and a waker, so a worker never blocks on it.
 
 pub mod egress;
+mod ring;
 pub mod stats;
+
+pub use ring::Tuning;
 
 use std::collections::VecDeque;
 use std::io;
@@ -35,6 +38,7 @@ pub const BATCH: usize = 64;
 /// Room for a 64 KiB GSO frame, its virtio-net header and a pushed tag.
 const BUF_LEN: usize = 65536 + VNET_HDR_LEN + 64;
 const WAKER: Token = Token(usize::MAX);
+const RING: Token = Token(usize::MAX - 1);
 /// How often a worker tries ports whose link went down again (a TAP's peer
 /// in another namespace sends no notification when it comes back up).
 const RETRY: Duration = Duration::from_millis(250);
@@ -155,6 +159,8 @@ pub enum DataplaneError {
     Register { port: String, source: io::Error },
     #[error("cannot start the dataplane: {0}")]
     Start(io::Error),
+    #[error("cannot start the dataplane: io_uring is not available ({0}); run without --io-uring")]
+    Uring(io::Error),
 }
 
 /// The running dataplane.
@@ -168,12 +174,13 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Starts `workers` threads (at least one) forwarding for `switch`.
-    /// A worker keeps polling for `busy_poll` after its last frame before
-    /// it sleeps (zero: it sleeps as soon as nothing is ready).
+    /// A worker keeps polling for `tuning.busy_poll` after its last frame
+    /// before it sleeps (zero: it sleeps as soon as nothing is ready), and
+    /// reads its TAP ports through io_uring if `tuning.io_uring`.
     pub fn start(
         switch: Arc<Switch>,
         workers: usize,
-        busy_poll: Duration,
+        tuning: Tuning,
         clock: Clock,
     ) -> Result<Dataplane, DataplaneError> {
         let ports: Arc<ArcSwap<PortMap>> = Arc::new(ArcSwap::from_pointee(vec![None; MAX_PORTS]));
@@ -185,6 +192,15 @@ impl Dataplane {
                 Arc::new(Waker::new(poll.registry(), WAKER).map_err(DataplaneError::Start)?);
             let (tx, rx) = crossbeam_channel::unbounded();
             let counters = Arc::new(WorkerCounters::default());
+            let ring = if tuning.io_uring {
+                let r = ring::TapRing::new().map_err(DataplaneError::Uring)?;
+                poll.registry()
+                    .register(&mut SourceFd(&r.ring_fd()), RING, Interest::READABLE)
+                    .map_err(DataplaneError::Uring)?;
+                Some(r)
+            } else {
+                None
+            };
             let mut run = Run {
                 poll,
                 rx,
@@ -193,7 +209,9 @@ impl Dataplane {
                 stop: stop.clone(),
                 counters: counters.clone(),
                 clock,
-                busy_poll,
+                busy_poll: tuning.busy_poll,
+                ring,
+                in_ring: vec![false; MAX_PORTS],
                 owned: vec![None; MAX_PORTS],
                 ready: VecDeque::new(),
                 queued: vec![false; MAX_PORTS],
@@ -399,6 +417,10 @@ struct Run {
     counters: Arc<WorkerCounters>,
     clock: Clock,
     busy_poll: Duration,
+    /// `--io-uring`: the ring the worker's TAP ports are read through.
+    ring: Option<ring::TapRing>,
+    /// Ports read through `ring` rather than polled.
+    in_ring: Vec<bool>,
     /// Ports this worker polls.
     owned: Vec<Option<Arc<PortHandle>>>,
     /// Ports with frames possibly waiting (edge-triggered polling).
@@ -422,37 +444,48 @@ impl Run {
         let mut next_retry = self.clock.now_ms() + retry_ms;
         // Busy polling: the last time a port had something to read.
         let mut last_busy = Instant::now();
+        let mut ring_more = false;
         while !self.stop.load(Relaxed) {
             let idle_for = if self.busy_poll.is_zero() {
                 Duration::MAX
             } else {
                 last_busy.elapsed()
             };
-            let timeout = poll_timeout(!self.ready.is_empty(), self.busy_poll, idle_for);
+            let timeout = poll_timeout(
+                !self.ready.is_empty() || ring_more,
+                self.busy_poll,
+                idle_for,
+            );
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                // EINTR also comes from io_uring waking this thread to
+                // complete a read: carry on to the ring's completions.
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
+                    continue;
                 }
-                continue;
+                events.clear();
             }
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.commands();
-                } else {
+                } else if ev.token() != RING {
                     self.mark_ready(ev.token().0 as PortId);
                 }
             }
             // One clock reading, one port map and one switch view for the
             // whole pass over the ready ports.
             let now = self.clock.now_ms();
-            if !self.ready.is_empty() {
-                if !self.busy_poll.is_zero() {
-                    last_busy = Instant::now();
-                }
+            ring_more = false;
+            if !self.ready.is_empty() || self.ring.is_some() {
                 let map = self.ports.load();
                 let switch = self.switch.clone();
                 let view = switch.view();
+                let (frames, more) = self.ring_pass(&view, &map, now);
+                ring_more = more;
+                if !self.busy_poll.is_zero() && (frames > 0 || !self.ready.is_empty()) {
+                    last_busy = Instant::now();
+                }
                 for _ in 0..self.ready.len() {
                     let Some(id) = self.ready.pop_front() else {
                         break;
@@ -468,12 +501,16 @@ impl Run {
             if now >= next_retry {
                 next_retry = now + retry_ms;
                 self.retry_link_down();
+                if let Some(r) = &mut self.ring {
+                    r.retry_parked();
+                }
             }
         }
     }
 
     fn mark_ready(&mut self, id: PortId) {
         if (id as usize) < MAX_PORTS
+            && !self.in_ring[id as usize]
             && !self.queued[id as usize]
             && self.owned[id as usize].is_some()
         {
@@ -487,6 +524,21 @@ impl Run {
             match cmd {
                 Cmd::Add(h) => {
                     let fd = h.port.fd();
+                    if let Some(r) = &mut self.ring
+                        && h.port.kind() == "tap"
+                    {
+                        if let Err(e) = r.attach(h.id, fd, BUF_LEN) {
+                            tracing::error!(
+                                port = h.port.name(),
+                                "cannot read port through io_uring: {e}"
+                            );
+                            continue;
+                        }
+                        let id = h.id as usize;
+                        self.in_ring[id] = true;
+                        self.owned[id] = Some(h);
+                        continue;
+                    }
                     if let Err(e) = self.poll.registry().register(
                         &mut SourceFd(&fd),
                         Token(h.id as usize),
@@ -512,7 +564,13 @@ impl Run {
     fn deregister(&mut self, id: PortId) {
         if let Some(h) = self.owned[id as usize].take() {
             let fd = h.port.fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            if std::mem::take(&mut self.in_ring[id as usize]) {
+                if let Some(r) = &mut self.ring {
+                    r.detach(id, fd);
+                }
+            } else {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            }
         }
     }
 
@@ -550,6 +608,10 @@ impl Run {
         let Some(h) = self.owned[id as usize].clone() else {
             return Drained::Empty;
         };
+        if self.in_ring[id as usize] {
+            // Read through the ring; its fd is blocking.
+            return Drained::Empty;
+        }
         for _ in 0..BATCH {
             let n = match h.port.recv(&mut self.buf) {
                 Ok(n) => n,
@@ -573,12 +635,16 @@ impl Run {
                 self.switch.set_port_up(id, true);
                 tracing::info!(port = h.port.name(), "link up");
             }
-            self.forward(view, map, id, n, now);
+            let buf = std::mem::take(&mut self.buf);
+            self.forward(view, map, id, &buf[..n], now);
+            self.buf = buf;
         }
         Drained::More
     }
 
-    fn forward(&mut self, view: &SwitchView<'_>, map: &PortMap, id: PortId, n: usize, now: u64) {
+    /// Forwards one frame: `buf` is [virtio-net header][Ethernet frame].
+    fn forward(&mut self, view: &SwitchView<'_>, map: &PortMap, id: PortId, buf: &[u8], now: u64) {
+        let n = buf.len();
         let c = self.counters.port(id);
         bump(&c.rx_frames, 1);
         if n < VNET_HDR_LEN {
@@ -586,7 +652,7 @@ impl Run {
             return;
         }
         bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
-        let d = view.decide(id, &self.buf[VNET_HDR_LEN..n], now);
+        let d = view.decide(id, &buf[VNET_HDR_LEN..n], now);
         let e = match d.action {
             Action::Drop(r) => {
                 self.counters.count_drop(id, Reason::Decision(r));
@@ -598,21 +664,15 @@ impl Run {
             bump(&c.flooded, 1);
         }
         let tpid = view.vlan_protocol();
-        let hdr = VnetHdr::parse(&self.buf[..VNET_HDR_LEN]);
+        let hdr = VnetHdr::parse(&buf[..VNET_HDR_LEN]);
         for (out, act) in e.iter() {
             let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) else {
                 continue;
             };
             let sent = if act == TagAction::Keep {
-                egress::send(&*oh.port, hdr, &self.buf[..n], &mut self.seg)
+                egress::send(&*oh.port, hdr, &buf[..n], &mut self.seg)
             } else {
-                let h = egress::apply_tag(
-                    act,
-                    tpid,
-                    hdr,
-                    &self.buf[VNET_HDR_LEN..n],
-                    &mut self.scratch,
-                );
+                let h = egress::apply_tag(act, tpid, hdr, &buf[VNET_HDR_LEN..n], &mut self.scratch);
                 egress::send(&*oh.port, h, &self.scratch, &mut self.seg)
             };
             if sent.frames > 0 {

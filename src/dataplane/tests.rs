@@ -30,7 +30,16 @@ fn setup_polling(
     busy_poll: Duration,
 ) -> (Dataplane, Vec<PairPeer>) {
     let switch = Arc::new(Switch::new(&sw));
-    let dp = Dataplane::start(switch, workers, busy_poll, Clock::new()).unwrap();
+    let dp = Dataplane::start(
+        switch,
+        workers,
+        Tuning {
+            busy_poll,
+            io_uring: false,
+        },
+        Clock::new(),
+    )
+    .unwrap();
     let mut peers = Vec::new();
     for c in cfgs {
         let (p, peer) = pair(&c.name).unwrap();

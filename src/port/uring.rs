@@ -20,12 +20,14 @@
 
 use std::io;
 use std::mem::ManuallyDrop;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{IoUring, opcode, squeue, types};
 
 /// Marks a write in user_data; the low bits are the slot.
 const WRITE: u64 = 1 << 32;
+/// The user_data of cancel requests (their completions are not reported).
+const CANCEL: u64 = 1 << 33;
 
 /// One completion: a read (`result` = frame length or -errno) or a failed
 /// write (successful writes post none).
@@ -116,6 +118,55 @@ impl ForwardRing {
         self.push(&r)
     }
 
+    /// Adds a slot with a buffer of `len` bytes and no read queued; give
+    /// it a source with [`ForwardRing::set_source`].
+    pub fn add_idle_slot(&mut self, len: usize) -> usize {
+        self.bufs.push(vec![0u8; len].into_boxed_slice());
+        self.src.push(-1);
+        self.pending.push(false);
+        self.src.len() - 1
+    }
+
+    /// Points a slot that has no read pending at another fd (the next
+    /// [`ForwardRing::rearm`] reads from it).
+    pub fn set_source(&mut self, slot: usize, fd: RawFd) -> io::Result<()> {
+        match self.pending.get(slot) {
+            Some(false) => {
+                self.src[slot] = fd;
+                Ok(())
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+        }
+    }
+
+    /// Whether `slot` has a read pending (its buffer belongs to the kernel).
+    pub fn is_pending(&self, slot: usize) -> bool {
+        self.pending.get(slot).copied().unwrap_or(false)
+    }
+
+    /// Queues the cancellation of every request on `fd`: each pending read
+    /// completes with -ECANCELED (or with a frame, if it won the race).
+    pub fn cancel_fd(&mut self, fd: RawFd) -> io::Result<()> {
+        let e = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+            .build()
+            .user_data(CANCEL);
+        self.push(&e)
+    }
+
+    /// The ring's own fd: readable when completions are waiting.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Hands everything queued to the kernel without waiting.
+    pub fn submit(&mut self) -> io::Result<()> {
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits everything queued, waits for at least one completion and
     /// appends all available ones to `out`.
     pub fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
@@ -124,8 +175,17 @@ impl ForwardRing {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => return Err(e),
         }
+        self.reap(out);
+        Ok(())
+    }
+
+    /// Appends the completions already posted to `out` (no system call).
+    pub fn reap(&mut self, out: &mut Vec<Completion>) {
         for c in self.ring.completion() {
             let ud = c.user_data();
+            if ud == CANCEL {
+                continue;
+            }
             let slot = (ud & (WRITE - 1)) as usize;
             let write = ud & WRITE != 0;
             if !write {
@@ -137,7 +197,6 @@ impl ForwardRing {
                 result: c.result(),
             });
         }
-        Ok(())
     }
 
     /// Marks `slot` pending; an error if it already is.
