@@ -19,8 +19,9 @@
 #   --no-install       do not apt-get missing peers (they are reported skipped)
 #   --out DIR          results directory (default bench-results/)
 #   --rounds N         rounds of the interleaved 64-byte test at the end
-#                      (bare forwarder, io_uring forwarder and vswitchd in
-#                      alternation; default 5, --quick 1, 0 skips it)
+#                      (bare forwarder, io_uring forwarder, vswitchd and
+#                      vswitchd --io-uring in alternation; default 5,
+#                      --quick 1, 0 skips it)
 #   --nice N           nice value (process and autogroup) for the switches and
 #                      generators (default -10, so that other work on a shared
 #                      machine disturbs less; 0 leaves priorities alone)
@@ -580,7 +581,10 @@ $PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
 specs=()
 case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
 case " $ONLY " in *" bare-uring "*) specs+=("bare-uring=$BARE_URING @P0 @P1") ;; esac
-case " $ONLY " in *" vswitchd "*) specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn") ;; esac
+case " $ONLY " in *" vswitchd "*)
+  specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn")
+  specs+=("vswitchd-io-uring=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --io-uring") ;;
+esac
 if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
   log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"
   if nice -n "$NICE" "$ROOT/benches/interleaved_pps.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
