@@ -68,7 +68,7 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn ok(bytes: usize) -> Sent {
+    pub(super) fn ok(bytes: usize) -> Sent {
         Sent {
             frames: 1,
             bytes: bytes as u64,
@@ -76,7 +76,7 @@ impl Sent {
         }
     }
 
-    fn failed(f: Failure) -> Sent {
+    pub(super) fn failed(f: Failure) -> Sent {
         Sent {
             failure: Some(f),
             ..Sent::default()
@@ -84,7 +84,7 @@ impl Sent {
     }
 }
 
-fn classify(e: &io::Error) -> Failure {
+pub(super) fn classify(e: &io::Error) -> Failure {
     if sys::is_would_block(e) {
         Failure::Dropped(Reason::QueueFull)
     } else if sys::is_link_down(e) {
@@ -98,13 +98,19 @@ fn classify(e: &io::Error) -> Failure {
     }
 }
 
+/// Whether a frame of `len` bytes may leave `port`: a GSO frame always
+/// (it is segmented to the port's MTU); otherwise, like the kernel's
+/// is_skb_forwardable, up to the MTU plus the Ethernet header and one tag.
+pub fn fits(port: &dyn Port, hdr: &VnetHdr, len: usize) -> bool {
+    hdr.is_gso() || len <= port.mtu() + HEADER_LEN + TAG_LEN
+}
+
 /// Sends `buf` = [header][frame] (tag already applied) to `port`; `hdr`
 /// is that header, parsed once by the caller. `scratch` is reused for
 /// software offload work.
 pub fn send(port: &dyn Port, hdr: VnetHdr, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
     let frame = &buf[VNET_HDR_LEN..];
-    // Like the kernel's is_skb_forwardable: MTU + Ethernet header + one tag.
-    if !hdr.is_gso() && frame.len() > port.mtu() + HEADER_LEN + TAG_LEN {
+    if !fits(port, &hdr, frame.len()) {
         return Sent::failed(Failure::Dropped(Reason::TooBig));
     }
     if port.offloads() || hdr.is_plain() {

@@ -636,27 +636,38 @@ impl Run {
                 tracing::info!(port = h.port.name(), "link up");
             }
             let buf = std::mem::take(&mut self.buf);
-            self.forward(view, map, id, &buf[..n], now);
+            self.forward(view, map, id, &buf[..n], now, false);
             self.buf = buf;
         }
         Drained::More
     }
 
     /// Forwards one frame: `buf` is [virtio-net header][Ethernet frame].
-    fn forward(&mut self, view: &SwitchView<'_>, map: &PortMap, id: PortId, buf: &[u8], now: u64) {
+    /// With `ring_write`, a frame going unchanged to exactly one port read
+    /// through the ring is not written here: its (port, fd) is returned
+    /// for the caller to queue on the ring (tx is counted on completion).
+    fn forward(
+        &mut self,
+        view: &SwitchView<'_>,
+        map: &PortMap,
+        id: PortId,
+        buf: &[u8],
+        now: u64,
+        ring_write: bool,
+    ) -> Option<(PortId, std::os::fd::RawFd)> {
         let n = buf.len();
         let c = self.counters.port(id);
         bump(&c.rx_frames, 1);
         if n < VNET_HDR_LEN {
             self.counters.count_drop(id, Reason::Malformed);
-            return;
+            return None;
         }
         bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
         let d = view.decide(id, &buf[VNET_HDR_LEN..n], now);
         let e = match d.action {
             Action::Drop(r) => {
                 self.counters.count_drop(id, Reason::Decision(r));
-                return;
+                return None;
             }
             Action::Forward(e) => e,
         };
@@ -669,37 +680,52 @@ impl Run {
             let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) else {
                 continue;
             };
+            if ring_write
+                && !e.flooded
+                && act == TagAction::Keep
+                && self.in_ring[out as usize]
+                && oh.port.offloads()
+                && egress::fits(&*oh.port, &hdr, n - VNET_HDR_LEN)
+            {
+                return Some((out, oh.port.fd()));
+            }
             let sent = if act == TagAction::Keep {
                 egress::send(&*oh.port, hdr, &buf[..n], &mut self.seg)
             } else {
                 let h = egress::apply_tag(act, tpid, hdr, &buf[VNET_HDR_LEN..n], &mut self.scratch);
                 egress::send(&*oh.port, h, &self.scratch, &mut self.seg)
             };
-            if sent.frames > 0 {
-                let oc = self.counters.port(out);
-                bump(&oc.tx_frames, sent.frames);
-                bump(&oc.tx_bytes, sent.bytes);
-                if oh.raw_state() == ST_PROBING
-                    && oh
-                        .state
-                        .compare_exchange(ST_PROBING, ST_UP, Relaxed, Relaxed)
-                        .is_ok()
-                {
-                    tracing::info!(port = oh.port.name(), "link up");
-                }
+            self.sent(oh, out, sent);
+        }
+        None
+    }
+
+    /// Counts what one egress port sent, and acts on why the rest failed.
+    fn sent(&self, oh: &PortHandle, out: PortId, sent: egress::Sent) {
+        if sent.frames > 0 {
+            let oc = self.counters.port(out);
+            bump(&oc.tx_frames, sent.frames);
+            bump(&oc.tx_bytes, sent.bytes);
+            if oh.raw_state() == ST_PROBING
+                && oh
+                    .state
+                    .compare_exchange(ST_PROBING, ST_UP, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                tracing::info!(port = oh.port.name(), "link up");
             }
-            match sent.failure {
-                None => {}
-                Some(Failure::Dropped(r)) => self.counters.count_drop(out, r),
-                Some(Failure::LinkDown) => {
-                    self.counters
-                        .count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
-                    oh.link_down(&self.switch, "peer link is down");
-                }
-                Some(Failure::Gone) => {
-                    self.counters.count_drop(out, Reason::IoError);
-                    oh.gone(&self.switch);
-                }
+        }
+        match sent.failure {
+            None => {}
+            Some(Failure::Dropped(r)) => self.counters.count_drop(out, r),
+            Some(Failure::LinkDown) => {
+                self.counters
+                    .count_drop(out, Reason::Decision(crate::switch::DropReason::PortDown));
+                oh.link_down(&self.switch, "peer link is down");
+            }
+            Some(Failure::Gone) => {
+                self.counters.count_drop(out, Reason::IoError);
+                oh.gone(&self.switch);
             }
         }
     }

@@ -4,8 +4,13 @@
 //! Each TAP keeps [`SLOTS`] reads pending in the ring (its fd is made
 //! blocking, so a read finding the queue empty waits in the kernel). A
 //! completed read is forwarded like any frame — `decide`, then the egress
-//! writes as usual — and its slot re-armed; the re-arms of a whole pass go
-//! to the kernel in one `io_uring_enter`. The ring's fd is in the worker's
+//! writes — and its slot re-armed. A frame going unchanged to exactly one
+//! other ring port (known unicast, no tag change, offloads on both sides)
+//! is written through the ring too, hard-linked to the slot's next read, so
+//! the buffer is reused only once the write is done; its tx is counted when
+//! the write completes. Everything else (floods, tag rewrites, other port
+//! kinds, software offloads) is written with ordinary syscalls. The reads
+//! and writes of a whole pass go to the kernel in one `io_uring_enter`. The ring's fd is in the worker's
 //! epoll set, so a completion wakes the worker like a readable port would.
 //!
 //! Slot lifecycle: a port's slots are cancelled and reaped before the port
@@ -16,7 +21,9 @@
 use std::io;
 use std::time::Duration;
 
+use super::egress::{self, Sent};
 use super::{PortMap, Reason, Run, ST_GONE, ST_UP};
+use crate::wire::vnet::VNET_HDR_LEN;
 use crate::port::sys;
 use crate::port::uring::{Completion, ForwardRing};
 use crate::switch::{PortId, SwitchView};
@@ -40,6 +47,8 @@ pub(super) struct TapRing {
     ring: ForwardRing,
     /// The port each slot reads for (None: free).
     port: Vec<Option<PortId>>,
+    /// The port and frame length of each slot's write in flight.
+    writing: Vec<(PortId, u64)>,
     free: Vec<usize>,
     /// Slots whose read failed with "link down": re-armed on the retry tick.
     parked: Vec<usize>,
@@ -53,6 +62,7 @@ impl TapRing {
         Ok(TapRing {
             ring: ForwardRing::new(256)?,
             port: Vec::new(),
+            writing: Vec::new(),
             free: Vec::new(),
             parked: Vec::new(),
             backlog: Vec::new(),
@@ -77,6 +87,7 @@ impl TapRing {
                 Some(s) => s,
                 None => {
                     self.port.push(None);
+                    self.writing.push((0, 0));
                     self.ring.add_idle_slot(buf_len)
                 }
             };
@@ -159,13 +170,24 @@ impl Run {
             }
             for c in &done {
                 handled += 1;
-                let Some(id) = tr.port[c.slot] else { continue };
                 if c.write {
+                    let (out, bytes) = tr.writing[c.slot];
+                    if let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) {
+                        let sent = if c.result >= 0 {
+                            Sent::ok(bytes as usize)
+                        } else {
+                            let e = io::Error::from_raw_os_error(-c.result);
+                            Sent::failed(egress::classify(&e))
+                        };
+                        self.sent(oh, out, sent);
+                    }
                     continue;
                 }
+                let Some(id) = tr.port[c.slot] else { continue };
                 let slot = c.slot;
                 if c.result >= 0 {
                     let n = c.result as usize;
+                    let mut write = None;
                     if let Some(h) = self.owned[id as usize].clone()
                         && let Some(buf) = tr.ring.frame(slot, n)
                     {
@@ -176,7 +198,17 @@ impl Run {
                         }
                         if n > 0 {
                             frames += 1;
-                            self.forward(view, map, id, buf, now);
+                            write = self.forward(view, map, id, buf, now, true);
+                        }
+                    }
+                    if let Some((out, fd)) = write {
+                        tr.writing[slot] = (out, (n - VNET_HDR_LEN) as u64);
+                        match tr.ring.forward_with(slot, fd, n, true) {
+                            Ok(()) => continue,
+                            Err(e) => {
+                                tracing::debug!("io_uring: queueing a write: {e}");
+                                self.counters.count_drop(out, Reason::IoError);
+                            }
                         }
                     }
                     if let Err(e) = tr.ring.rearm(slot) {

@@ -29,8 +29,8 @@ const WRITE: u64 = 1 << 32;
 /// The user_data of cancel requests (their completions are not reported).
 const CANCEL: u64 = 1 << 33;
 
-/// One completion: a read (`result` = frame length or -errno) or a failed
-/// write (successful writes post none).
+/// One completion: a read (`result` = frame length or -errno) or a write
+/// (`result` = bytes or -errno; successful writes post one only if asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
     pub slot: usize,
@@ -101,8 +101,20 @@ impl ForwardRing {
 
     /// Queues the write of the first `len` bytes of `slot` to `to`, then
     /// (hard-linked: once the write is done, even if it failed) the next
-    /// read into `slot`.
+    /// read into `slot`. A successful write posts no completion.
     pub fn forward(&mut self, slot: usize, to: RawFd, len: usize) -> io::Result<()> {
+        self.forward_with(slot, to, len, false)
+    }
+
+    /// [`ForwardRing::forward`], with a completion for every write if
+    /// `report` (its result: bytes written or -errno).
+    pub fn forward_with(
+        &mut self,
+        slot: usize,
+        to: RawFd,
+        len: usize,
+        report: bool,
+    ) -> io::Result<()> {
         self.take(slot)?;
         let buf = &self.bufs[slot];
         if len > buf.len() {
@@ -111,7 +123,11 @@ impl ForwardRing {
         }
         let w = opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
             .build()
-            .flags(squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS)
+            .flags(if report {
+                squeue::Flags::IO_HARDLINK
+            } else {
+                squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS
+            })
             .user_data(WRITE | slot as u64);
         self.push(&w)?;
         let r = self.read_entry(slot);
