@@ -270,6 +270,7 @@ fn help_lists_every_setting() {
         "--fdb-size",
         "--workers",
         "--busy-poll",
+        "--io-uring",
         "--log-level",
         "--metrics-addr",
         "--control-socket",

@@ -20,6 +20,33 @@ fn iperf_received(json: &[u8]) -> u64 {
         .unwrap_or_else(|| panic!("no end.sum_received.bytes in {v}"))
 }
 
+/// Runs a 3 s iperf3 TCP test from host 0 to host 1 (`-R`: the other
+/// way) and returns the bytes the receiver counted.
+fn iperf_3s(lan: &Lan, extra: Option<&str>) -> u64 {
+    let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
+    lan.wait_iperf_server(1);
+    let mut args = vec![
+        "timeout",
+        "60",
+        "iperf3",
+        "-c",
+        &lan.ips[1],
+        "-t",
+        "3",
+        "-J",
+    ];
+    args.extend(extra);
+    let o = lan.ns[0].exec(&args);
+    assert!(
+        o.status.success(),
+        "iperf3 {extra:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    server.wait(Duration::from_secs(20));
+    iperf_received(&o.stdout)
+}
+
 #[test]
 fn all_pairs_ping() {
     require_root();
@@ -52,30 +79,9 @@ fn iperf3_tcp_both_directions() {
     let mut lan = Lan::new("tpi", 2, 21);
     assert!(lan.ping_eventually(0, 1), "no ping before iperf3");
     for (dir, extra) in [("forward", None), ("reverse", Some("-R"))] {
-        let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
-        lan.wait_iperf_server(1);
-        let mut args = vec![
-            "timeout",
-            "60",
-            "iperf3",
-            "-c",
-            &lan.ips[1],
-            "-t",
-            "3",
-            "-J",
-        ];
-        args.extend(extra);
-        let o = lan.ns[0].exec(&args);
-        assert!(
-            o.status.success(),
-            "iperf3 {dir} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let got = iperf_received(&o.stdout);
+        let got = iperf_3s(&lan, extra);
         eprintln!("iperf3 {dir}: {got} bytes received in 3 s");
         assert!(got > 10_000_000, "iperf3 {dir}: only {got} bytes");
-        server.wait(Duration::from_secs(20));
     }
     // Both directions crossed the switch: each port sent and received
     // more than the two transfers' worth of one direction.
@@ -377,30 +383,11 @@ fn io_uring_forwards_and_releases_ports() {
         }
     }
     // Bulk TCP (GSO frames through the ring's 64 KiB buffers).
-    let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
-    lan.wait_iperf_server(1);
-    let o = lan.ns[0].exec(&[
-        "timeout",
-        "60",
-        "iperf3",
-        "-c",
-        &lan.ips[1],
-        "-t",
-        "3",
-        "-J",
-    ]);
-    assert!(
-        o.status.success(),
-        "iperf3 failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let got = iperf_received(&o.stdout);
+    let got = iperf_3s(&lan, None);
     assert!(
         got > 10_000_000,
         "iperf3 through io_uring: only {got} bytes"
     );
-    server.wait(Duration::from_secs(20));
 
     // Removing a port releases its TAP: the netdev vanishes from its
     // namespace although reads were pending on it.

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use super::egress::{self, Sent};
 use super::{PortMap, Reason, Run, ST_GONE, ST_UP};
-use crate::wire::vnet::VNET_HDR_LEN;
 use crate::port::sys;
 use crate::port::uring::{Completion, ForwardRing};
 use crate::switch::{PortId, SwitchView};
+use crate::wire::vnet::VNET_HDR_LEN;
 
 /// Reads kept pending per TAP.
 pub const SLOTS: usize = 16;
