@@ -28,6 +28,8 @@ use io_uring::{IoUring, opcode, squeue, types};
 const WRITE: u64 = 1 << 32;
 /// The user_data of cancel requests (their completions are not reported).
 const CANCEL: u64 = 1 << 33;
+/// Marks a write with no read linked after it: its completion frees the slot.
+const ALONE: u64 = 1 << 34;
 
 /// One completion: a read (`result` = frame length or -errno) or a write
 /// (`result` = bytes or -errno; successful writes post one only if asked).
@@ -36,6 +38,9 @@ pub struct Completion {
     pub slot: usize,
     pub write: bool,
     pub result: i32,
+    /// The slot has nothing pending any more (a read, or a write with no
+    /// read linked after it).
+    pub idle: bool,
 }
 
 /// See the module documentation.
@@ -134,6 +139,21 @@ impl ForwardRing {
         self.push(&r)
     }
 
+    /// Queues the write of the first `len` bytes of `slot` to `to` with no
+    /// read after it; its completion (always posted) makes the slot idle.
+    pub fn write(&mut self, slot: usize, to: RawFd, len: usize) -> io::Result<()> {
+        self.take(slot)?;
+        let buf = &self.bufs[slot];
+        if len > buf.len() {
+            self.pending[slot] = false;
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let w = opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
+            .build()
+            .user_data(WRITE | ALONE | slot as u64);
+        self.push(&w)
+    }
+
     /// Adds a slot with a buffer of `len` bytes and no read queued; give
     /// it a source with [`ForwardRing::set_source`].
     pub fn add_idle_slot(&mut self, len: usize) -> usize {
@@ -204,13 +224,15 @@ impl ForwardRing {
             }
             let slot = (ud & (WRITE - 1)) as usize;
             let write = ud & WRITE != 0;
-            if !write {
+            let idle = !write || ud & ALONE != 0;
+            if idle {
                 self.pending[slot] = false;
             }
             out.push(Completion {
                 slot,
                 write,
                 result: c.result(),
+                idle,
             });
         }
     }
@@ -276,6 +298,7 @@ mod tests {
             slot,
             write: false,
             result: 5,
+            idle: true,
         };
         assert_eq!(done, vec![c]);
         assert_eq!(ring.frame(slot, 5), Some(&b"hello"[..]));
