@@ -53,7 +53,8 @@ pub struct SwitchSection {
     /// Microseconds a worker keeps polling after its last frame before it
     /// sleeps (0: sleep at once).
     pub busy_poll: u64,
-    /// Read TAP ports through io_uring.
+    /// Read TAP ports through io_uring (falls back to read() where the
+    /// kernel has none).
     pub io_uring: bool,
     /// `HOST:PORT` or `off`.
     pub metrics_addr: String,
@@ -70,7 +71,7 @@ impl Default for SwitchSection {
             vlan_protocol: VlanProtocol::Dot1q,
             workers: 1,
             busy_poll: 0,
-            io_uring: false,
+            io_uring: true,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
         }
@@ -688,9 +689,9 @@ mac = "02:00:00:00:17:02"
         assert!(e.contains("busy-poll") && e.contains("1000000"), "{e}");
         let c = check("[switch]\nbusy-poll = 20000\n").unwrap();
         assert_eq!(c.tuning.busy_poll, std::time::Duration::from_millis(20));
-        assert!(!c.tuning.io_uring);
+        assert!(c.tuning.io_uring, "on by default");
         assert!(
-            check("[switch]\nio-uring = true\n")
+            !check("[switch]\nio-uring = false\n")
                 .unwrap()
                 .tuning
                 .io_uring

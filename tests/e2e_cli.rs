@@ -271,6 +271,7 @@ fn help_lists_every_setting() {
         "--workers",
         "--busy-poll",
         "--io-uring",
+        "--no-io-uring",
         "--log-level",
         "--metrics-addr",
         "--control-socket",

@@ -50,10 +50,14 @@ struct Cli {
     #[arg(long, value_name = "MICROSECONDS")]
     busy_poll: Option<u64>,
 
-    /// Read TAP ports through io_uring: many frames per system call
-    /// (Linux 5.19 or later) [default: off].
-    #[arg(long)]
+    /// Read TAP ports through io_uring: many frames per system call; where
+    /// the kernel has no io_uring, read() is used [default: on].
+    #[arg(long, overrides_with = "no_io_uring")]
     io_uring: bool,
+
+    /// Read TAP ports with one read() per frame instead of io_uring.
+    #[arg(long)]
+    no_io_uring: bool,
 
     /// Prometheus endpoint address, or `off` [default: 127.0.0.1:9417].
     #[arg(long, value_name = "ADDR|off")]
@@ -168,7 +172,11 @@ fn run(cli: Cli) -> Result<()> {
         fdb_size: cli.fdb_size,
         workers: cli.workers,
         busy_poll: cli.busy_poll,
-        io_uring: cli.io_uring.then_some(true),
+        io_uring: if cli.no_io_uring {
+            Some(false)
+        } else {
+            cli.io_uring.then_some(true)
+        },
         metrics_addr: cli.metrics_addr.clone(),
         control_socket: cli.control_socket.clone(),
         ports,

@@ -159,8 +159,6 @@ pub enum DataplaneError {
     Register { port: String, source: io::Error },
     #[error("cannot start the dataplane: {0}")]
     Start(io::Error),
-    #[error("cannot start the dataplane: io_uring is not available ({0}); run without --io-uring")]
-    Uring(io::Error),
 }
 
 /// The running dataplane.
@@ -193,11 +191,21 @@ impl Dataplane {
             let (tx, rx) = crossbeam_channel::unbounded();
             let counters = Arc::new(WorkerCounters::default());
             let ring = if tuning.io_uring {
-                let r = ring::TapRing::new().map_err(DataplaneError::Uring)?;
-                poll.registry()
-                    .register(&mut SourceFd(&r.ring_fd()), RING, Interest::READABLE)
-                    .map_err(DataplaneError::Uring)?;
-                Some(r)
+                match ring::TapRing::new().and_then(|r| {
+                    poll.registry()
+                        .register(&mut SourceFd(&r.ring_fd()), RING, Interest::READABLE)
+                        .map(|()| r)
+                }) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        if i == 0 {
+                            tracing::warn!(
+                                "io_uring is not available ({e}): TAP ports are read with read()"
+                            );
+                        }
+                        None
+                    }
+                }
             } else {
                 None
             };
