@@ -20,7 +20,7 @@
 #   --out DIR          results directory (default bench-results/)
 #   --rounds N         rounds of the interleaved 64-byte test at the end
 #                      (bare forwarder, io_uring forwarder, vswitchd and
-#                      vswitchd --io-uring in alternation; default 5,
+#                      vswitchd --no-io-uring in alternation; default 5,
 #                      --quick 1, 0 skips it)
 #   --nice N           nice value (process and autogroup) for the switches and
 #                      generators (default -10, so that other work on a shared
@@ -583,7 +583,7 @@ case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
 case " $ONLY " in *" bare-uring "*) specs+=("bare-uring=$BARE_URING @P0 @P1") ;; esac
 case " $ONLY " in *" vswitchd "*)
   specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn")
-  specs+=("vswitchd-io-uring=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --io-uring") ;;
+  specs+=("vswitchd-no-io-uring=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --no-io-uring") ;;
 esac
 if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
   log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"

@@ -644,7 +644,7 @@ impl Run {
                 tracing::info!(port = h.port.name(), "link up");
             }
             let buf = std::mem::take(&mut self.buf);
-            self.forward(view, map, id, &buf[..n], now, false);
+            self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;
         }
         Drained::More
@@ -654,6 +654,10 @@ impl Run {
     /// With `ring_write`, a frame going unchanged to exactly one port read
     /// through the ring is not written here: its (port, fd) is returned
     /// for the caller to queue on the ring (tx is counted on completion).
+    /// `before_write` runs before this frame's first ordinary write (the
+    /// caller hands its queued ring writes to the kernel there, so frames
+    /// leave in the order they came).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
         view: &SwitchView<'_>,
@@ -662,6 +666,7 @@ impl Run {
         buf: &[u8],
         now: u64,
         ring_write: bool,
+        before_write: &mut dyn FnMut(),
     ) -> Option<(PortId, std::os::fd::RawFd)> {
         let n = buf.len();
         let c = self.counters.port(id);
@@ -697,6 +702,7 @@ impl Run {
             {
                 return Some((out, oh.port.fd()));
             }
+            before_write();
             let sent = if act == TagAction::Keep {
                 egress::send(&*oh.port, hdr, &buf[..n], &mut self.seg)
             } else {

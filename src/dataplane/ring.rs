@@ -288,7 +288,12 @@ impl Run {
                             tracing::info!(port = h.port.name(), "link up");
                         }
                         frames += 1;
-                        write = self.forward(view, map, id, buf, now, true);
+                        let ring = &tr.ring;
+                        write = self.forward(view, map, id, buf, now, true, &mut || {
+                            if let Err(e) = ring.submit_now() {
+                                tracing::debug!("io_uring: submit before a write: {e}");
+                            }
+                        });
                     }
                     if let Some((out, fd)) = write {
                         tr.writing[slot] = (out, (n - VNET_HDR_LEN) as u64);

@@ -194,6 +194,16 @@ impl ForwardRing {
         self.ring.as_raw_fd()
     }
 
+    /// [`ForwardRing::submit`] through a shared borrow (e.g. while a frame
+    /// in one of the buffers is borrowed): submitting touches no buffer.
+    pub fn submit_now(&self) -> io::Result<()> {
+        match self.ring.submitter().submit() {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Hands everything queued to the kernel without waiting.
     pub fn submit(&mut self) -> io::Result<()> {
         match self.ring.submit() {
