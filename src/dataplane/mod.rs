@@ -510,7 +510,7 @@ impl Run {
                 next_retry = now + retry_ms;
                 self.retry_link_down();
                 if let Some(r) = &mut self.ring {
-                    r.retry_parked();
+                    r.rearm_idle();
                 }
             }
         }

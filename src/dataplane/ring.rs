@@ -214,7 +214,7 @@ impl TapRing {
     }
 
     /// Re-arms reads left idle by errors (link-down retry).
-    pub(super) fn retry_parked(&mut self) {
+    pub(super) fn rearm_idle(&mut self) {
         for id in 0..MAX_PORTS {
             if self.target[id] > 0 {
                 self.arm(id as PortId);

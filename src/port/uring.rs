@@ -68,10 +68,8 @@ impl ForwardRing {
     /// Adds a slot reading from `fd` into a buffer of `len` bytes and
     /// queues its first read. Returns the slot.
     pub fn add_slot(&mut self, fd: RawFd, len: usize) -> io::Result<usize> {
-        self.bufs.push(vec![0u8; len].into_boxed_slice());
-        self.src.push(fd);
-        self.pending.push(false);
-        let slot = self.src.len() - 1;
+        let slot = self.add_idle_slot(len);
+        self.src[slot] = fd;
         self.rearm(slot)?;
         Ok(slot)
     }
@@ -120,20 +118,12 @@ impl ForwardRing {
         len: usize,
         report: bool,
     ) -> io::Result<()> {
-        self.take(slot)?;
-        let buf = &self.bufs[slot];
-        if len > buf.len() {
-            self.pending[slot] = false;
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let w = opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
-            .build()
-            .flags(if report {
-                squeue::Flags::IO_HARDLINK
-            } else {
-                squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS
-            })
-            .user_data(WRITE | slot as u64);
+        let flags = if report {
+            squeue::Flags::IO_HARDLINK
+        } else {
+            squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS
+        };
+        let w = self.write_entry(slot, to, len, WRITE)?.flags(flags);
         self.push(&w)?;
         let r = self.read_entry(slot);
         self.push(&r)
@@ -142,16 +132,28 @@ impl ForwardRing {
     /// Queues the write of the first `len` bytes of `slot` to `to` with no
     /// read after it; its completion (always posted) makes the slot idle.
     pub fn write(&mut self, slot: usize, to: RawFd, len: usize) -> io::Result<()> {
+        let w = self.write_entry(slot, to, len, WRITE | ALONE)?;
+        self.push(&w)
+    }
+
+    /// Marks `slot` pending and builds the write of its first `len` bytes
+    /// to `to` (`kind`: the user_data bits besides the slot).
+    fn write_entry(
+        &mut self,
+        slot: usize,
+        to: RawFd,
+        len: usize,
+        kind: u64,
+    ) -> io::Result<squeue::Entry> {
         self.take(slot)?;
         let buf = &self.bufs[slot];
         if len > buf.len() {
             self.pending[slot] = false;
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        let w = opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
+        Ok(opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
             .build()
-            .user_data(WRITE | ALONE | slot as u64);
-        self.push(&w)
+            .user_data(kind | slot as u64))
     }
 
     /// Adds a slot with a buffer of `len` bytes and no read queued; give
