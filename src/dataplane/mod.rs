@@ -219,6 +219,7 @@ impl Dataplane {
                 clock,
                 busy_poll: tuning.busy_poll,
                 ring,
+                ring_port: vec![false; MAX_PORTS],
                 in_ring: vec![false; MAX_PORTS],
                 owned: vec![None; MAX_PORTS],
                 ready: VecDeque::new(),
@@ -425,9 +426,11 @@ struct Run {
     counters: Arc<WorkerCounters>,
     clock: Clock,
     busy_poll: Duration,
-    /// `--io-uring`: the ring the worker's TAP ports are read through.
+    /// `--io-uring`: the ring the worker's busy TAP ports are read through.
     ring: Option<ring::TapRing>,
-    /// Ports read through `ring` rather than polled.
+    /// Ports attached to `ring` (TAPs; polled while quiet).
+    ring_port: Vec<bool>,
+    /// Ports read through `ring` at the moment rather than polled.
     in_ring: Vec<bool>,
     /// Ports this worker polls.
     owned: Vec<Option<Arc<PortHandle>>>,
@@ -489,10 +492,13 @@ impl Run {
                 let map = self.ports.load();
                 let switch = self.switch.clone();
                 let view = switch.view();
-                let (frames, more) = self.ring_pass(&view, &map, now);
-                ring_more = more;
-                if !self.busy_poll.is_zero() && (frames > 0 || !self.ready.is_empty()) {
+                let pass = self.ring_pass(&view, &map, now);
+                ring_more = pass.more;
+                if !self.busy_poll.is_zero() && (pass.frames > 0 || !self.ready.is_empty()) {
                     last_busy = Instant::now();
+                }
+                for id in pass.quiet {
+                    self.leave_ring(id);
                 }
                 for _ in 0..self.ready.len() {
                     let Some(id) = self.ready.pop_front() else {
@@ -535,24 +541,21 @@ impl Run {
                     if let Some(r) = &mut self.ring
                         && h.port.kind() == "tap"
                     {
-                        if let Err(e) = r.attach(h.id, fd, BUF_LEN) {
-                            tracing::error!(
+                        match r.attach(h.id, fd, BUF_LEN) {
+                            Ok(()) => self.ring_port[h.id as usize] = true,
+                            Err(e) => tracing::warn!(
                                 port = h.port.name(),
-                                "cannot read port through io_uring: {e}"
-                            );
-                            continue;
+                                "cannot read port through io_uring (it is polled): {e}"
+                            ),
                         }
-                        let id = h.id as usize;
-                        self.in_ring[id] = true;
-                        self.owned[id] = Some(h);
-                        continue;
                     }
-                    if let Err(e) = self.poll.registry().register(
-                        &mut SourceFd(&fd),
-                        Token(h.id as usize),
-                        Interest::READABLE,
-                    ) {
+                    if let Err(e) = self.poll_port(h.id, fd) {
                         tracing::error!(port = h.port.name(), "cannot poll port: {e}");
+                        if std::mem::take(&mut self.ring_port[h.id as usize])
+                            && let Some(r) = &mut self.ring
+                        {
+                            r.detach(h.id, fd);
+                        }
                         continue;
                     }
                     let id = h.id;
@@ -570,16 +573,61 @@ impl Run {
     }
 
     fn deregister(&mut self, id: PortId) {
-        if let Some(h) = self.owned[id as usize].take() {
+        let i = id as usize;
+        if let Some(h) = self.owned[i].take() {
             let fd = h.port.fd();
-            if std::mem::take(&mut self.in_ring[id as usize]) {
-                if let Some(r) = &mut self.ring {
-                    r.detach(id, fd);
-                }
-            } else {
+            if !std::mem::take(&mut self.in_ring[i]) {
                 let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             }
+            if std::mem::take(&mut self.ring_port[i])
+                && let Some(r) = &mut self.ring
+            {
+                r.detach(id, fd);
+            }
         }
+    }
+
+    /// A polled port found busy: read it through the ring from now on.
+    /// Returns false (and keeps polling it) if that fails.
+    fn enter_ring(&mut self, id: PortId, fd: std::os::fd::RawFd) -> bool {
+        let Some(r) = &mut self.ring else {
+            return false;
+        };
+        if self.poll.registry().deregister(&mut SourceFd(&fd)).is_err() {
+            return false;
+        }
+        if let Err(e) = r.start_reading(id, fd) {
+            tracing::debug!(port = id, "io_uring: cannot read the port: {e}");
+            let _ = sys::set_nonblocking(fd, true);
+            if let Err(e) = self.poll_port(id, fd) {
+                tracing::error!(port = id, "cannot poll port: {e}");
+            }
+            return false;
+        }
+        self.in_ring[id as usize] = true;
+        tracing::debug!(port = id, "busy: reading through io_uring");
+        true
+    }
+
+    /// A port gone quiet in the ring: polled again (frames may be waiting).
+    fn leave_ring(&mut self, id: PortId) {
+        let i = id as usize;
+        let Some(h) = self.owned[i].clone() else {
+            return;
+        };
+        self.in_ring[i] = false;
+        tracing::debug!(port = h.port.name(), "quiet: polled again");
+        if let Err(e) = self.poll_port(id, h.port.fd()) {
+            tracing::error!(port = h.port.name(), "cannot poll port: {e}");
+            return;
+        }
+        self.mark_ready(id);
+    }
+
+    fn poll_port(&self, id: PortId, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(id as usize), Interest::READABLE)
     }
 
     /// A port's device vanished: stop polling it and mark it down.
@@ -620,7 +668,14 @@ impl Run {
             // Read through the ring; its fd is blocking.
             return Drained::Empty;
         }
-        for _ in 0..BATCH {
+        for got in 0..BATCH {
+            if got == ring::RING_AFTER
+                && self.ring_port[id as usize]
+                && self.enter_ring(id, h.port.fd())
+            {
+                // Busy: the ring reads the frames still queued.
+                return Drained::Empty;
+            }
             let n = match h.port.recv(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
@@ -651,8 +706,8 @@ impl Run {
     }
 
     /// Forwards one frame: `buf` is [virtio-net header][Ethernet frame].
-    /// With `ring_write`, a frame going unchanged to exactly one port read
-    /// through the ring is not written here: its (port, fd) is returned
+    /// With `ring_write`, a frame going unchanged to exactly one port
+    /// attached to the ring is not written here: its (port, fd) is returned
     /// for the caller to queue on the ring (tx is counted on completion).
     /// `before_write` runs before this frame's first ordinary write (the
     /// caller hands its queued ring writes to the kernel there, so frames
@@ -696,7 +751,7 @@ impl Run {
             if ring_write
                 && !e.flooded
                 && act == TagAction::Keep
-                && self.in_ring[out as usize]
+                && self.ring_port[out as usize]
                 && oh.port.offloads()
                 && egress::fits(&*oh.port, &hdr, n - VNET_HDR_LEN)
             {

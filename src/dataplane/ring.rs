@@ -1,8 +1,14 @@
-//! `--io-uring`: a worker's TAP ports read through one io_uring instead of
-//! readiness polling and a `read()` per frame.
+//! `--io-uring`: a worker's busy TAP ports read through one io_uring instead
+//! of readiness polling and a `read()` per frame.
 //!
-//! Each TAP keeps [`SLOTS`] reads pending in the ring (its fd is made
-//! blocking, so a read finding the queue empty waits in the kernel). A
+//! A TAP attached to the ring starts *polled*: its fd stays non-blocking in
+//! the worker's epoll set and is read with `read()`, the shortest path for
+//! a frame reaching an idle switch. When one readiness event finds
+//! [`RING_AFTER`] frames queued, the TAP moves to the ring: its fd is made
+//! blocking (a read finding the queue empty waits in the kernel) and reads
+//! are kept pending in the ring. After [`QUIET_PASSES`] passes in a row
+//! that brought at most one frame each, its pending reads are cancelled
+//! (frames they had taken are forwarded first) and it is polled again. A
 //! completed read is forwarded like any frame — `decide`, then the egress
 //! writes — and its slot re-armed. A frame going unchanged to exactly one
 //! other ring port (known unicast, no tag change, offloads on both sides)
@@ -13,7 +19,7 @@
 //! and writes of a whole pass go to the kernel in one `io_uring_enter`. The ring's fd is in the worker's
 //! epoll set, so a completion wakes the worker like a readable port would.
 //!
-//! Adaptive depth: a quiet TAP keeps [`MIN_ARMED`] reads pending; a TAP
+//! Adaptive depth: a TAP entering the ring keeps [`MIN_ARMED`] reads pending; a TAP
 //! whose pending reads all completed within one pass doubles its depth, up
 //! to [`SLOTS`]; a pass in which it delivered at most one frame brings it
 //! back to the minimum (slots beyond the depth are not re-armed).
@@ -41,6 +47,12 @@ pub const SLOTS: usize = 16;
 const MIN_ARMED: usize = 2;
 /// Completions handled per pass before the worker turns to its other ports.
 const PER_PASS: usize = 256;
+/// Frames read from a polled TAP in one go that move it to the ring.
+pub(super) const RING_AFTER: usize = 16;
+/// Passes in a row of at most one frame each after which a TAP leaves the
+/// ring: at low rates a pending read's wake-up (io_uring's poll, then task
+/// work) is slower than `epoll` + `read()`.
+const QUIET_PASSES: u32 = 8;
 
 /// Dataplane settings beyond the number of workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +78,8 @@ pub(super) struct TapRing {
     target: Vec<usize>,
     /// Per port: frames read in the current pass.
     seen: Vec<usize>,
+    /// Per port: passes in a row that brought at most one frame.
+    quiet: Vec<u32>,
     /// Completions reaped but not handled yet (while cancelling a port).
     backlog: Vec<Completion>,
     done: Vec<Completion>,
@@ -82,6 +96,7 @@ impl TapRing {
             armed: vec![0; MAX_PORTS],
             target: vec![0; MAX_PORTS],
             seen: vec![0; MAX_PORTS],
+            quiet: vec![0; MAX_PORTS],
             backlog: Vec::new(),
             done: Vec::new(),
         })
@@ -91,14 +106,15 @@ impl TapRing {
         self.ring.ring_fd()
     }
 
-    /// Starts reading `fd` for port `id` (the fd is made blocking).
+    /// Gives port `id` its slots; it is polled (its fd non-blocking) until
+    /// [`TapRing::start_reading`].
     pub(super) fn attach(
         &mut self,
         id: PortId,
         fd: std::os::fd::RawFd,
         buf_len: usize,
     ) -> io::Result<()> {
-        sys::set_blocking(fd)?;
+        sys::set_nonblocking(fd, true)?;
         for _ in 0..SLOTS {
             let slot = match self.free.pop() {
                 Some(s) => s,
@@ -112,9 +128,57 @@ impl TapRing {
             self.port[slot] = Some(id);
             self.spare[id as usize].push(slot);
         }
-        self.target[id as usize] = MIN_ARMED;
+        self.target[id as usize] = 0;
+        Ok(())
+    }
+
+    /// Moves port `id` from polling to the ring: its fd is made blocking
+    /// and [`MIN_ARMED`] reads are queued.
+    pub(super) fn start_reading(&mut self, id: PortId, fd: std::os::fd::RawFd) -> io::Result<()> {
+        sys::set_blocking(fd)?;
+        let i = id as usize;
+        self.target[i] = MIN_ARMED;
+        self.quiet[i] = 0;
+        self.seen[i] = 0;
         self.arm(id);
         self.ring.submit()
+    }
+
+    /// Moves port `id` from the ring back to polling: cancels its pending
+    /// reads and waits for them. Their completions, frames included, wait
+    /// in the backlog for the next [`Run::ring_batch`]; the fd is made
+    /// non-blocking again.
+    pub(super) fn stop_reading(&mut self, id: PortId, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self.target[id as usize] = 0;
+        self.quiet[id as usize] = 0;
+        self.cancel(id, fd, true);
+        sys::set_nonblocking(fd, true)
+    }
+
+    /// Cancels port `id`'s pending requests and waits for them; other
+    /// ports' completions (and, with `keep_own`, its own) go to the backlog.
+    fn cancel(&mut self, id: PortId, fd: std::os::fd::RawFd, keep_own: bool) {
+        let mine =
+            |t: &TapRing| (0..t.port.len()).any(|s| t.port[s] == Some(id) && t.ring.is_pending(s));
+        if !mine(self) {
+            return;
+        }
+        if let Err(e) = self.ring.cancel_fd(fd) {
+            tracing::error!("io_uring: cannot cancel a port's reads: {e}");
+        }
+        let mut got = Vec::new();
+        while mine(self) {
+            got.clear();
+            if let Err(e) = self.ring.wait(&mut got) {
+                tracing::error!("io_uring: waiting for cancelled reads: {e}");
+                break;
+            }
+            for c in got.drain(..) {
+                if keep_own || self.port[c.slot] != Some(id) {
+                    self.backlog.push(c);
+                }
+            }
+        }
     }
 
     /// Arms spare slots of port `id` up to its depth.
@@ -159,21 +223,32 @@ impl TapRing {
         }
     }
 
-    /// Adapts each port's depth to what the pass saw.
-    fn end_pass(&mut self, touched: &[PortId]) {
+    /// Adapts each port's depth to what the pass saw. Returns the ports
+    /// that were quiet for [`QUIET_PASSES`] passes (to be polled again).
+    fn end_pass(&mut self, touched: &[PortId]) -> Vec<PortId> {
+        let mut quiet = Vec::new();
         for &id in touched {
             let i = id as usize;
+            let seen = std::mem::take(&mut self.seen[i]);
             if self.target[i] == 0 {
                 continue;
             }
-            if self.seen[i] >= self.target[i] {
-                self.target[i] = (self.target[i] * 2).min(SLOTS);
-            } else if self.seen[i] <= 1 {
+            if seen <= 1 {
                 self.target[i] = MIN_ARMED;
+                self.quiet[i] += 1;
+                if self.quiet[i] >= QUIET_PASSES {
+                    quiet.push(id);
+                    continue;
+                }
+            } else {
+                self.quiet[i] = 0;
+                if seen >= self.target[i] {
+                    self.target[i] = (self.target[i] * 2).min(SLOTS);
+                }
             }
-            self.seen[i] = 0;
             self.arm(id);
         }
+        quiet
     }
 
     /// Stops reading for port `id`: cancels its pending reads and waits for
@@ -182,26 +257,7 @@ impl TapRing {
     pub(super) fn detach(&mut self, id: PortId, fd: std::os::fd::RawFd) {
         let i = id as usize;
         self.target[i] = 0;
-        let mine =
-            |t: &TapRing| (0..t.port.len()).any(|s| t.port[s] == Some(id) && t.ring.is_pending(s));
-        if mine(self) {
-            if let Err(e) = self.ring.cancel_fd(fd) {
-                tracing::error!("io_uring: cannot cancel reads on a removed port: {e}");
-            }
-            let mut got = Vec::new();
-            while mine(self) {
-                got.clear();
-                if let Err(e) = self.ring.wait(&mut got) {
-                    tracing::error!("io_uring: waiting for cancelled reads: {e}");
-                    break;
-                }
-                for c in got.drain(..) {
-                    if self.port[c.slot] != Some(id) {
-                        self.backlog.push(c);
-                    }
-                }
-            }
-        }
+        self.cancel(id, fd, false);
         for s in 0..self.port.len() {
             if self.port[s] == Some(id) {
                 self.port[s] = None;
@@ -211,6 +267,9 @@ impl TapRing {
         self.spare[i].clear();
         self.armed[i] = 0;
         self.seen[i] = 0;
+        self.quiet[i] = 0;
+        // The port may live on elsewhere (polled by another worker).
+        let _ = sys::set_nonblocking(fd, true);
     }
 
     /// Re-arms reads left idle by errors (link-down retry).
@@ -224,137 +283,172 @@ impl TapRing {
     }
 }
 
+/// What one pass over the ring's completions did.
+#[derive(Default)]
+pub(super) struct RingPass {
+    /// Frames forwarded.
+    pub frames: usize,
+    /// Completions handled.
+    handled: usize,
+    /// Ports that delivered frames.
+    touched: Vec<PortId>,
+    /// Ports whose device vanished.
+    gone: Vec<PortId>,
+    /// Ports that went quiet: polled again from now on.
+    pub quiet: Vec<PortId>,
+    /// Completions are left for the next pass.
+    pub more: bool,
+}
+
 impl Run {
     /// Handles the ring's completions: forwards each frame read and re-arms
-    /// its slot. Returns (frames forwarded, whether completions are left).
-    pub(super) fn ring_pass(
+    /// its slot; ports quiet for a while leave the ring (after their last
+    /// frames have been forwarded), for the caller to poll them again.
+    pub(super) fn ring_pass(&mut self, view: &SwitchView<'_>, map: &PortMap, now: u64) -> RingPass {
+        let mut acc = RingPass::default();
+        let Some(mut tr) = self.ring.take() else {
+            return acc;
+        };
+        while self.ring_batch(&mut tr, view, map, now, &mut acc) && acc.handled < PER_PASS {}
+        acc.more = acc.handled >= PER_PASS;
+        let quiet = tr.end_pass(&acc.touched);
+        for &id in &quiet {
+            let Some(h) = self.owned[id as usize].clone() else {
+                continue;
+            };
+            if let Err(e) = tr.stop_reading(id, h.port.fd()) {
+                tracing::error!(port = h.port.name(), "cannot poll the port again: {e}");
+            }
+        }
+        if !quiet.is_empty() {
+            // Their cancelled reads' completions, frames included, are in
+            // the backlog: forward those before the ports are read again.
+            let counted = acc.touched.len();
+            self.ring_batch(&mut tr, view, map, now, &mut acc);
+            for &id in &acc.touched[counted..] {
+                tr.seen[id as usize] = 0;
+            }
+            let _ = tr.ring.submit();
+            acc.quiet = quiet;
+        } else if !acc.touched.is_empty() {
+            let _ = tr.ring.submit();
+        }
+        self.ring = Some(tr);
+        acc.gone.sort_unstable();
+        acc.gone.dedup();
+        for &id in &acc.gone {
+            self.port_gone(id);
+        }
+        acc
+    }
+
+    /// Handles the backlog and the completions posted so far, then submits
+    /// the re-armed reads and queued writes. Returns whether there were any.
+    fn ring_batch(
         &mut self,
+        tr: &mut TapRing,
         view: &SwitchView<'_>,
         map: &PortMap,
         now: u64,
-    ) -> (usize, bool) {
-        let Some(mut tr) = self.ring.take() else {
-            return (0, false);
-        };
-        let mut frames = 0;
-        let mut handled = 0;
-        let mut gone = Vec::new();
-        let mut touched = Vec::new();
+        acc: &mut RingPass,
+    ) -> bool {
         let mut done = std::mem::take(&mut tr.done);
-        loop {
-            done.clear();
-            done.append(&mut tr.backlog);
-            tr.ring.reap(&mut done);
-            if done.is_empty() {
-                break;
-            }
-            for c in &done {
-                handled += 1;
-                let slot = c.slot;
-                if c.write {
-                    let (out, bytes) = tr.writing[slot];
-                    if let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) {
-                        let sent = if c.result >= 0 {
-                            Sent::ok(bytes as usize)
-                        } else {
-                            let e = io::Error::from_raw_os_error(-c.result);
-                            Sent::failed(egress::classify(&e))
-                        };
-                        self.sent(oh, out, sent);
-                    }
-                    if c.idle
-                        && let Some(id) = tr.port[slot]
-                    {
-                        tr.spare[id as usize].push(slot);
-                    }
-                    continue;
+        done.clear();
+        done.append(&mut tr.backlog);
+        tr.ring.reap(&mut done);
+        let any = !done.is_empty();
+        for c in &done {
+            acc.handled += 1;
+            let slot = c.slot;
+            if c.write {
+                let (out, bytes) = tr.writing[slot];
+                if let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) {
+                    let sent = if c.result >= 0 {
+                        Sent::ok(bytes as usize)
+                    } else {
+                        let e = io::Error::from_raw_os_error(-c.result);
+                        Sent::failed(egress::classify(&e))
+                    };
+                    self.sent(oh, out, sent);
                 }
-                let Some(id) = tr.port[slot] else { continue };
-                let i = id as usize;
-                tr.armed[i] = tr.armed[i].saturating_sub(1);
-                if c.result > 0 {
-                    let n = c.result as usize;
-                    if tr.seen[i] == 0 {
-                        touched.push(id);
+                if c.idle
+                    && let Some(id) = tr.port[slot]
+                {
+                    tr.spare[id as usize].push(slot);
+                }
+                continue;
+            }
+            let Some(id) = tr.port[slot] else { continue };
+            let i = id as usize;
+            tr.armed[i] = tr.armed[i].saturating_sub(1);
+            if c.result > 0 {
+                let n = c.result as usize;
+                if tr.seen[i] == 0 {
+                    acc.touched.push(id);
+                }
+                tr.seen[i] += 1;
+                let mut write = None;
+                if let Some(h) = self.owned[i].clone()
+                    && let Some(buf) = tr.ring.frame(slot, n)
+                {
+                    if h.raw_state() != ST_UP && h.raw_state() != ST_GONE {
+                        h.swap_state(ST_UP);
+                        self.switch.set_port_up(id, true);
+                        tracing::info!(port = h.port.name(), "link up");
                     }
-                    tr.seen[i] += 1;
-                    let mut write = None;
-                    if let Some(h) = self.owned[i].clone()
-                        && let Some(buf) = tr.ring.frame(slot, n)
-                    {
-                        if h.raw_state() != ST_UP && h.raw_state() != ST_GONE {
-                            h.swap_state(ST_UP);
-                            self.switch.set_port_up(id, true);
-                            tracing::info!(port = h.port.name(), "link up");
+                    acc.frames += 1;
+                    let ring = &tr.ring;
+                    write = self.forward(view, map, id, buf, now, true, &mut || {
+                        if let Err(e) = ring.submit_now() {
+                            tracing::debug!("io_uring: submit before a write: {e}");
                         }
-                        frames += 1;
-                        let ring = &tr.ring;
-                        write = self.forward(view, map, id, buf, now, true, &mut || {
-                            if let Err(e) = ring.submit_now() {
-                                tracing::debug!("io_uring: submit before a write: {e}");
-                            }
-                        });
-                    }
-                    if let Some((out, fd)) = write {
-                        tr.writing[slot] = (out, (n - VNET_HDR_LEN) as u64);
-                        let again = tr.keep_armed(id);
-                        let queued = if again {
-                            tr.ring.forward_with(slot, fd, n, true)
-                        } else {
-                            tr.ring.write(slot, fd, n)
-                        };
-                        match queued {
-                            Ok(()) => continue,
-                            Err(e) => {
-                                tracing::debug!("io_uring: queueing a write: {e}");
-                                self.counters.count_drop(out, Reason::IoError);
-                                if again {
-                                    tr.armed[i] -= 1;
-                                }
+                    });
+                }
+                if let Some((out, fd)) = write {
+                    tr.writing[slot] = (out, (n - VNET_HDR_LEN) as u64);
+                    let again = tr.keep_armed(id);
+                    let queued = if again {
+                        tr.ring.forward_with(slot, fd, n, true)
+                    } else {
+                        tr.ring.write(slot, fd, n)
+                    };
+                    match queued {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            tracing::debug!("io_uring: queueing a write: {e}");
+                            self.counters.count_drop(out, Reason::IoError);
+                            if again {
+                                tr.armed[i] -= 1;
                             }
                         }
                     }
-                    tr.reuse(id, slot);
-                    continue;
                 }
-                let err = io::Error::from_raw_os_error(-c.result);
-                if c.result == 0 || matches!(-c.result, libc::EAGAIN | libc::EINTR) {
-                    tr.reuse(id, slot);
-                } else if -c.result == libc::ECANCELED {
-                    tr.spare[i].push(slot);
-                } else if sys::is_gone(&err) {
-                    tr.spare[i].push(slot);
-                    gone.push(id);
-                } else {
-                    // Link down (or another error): idle until the retry.
-                    if !sys::is_link_down(&err) {
-                        tracing::debug!(port = id, "read failed: {err}");
-                        self.counters.count_drop(id, Reason::IoError);
-                    }
-                    tr.spare[i].push(slot);
+                tr.reuse(id, slot);
+                continue;
+            }
+            let err = io::Error::from_raw_os_error(-c.result);
+            if c.result == 0 || matches!(-c.result, libc::EAGAIN | libc::EINTR) {
+                tr.reuse(id, slot);
+            } else if -c.result == libc::ECANCELED {
+                tr.spare[i].push(slot);
+            } else if sys::is_gone(&err) {
+                tr.spare[i].push(slot);
+                acc.gone.push(id);
+            } else {
+                // Link down (or another error): idle until the retry.
+                if !sys::is_link_down(&err) {
+                    tracing::debug!(port = id, "read failed: {err}");
+                    self.counters.count_drop(id, Reason::IoError);
                 }
+                tr.spare[i].push(slot);
             }
-            if let Err(e) = tr.ring.submit() {
-                tracing::error!("io_uring: submit failed: {e}");
-                break;
-            }
-            if handled >= PER_PASS {
-                break;
-            }
-        }
-        tr.end_pass(&touched);
-        if !touched.is_empty() {
-            let _ = tr.ring.submit();
         }
         done.clear();
         tr.done = done;
-        let more = handled >= PER_PASS;
-        self.ring = Some(tr);
-        gone.sort_unstable();
-        gone.dedup();
-        for id in gone {
-            self.port_gone(id);
+        if any && let Err(e) = tr.ring.submit() {
+            tracing::error!("io_uring: submit failed: {e}");
+            return false;
         }
-        (frames, more)
+        any
     }
 }

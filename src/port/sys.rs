@@ -62,11 +62,23 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
 
 /// Clears O_NONBLOCK on `fd` (for io_uring, see `port::uring`).
 pub fn set_blocking(fd: RawFd) -> io::Result<()> {
+    set_nonblocking(fd, false)
+}
+
+/// Sets or clears O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl F_GETFL/F_SETFL take and return plain integers; no
     // memory is shared.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    let want = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if want != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, want) })?;
+    }
     Ok(())
 }
 

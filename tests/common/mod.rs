@@ -243,8 +243,13 @@ impl Switchd {
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .env("RUST_LOG", "info");
+            .stderr(std::fs::File::create(&log).unwrap());
+        // Info unless the test asks for a level (RUST_LOG would override it).
+        if args.contains(&"--log-level") {
+            cmd.env_remove("RUST_LOG");
+        } else {
+            cmd.env("RUST_LOG", "info");
+        }
         let proc = Bg::new(cmd.spawn().expect("start vswitchd"));
         let s = Switchd {
             proc,
