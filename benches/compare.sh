@@ -18,10 +18,11 @@
 #   --no-build         use the binaries already in $CARGO_TARGET_DIR (or target/)
 #   --no-install       do not apt-get missing peers (they are reported skipped)
 #   --out DIR          results directory (default bench-results/)
-#   --rounds N         rounds of the interleaved 64-byte test at the end
-#                      (bare forwarder, io_uring forwarder, vswitchd and
-#                      vswitchd --no-io-uring in alternation; default 5,
-#                      --quick 1, 0 skips it)
+#   --rounds N         rounds of the interleaved tests at the end (default
+#                      5, --quick 1, 0 skips them): 64-byte frames (bare
+#                      forwarder, io_uring forwarder, vswitchd and vswitchd
+#                      --no-io-uring in alternation) and ping RTT (VDE, bare
+#                      forwarder, vswitchd, vswitchd --busy-poll 20000)
 #   --nice N           nice value (process and autogroup) for the switches and
 #                      generators (default -10, so that other work on a shared
 #                      machine disturbs less; 0 leaves priorities alone)
@@ -575,7 +576,7 @@ json.dump({
 EOF
 $PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
 
-# Interleaved 64-byte test: the runs above measure one switch after the
+# Interleaved tests: the runs above measure one switch after the
 # other, so a slow spell of a shared host can favour one; here the
 # forwarders take turns, round after round.
 specs=()
@@ -587,13 +588,37 @@ case " $ONLY " in *" vswitchd "*)
 esac
 if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
   log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"
-  if nice -n "$NICE" "$ROOT/benches/interleaved_pps.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
+  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
     >"$RUN/raw/interleaved.txt" 2>&1; then
-    { echo; echo "Interleaved 64-byte test (\`benches/interleaved_pps.sh\`, forwarders in alternation, $DUR s each):"; echo
+    { echo; echo "Interleaved 64-byte test (\`benches/interleaved.sh\`, forwarders in alternation, $DUR s each):"; echo
       echo '```'; cat "$RUN/raw/interleaved.txt"; echo '```'; } >>"$RUN/results.md"
     cat "$RUN/raw/interleaved.txt"
   else
     log "interleaved 64-byte test failed (see $RUN/raw/interleaved.txt)"
+  fi
+fi
+
+# Interleaved RTT: pings 10 ms apart are the figure most at the mercy of
+# the host (idle vCPUs waking); taking turns, round after round, compares
+# the switches under the same conditions. Ratios are to the first (VDE).
+specs=()
+if [ -z "${SKIP[vde]:-}" ]; then case " $ONLY " in *" vde "*) specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1") ;; esac; fi
+case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
+case " $ONLY " in *" vswitchd "*)
+  specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn") ;;
+esac
+case " $ONLY " in *" vswitchd-busy "*)
+  specs+=("vswitchd-busy=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --busy-poll 20000") ;;
+esac
+if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
+  log "interleaved RTT test: $ROUNDS rounds of ${#specs[@]} switches, $PINGS pings each"
+  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --ping "$PINGS" "${specs[@]}" \
+    >"$RUN/raw/interleaved-rtt.txt" 2>&1; then
+    { echo; echo "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart):"; echo
+      echo '```'; cat "$RUN/raw/interleaved-rtt.txt"; echo '```'; } >>"$RUN/results.md"
+    cat "$RUN/raw/interleaved-rtt.txt"
+  else
+    log "interleaved RTT test failed (see $RUN/raw/interleaved-rtt.txt)"
   fi
 fi
 ln -sfn "compare-$STAMP" "$OUT/latest"

@@ -227,6 +227,9 @@ impl Dataplane {
                 buf: vec![0u8; BUF_LEN],
                 scratch: Vec::with_capacity(BUF_LEN),
                 seg: Vec::with_capacity(BUF_LEN),
+                chase: false,
+                chased: None,
+                unicast_out: None,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("vswitchd-dp{i}"))
@@ -440,6 +443,13 @@ struct Run {
     buf: Vec<u8>,
     scratch: Vec<u8>,
     seg: Vec<u8>,
+    /// This pass follows a sleep: after the first frame, read its egress
+    /// port next ([`Run::service`]).
+    chase: bool,
+    /// The egress port to read next, set by [`Run::service`].
+    chased: Option<PortId>,
+    /// The port the last frame forwarded went to, if it went to one port.
+    unicast_out: Option<PortId>,
 }
 
 enum Drained {
@@ -467,7 +477,10 @@ impl Run {
                 self.busy_poll,
                 idle_for,
             );
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            let poll = self.poll.poll(&mut events, Some(timeout));
+            // Woken from sleep: chase the first frame's answer (below).
+            self.chase = !timeout.is_zero();
+            if let Err(e) = poll {
                 // EINTR also comes from io_uring waking this thread to
                 // complete a read: carry on to the ring's completions.
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -500,15 +513,22 @@ impl Run {
                 for id in pass.quiet {
                     self.leave_ring(id);
                 }
-                for _ in 0..self.ready.len() {
+                let mut budget = self.ready.len();
+                while budget > 0 {
                     let Some(id) = self.ready.pop_front() else {
                         break;
                     };
+                    budget -= 1;
                     self.queued[id as usize] = false;
                     match self.service(id, &view, &map, now) {
                         Drained::Empty => {}
                         Drained::More => self.mark_ready(id),
                         Drained::Gone => self.port_gone(id),
+                    }
+                    if let Some(out) = self.chased.take()
+                        && self.ready_first(out)
+                    {
+                        budget += 1;
                     }
                 }
             }
@@ -520,6 +540,18 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// Puts polled port `id` at the head of the ready queue (unless it is
+    /// queued already). Returns whether it was queued.
+    fn ready_first(&mut self, id: PortId) -> bool {
+        let i = id as usize;
+        if i >= MAX_PORTS || self.in_ring[i] || self.queued[i] || self.owned[i].is_none() {
+            return false;
+        }
+        self.queued[i] = true;
+        self.ready.push_front(id);
+        true
     }
 
     fn mark_ready(&mut self, id: PortId) {
@@ -701,6 +733,17 @@ impl Run {
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;
+            if std::mem::take(&mut self.chase)
+                && let Some(out) = self.unicast_out.take()
+            {
+                // The first frame after a sleep: a stack answering inside
+                // our write (a ping's echo reply, a TCP ACK) has put its
+                // answer on the egress port already. Read that port next,
+                // before this one's remaining frames (the answer would
+                // otherwise wait for another read here and an epoll_wait).
+                self.chased = Some(out);
+                return Drained::More;
+            }
         }
         Drained::More
     }
@@ -723,6 +766,7 @@ impl Run {
         ring_write: bool,
         before_write: &mut dyn FnMut(),
     ) -> Option<(PortId, std::os::fd::RawFd)> {
+        self.unicast_out = None;
         let n = buf.len();
         let c = self.counters.port(id);
         bump(&c.rx_frames, 1);
@@ -758,6 +802,9 @@ impl Run {
                 return Some((out, oh.port.fd()));
             }
             before_write();
+            if !e.flooded {
+                self.unicast_out = Some(out);
+            }
             let sent = if act == TagAction::Keep {
                 egress::send(&*oh.port, hdr, &buf[..n], &mut self.seg)
             } else {

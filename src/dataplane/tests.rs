@@ -208,3 +208,38 @@ fn poll_timeout_sleeps_only_when_idle_past_the_busy_window() {
     assert_eq!(poll_timeout(false, ms(20), ms(20)), RETRY, "window over");
     assert_eq!(poll_timeout(true, ms(20), ms(50)), z);
 }
+
+/// After a sleep the worker reads the first frame's egress port next (to
+/// pick up an immediate answer) before the rest of the first port's
+/// frames: each port's frames still leave in the order they came, and none
+/// is lost, when both ports have frames queued at once.
+#[test]
+fn reading_the_egress_port_first_keeps_each_ports_order() {
+    let (_dp, peers) = setup(ports(2), SwitchConfig::default(), 1);
+    // Learn both MACs (the first frames flood).
+    peers[0].send(&frame(BCAST, A, 60)).unwrap();
+    assert!(peers[1].recv_timeout(WAIT).unwrap().is_some());
+    peers[1].send(&frame(BCAST, B, 60)).unwrap();
+    assert!(peers[0].recv_timeout(WAIT).unwrap().is_some());
+    let numbered = |dst, src, k: u8| {
+        let mut f = frame(dst, src, 60);
+        f[20] = k;
+        f
+    };
+    for round in 0..20 {
+        // Let the worker go to sleep, then queue on both ports at once.
+        std::thread::sleep(Duration::from_millis(5));
+        for k in 0..5 {
+            peers[0].send(&numbered(B, A, k)).unwrap();
+            peers[1].send(&numbered(A, B, k)).unwrap();
+        }
+        for k in 0..5 {
+            let to_b = peers[1].recv_timeout(WAIT).unwrap();
+            assert_eq!(to_b, Some(numbered(B, A, k)), "round {round}: A->B #{k}");
+            let to_a = peers[0].recv_timeout(WAIT).unwrap();
+            assert_eq!(to_a, Some(numbered(A, B, k)), "round {round}: B->A #{k}");
+        }
+    }
+    assert_eq!(peers[0].recv_timeout(QUIET).unwrap(), None);
+    assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), None);
+}
