@@ -53,7 +53,7 @@ pub struct SwitchSection {
     /// Microseconds a worker keeps polling after its last frame before it
     /// sleeps (0: sleep at once).
     pub busy_poll: u64,
-    /// Read TAP ports through io_uring (falls back to read() where the
+    /// Read busy TAP ports through io_uring (falls back to read() where the
     /// kernel has none).
     pub io_uring: bool,
     /// `HOST:PORT` or `off`.

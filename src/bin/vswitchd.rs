@@ -50,8 +50,9 @@ struct Cli {
     #[arg(long, value_name = "MICROSECONDS")]
     busy_poll: Option<u64>,
 
-    /// Read TAP ports through io_uring: many frames per system call; where
-    /// the kernel has no io_uring, read() is used [default: on].
+    /// Read busy TAP ports through io_uring: many frames per system call
+    /// (quiet ones are read with read()); where the kernel has no io_uring,
+    /// read() is used throughout [default: on].
     #[arg(long, overrides_with = "no_io_uring")]
     io_uring: bool,
 

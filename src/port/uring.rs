@@ -3,8 +3,8 @@
 //! into the same buffer. One `io_uring_enter` then carries dozens of frames
 //! instead of one `read()` and one `write()` syscall each.
 //!
-//! Used by `benches/bare_uring.rs` (the benchmark's io_uring ceiling); the
-//! dataplane does not use it yet (see docs/performance.md).
+//! Used by the dataplane for busy TAP ports (`src/dataplane/ring.rs`) and by
+//! `benches/bare_uring.rs` (the benchmark's io_uring ceiling).
 //!
 //! The fds must be blocking: on an O_NONBLOCK file io_uring completes a read
 //! with -EAGAIN instead of waiting ([`sys::set_blocking`]). A pending read
