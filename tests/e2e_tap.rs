@@ -362,14 +362,20 @@ impl Drop for RootLink {
     }
 }
 
-/// `--io-uring`: the same forwarding with TAPs read through io_uring, and a
-/// port's pending reads cancelled when it is removed or its netdev deleted
-/// (else the ring would keep the TAP alive).
+/// `--io-uring`: the same forwarding with busy TAPs read through io_uring,
+/// and a port's pending reads cancelled when it is removed or its netdev
+/// deleted while it is busy (else the ring would keep the TAP alive).
 #[test]
 fn io_uring_forwards_and_releases_ports() {
     require_root();
     let mut lan = Lan::with_args("tpu", 3, 57, |taps| {
-        vec!["--ports".into(), taps.join(","), "--io-uring".into()]
+        vec![
+            "--ports".into(),
+            taps.join(","),
+            "--io-uring".into(),
+            "--log-level".into(),
+            "debug".into(),
+        ]
     });
     for i in 0..3 {
         for j in 0..3 {
@@ -389,9 +395,34 @@ fn io_uring_forwards_and_releases_ports() {
         "iperf3 through io_uring: only {got} bytes"
     );
 
-    // Removing a port releases its TAP: the netdev vanishes from its
+    // A port busy enough to be read through the ring: a flood ping from
+    // its namespace (bounded in count and time).
+    let flood_from = |lan: &Lan, i: usize| {
+        let flood = Bg::new(lan.ns[i].spawn(&[
+            "timeout",
+            "20",
+            "ping",
+            "-q",
+            "-f",
+            "-c",
+            "500000",
+            &lan.ips[0],
+        ]));
+        let busy = format!("busy: reading through io_uring port=\"{}\"", lan.taps[i]);
+        let seen = wait_for(PATIENCE, || lan.sw.log_text().contains(&busy).then_some(()));
+        assert!(
+            seen.is_some(),
+            "{} never busy: {}",
+            lan.taps[i],
+            lan.sw.log_text()
+        );
+        flood
+    };
+
+    // Removing a busy port releases its TAP: the netdev vanishes from its
     // namespace although reads were pending on it.
     let removed = lan.taps[2].clone();
+    let mut flood = flood_from(&lan, 2);
     let o = lan.sw.ctl(&["port", "del", &removed]);
     assert!(o.status.success(), "port del: {o:?}");
     let vanished = wait_for(PATIENCE, || {
@@ -403,14 +434,18 @@ fn io_uring_forwards_and_releases_ports() {
         "{removed} still exists after `port del`: {}",
         lan.sw.log_text()
     );
+    flood.stop(Duration::from_secs(5));
     assert!(
         lan.ns[0].ping(&lan.ips[1], 3),
         "ns0 -> ns1 broke after port del"
     );
 
-    // A deleted netdev: the port goes down, the others keep forwarding.
+    // A busy port's netdev deleted: the port goes down, the others keep
+    // forwarding.
     let gone = lan.taps[1].clone();
+    let mut flood = flood_from(&lan, 1);
     lan.ns[1].ip(&["link", "del", &gone]);
+    flood.stop(Duration::from_secs(5));
     let down = wait_for(PATIENCE, || {
         let _ = lan.ns[0].exec(&["timeout", "5", "ping", "-c", "1", "-W", "1", &lan.ips[1]]);
         let s = lan.sw.ctl_json(&["show"]);
@@ -440,8 +475,8 @@ fn echo_request_seqs(text: &str) -> Vec<u32> {
 
 /// `--io-uring` moves a TAP into the ring only while it is busy: a quiet
 /// TAP is polled and read with `read()` (the shorter path for a lone
-/// frame), a burst moves it to the ring, and it is polled again once
-/// quiet. Across those moves no frame is lost or reordered: a flood ping
+/// frame), sustained traffic (> 6 400 frames/s) moves it to the ring, and
+/// it is polled again once quiet. Across those moves no frame is lost or reordered: a flood ping
 /// with 64 in flight gets every reply, and the receiver sees the requests'
 /// sequence numbers in order.
 #[test]

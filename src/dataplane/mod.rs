@@ -221,6 +221,8 @@ impl Dataplane {
                 ring,
                 ring_port: vec![false; MAX_PORTS],
                 in_ring: vec![false; MAX_PORTS],
+                window: vec![0; MAX_PORTS],
+                window_end: 0,
                 owned: vec![None; MAX_PORTS],
                 ready: VecDeque::new(),
                 queued: vec![false; MAX_PORTS],
@@ -435,6 +437,10 @@ struct Run {
     ring_port: Vec<bool>,
     /// Ports read through `ring` at the moment rather than polled.
     in_ring: Vec<bool>,
+    /// Per port: frames read in the current window (`ring::WINDOW_MS`).
+    window: Vec<u32>,
+    /// When the current window ends (ms).
+    window_end: u64,
     /// Ports this worker polls.
     owned: Vec<Option<Arc<PortHandle>>>,
     /// Ports with frames possibly waiting (edge-triggered polling).
@@ -510,9 +516,6 @@ impl Run {
                 if !self.busy_poll.is_zero() && (pass.frames > 0 || !self.ready.is_empty()) {
                     last_busy = Instant::now();
                 }
-                for id in pass.quiet {
-                    self.leave_ring(id);
-                }
                 let mut budget = self.ready.len();
                 while budget > 0 {
                     let Some(id) = self.ready.pop_front() else {
@@ -531,6 +534,10 @@ impl Run {
                         budget += 1;
                     }
                 }
+            }
+            if self.ring.is_some() && now >= self.window_end {
+                self.window_end = now + ring::WINDOW_MS;
+                self.choose_reading();
             }
             if now >= next_retry {
                 next_retry = now + retry_ms;
@@ -637,20 +644,45 @@ impl Run {
             return false;
         }
         self.in_ring[id as usize] = true;
-        tracing::debug!(port = id, "busy: reading through io_uring");
         true
     }
 
-    /// A port gone quiet in the ring: polled again (frames may be waiting).
-    fn leave_ring(&mut self, id: PortId) {
-        let i = id as usize;
-        let Some(h) = self.owned[i].clone() else {
+    /// At the end of a window: TAPs that were busy in it are read through
+    /// the ring from now on, those in the ring that were quiet are polled.
+    fn choose_reading(&mut self) {
+        for i in 0..MAX_PORTS {
+            let frames = std::mem::take(&mut self.window[i]);
+            if !self.ring_port[i] {
+                continue;
+            }
+            let Some(h) = self.owned[i].clone() else {
+                continue;
+            };
+            let (id, fd) = (i as PortId, h.port.fd());
+            if self.in_ring[i] {
+                if frames < ring::LEAVE_FRAMES {
+                    self.leave_ring(id, fd);
+                    tracing::debug!(port = h.port.name(), "quiet: polled again");
+                }
+            } else if frames >= ring::ENTER_FRAMES && self.enter_ring(id, fd) {
+                tracing::debug!(port = h.port.name(), "busy: reading through io_uring");
+            }
+        }
+    }
+
+    /// A port gone quiet in the ring: its pending reads are cancelled (the
+    /// frames they took are forwarded at the head of the next pass) and it
+    /// is polled again (frames may be waiting).
+    fn leave_ring(&mut self, id: PortId, fd: std::os::fd::RawFd) {
+        let Some(r) = &mut self.ring else {
             return;
         };
-        self.in_ring[i] = false;
-        tracing::debug!(port = h.port.name(), "quiet: polled again");
-        if let Err(e) = self.poll_port(id, h.port.fd()) {
-            tracing::error!(port = h.port.name(), "cannot poll port: {e}");
+        if let Err(e) = r.stop_reading(id, fd) {
+            tracing::error!(port = id, "cannot poll the port again: {e}");
+        }
+        self.in_ring[id as usize] = false;
+        if let Err(e) = self.poll_port(id, fd) {
+            tracing::error!(port = id, "cannot poll port: {e}");
             return;
         }
         self.mark_ready(id);
@@ -700,14 +732,7 @@ impl Run {
             // Read through the ring; its fd is blocking.
             return Drained::Empty;
         }
-        for got in 0..BATCH {
-            if got == ring::RING_AFTER
-                && self.ring_port[id as usize]
-                && self.enter_ring(id, h.port.fd())
-            {
-                // Busy: the ring reads the frames still queued.
-                return Drained::Empty;
-            }
+        for _ in 0..BATCH {
             let n = match h.port.recv(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
@@ -730,6 +755,7 @@ impl Run {
                 self.switch.set_port_up(id, true);
                 tracing::info!(port = h.port.name(), "link up");
             }
+            self.window[id as usize] += 1;
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;
