@@ -557,25 +557,7 @@ for p in $ALL; do
   fi
   sleep 1
 done
-PEER=meta
-LOAD_AFTER=$(load1)
-
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-ovsv=$(ovs-vswitchd --version 2>/dev/null | head -1 || true)
-vdev=$(vde_switch --version 2>/dev/null | head -1 || true)
-rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-$PY - "$RUN/raw/meta.json" <<EOF
-import json, sys
-json.dump({
-  "date": "$STARTED", "finished": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
-  "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
-  "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
-  "idle_ports": $IDLE_PORTS, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
-  "peers": "$ONLY".split(),
-}, open(sys.argv[1], "w"), indent=2)
-EOF
-$PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
-
+PEER=interleaved
 # Interleaved tests: the runs above measure one switch after the
 # other, so a slow spell of a shared host can favour one; here the
 # forwarders take turns, round after round.
@@ -590,8 +572,6 @@ if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
   log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"
   if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
     >"$RUN/raw/interleaved.txt" 2>&1; then
-    { echo; echo "Interleaved 64-byte test (\`benches/interleaved.sh\`, forwarders in alternation, $DUR s each):"; echo
-      echo '```'; cat "$RUN/raw/interleaved.txt"; echo '```'; } >>"$RUN/results.md"
     cat "$RUN/raw/interleaved.txt"
   else
     log "interleaved 64-byte test failed (see $RUN/raw/interleaved.txt)"
@@ -614,12 +594,38 @@ if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
   log "interleaved RTT test: $ROUNDS rounds of ${#specs[@]} switches, $PINGS pings each"
   if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --ping "$PINGS" "${specs[@]}" \
     >"$RUN/raw/interleaved-rtt.txt" 2>&1; then
-    { echo; echo "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart):"; echo
-      echo '```'; cat "$RUN/raw/interleaved-rtt.txt"; echo '```'; } >>"$RUN/results.md"
     cat "$RUN/raw/interleaved-rtt.txt"
   else
     log "interleaved RTT test failed (see $RUN/raw/interleaved-rtt.txt)"
   fi
 fi
+
+PEER=meta
+LOAD_AFTER=$(load1)
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+ovsv=$(ovs-vswitchd --version 2>/dev/null | head -1 || true)
+vdev=$(vde_switch --version 2>/dev/null | head -1 || true)
+rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+$PY - "$RUN/raw/meta.json" <<EOF
+import json, sys
+json.dump({
+  "date": "$STARTED", "finished": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
+  "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
+  "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
+  "idle_ports": $IDLE_PORTS, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
+  "peers": "$ONLY".split(),
+}, open(sys.argv[1], "w"), indent=2)
+EOF
+$PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
+if [ -s "$RUN/raw/interleaved.txt" ]; then
+  { echo; echo "Interleaved 64-byte test (\`benches/interleaved.sh\`, forwarders in alternation, $DUR s each):"; echo
+    echo '```'; cat "$RUN/raw/interleaved.txt"; echo '```'; } >>"$RUN/results.md"
+fi
+if [ -s "$RUN/raw/interleaved-rtt.txt" ]; then
+  { echo; echo "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart):"; echo
+    echo '```'; cat "$RUN/raw/interleaved-rtt.txt"; echo '```'; } >>"$RUN/results.md"
+fi
+
 ln -sfn "compare-$STAMP" "$OUT/latest"
 log "wrote $RUN/results.md, results.json and plot.svg (also $OUT/latest/)"
