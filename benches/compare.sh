@@ -560,45 +560,37 @@ done
 PEER=interleaved
 # Interleaved tests: the runs above measure one switch after the
 # other, so a slow spell of a shared host can favour one; here the
-# forwarders take turns, round after round.
-specs=()
-case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
-case " $ONLY " in *" bare-uring "*) specs+=("bare-uring=$BARE_URING @P0 @P1") ;; esac
-case " $ONLY " in *" vswitchd "*)
-  specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn")
-  specs+=("vswitchd-no-io-uring=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --no-io-uring") ;;
-esac
-if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
-  log "interleaved 64-byte test: $ROUNDS rounds of ${#specs[@]} forwarders, $DUR s each"
-  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --duration "$DUR" "${specs[@]}" \
-    >"$RUN/raw/interleaved.txt" 2>&1; then
-    cat "$RUN/raw/interleaved.txt"
+# switches take turns, round after round.
+# run_interleaved WHAT FILE OPTION...: benches/interleaved.sh with the
+# switches in the array `specs` (two or more), output in raw/FILE.
+run_interleaved() {
+  local what=$1 file=$2; shift 2
+  [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ] || return 0
+  log "interleaved $what test: $ROUNDS rounds of ${#specs[@]} switches"
+  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" "$@" "${specs[@]}" \
+    >"$RUN/raw/$file" 2>&1; then
+    cat "$RUN/raw/$file"
   else
-    log "interleaved 64-byte test failed (see $RUN/raw/interleaved.txt)"
+    log "interleaved $what test failed (see $RUN/raw/$file)"
   fi
-fi
+}
+VSW_ARGS="--ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn"
+has() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
-# Interleaved RTT: pings 10 ms apart are the figure most at the mercy of
-# the host (idle vCPUs waking); taking turns, round after round, compares
-# the switches under the same conditions. Ratios are to the first (VDE).
 specs=()
-if [ -z "${SKIP[vde]:-}" ]; then case " $ONLY " in *" vde "*) specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1") ;; esac; fi
-case " $ONLY " in *" bare "*) specs+=("bare=$BARE @P0 @P1") ;; esac
-case " $ONLY " in *" vswitchd "*)
-  specs+=("vswitchd=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn") ;;
-esac
-case " $ONLY " in *" vswitchd-busy "*)
-  specs+=("vswitchd-busy=$VSWITCHD --ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn --busy-poll 20000") ;;
-esac
-if [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
-  log "interleaved RTT test: $ROUNDS rounds of ${#specs[@]} switches, $PINGS pings each"
-  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" --ping "$PINGS" "${specs[@]}" \
-    >"$RUN/raw/interleaved-rtt.txt" 2>&1; then
-    cat "$RUN/raw/interleaved-rtt.txt"
-  else
-    log "interleaved RTT test failed (see $RUN/raw/interleaved-rtt.txt)"
-  fi
-fi
+has bare && specs+=("bare=$BARE @P0 @P1")
+has bare-uring && specs+=("bare-uring=$BARE_URING @P0 @P1")
+has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS" "vswitchd-no-io-uring=$VSWITCHD $VSW_ARGS --no-io-uring")
+run_interleaved 64-byte interleaved.txt --duration "$DUR"
+
+# RTT: pings 10 ms apart are the figure most at the mercy of the host (idle
+# vCPUs waking). Ratios are to the first (VDE).
+specs=()
+if [ -z "${SKIP[vde]:-}" ] && has vde; then specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1"); fi
+has bare && specs+=("bare=$BARE @P0 @P1")
+has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
+has vswitchd-busy && specs+=("vswitchd-busy=$VSWITCHD $VSW_ARGS --busy-poll 20000")
+run_interleaved RTT interleaved-rtt.txt --ping "$PINGS"
 
 PEER=meta
 LOAD_AFTER=$(load1)

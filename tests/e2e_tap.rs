@@ -362,13 +362,10 @@ impl Drop for RootLink {
     }
 }
 
-/// `--io-uring`: the same forwarding with busy TAPs read through io_uring,
-/// and a port's pending reads cancelled when it is removed or its netdev
-/// deleted while it is busy (else the ring would keep the TAP alive).
-#[test]
-fn io_uring_forwards_and_releases_ports() {
-    require_root();
-    let mut lan = Lan::with_args("tpu", 3, 57, |taps| {
+/// A LAN on vswitchd with io_uring on and debug logs (which tell when a
+/// port moves to the ring and back).
+fn uring_lan(tag: &str, n: usize, net: u8) -> Lan {
+    Lan::with_args(tag, n, net, |taps| {
         vec![
             "--ports".into(),
             taps.join(","),
@@ -376,7 +373,16 @@ fn io_uring_forwards_and_releases_ports() {
             "--log-level".into(),
             "debug".into(),
         ]
-    });
+    })
+}
+
+/// `--io-uring`: the same forwarding with busy TAPs read through io_uring,
+/// and a port's pending reads cancelled when it is removed or its netdev
+/// deleted while it is busy (else the ring would keep the TAP alive).
+#[test]
+fn io_uring_forwards_and_releases_ports() {
+    require_root();
+    let mut lan = uring_lan("tpu", 3, 57);
     for i in 0..3 {
         for j in 0..3 {
             if i != j {
@@ -482,15 +488,7 @@ fn echo_request_seqs(text: &str) -> Vec<u32> {
 #[test]
 fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
     require_root();
-    let lan = Lan::with_args("tpm", 2, 58, |taps| {
-        vec![
-            "--ports".into(),
-            taps.join(","),
-            "--io-uring".into(),
-            "--log-level".into(),
-            "debug".into(),
-        ]
-    });
+    let lan = uring_lan("tpm", 2, 58);
     assert!(lan.ping_eventually(0, 1), "no ping: {}", lan.sw.log_text());
     assert!(
         !lan.sw.log_text().contains("busy: reading through io_uring"),
