@@ -51,18 +51,7 @@ fn iperf_3s(lan: &Lan, extra: Option<&str>) -> u64 {
 fn all_pairs_ping() {
     require_root();
     let mut lan = Lan::new("tpa", 4, 20);
-    for i in 0..4 {
-        for j in 0..4 {
-            if i != j {
-                assert!(
-                    lan.ping_eventually(i, j),
-                    "ns{i} cannot ping ns{j} ({}): {}",
-                    lan.ips[j],
-                    lan.sw.log_text()
-                );
-            }
-        }
-    }
+    lan.assert_all_pairs_ping();
     // Every host was learned on its own port.
     let show = lan.sw.ctl_json(&["show"]);
     for t in &lan.taps {
@@ -383,17 +372,7 @@ fn uring_lan(tag: &str, n: usize, net: u8) -> Lan {
 fn io_uring_forwards_and_releases_ports() {
     require_root();
     let mut lan = uring_lan("tpu", 3, 57);
-    for i in 0..3 {
-        for j in 0..3 {
-            if i != j {
-                assert!(
-                    lan.ping_eventually(i, j),
-                    "ns{i} cannot ping ns{j}: {}",
-                    lan.sw.log_text()
-                );
-            }
-        }
-    }
+    lan.assert_all_pairs_ping();
     // Bulk TCP (GSO frames through the ring's 64 KiB buffers).
     let got = iperf_3s(&lan, None);
     assert!(

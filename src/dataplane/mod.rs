@@ -126,6 +126,16 @@ impl PortHandle {
         }
     }
 
+    /// A frame came in from the peer: a port that was down is up again
+    /// (a gone port stays gone).
+    fn frame_received(&self, switch: &Switch) {
+        if self.raw_state() != ST_UP && self.raw_state() != ST_GONE {
+            self.swap_state(ST_UP);
+            switch.set_port_up(self.id, true);
+            tracing::info!(port = self.port.name(), "link up");
+        }
+    }
+
     /// The device behind the port vanished: the port goes down for good
     /// (until the control plane re-attaches a new device).
     fn gone(&self, switch: &Switch) {
@@ -230,7 +240,6 @@ impl Dataplane {
                 scratch: Vec::with_capacity(BUF_LEN),
                 seg: Vec::with_capacity(BUF_LEN),
                 chase: false,
-                chased: None,
                 unicast_out: None,
             };
             let thread = std::thread::Builder::new()
@@ -452,8 +461,6 @@ struct Run {
     /// This pass follows a sleep: after the first frame, read its egress
     /// port next ([`Run::service`]).
     chase: bool,
-    /// The egress port to read next, set by [`Run::service`].
-    chased: Option<PortId>,
     /// The port the last frame forwarded went to, if it went to one port.
     unicast_out: Option<PortId>,
 }
@@ -461,6 +468,9 @@ struct Run {
 enum Drained {
     Empty,
     More,
+    /// More here, but read this (polled) port first: the answer to the
+    /// frame just forwarded may be waiting there.
+    Answer(PortId),
     Gone,
 }
 
@@ -526,12 +536,13 @@ impl Run {
                     match self.service(id, &view, &map, now) {
                         Drained::Empty => {}
                         Drained::More => self.mark_ready(id),
+                        Drained::Answer(out) => {
+                            self.mark_ready(id);
+                            if self.ready_first(out) {
+                                budget += 1;
+                            }
+                        }
                         Drained::Gone => self.port_gone(id),
-                    }
-                    if let Some(out) = self.chased.take()
-                        && self.ready_first(out)
-                    {
-                        budget += 1;
                     }
                 }
             }
@@ -637,7 +648,8 @@ impl Run {
         }
         if let Err(e) = r.start_reading(id, fd) {
             tracing::debug!(port = id, "io_uring: cannot read the port: {e}");
-            let _ = sys::set_nonblocking(fd, true);
+            // Undo what was done: reads armed, the fd made blocking.
+            let _ = r.stop_reading(id, fd);
             if let Err(e) = self.poll_port(id, fd) {
                 tracing::error!(port = id, "cannot poll port: {e}");
             }
@@ -749,12 +761,7 @@ impl Run {
                     return Drained::Empty;
                 }
             };
-            if h.raw_state() != ST_UP && h.raw_state() != ST_GONE {
-                // A frame from the peer: its link is back.
-                h.swap_state(ST_UP);
-                self.switch.set_port_up(id, true);
-                tracing::info!(port = h.port.name(), "link up");
-            }
+            h.frame_received(&self.switch);
             self.window[id as usize] += 1;
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
@@ -767,8 +774,7 @@ impl Run {
                 // answer on the egress port already. Read that port next,
                 // before this one's remaining frames (the answer would
                 // otherwise wait for another read here and an epoll_wait).
-                self.chased = Some(out);
-                return Drained::More;
+                return Drained::Answer(out);
             }
         }
         Drained::More

@@ -34,7 +34,7 @@ use std::io;
 use std::time::Duration;
 
 use super::egress::{self, Sent};
-use super::{PortMap, Reason, Run, ST_GONE, ST_UP};
+use super::{PortMap, Reason, Run};
 use crate::port::sys;
 use crate::port::uring::{Completion, ForwardRing};
 use crate::switch::{MAX_PORTS, PortId, SwitchView};
@@ -42,7 +42,8 @@ use crate::wire::vnet::VNET_HDR_LEN;
 
 /// Most reads kept pending per TAP (each with a 64 KiB buffer).
 pub const SLOTS: usize = 16;
-/// Reads kept pending on a quiet TAP. Every pending read's poll wakes for
+/// Reads kept pending on a TAP in the ring with little traffic (and on
+/// entering it). Every pending read's poll wakes for
 /// each frame arriving at an idle TAP: with 16 armed, a ping through an
 /// idle switch took ~70 µs instead of ~16 (measured; 2 cost nothing).
 const MIN_ARMED: usize = 2;
@@ -62,7 +63,7 @@ pub(super) const LEAVE_FRAMES: u32 = 16;
 pub struct Tuning {
     /// Keep polling this long after the last frame before sleeping.
     pub busy_poll: Duration,
-    /// Read TAP ports through io_uring.
+    /// Read busy TAP ports through io_uring.
     pub io_uring: bool,
 }
 
@@ -357,11 +358,7 @@ impl Run {
                 if let Some(h) = self.owned[i].clone()
                     && let Some(buf) = tr.ring.frame(slot, n)
                 {
-                    if h.raw_state() != ST_UP && h.raw_state() != ST_GONE {
-                        h.swap_state(ST_UP);
-                        self.switch.set_port_up(id, true);
-                        tracing::info!(port = h.port.name(), "link up");
-                    }
+                    h.frame_received(&self.switch);
                     acc.frames += 1;
                     let ring = &tr.ring;
                     write = self.forward(view, map, id, buf, now, true, &mut || {

@@ -62,6 +62,22 @@ impl Lan {
         wait_for(PATIENCE, || self.ns[i].ping(&self.ips[j], 2).then_some(())).is_some()
     }
 
+    /// Asserts that every host pings every other one (each pair bounded).
+    pub fn assert_all_pairs_ping(&self) {
+        for i in 0..self.ns.len() {
+            for j in 0..self.ns.len() {
+                if i != j {
+                    assert!(
+                        self.ping_eventually(i, j),
+                        "ns{i} cannot ping ns{j} ({}): {}",
+                        self.ips[j],
+                        self.sw.log_text()
+                    );
+                }
+            }
+        }
+    }
+
     pub fn alive(&mut self) -> bool {
         matches!(
             self.sw.proc.child.as_mut().map(|c| c.try_wait()),
