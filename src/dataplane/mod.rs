@@ -230,6 +230,7 @@ impl Dataplane {
                 busy_poll: tuning.busy_poll,
                 ring,
                 ring_port: vec![false; MAX_PORTS],
+                ring_ports: Vec::new(),
                 in_ring: vec![false; MAX_PORTS],
                 window: vec![0; MAX_PORTS],
                 window_end: 0,
@@ -444,9 +445,12 @@ struct Run {
     ring: Option<ring::TapRing>,
     /// Ports attached to `ring` (TAPs; polled while quiet).
     ring_port: Vec<bool>,
+    /// The same ports, listed.
+    ring_ports: Vec<PortId>,
     /// Ports read through `ring` at the moment rather than polled.
     in_ring: Vec<bool>,
-    /// Per port: frames read in the current window (`ring::WINDOW_MS`).
+    /// Per port: frames read in the current window (`ring::WINDOW_MS`);
+    /// only those of `ring_ports` are read (and reset).
     window: Vec<u32>,
     /// When the current window ends (ms).
     window_end: u64,
@@ -592,7 +596,11 @@ impl Run {
                         && h.port.kind() == "tap"
                     {
                         match r.attach(h.id, fd, BUF_LEN) {
-                            Ok(()) => self.ring_port[h.id as usize] = true,
+                            Ok(()) => {
+                                self.ring_port[h.id as usize] = true;
+                                self.ring_ports.push(h.id);
+                                self.window[h.id as usize] = 0;
+                            }
                             Err(e) => tracing::warn!(
                                 port = h.port.name(),
                                 "cannot read port through io_uring (it is polled): {e}"
@@ -601,7 +609,7 @@ impl Run {
                     }
                     if let Err(e) = self.poll_port(h.id, fd) {
                         tracing::error!(port = h.port.name(), "cannot poll port: {e}");
-                        if std::mem::take(&mut self.ring_port[h.id as usize])
+                        if self.unlist_ring_port(h.id)
                             && let Some(r) = &mut self.ring
                         {
                             r.detach(h.id, fd);
@@ -629,12 +637,18 @@ impl Run {
             if !std::mem::take(&mut self.in_ring[i]) {
                 let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
             }
-            if std::mem::take(&mut self.ring_port[i])
+            if self.unlist_ring_port(id)
                 && let Some(r) = &mut self.ring
             {
                 r.detach(id, fd);
             }
         }
+    }
+
+    /// Port `id` is no longer attached to the ring. Returns whether it was.
+    fn unlist_ring_port(&mut self, id: PortId) -> bool {
+        self.ring_ports.retain(|&p| p != id);
+        std::mem::take(&mut self.ring_port[id as usize])
     }
 
     /// A polled port found busy: read it through the ring from now on.
@@ -661,12 +675,12 @@ impl Run {
 
     /// At the end of a window: TAPs that were busy in it are read through
     /// the ring from now on, those in the ring that were quiet are polled.
+    /// (Only TAPs attached to the ring are looked at: the windows of other
+    /// ports are counted but never read.)
     fn choose_reading(&mut self) {
-        for i in 0..MAX_PORTS {
+        for k in 0..self.ring_ports.len() {
+            let i = self.ring_ports[k] as usize;
             let frames = std::mem::take(&mut self.window[i]);
-            if !self.ring_port[i] {
-                continue;
-            }
             let Some(h) = self.owned[i].clone() else {
                 continue;
             };
@@ -762,7 +776,7 @@ impl Run {
                 }
             };
             h.frame_received(&self.switch);
-            self.window[id as usize] += 1;
+            self.window[id as usize] = self.window[id as usize].wrapping_add(1);
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;

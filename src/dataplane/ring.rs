@@ -103,6 +103,12 @@ impl TapRing {
         })
     }
 
+    /// Nothing in flight and nothing kept back: a pass would find nothing
+    /// (and would only touch memory a lone frame's pass can do without).
+    fn is_idle(&self) -> bool {
+        self.backlog.is_empty() && self.ring.is_idle()
+    }
+
     pub(super) fn ring_fd(&self) -> std::os::fd::RawFd {
         self.ring.ring_fd()
     }
@@ -290,7 +296,7 @@ impl Run {
     /// frame read and re-arms its slot.
     pub(super) fn ring_pass(&mut self, view: &SwitchView<'_>, map: &PortMap, now: u64) -> RingPass {
         let mut acc = RingPass::default();
-        let Some(mut tr) = self.ring.take() else {
+        let Some(mut tr) = self.ring.take_if(|tr| !tr.is_idle()) else {
             return acc;
         };
         while self.ring_batch(&mut tr, view, map, now, &mut acc) && acc.handled < PER_PASS {}

@@ -50,6 +50,8 @@ pub struct ForwardRing {
     /// The fd each slot reads from.
     src: Vec<RawFd>,
     pending: Vec<bool>,
+    /// How many slots are pending.
+    busy: usize,
 }
 
 impl ForwardRing {
@@ -62,6 +64,7 @@ impl ForwardRing {
             bufs: ManuallyDrop::new(Vec::new()),
             src: Vec::new(),
             pending: Vec::new(),
+            busy: 0,
         })
     }
 
@@ -87,7 +90,7 @@ impl ForwardRing {
     pub fn rearm(&mut self, slot: usize) -> io::Result<()> {
         self.take(slot)?;
         let e = self.read_entry(slot);
-        self.push(&e)
+        self.push(&e).inspect_err(|_| self.release(slot))
     }
 
     /// The read into `slot`'s whole buffer.
@@ -133,7 +136,7 @@ impl ForwardRing {
     /// read after it; its completion (always posted) makes the slot idle.
     pub fn write(&mut self, slot: usize, to: RawFd, len: usize) -> io::Result<()> {
         let w = self.write_entry(slot, to, len, WRITE | ALONE)?;
-        self.push(&w)
+        self.push(&w).inspect_err(|_| self.release(slot))
     }
 
     /// Marks `slot` pending and builds the write of its first `len` bytes
@@ -145,12 +148,11 @@ impl ForwardRing {
         len: usize,
         kind: u64,
     ) -> io::Result<squeue::Entry> {
-        self.take(slot)?;
-        let buf = &self.bufs[slot];
-        if len > buf.len() {
-            self.pending[slot] = false;
+        if len > self.bufs.get(slot).map_or(0, |b| b.len()) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        self.take(slot)?;
+        let buf = &self.bufs[slot];
         Ok(opcode::Write::new(types::Fd(to), buf.as_ptr(), len as u32)
             .build()
             .user_data(kind | slot as u64))
@@ -175,6 +177,12 @@ impl ForwardRing {
             }
             _ => Err(io::Error::from_raw_os_error(libc::EBUSY)),
         }
+    }
+
+    /// Whether no slot has anything pending: no completion can come but
+    /// those of cancellations.
+    pub fn is_idle(&self) -> bool {
+        self.busy == 0
     }
 
     /// Whether `slot` has a read pending (its buffer belongs to the kernel).
@@ -237,8 +245,8 @@ impl ForwardRing {
             let slot = (ud & (WRITE - 1)) as usize;
             let write = ud & WRITE != 0;
             let idle = !write || ud & ALONE != 0;
-            if idle {
-                self.pending[slot] = false;
+            if idle && std::mem::take(&mut self.pending[slot]) {
+                self.busy -= 1;
             }
             out.push(Completion {
                 slot,
@@ -254,9 +262,17 @@ impl ForwardRing {
         match self.pending.get_mut(slot) {
             Some(p) if !*p => {
                 *p = true;
+                self.busy += 1;
                 Ok(())
             }
             _ => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+        }
+    }
+
+    /// Undoes [`ForwardRing::take`] for a request that was not queued.
+    fn release(&mut self, slot: usize) {
+        if std::mem::take(&mut self.pending[slot]) {
+            self.busy -= 1;
         }
     }
 
@@ -295,7 +311,9 @@ mod tests {
         let (in_r, in_w) = pipe();
         let (out_r, out_w) = pipe();
         let mut ring = ForwardRing::new(8).unwrap();
+        assert!(ring.is_idle());
         let slot = ring.add_slot(in_r.as_raw_fd(), 64).unwrap();
+        assert!(!ring.is_idle(), "a read is pending");
         assert_eq!(ring.frame(slot, 1), None, "pending: the kernel owns it");
         assert!(ring.rearm(slot).is_err(), "already pending");
         assert_eq!(
@@ -313,11 +331,13 @@ mod tests {
             idle: true,
         };
         assert_eq!(done, vec![c]);
+        assert!(ring.is_idle(), "the read completed");
         assert_eq!(ring.frame(slot, 5), Some(&b"hello"[..]));
         assert!(
             ring.forward(slot, out_w.as_raw_fd(), 65).is_err(),
             "too long"
         );
+        assert!(ring.is_idle(), "a refused write leaves nothing pending");
         ring.forward(slot, out_w.as_raw_fd(), 5).unwrap();
         assert_eq!(ring.frame(slot, 5), None, "re-armed");
         done.clear();
@@ -327,6 +347,7 @@ mod tests {
             ring.wait(&mut done).unwrap();
         }
         assert_eq!(done[0].result, 1);
+        assert!(ring.is_idle());
         let mut buf = [0u8; 16];
         let n = crate::port::sys::read(out_r.as_raw_fd(), &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
