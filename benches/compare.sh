@@ -23,6 +23,10 @@
 #                      forwarder, io_uring forwarder, vswitchd and vswitchd
 #                      --no-io-uring in alternation) and ping RTT (VDE, bare
 #                      forwarder, vswitchd, vswitchd --busy-poll 20000)
+#   --paired N         rounds of the paired RTT test at the end (default 2000,
+#                      --quick 200, 0 skips it): VDE, bare forwarder and
+#                      vswitchd all running, one echo to each in turn
+#                      (benches/paired_rtt.sh)
 #   --nice N           nice value (process and autogroup) for the switches and
 #                      generators (default -10, so that other work on a shared
 #                      machine disturbs less; 0 leaves priorities alone)
@@ -44,15 +48,16 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/bench-results
 PY=/usr/bin/python3
 REPORT=$ROOT/benches/compare_report.py
-DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62 ROUNDS=5
+DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62 ROUNDS=5 PAIRED=2000
 BUILD=1 INSTALL=1 NICE=-10 REPEAT=3
 ALL="bridge bare bare-uring vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
 ONLY=$ALL
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 REPEAT=1 ROUNDS=1 ;;
+    --quick) DUR=1 PINGS=50 IDLE=2 MACS=20000 REPEAT=1 ROUNDS=1 PAIRED=200 ;;
     --rounds) ROUNDS=$2; shift ;;
+    --paired) PAIRED=$2; shift ;;
     --repeat) REPEAT=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --only) ONLY=${2//,/ }; shift ;;
@@ -592,6 +597,24 @@ has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
 has vswitchd-busy && specs+=("vswitchd-busy=$VSWITCHD $VSW_ARGS --busy-poll 20000")
 run_interleaved RTT interleaved-rtt.txt --ping "$PINGS"
 
+# The same switches at once, one echo to each in turn: the machine's slow
+# spells hit all alike, so what is left is each switch's own path. Ratios
+# are to the first (VDE). Busy polling is left out (it would take CPU 1 from
+# the others).
+specs=()
+if [ -z "${SKIP[vde]:-}" ] && has vde; then specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1"); fi
+has bare && specs+=("bare=$BARE @P0 @P1")
+has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
+if [ "$PAIRED" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
+  log "paired RTT test: $PAIRED rounds of ${#specs[@]} switches"
+  if nice -n "$NICE" "$ROOT/benches/paired_rtt.sh" --rounds "$PAIRED" "${specs[@]}" \
+    >"$RUN/raw/paired-rtt.txt" 2>&1; then
+    cat "$RUN/raw/paired-rtt.txt"
+  else
+    log "paired RTT test failed (see $RUN/raw/paired-rtt.txt)"
+  fi
+fi
+
 PEER=meta
 LOAD_AFTER=$(load1)
 
@@ -605,7 +628,7 @@ json.dump({
   "date": "$STARTED", "finished": "$(date -u '+%Y-%m-%d %H:%M UTC')", "kernel": "$(uname -r)", "cpu": """$cpu""",
   "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
   "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
-  "idle_ports": $IDLE_PORTS, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
+  "idle_ports": $IDLE_PORTS, "paired_rounds": $PAIRED, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
   "peers": "$ONLY".split(),
 }, open(sys.argv[1], "w"), indent=2)
 EOF
@@ -617,6 +640,10 @@ fi
 if [ -s "$RUN/raw/interleaved-rtt.txt" ]; then
   { echo; echo "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart):"; echo
     echo '```'; cat "$RUN/raw/interleaved-rtt.txt"; echo '```'; } >>"$RUN/results.md"
+fi
+if [ -s "$RUN/raw/paired-rtt.txt" ]; then
+  { echo; echo "Paired RTT test (\`benches/paired_rtt.sh --rounds $PAIRED\`, all switches running, one echo to each in turn, 10 ms apart):"; echo
+    echo '```'; cat "$RUN/raw/paired-rtt.txt"; echo '```'; } >>"$RUN/results.md"
 fi
 
 ln -sfn "compare-$STAMP" "$OUT/latest"

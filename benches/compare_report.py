@@ -431,8 +431,8 @@ def interleaved(path):
 
 
 def interleaved_targets(raw):
-    """Targets measured in the interleaved tests (the robust figures), from
-    the files next to `raw`."""
+    """Targets measured in the interleaved and paired tests (the robust
+    figures), from the files next to `raw`."""
     raw = os.path.dirname(raw)
     out = []
     pps = interleaved(os.path.join(raw, "interleaved.txt"))
@@ -447,6 +447,11 @@ def interleaved_targets(raw):
                 r = rtt[k][0] / rtt["vde"][0]
                 out.append({"target": f"RTT median vs VDE, interleaved, {label}", "value": r,
                             "goal": "≤ 1.00×", "unit": "ratio", "met": r <= 1.0})
+    paired = interleaved(os.path.join(raw, "paired-rtt.txt"))
+    if "vde" in paired and "vswitchd" in paired:
+        r = paired["vswitchd"][0] / paired["vde"][0]
+        out.append({"target": "RTT median vs VDE, paired (one echo to each in turn)", "value": r,
+                    "goal": "≤ 1.00×", "unit": "ratio", "met": r <= 1.0})
     return out
 
 
