@@ -3,7 +3,7 @@
 # TAP-to-TAP forwarder (the ceiling), Open vSwitch's userspace datapath and
 # VDE, in one run on this machine with the same generators.
 #
-#   sudo benches/compare.sh                  # full run (~9 min), results in bench-results/
+#   sudo benches/compare.sh                  # full run (~14 min), results in bench-results/
 #   sudo benches/compare.sh --quick          # 1 s tests, for checking the script
 #   sudo benches/compare.sh --only bridge,vswitchd --duration 3
 #
