@@ -486,6 +486,8 @@ impl Run {
         // Busy polling: the last time a port had something to read.
         let mut last_busy = Instant::now();
         let mut ring_more = false;
+        // Held for the worker's life: no reference count touched per pass.
+        let switch = self.switch.clone();
         while !self.stop.load(Relaxed) {
             let idle_for = if self.busy_poll.is_zero() {
                 Duration::MAX
@@ -523,7 +525,6 @@ impl Run {
             ring_more = false;
             if !self.ready.is_empty() || self.ring.is_some() {
                 let map = self.ports.load();
-                let switch = self.switch.clone();
                 let view = switch.view();
                 let pass = self.ring_pass(&view, &map, now);
                 ring_more = pass.more;
