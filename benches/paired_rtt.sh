@@ -3,8 +3,8 @@
 # one echo at a time to each in turn (A B C A B C ..., 10 ms apart), so
 # that whatever the machine does at any moment hits every switch alike.
 # Sequential tests (benches/interleaved.sh --ping) swing by ±15 % from one
-# round to the next for every switch, VDE included; here the same
-# difference comes out within ~1 µs from one run to the next.
+# round to the next for every switch, VDE included; here a switch's
+# difference to the first moves by 2–4 µs from one run to the next.
 #
 #   sudo benches/paired_rtt.sh [--rounds N] NAME=COMMAND ...
 #
