@@ -565,25 +565,29 @@ impl Run {
         }
     }
 
-    /// Puts polled port `id` at the head of the ready queue (unless it is
-    /// queued already). Returns whether it was queued.
-    fn ready_first(&mut self, id: PortId) -> bool {
+    /// Whether `id` is a polled port of this worker not in the ready queue
+    /// yet; if so it is marked queued (the caller queues it).
+    fn take_for_queue(&mut self, id: PortId) -> bool {
         let i = id as usize;
         if i >= MAX_PORTS || self.in_ring[i] || self.queued[i] || self.owned[i].is_none() {
             return false;
         }
         self.queued[i] = true;
-        self.ready.push_front(id);
         true
     }
 
+    /// Puts polled port `id` at the head of the ready queue (unless it is
+    /// queued already). Returns whether it was queued.
+    fn ready_first(&mut self, id: PortId) -> bool {
+        let queued = self.take_for_queue(id);
+        if queued {
+            self.ready.push_front(id);
+        }
+        queued
+    }
+
     fn mark_ready(&mut self, id: PortId) {
-        if (id as usize) < MAX_PORTS
-            && !self.in_ring[id as usize]
-            && !self.queued[id as usize]
-            && self.owned[id as usize].is_some()
-        {
-            self.queued[id as usize] = true;
+        if self.take_for_queue(id) {
             self.ready.push_back(id);
         }
     }
@@ -776,8 +780,7 @@ impl Run {
                     return Drained::Empty;
                 }
             };
-            h.frame_received(&self.switch);
-            self.window[id as usize] = self.window[id as usize].wrapping_add(1);
+            self.frame_in(&h);
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;
@@ -793,6 +796,14 @@ impl Run {
             }
         }
         Drained::More
+    }
+
+    /// A frame was read from port `h`: it is up, and the frame counts in
+    /// its window (`choose_reading`).
+    fn frame_in(&mut self, h: &PortHandle) {
+        h.frame_received(&self.switch);
+        let w = &mut self.window[h.id as usize];
+        *w = w.wrapping_add(1);
     }
 
     /// Forwards one frame: `buf` is [virtio-net header][Ethernet frame].

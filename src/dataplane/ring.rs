@@ -359,12 +359,11 @@ impl Run {
                     acc.touched.push(id);
                 }
                 tr.seen[i] += 1;
-                self.window[i] += 1;
                 let mut write = None;
                 if let Some(h) = self.owned[i].clone()
                     && let Some(buf) = tr.ring.frame(slot, n)
                 {
-                    h.frame_received(&self.switch);
+                    self.frame_in(&h);
                     acc.frames += 1;
                     let ring = &tr.ring;
                     write = self.forward(view, map, id, buf, now, true, &mut || {

@@ -245,8 +245,8 @@ impl ForwardRing {
             let slot = (ud & (WRITE - 1)) as usize;
             let write = ud & WRITE != 0;
             let idle = !write || ud & ALONE != 0;
-            if idle && std::mem::take(&mut self.pending[slot]) {
-                self.busy -= 1;
+            if idle {
+                Self::unmark(&mut self.pending, &mut self.busy, slot);
             }
             out.push(Completion {
                 slot,
@@ -271,8 +271,14 @@ impl ForwardRing {
 
     /// Undoes [`ForwardRing::take`] for a request that was not queued.
     fn release(&mut self, slot: usize) {
-        if std::mem::take(&mut self.pending[slot]) {
-            self.busy -= 1;
+        Self::unmark(&mut self.pending, &mut self.busy, slot);
+    }
+
+    /// `slot` has nothing pending any more (by fields, so that `reap` can
+    /// call it while it borrows the ring).
+    fn unmark(pending: &mut [bool], busy: &mut usize, slot: usize) {
+        if std::mem::take(&mut pending[slot]) {
+            *busy -= 1;
         }
     }
 
