@@ -566,17 +566,18 @@ PEER=interleaved
 # Interleaved tests: the runs above measure one switch after the
 # other, so a slow spell of a shared host can favour one; here the
 # switches take turns, round after round.
-# run_interleaved WHAT FILE OPTION...: benches/interleaved.sh with the
-# switches in the array `specs` (two or more), output in raw/FILE.
-run_interleaved() {
-  local what=$1 file=$2; shift 2
-  [ "$ROUNDS" -gt 0 ] && [ ${#specs[@]} -ge 2 ] || return 0
-  log "interleaved $what test: $ROUNDS rounds of ${#specs[@]} switches"
-  if nice -n "$NICE" "$ROOT/benches/interleaved.sh" --rounds "$ROUNDS" "$@" "${specs[@]}" \
+# run_alternating SCRIPT ROUNDS WHAT FILE OPTION...: benches/SCRIPT
+# (interleaved.sh or paired_rtt.sh) with --rounds ROUNDS and the switches in
+# the array `specs` (two or more), output in raw/FILE; ROUNDS 0 skips it.
+run_alternating() {
+  local script=$1 rounds=$2 what=$3 file=$4; shift 4
+  [ "$rounds" -gt 0 ] && [ ${#specs[@]} -ge 2 ] || return 0
+  log "$what test: $rounds rounds of ${#specs[@]} switches"
+  if nice -n "$NICE" "$ROOT/benches/$script" --rounds "$rounds" "$@" "${specs[@]}" \
     >"$RUN/raw/$file" 2>&1; then
     cat "$RUN/raw/$file"
   else
-    log "interleaved $what test failed (see $RUN/raw/$file)"
+    log "$what test failed (see $RUN/raw/$file)"
   fi
 }
 VSW_ARGS="--ports @P0,@P1 --metrics-addr off --control-socket off --log-level warn"
@@ -586,34 +587,23 @@ specs=()
 has bare && specs+=("bare=$BARE @P0 @P1")
 has bare-uring && specs+=("bare-uring=$BARE_URING @P0 @P1")
 has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS" "vswitchd-no-io-uring=$VSWITCHD $VSW_ARGS --no-io-uring")
-run_interleaved 64-byte interleaved.txt --duration "$DUR"
+run_alternating interleaved.sh "$ROUNDS" "interleaved 64-byte" interleaved.txt --duration "$DUR"
 
 # RTT: pings 10 ms apart are the figure most at the mercy of the host (idle
 # vCPUs waking). Ratios are to the first (VDE).
-specs=()
-if [ -z "${SKIP[vde]:-}" ] && has vde; then specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1"); fi
-has bare && specs+=("bare=$BARE @P0 @P1")
-has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
+rtt_specs=()
+if [ -z "${SKIP[vde]:-}" ] && has vde; then rtt_specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1"); fi
+has bare && rtt_specs+=("bare=$BARE @P0 @P1")
+has vswitchd && rtt_specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
+specs=("${rtt_specs[@]}")
 has vswitchd-busy && specs+=("vswitchd-busy=$VSWITCHD $VSW_ARGS --busy-poll 20000")
-run_interleaved RTT interleaved-rtt.txt --ping "$PINGS"
+run_alternating interleaved.sh "$ROUNDS" "interleaved RTT" interleaved-rtt.txt --ping "$PINGS"
 
 # The same switches at once, one echo to each in turn: the machine's slow
-# spells hit all alike, so what is left is each switch's own path. Ratios
-# are to the first (VDE). Busy polling is left out (it would take CPU 1 from
-# the others).
-specs=()
-if [ -z "${SKIP[vde]:-}" ] && has vde; then specs+=("vde=vde_switch -s @D/ctl -t @P0 -t @P1"); fi
-has bare && specs+=("bare=$BARE @P0 @P1")
-has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
-if [ "$PAIRED" -gt 0 ] && [ ${#specs[@]} -ge 2 ]; then
-  log "paired RTT test: $PAIRED rounds of ${#specs[@]} switches"
-  if nice -n "$NICE" "$ROOT/benches/paired_rtt.sh" --rounds "$PAIRED" "${specs[@]}" \
-    >"$RUN/raw/paired-rtt.txt" 2>&1; then
-    cat "$RUN/raw/paired-rtt.txt"
-  else
-    log "paired RTT test failed (see $RUN/raw/paired-rtt.txt)"
-  fi
-fi
+# spells hit all alike, so what is left is each switch's own path. Busy
+# polling is left out (it would take CPU 1 from the others).
+specs=("${rtt_specs[@]}")
+run_alternating paired_rtt.sh "$PAIRED" "paired RTT" paired-rtt.txt
 
 PEER=meta
 LOAD_AFTER=$(load1)
@@ -633,18 +623,14 @@ json.dump({
 }, open(sys.argv[1], "w"), indent=2)
 EOF
 $PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
-if [ -s "$RUN/raw/interleaved.txt" ]; then
-  { echo; echo "Interleaved 64-byte test (\`benches/interleaved.sh\`, forwarders in alternation, $DUR s each):"; echo
-    echo '```'; cat "$RUN/raw/interleaved.txt"; echo '```'; } >>"$RUN/results.md"
-fi
-if [ -s "$RUN/raw/interleaved-rtt.txt" ]; then
-  { echo; echo "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart):"; echo
-    echo '```'; cat "$RUN/raw/interleaved-rtt.txt"; echo '```'; } >>"$RUN/results.md"
-fi
-if [ -s "$RUN/raw/paired-rtt.txt" ]; then
-  { echo; echo "Paired RTT test (\`benches/paired_rtt.sh --rounds $PAIRED\`, all switches running, one echo to each in turn, 10 ms apart):"; echo
-    echo '```'; cat "$RUN/raw/paired-rtt.txt"; echo '```'; } >>"$RUN/results.md"
-fi
+# add_raw FILE TITLE: raw/FILE, if there is one, at the end of results.md.
+add_raw() {
+  [ -s "$RUN/raw/$1" ] || return 0
+  { echo; echo "$2:"; echo; echo '```'; cat "$RUN/raw/$1"; echo '```'; } >>"$RUN/results.md"
+}
+add_raw interleaved.txt "Interleaved 64-byte test (\`benches/interleaved.sh\`, forwarders in alternation, $DUR s each)"
+add_raw interleaved-rtt.txt "Interleaved RTT test (\`benches/interleaved.sh --ping $PINGS\`, switches in alternation, pings 10 ms apart)"
+add_raw paired-rtt.txt "Paired RTT test (\`benches/paired_rtt.sh --rounds $PAIRED\`, all switches running, one echo to each in turn, 10 ms apart)"
 
 ln -sfn "compare-$STAMP" "$OUT/latest"
 log "wrote $RUN/results.md, results.json and plot.svg (also $OUT/latest/)"
