@@ -41,20 +41,23 @@ done
 for t in trafgen nft ip taskset; do
   command -v $t >/dev/null || { echo "interleaved.sh: $t is missing" >&2; exit 1; }
 done
+# shellcheck source=benches/tap_pair.sh
+. "$(dirname "$0")/tap_pair.sh"
 NAMES=() CMDS=()
 for spec in "$@"; do NAMES+=("${spec%%=*}"); CMDS+=("${spec#*=}"); done
 
-A= B= P0= P1= PID= TG= D=
+A= B= P0= P1= TG= D= PAIR_PIDS=()
 cleanup() {
-  exec 8>&- 2>/dev/null || true
+  [ -n "${PAIR_FD:-}" ] && { exec {PAIR_FD}>&-; } 2>/dev/null
+  PAIR_FD=
   [ -n "$TG" ] && kill "$TG" 2>/dev/null && wait "$TG" 2>/dev/null
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  for p in "${PAIR_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   [ -n "$A" ] && ip netns del "$A" 2>/dev/null
   [ -n "$B" ] && ip netns del "$B" 2>/dev/null
   [ -n "$P0" ] && ip link del "$P0" 2>/dev/null
   [ -n "$P1" ] && ip link del "$P1" 2>/dev/null
   [ -n "$D" ] && rm -rf "$D"
-  A= B= P0= P1= PID= TG= D=
+  A= B= P0= P1= TG= D= PAIR_PIDS=()
   return 0
 }
 trap cleanup EXIT
@@ -63,21 +66,9 @@ trap 'exit 130' INT TERM
 st() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 
 measure() { # INDEX -> prints received Mpps (or the median RTT in µs)
-  local i=$1 cmd w ok
+  local i=$1 w ok
   A=vsi${i}a B=vsi${i}b P0=vsi${i}p0 P1=vsi${i}p1 D=$(mktemp -d)
-  ip netns add "$A"; ip netns add "$B"
-  cmd=${CMDS[$i]//@P0/$P0}; cmd=${cmd//@P1/$P1}; cmd=${cmd//@D/$D}
-  case "$cmd" in *vswitchd*) ;; *) ip tuntap add "$P0" mode tap; ip tuntap add "$P1" mode tap ;; esac
-  mkfifo "$D/stdin"
-  exec 8<>"$D/stdin"
-  # shellcheck disable=SC2086 # the command is a word list on purpose
-  taskset -c 1 $cmd <"$D/stdin" >"$D/log" 2>&1 &
-  PID=$!
-  for w in $(seq 100); do ip link show "$P0" >/dev/null 2>&1 && ip link show "$P1" >/dev/null 2>&1 && break; sleep 0.1; done
-  sleep 0.5
-  ip link set "$P0" netns "$A"; ip link set "$P1" netns "$B"
-  ip -n "$A" addr add 198.18.254.1/24 dev "$P0"; ip -n "$A" link set "$P0" up
-  ip -n "$B" addr add 198.18.254.2/24 dev "$P1"; ip -n "$B" link set "$P1" up
+  start_pair "$A" "$B" "$P0" "$P1" 198.18.254 "$D" "${CMDS[$i]}"
   if [ "$PINGS" -gt 0 ]; then
     ip netns exec "$A" ping -n -q -c 3 -i 0.05 198.18.254.2 >/dev/null 2>&1 || true # both MACs learned
     ip netns exec "$A" ping -n -c "$PINGS" -i 0.01 -W 1 -w $((PINGS / 50 + 10)) 198.18.254.2 >"$D/ping.txt" 2>&1 || true

@@ -34,14 +34,16 @@ for t in ip taskset python3 ping; do
   command -v $t >/dev/null || { echo "paired_rtt.sh: $t is missing" >&2; exit 1; }
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=benches/tap_pair.sh
+. "$HERE/tap_pair.sh"
 NAMES=() CMDS=()
 for spec in "$@"; do NAMES+=("${spec%%=*}"); CMDS+=("${spec#*=}"); done
 
-PIDS=() DIRS=()
+PAIR_PIDS=() DIRS=()
 cleanup() {
   local p i d
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${PAIR_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PAIR_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   for i in "${!NAMES[@]}"; do
     ip netns del "vsp${i}a" 2>/dev/null || true
     ip netns del "vsp${i}b" 2>/dev/null || true
@@ -49,7 +51,7 @@ cleanup() {
     ip link del "vsp${i}p1" 2>/dev/null || true
   done
   for d in "${DIRS[@]}"; do rm -rf "$d"; done
-  PIDS=() DIRS=()
+  PAIR_PIDS=() DIRS=()
   return 0
 }
 trap cleanup EXIT
@@ -59,19 +61,7 @@ TARGETS=()
 for i in "${!NAMES[@]}"; do
   A=vsp${i}a B=vsp${i}b P0=vsp${i}p0 P1=vsp${i}p1 NET=198.18.$((240 + i)) D=$(mktemp -d)
   DIRS+=("$D")
-  ip netns add "$A"; ip netns add "$B"
-  cmd=${CMDS[$i]//@P0/$P0}; cmd=${cmd//@P1/$P1}; cmd=${cmd//@D/$D}
-  case "$cmd" in *vswitchd*) ;; *) ip tuntap add "$P0" mode tap; ip tuntap add "$P1" mode tap ;; esac
-  mkfifo "$D/stdin"
-  exec {keep}<>"$D/stdin"
-  # shellcheck disable=SC2086 # the command is a word list on purpose
-  taskset -c 1 $cmd <"$D/stdin" >"$D/log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do ip link show "$P0" >/dev/null 2>&1 && ip link show "$P1" >/dev/null 2>&1 && break; sleep 0.1; done
-  sleep 0.5
-  ip link set "$P0" netns "$A"; ip link set "$P1" netns "$B"
-  ip -n "$A" addr add "$NET.1/24" dev "$P0"; ip -n "$A" link set "$P0" up
-  ip -n "$B" addr add "$NET.2/24" dev "$P1"; ip -n "$B" link set "$P1" up
+  start_pair "$A" "$B" "$P0" "$P1" "$NET" "$D" "${CMDS[$i]}"
   ok=0
   for _ in $(seq 30); do ip netns exec "$A" ping -c1 -W 0.3 "$NET.2" >/dev/null 2>&1 && { ok=1; break; }; done
   [ $ok = 1 ] || { echo "paired_rtt.sh: ${NAMES[$i]}: no ping; its log:" >&2; cat "$D/log" >&2; exit 1; }
