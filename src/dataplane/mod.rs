@@ -151,6 +151,8 @@ type PortMap = Vec<Option<Arc<PortHandle>>>;
 enum Cmd {
     Add(Arc<PortHandle>),
     Remove(PortId, Sender<()>),
+    /// The port map changed: forward with this one from now on (and ack).
+    Map(Arc<PortMap>, Sender<()>),
 }
 
 struct Worker {
@@ -174,7 +176,10 @@ pub enum DataplaneError {
 /// The running dataplane.
 pub struct Dataplane {
     switch: Arc<Switch>,
-    ports: Arc<ArcSwap<PortMap>>,
+    /// Every worker has its own copy, renewed through [`Cmd::Map`]
+    /// ([`Dataplane::update_map`]).
+    ports: ArcSwap<PortMap>,
+    map_writer: parking_lot::Mutex<()>,
     workers: Vec<Worker>,
     stop: Arc<AtomicBool>,
     clock: Clock,
@@ -191,7 +196,7 @@ impl Dataplane {
         tuning: Tuning,
         clock: Clock,
     ) -> Result<Dataplane, DataplaneError> {
-        let ports: Arc<ArcSwap<PortMap>> = Arc::new(ArcSwap::from_pointee(vec![None; MAX_PORTS]));
+        let ports: ArcSwap<PortMap> = ArcSwap::from_pointee(vec![None; MAX_PORTS]);
         let stop = Arc::new(AtomicBool::new(false));
         let mut ws = Vec::new();
         for i in 0..workers.max(1) {
@@ -223,7 +228,7 @@ impl Dataplane {
                 poll,
                 rx,
                 switch: switch.clone(),
-                ports: ports.clone(),
+                map: ports.load_full(),
                 stop: stop.clone(),
                 counters: counters.clone(),
                 clock,
@@ -257,6 +262,7 @@ impl Dataplane {
         Ok(Dataplane {
             switch,
             ports,
+            map_writer: parking_lot::Mutex::new(()),
             workers: ws,
             stop,
             clock,
@@ -295,11 +301,7 @@ impl Dataplane {
             state: AtomicU64::new(down as u64),
             worker,
         });
-        self.ports.rcu(|m| {
-            let mut m = (**m).clone();
-            m[id as usize] = Some(h.clone());
-            m
-        });
+        self.update_map(id, Some(h.clone()));
         let w = &self.workers[worker];
         // The worker registers the fd; a closed channel means it has exited.
         if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
@@ -315,11 +317,30 @@ impl Dataplane {
 
     fn forget(&self, id: PortId) {
         let _ = self.switch.remove_port(id);
-        self.ports.rcu(|m| {
-            let mut m = (**m).clone();
-            m[id as usize] = None;
-            m
-        });
+        self.update_map(id, None);
+    }
+
+    /// Sets slot `id` of the port map and hands the new map to every
+    /// worker; returns once each has taken it (or after 5 s), so no worker
+    /// still holds a port taken out (its fd closes with the last holder).
+    fn update_map(&self, id: PortId, h: Option<Arc<PortHandle>>) {
+        // One update at a time: workers get the maps in the order they
+        // were made.
+        let _w = self.map_writer.lock();
+        let mut map = (**self.ports.load()).clone();
+        map[id as usize] = h;
+        let map = Arc::new(map);
+        self.ports.store(map.clone());
+        let mut acks = Vec::new();
+        for w in &self.workers {
+            let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+            if w.tx.send(Cmd::Map(map.clone(), ack_tx)).is_ok() && w.waker.wake().is_ok() {
+                acks.push(ack_rx);
+            }
+        }
+        for ack in acks {
+            let _ = ack.recv_timeout(Duration::from_secs(5));
+        }
     }
 
     /// Detaches a port: it stops forwarding, its FDB entries go, and its fd
@@ -363,11 +384,7 @@ impl Dataplane {
             state: AtomicU64::new(0),
             worker: old.worker,
         });
-        self.ports.rcu(|m| {
-            let mut m = (**m).clone();
-            m[id as usize] = Some(h.clone());
-            m
-        });
+        self.update_map(id, Some(h.clone()));
         drop(old);
         if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
             return Err(DataplaneError::Register {
@@ -436,7 +453,8 @@ struct Run {
     poll: Poll,
     rx: Receiver<Cmd>,
     switch: Arc<Switch>,
-    ports: Arc<ArcSwap<PortMap>>,
+    /// This worker's copy of the port map ([`Cmd::Map`]).
+    map: Arc<PortMap>,
     stop: Arc<AtomicBool>,
     counters: Arc<WorkerCounters>,
     clock: Clock,
@@ -482,12 +500,15 @@ impl Run {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
         let retry_ms = RETRY.as_millis() as u64;
-        let mut next_retry = self.clock.now_ms() + retry_ms;
+        let mut now = self.clock.now_ms();
+        let mut next_retry = now + retry_ms;
         // Busy polling: the last time a port had something to read.
         let mut last_busy = Instant::now();
         let mut ring_more = false;
         // Held for the worker's life: no reference count touched per pass.
         let switch = self.switch.clone();
+        // The worker's copy of the port table, renewed when it changes.
+        let mut table = switch.table_cache();
         while !self.stop.load(Relaxed) {
             let idle_for = if self.busy_poll.is_zero() {
                 Duration::MAX
@@ -519,13 +540,12 @@ impl Run {
                     self.mark_ready(ev.token().0 as PortId);
                 }
             }
-            // One clock reading, one port map and one switch view for the
-            // whole pass over the ready ports.
-            let now = self.clock.now_ms();
+            // One clock reading (taken after the last pass), one port map
+            // and one switch view for the whole pass over the ready ports.
             ring_more = false;
             if !self.ready.is_empty() || self.ring.is_some() {
-                let map = self.ports.load();
-                let view = switch.view();
+                let map = self.map.clone();
+                let view = switch.view(&mut table);
                 let pass = self.ring_pass(&view, &map, now);
                 ring_more = pass.more;
                 if !self.busy_poll.is_zero() && (pass.frames > 0 || !self.ready.is_empty()) {
@@ -551,6 +571,14 @@ impl Run {
                     }
                 }
             }
+            // The clock is read here, after the pass, for the next one: not
+            // between a sleep's wake-up and the first frame's forwarding,
+            // where its first touch (the vDSO's code and data pages, cold
+            // after a sleep) cost ~2 µs of a round trip. The frames of a
+            // pass are stamped with the time the previous pass ended: at
+            // most one sleep (RETRY, 250 ms) early, well inside the ageing
+            // sweep's one second.
+            now = self.clock.now_ms();
             if self.ring.is_some() && now >= self.window_end {
                 self.window_end = now + ring::WINDOW_MS;
                 self.choose_reading();
@@ -629,6 +657,10 @@ impl Run {
                 }
                 Cmd::Remove(id, ack) => {
                     self.deregister(id);
+                    let _ = ack.send(());
+                }
+                Cmd::Map(map, ack) => {
+                    self.map = map;
                     let _ = ack.send(());
                 }
             }
@@ -756,10 +788,13 @@ impl Run {
 
     /// Reads up to a batch of frames from one port and forwards them.
     fn service(&mut self, id: PortId, view: &SwitchView<'_>, map: &PortMap, now: u64) -> Drained {
-        let Some(h) = self.owned[id as usize].clone() else {
+        let i = id as usize;
+        // In the map too (it is handed over before a port is added and
+        // after it is removed); borrowed from there, no count touched.
+        let Some(h) = map[i].as_ref().filter(|_| self.owned[i].is_some()) else {
             return Drained::Empty;
         };
-        if self.in_ring[id as usize] {
+        if self.in_ring[i] {
             // Read through the ring; its fd is blocking.
             return Drained::Empty;
         }
@@ -780,7 +815,7 @@ impl Run {
                     return Drained::Empty;
                 }
             };
-            self.frame_in(&h);
+            self.frame_in(h);
             let buf = std::mem::take(&mut self.buf);
             self.forward(view, map, id, &buf[..n], now, false, &mut || {});
             self.buf = buf;

@@ -9,7 +9,9 @@ pub mod fdb;
 pub mod ports;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU16, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use arc_swap::ArcSwap;
 
@@ -157,6 +159,8 @@ pub enum PortError {
 /// The forwarding core, shared by every port reader.
 pub struct Switch {
     table: ArcSwap<PortTable>,
+    /// Moves after every change of `table` ([`TableCache`]).
+    table_generation: AtomicU64,
     /// Serialises port-table writers (control plane only).
     writer: parking_lot::Mutex<()>,
     up: AtomicPortSet,
@@ -172,6 +176,7 @@ impl Switch {
                 cfg.vlan_filtering,
                 cfg.vlan_protocol,
             )),
+            table_generation: AtomicU64::new(0),
             writer: parking_lot::Mutex::new(()),
             up: AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0))),
             fdb: Fdb::new(cfg.fdb_capacity, cfg.ageing_ms),
@@ -204,13 +209,15 @@ impl Switch {
         let _w = self.writer.lock();
         let cur = self.table.load();
         if cur.filtering != on || cur.vlan_protocol != vlan_protocol {
-            self.table.store(Arc::new(PortTable::build(
-                cur.ports.clone(),
-                on,
-                vlan_protocol,
-            )));
+            self.set_table(PortTable::build(cur.ports.clone(), on, vlan_protocol));
             self.fdb.flush(Flush::default());
         }
+    }
+
+    /// Puts a new port table in place (writers hold `writer`).
+    fn set_table(&self, table: PortTable) {
+        self.table.store(Arc::new(table));
+        self.table_generation.fetch_add(1, Release);
     }
 
     fn validate(cfg: &PortConfig) -> Result<(), PortError> {
@@ -252,11 +259,7 @@ impl Switch {
             None => return Err(PortError::Full),
         };
         ports[id] = Some(cfg);
-        self.table.store(Arc::new(PortTable::build(
-            ports,
-            cur.filtering,
-            cur.vlan_protocol,
-        )));
+        self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         Ok(id as PortId)
     }
 
@@ -281,11 +284,7 @@ impl Switch {
         let learning_off = old.learning && !cfg.learning;
         let mut ports = cur.ports.clone();
         ports[id as usize] = Some(cfg);
-        self.table.store(Arc::new(PortTable::build(
-            ports,
-            cur.filtering,
-            cur.vlan_protocol,
-        )));
+        self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         if vlan_changed || learning_off {
             self.fdb.flush(Flush {
                 port: Some(id),
@@ -306,11 +305,7 @@ impl Switch {
         let mut ports = cur.ports.clone();
         ports[id as usize] = None;
         self.up.set(id, false);
-        self.table.store(Arc::new(PortTable::build(
-            ports,
-            cur.filtering,
-            cur.vlan_protocol,
-        )));
+        self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         self.fdb.flush(Flush {
             port: Some(id),
             vlan: None,
@@ -368,15 +363,34 @@ impl Switch {
     /// Decides what to do with `frame`, received on `ingress` at `now`
     /// (milliseconds on any monotonic clock the caller keeps).
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
-        self.view().decide(ingress, frame, now)
+        let mut table = self.table_cache();
+        self.view(&mut table).decide(ingress, frame, now)
     }
 
-    /// A view for deciding a batch of frames: it loads the port table, the
-    /// port states and an FDB epoch guard once, instead of per frame.
-    /// Changes made while a view lives apply to the next view.
-    pub fn view(&self) -> SwitchView<'_> {
-        SwitchView {
+    /// A copy of the port table for [`Switch::view`].
+    pub fn table_cache(&self) -> TableCache {
+        // The generation first: a table stored after it is seen as a
+        // change by the next view, never missed.
+        let generation = self.table_generation.load(Acquire);
+        TableCache {
+            generation,
             table: self.table.load_full(),
+        }
+    }
+
+    /// A view for deciding a batch of frames: it reads the port states and
+    /// takes an FDB epoch guard once, instead of per frame, and reads the
+    /// port table from `table`, renewed first if the table changed since
+    /// (a reader that keeps its cache touches no shared count while the
+    /// table stays as it is). Changes made while a view lives apply to the
+    /// next view.
+    pub fn view<'a>(&'a self, table: &'a mut TableCache) -> SwitchView<'a> {
+        let generation = self.table_generation.load(Acquire);
+        if generation != table.generation {
+            *table = self.table_cache();
+        }
+        SwitchView {
+            table: &table.table,
             up: self.up.load(),
             fdb: self.fdb.reader(),
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
@@ -384,9 +398,15 @@ impl Switch {
     }
 }
 
+/// A reader's copy of the switch's port table: see [`Switch::view`].
+pub struct TableCache {
+    generation: u64,
+    table: Arc<PortTable>,
+}
+
 /// See [`Switch::view`].
 pub struct SwitchView<'a> {
-    table: Arc<PortTable>,
+    table: &'a PortTable,
     up: PortSet,
     fdb: fdb::FdbReader<'a>,
     group_fwd_mask: u16,
@@ -400,7 +420,7 @@ impl SwitchView<'_> {
 
     /// See [`Switch::decide`].
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
-        let table = &*self.table;
+        let table = self.table;
         let up = self.up;
         let Some(Some(port)) = table.ports.get(ingress as usize) else {
             return Decision::drop(DropReason::PortDown);
