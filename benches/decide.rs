@@ -25,7 +25,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vswitch::switch::{Decision, PortConfig, PortId, Switch, SwitchConfig, TableCache};
+use vswitch::switch::{Decision, PortConfig, PortId, Switch, SwitchConfig, ViewCache};
 use vswitch::wire::Mac;
 
 /// Frames decided per criterion iteration.
@@ -121,10 +121,12 @@ fn flood_broadcast(macs: u32) -> Workload {
 /// [`Switch::view`], advancing `*pos`
 /// (the clock is derived from the running frame count).
 #[inline]
-fn run_batch(sw: &Switch, table: &mut TableCache, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
+fn run_batch(sw: &Switch, table: &mut ViewCache, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
     let n = frames.len() as u64;
-    // One view per batch, as a dataplane worker takes one per port batch
-    // (with the port table kept across batches, as a worker keeps it).
+    // One view per batch, as a dataplane worker takes one per pass (with
+    // the port table and FDB guard kept across them, as a worker keeps
+    // them).
+    table.refresh();
     let view = sw.view(table);
     for _ in 0..BATCH {
         let (ingress, ref f) = frames[(*pos % n) as usize];
@@ -156,7 +158,7 @@ fn single_thread(c: &mut Criterion) {
         let w = known_unicast(macs, None);
         check(&w, false);
         g.bench_with_input(BenchmarkId::new("known_unicast", macs), &w, |b, w| {
-            let (mut pos, mut table) = (0, w.sw.table_cache());
+            let (mut pos, mut table) = (0, w.sw.view_cache());
             b.iter(|| run_batch(&w.sw, &mut table, &w.frames, &mut pos));
         });
     }
@@ -164,14 +166,14 @@ fn single_thread(c: &mut Criterion) {
     let w = known_unicast(1_000, Some(10));
     check(&w, false);
     g.bench_with_input(BenchmarkId::new("known_unicast_vlan", 1_000), &w, |b, w| {
-        let (mut pos, mut table) = (0, w.sw.table_cache());
+        let (mut pos, mut table) = (0, w.sw.view_cache());
         b.iter(|| run_batch(&w.sw, &mut table, &w.frames, &mut pos));
     });
 
     let w = flood_broadcast(1_000);
     check(&w, true);
     g.bench_with_input(BenchmarkId::new("flood_broadcast", 1_000), &w, |b, w| {
-        let (mut pos, mut table) = (0, w.sw.table_cache());
+        let (mut pos, mut table) = (0, w.sw.view_cache());
         b.iter(|| run_batch(&w.sw, &mut table, &w.frames, &mut pos));
     });
     g.finish();
@@ -211,7 +213,7 @@ fn run_threads(
             .map(|frames| {
                 let start = &start;
                 s.spawn(move || {
-                    let (mut pos, mut table) = (0, sw.table_cache());
+                    let (mut pos, mut table) = (0, sw.view_cache());
                     start.wait();
                     let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
                     for _ in 0..batches {
@@ -268,7 +270,7 @@ fn fixed_workload(frames: u64) {
             continue;
         }
         let w = make();
-        let (mut pos, mut table) = (0, w.sw.table_cache());
+        let (mut pos, mut table) = (0, w.sw.view_cache());
         let (t0, cpu0) = (Instant::now(), thread_cpu_ns());
         for _ in 0..batches {
             run_batch(&w.sw, &mut table, &w.frames, &mut pos);

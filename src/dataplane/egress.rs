@@ -2,6 +2,7 @@
 //! check, and software checksum/segmentation for ports without offloads.
 
 use std::io;
+use std::os::fd::RawFd;
 
 use super::stats::Reason;
 use crate::port::{Port, sys};
@@ -98,23 +99,59 @@ pub(super) fn classify(e: &io::Error) -> Failure {
     }
 }
 
-/// Whether a frame of `len` bytes may leave `port`: a GSO frame always
-/// (it is segmented to the port's MTU); otherwise, like the kernel's
-/// is_skb_forwardable, up to the MTU plus the Ethernet header and one tag.
-pub fn fits(port: &dyn Port, hdr: &VnetHdr, len: usize) -> bool {
-    hdr.is_gso() || len <= port.mtu() + HEADER_LEN + TAG_LEN
+/// What moving frames through a port needs to know of it, read once (a
+/// worker keeps one per port of its port map) rather than per frame
+/// through the port's vtable: a chain of cold loads on a frame's way out
+/// after a sleep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortIo {
+    pub mtu: usize,
+    pub offloads: bool,
+    /// The fd to `read()` and `write()` frames with, where the port's
+    /// `recv`/`send` are just that ([`Port::plain_fd`]).
+    pub fd: Option<RawFd>,
 }
 
-/// Sends `buf` = [header][frame] (tag already applied) to `port`; `hdr`
-/// is that header, parsed once by the caller. `scratch` is reused for
-/// software offload work.
-pub fn send(port: &dyn Port, hdr: VnetHdr, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
+impl PortIo {
+    pub fn of(port: &dyn Port) -> PortIo {
+        PortIo {
+            mtu: port.mtu(),
+            offloads: port.offloads(),
+            fd: port.plain_fd().then(|| port.fd()),
+        }
+    }
+
+    /// Reads one frame from `port` (whose `PortIo` this is).
+    #[inline]
+    pub fn recv(&self, port: &dyn Port, buf: &mut [u8]) -> io::Result<usize> {
+        match self.fd {
+            Some(fd) => sys::read(fd, buf),
+            None => port.recv(buf),
+        }
+    }
+}
+
+/// Whether a frame of `len` bytes may leave a port: a GSO frame always
+/// (it is segmented to the port's MTU); otherwise, like the kernel's
+/// is_skb_forwardable, up to the MTU plus the Ethernet header and one tag.
+pub fn fits(io: &PortIo, hdr: &VnetHdr, len: usize) -> bool {
+    hdr.is_gso() || len <= io.mtu + HEADER_LEN + TAG_LEN
+}
+
+/// Sends `buf` = [header][frame] (tag already applied) to `port`, whose
+/// [`PortIo`] is `io`; `hdr` is that header, parsed once by the caller.
+/// `scratch` is reused for software offload work.
+pub fn send(port: &dyn Port, io: &PortIo, hdr: VnetHdr, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
     let frame = &buf[VNET_HDR_LEN..];
-    if !fits(port, &hdr, frame.len()) {
+    if !fits(io, &hdr, frame.len()) {
         return Sent::failed(Failure::Dropped(Reason::TooBig));
     }
-    if port.offloads() || hdr.is_plain() {
-        return match port.send(buf) {
+    if io.offloads || hdr.is_plain() {
+        let r = match io.fd {
+            Some(fd) => sys::write(fd, buf).map(|_| ()),
+            None => port.send(buf),
+        };
+        return match r {
             Ok(()) => Sent::ok(frame.len()),
             Err(e) => Sent::failed(classify(&e)),
         };
@@ -231,10 +268,66 @@ mod tests {
         let port = Flaky {
             ok: std::sync::atomic::AtomicUsize::new(2),
         };
-        let sent = send(&port, hdr, &buf, &mut Vec::new());
+        let sent = send(&port, &PortIo::of(&port), hdr, &buf, &mut Vec::new());
         assert_eq!(sent.frames, 2);
         assert_eq!(sent.bytes, 2 * (54 + 1000));
         assert_eq!(sent.failure, Some(Failure::Dropped(Reason::QueueFull)));
+    }
+
+    /// A port whose frames are a plain read()/write() of its fd: the
+    /// dataplane moves them through the fd, never through the port.
+    struct Plain(std::os::fd::OwnedFd);
+
+    impl Port for Plain {
+        fn name(&self) -> &str {
+            "plain"
+        }
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn fd(&self) -> RawFd {
+            std::os::fd::AsRawFd::as_raw_fd(&self.0)
+        }
+        fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
+            unreachable!("read through the fd")
+        }
+        fn send(&self, _: &[u8]) -> io::Result<()> {
+            unreachable!("written through the fd")
+        }
+        fn send2(&self, _: &[u8], _: &[u8]) -> io::Result<()> {
+            unreachable!("written through the fd")
+        }
+        fn offloads(&self) -> bool {
+            true
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn plain_fd(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_plain_fd_port_is_read_and_written_through_its_fd() {
+        let (a, b) = sys::socketpair(libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK).unwrap();
+        let (port, peer) = (Plain(a), Plain(b));
+        let io = PortIo::of(&port);
+        assert_eq!(io.fd, Some(port.fd()));
+        assert!(io.offloads);
+        assert_eq!(io.mtu, 1500);
+        let mut buf = vec![0u8; VNET_HDR_LEN];
+        gso_hdr().write(&mut buf);
+        buf.extend_from_slice(&frame());
+        // A GSO frame goes out whole, header and all: the port offloads.
+        let sent = send(&port, &io, gso_hdr(), &buf, &mut Vec::new());
+        assert_eq!((sent.frames, sent.failure), (1, None));
+        let peer_io = PortIo::of(&peer);
+        let mut got = vec![0u8; 256];
+        let n = peer_io.recv(&peer, &mut got).unwrap();
+        assert_eq!(&got[..n], &buf[..]);
+        let e = peer_io.recv(&peer, &mut got).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]

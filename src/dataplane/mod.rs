@@ -229,6 +229,7 @@ impl Dataplane {
                 rx,
                 switch: switch.clone(),
                 map: ports.load_full(),
+                io: vec![egress::PortIo::default(); MAX_PORTS],
                 stop: stop.clone(),
                 counters: counters.clone(),
                 clock,
@@ -455,6 +456,8 @@ struct Run {
     switch: Arc<Switch>,
     /// This worker's copy of the port map ([`Cmd::Map`]).
     map: Arc<PortMap>,
+    /// What reading and writing each port of `map` takes, made with it.
+    io: Vec<egress::PortIo>,
     stop: Arc<AtomicBool>,
     counters: Arc<WorkerCounters>,
     clock: Clock,
@@ -507,8 +510,9 @@ impl Run {
         let mut ring_more = false;
         // Held for the worker's life: no reference count touched per pass.
         let switch = self.switch.clone();
-        // The worker's copy of the port table, renewed when it changes.
-        let mut table = switch.table_cache();
+        // The worker's copy of the port table, renewed when it changes, and
+        // its FDB epoch guard, refreshed after each pass.
+        let mut cache = switch.view_cache();
         while !self.stop.load(Relaxed) {
             let idle_for = if self.busy_poll.is_zero() {
                 Duration::MAX
@@ -545,7 +549,7 @@ impl Run {
             ring_more = false;
             if !self.ready.is_empty() || self.ring.is_some() {
                 let map = self.map.clone();
-                let view = switch.view(&mut table);
+                let view = switch.view(&mut cache);
                 let pass = self.ring_pass(&view, &map, now);
                 ring_more = pass.more;
                 if !self.busy_poll.is_zero() && (pass.frames > 0 || !self.ready.is_empty()) {
@@ -579,6 +583,7 @@ impl Run {
             // most one sleep (RETRY, 250 ms) early, well inside the ageing
             // sweep's one second.
             now = self.clock.now_ms();
+            cache.refresh();
             if self.ring.is_some() && now >= self.window_end {
                 self.window_end = now + ring::WINDOW_MS;
                 self.choose_reading();
@@ -660,6 +665,11 @@ impl Run {
                     let _ = ack.send(());
                 }
                 Cmd::Map(map, ack) => {
+                    self.io = map
+                        .iter()
+                        .map(|h| h.as_ref().map(|h| egress::PortIo::of(&*h.port)))
+                        .map(Option::unwrap_or_default)
+                        .collect();
                     self.map = map;
                     let _ = ack.send(());
                 }
@@ -799,7 +809,7 @@ impl Run {
             return Drained::Empty;
         }
         for _ in 0..BATCH {
-            let n = match h.port.recv(&mut self.buf) {
+            let n = match self.io[i].recv(&*h.port, &mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -885,12 +895,13 @@ impl Run {
             let Some(oh) = map.get(out as usize).and_then(|o| o.as_ref()) else {
                 continue;
             };
+            let io = self.io[out as usize];
             if ring_write
                 && !e.flooded
                 && act == TagAction::Keep
                 && self.ring_port[out as usize]
-                && oh.port.offloads()
-                && egress::fits(&*oh.port, &hdr, n - VNET_HDR_LEN)
+                && io.offloads
+                && egress::fits(&io, &hdr, n - VNET_HDR_LEN)
             {
                 return Some((out, oh.port.fd()));
             }
@@ -899,10 +910,10 @@ impl Run {
                 self.unicast_out = Some(out);
             }
             let sent = if act == TagAction::Keep {
-                egress::send(&*oh.port, hdr, &buf[..n], &mut self.seg)
+                egress::send(&*oh.port, &io, hdr, &buf[..n], &mut self.seg)
             } else {
                 let h = egress::apply_tag(act, tpid, hdr, &buf[VNET_HDR_LEN..n], &mut self.scratch);
-                egress::send(&*oh.port, h, &self.scratch, &mut self.seg)
+                egress::send(&*oh.port, &io, h, &self.scratch, &mut self.seg)
             };
             self.sent(oh, out, sent);
         }

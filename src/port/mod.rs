@@ -43,6 +43,12 @@ pub trait Port: Send + Sync {
     fn offloads(&self) -> bool;
     /// Largest frame payload (L3 MTU) the port carries.
     fn mtu(&self) -> usize;
+    /// Whether [`Port::recv`] and [`Port::send`] are a plain `read()` and
+    /// `write()` of [`Port::fd`] (a TAP): a caller holding the port may
+    /// then make those calls itself, without going through the port.
+    fn plain_fd(&self) -> bool {
+        false
+    }
     /// False once the device behind the port is known to be gone (checked
     /// by the control plane on link notifications).
     fn alive(&self) -> bool {

@@ -159,4 +159,8 @@ impl Port for TapPort {
     fn mtu(&self) -> usize {
         self.mtu
     }
+
+    fn plain_fd(&self) -> bool {
+        true
+    }
 }

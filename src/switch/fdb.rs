@@ -129,9 +129,29 @@ pub struct FdbStats {
 /// instead of two per frame.
 pub struct FdbReader<'a> {
     fdb: &'a Fdb,
-    map: papaya::HashMapRef<'a, Key, Entry, foldhash::fast::RandomState, papaya::LocalGuard<'a>>,
+    guard: ReaderGuard<'a>,
     last_lookup: Cell<Memo<Option<PortId>>>,
     last_refresh: Cell<Memo<PortId>>,
+}
+
+/// An epoch guard a reader keeps across many [`FdbReader`]s
+/// ([`Fdb::guard`]).
+pub type FdbGuard<'a> = papaya::LocalGuard<'a>;
+
+/// A reader's guard: its own, or one kept by its caller.
+enum ReaderGuard<'a> {
+    Own(FdbGuard<'a>),
+    Kept(&'a FdbGuard<'a>),
+}
+
+impl<'a> ReaderGuard<'a> {
+    #[inline]
+    fn get(&self) -> &FdbGuard<'a> {
+        match self {
+            ReaderGuard::Own(g) => g,
+            ReaderGuard::Kept(g) => g,
+        }
+    }
 }
 
 /// One remembered answer: valid for `key` at `now` while the table's
@@ -171,8 +191,9 @@ impl FdbReader<'_> {
             return answer;
         }
         let answer = self
+            .fdb
             .map
-            .get(&key)
+            .get(&key, self.guard.get())
             .filter(|e| !self.fdb.expired(e, now))
             .map(|e| e.port.load(Relaxed));
         self.last_lookup.set(Memo {
@@ -200,7 +221,7 @@ impl FdbReader<'_> {
             // Refreshed at this very `now` already: nothing to do.
             return Learn::Refreshed;
         }
-        if let Some(e) = self.map.get(&key) {
+        if let Some(e) = self.fdb.map.get(&key, self.guard.get()) {
             let refreshed = if e.is_static {
                 if e.port.load(Relaxed) != port {
                     self.fdb.stats.refused.fetch_add(1, Relaxed);
@@ -367,11 +388,29 @@ impl Fdb {
     }
 
     /// A handle for several lock-free operations under one epoch guard (the
-    /// forwarding core takes one per frame).
+    /// forwarding core takes one per batch).
     pub fn reader(&self) -> FdbReader<'_> {
+        self.reader_with(ReaderGuard::Own(self.map.guard()))
+    }
+
+    /// An epoch guard to keep across many readers ([`Fdb::reader_in`]):
+    /// what is removed from the table while it is held is freed only once
+    /// it is refreshed (`papaya::Guard::refresh`) or dropped, so a keeper
+    /// refreshes it between readers.
+    pub fn guard(&self) -> FdbGuard<'_> {
+        self.map.guard()
+    }
+
+    /// A reader under `guard` (from [`Fdb::guard`]): taking it costs no
+    /// epoch bookkeeping.
+    pub fn reader_in<'a>(&'a self, guard: &'a FdbGuard<'_>) -> FdbReader<'a> {
+        self.reader_with(ReaderGuard::Kept(guard))
+    }
+
+    fn reader_with<'a>(&'a self, guard: ReaderGuard<'a>) -> FdbReader<'a> {
         FdbReader {
             fdb: self,
-            map: self.map.pin(),
+            guard,
             last_lookup: Cell::new(Memo::empty(None)),
             last_refresh: Cell::new(Memo::empty(0)),
         }

@@ -17,7 +17,8 @@ use arc_swap::ArcSwap;
 
 pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
 pub use fdb::{
-    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbReader, FdbStats, Flush, Learn,
+    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbGuard, FdbReader, FdbStats, Flush,
+    Learn,
 };
 pub use ports::{MAX_PORTS, PortConfig, PortId, PortSet, VlanMode, VlanSet};
 
@@ -363,45 +364,61 @@ impl Switch {
     /// Decides what to do with `frame`, received on `ingress` at `now`
     /// (milliseconds on any monotonic clock the caller keeps).
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
-        let mut table = self.table_cache();
-        self.view(&mut table).decide(ingress, frame, now)
+        let mut cache = self.view_cache();
+        self.view(&mut cache).decide(ingress, frame, now)
     }
 
-    /// A copy of the port table for [`Switch::view`].
-    pub fn table_cache(&self) -> TableCache {
+    /// What a reader keeps between views: see [`Switch::view`].
+    pub fn view_cache(&self) -> ViewCache<'_> {
         // The generation first: a table stored after it is seen as a
         // change by the next view, never missed.
         let generation = self.table_generation.load(Acquire);
-        TableCache {
+        ViewCache {
             generation,
             table: self.table.load_full(),
+            guard: self.fdb.guard(),
         }
     }
 
-    /// A view for deciding a batch of frames: it reads the port states and
-    /// takes an FDB epoch guard once, instead of per frame, and reads the
-    /// port table from `table`, renewed first if the table changed since
-    /// (a reader that keeps its cache touches no shared count while the
-    /// table stays as it is). Changes made while a view lives apply to the
-    /// next view.
-    pub fn view<'a>(&'a self, table: &'a mut TableCache) -> SwitchView<'a> {
+    /// A view for deciding a batch of frames: it reads the port states
+    /// once, instead of per frame, and takes the port table and the FDB
+    /// epoch guard from `cache` — the table renewed first if it changed
+    /// since. A reader that keeps its cache (a dataplane worker) touches
+    /// no shared count and no epoch per view while the table stays as it
+    /// is; it calls [`ViewCache::refresh`] between views. Changes made
+    /// while a view lives apply to the next view.
+    pub fn view<'v>(&'v self, cache: &'v mut ViewCache<'_>) -> SwitchView<'v> {
         let generation = self.table_generation.load(Acquire);
-        if generation != table.generation {
-            *table = self.table_cache();
+        if generation != cache.generation {
+            cache.generation = generation;
+            cache.table = self.table.load_full();
         }
+        let cache: &'v ViewCache<'_> = cache;
         SwitchView {
-            table: &table.table,
+            table: &cache.table,
             up: self.up.load(),
-            fdb: self.fdb.reader(),
+            fdb: self.fdb.reader_in(&cache.guard),
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
         }
     }
 }
 
-/// A reader's copy of the switch's port table: see [`Switch::view`].
-pub struct TableCache {
+/// What a reader of the switch keeps between views ([`Switch::view`]): a
+/// copy of the port table and an FDB epoch guard. It belongs to the thread
+/// that made it.
+pub struct ViewCache<'s> {
     generation: u64,
     table: Arc<PortTable>,
+    guard: fdb::FdbGuard<'s>,
+}
+
+impl ViewCache<'_> {
+    /// Lets the FDB free what was removed from it since the guard was
+    /// taken or last refreshed; call it between views (not while one
+    /// lives), at least every few hundred milliseconds.
+    pub fn refresh(&mut self) {
+        papaya::Guard::refresh(&mut self.guard);
+    }
 }
 
 /// See [`Switch::view`].
