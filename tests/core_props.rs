@@ -24,8 +24,8 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use vswitch::switch::fdb::FdbReader;
 use vswitch::switch::{
-    Action, DropReason, EntryInfo, Fdb, Flush, Learn, PortConfig, PortId, Switch, SwitchConfig,
-    VlanMode, VlanSet,
+    Action, DropReason, EntryInfo, Fdb, FdbCache, Flush, Learn, PortConfig, PortId, Switch,
+    SwitchConfig, VlanMode, VlanSet,
 };
 use vswitch::wire::Mac;
 
@@ -372,19 +372,34 @@ fn fdb_op() -> impl Strategy<Value = FdbOp> {
 /// Runs `ops` (each after advancing the clock by its delay) on a fresh
 /// `Fdb` and on the model, comparing every outcome and the whole state
 /// after every step.
+/// With `cached`, every op goes through a new reader over one kept
+/// [`FdbCache`] and guard, flushed after it, as a dataplane worker keeps
+/// them across its passes (and flushes after each): the cache must never
+/// answer from before a change, and its put-off refreshes must leave the
+/// table as the model's.
 fn check_against_model(
     capacity: usize,
     ageing: u64,
     limits: [Option<usize>; PORTS as usize],
     ops: &[(u64, FdbOp)],
+    cached: bool,
 ) -> Result<(), TestCaseError> {
     let fdb = Fdb::new(capacity, ageing);
     let reader = fdb.reader();
+    let (guard, cache) = (fdb.guard(), FdbCache::new());
     let mut model = Model::new(capacity, ageing, limits);
     let mut now = 0;
     for (step, (dt, op)) in ops.iter().enumerate() {
         now += dt;
-        let got = apply_fdb(&fdb, &reader, &limits, op, now);
+        let got = if cached {
+            let pass = fdb.reader_cached(&guard, &cache);
+            let got = apply_fdb(&fdb, &pass, &limits, op, now);
+            drop(pass);
+            cache.flush(&fdb, &guard);
+            got
+        } else {
+            apply_fdb(&fdb, &reader, &limits, op, now)
+        };
         let want = model.apply(op, now);
         prop_assert_eq!(got, want, "step {} at {} ms: {:?}", step, now, op);
         prop_assert_eq!(
@@ -422,7 +437,17 @@ proptest! {
         // before: that is when a reader's memo may answer.
         ops in prop::collection::vec((prop_oneof![1 => Just(0u64), 2 => 1..=40u64], fdb_op()), 1..120),
     ) {
-        check_against_model(capacity, ageing, limits, &ops)?;
+        check_against_model(capacity, ageing, limits, &ops, false)?;
+    }
+
+    #[test]
+    fn cached_fdb_reader_matches_reference_model(
+        capacity in 1..=8usize,
+        ageing in 50..=400u64,
+        limits in prop::array::uniform4(prop::option::weighted(0.3, 1..=4usize)),
+        ops in prop::collection::vec((prop_oneof![1 => Just(0u64), 2 => 1..=40u64], fdb_op()), 1..120),
+    ) {
+        check_against_model(capacity, ageing, limits, &ops, true)?;
     }
 }
 
@@ -563,7 +588,9 @@ fn model_corners() {
         ),
     ];
     for (capacity, ageing, limits, ops) in cases {
-        check_against_model(capacity, ageing, limits, &ops).unwrap();
+        for cached in [false, true] {
+            check_against_model(capacity, ageing, limits, &ops, cached).unwrap();
+        }
     }
 }
 

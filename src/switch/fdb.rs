@@ -49,7 +49,7 @@
 //! new MACs on that port instead (the kernel's `fdb_max_learned`): their frames
 //! still flood. Every outcome is counted in [`FdbStats`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::atomic::{
     AtomicU16, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -88,6 +88,17 @@ struct Entry {
     /// only under the learn lock; atomic only to be shareable).
     queued: AtomicU64,
     is_static: bool,
+}
+
+impl Entry {
+    /// `seen`, or "never ages" for a static entry (see [`FdbCache`]).
+    fn seen_or_max(&self) -> u64 {
+        if self.is_static {
+            u64::MAX
+        } else {
+            self.seen.load(Relaxed)
+        }
+    }
 }
 
 /// What learning a source did (for metrics).
@@ -130,6 +141,7 @@ pub struct FdbStats {
 pub struct FdbReader<'a> {
     fdb: &'a Fdb,
     guard: ReaderGuard<'a>,
+    cache: Option<&'a FdbCache>,
     last_lookup: Cell<Memo<Option<PortId>>>,
     last_refresh: Cell<Memo<PortId>>,
 }
@@ -150,6 +162,104 @@ impl<'a> ReaderGuard<'a> {
         match self {
             ReaderGuard::Own(g) => g,
             ReaderGuard::Kept(g) => g,
+        }
+    }
+}
+
+/// Slots in an [`FdbCache`] (a power of two).
+const CACHE_SLOTS: usize = 128;
+
+/// Answers a reader keeps across many [`FdbReader`]s ([`Fdb::reader_cached`]),
+/// for a thread that reads the table again and again (a dataplane worker).
+///
+/// A slot says "`key` is on `port`, seen at `seen` or later", valid while
+/// the table's [generation](Fdb::generation) stands (no insert, move,
+/// removal or new ageing time since) and only while `seen` is within the
+/// ageing time (the entry's real `seen` can only be later). A lookup it
+/// answers, and the learning of a source it shows on the same port, touch
+/// no shared memory but the generation: after a sleep a frame's way to its
+/// port is a few cold loads shorter. Learning a source at a later
+/// millisecond still has to move the entry's `seen`: that is put off to
+/// [`FdbCache::flush`] (the worker calls it after each pass), which does it
+/// the ordinary way (and learns the MAC anew if it went in between).
+pub struct FdbCache {
+    slots: Vec<Cell<Slot>>,
+    /// Sources to refresh at [`FdbCache::flush`].
+    pending: RefCell<Vec<Refresh>>,
+}
+
+/// A source learned through an [`FdbCache`], its `seen` not moved yet.
+struct Refresh {
+    key: Key,
+    port: PortId,
+    now: u64,
+    limit: Option<usize>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: Key,
+    generation: u64,
+    port: PortId,
+    /// `u64::MAX` for a static entry (never ages).
+    seen: u64,
+}
+
+impl Default for FdbCache {
+    fn default() -> Self {
+        FdbCache::new()
+    }
+}
+
+impl FdbCache {
+    pub fn new() -> FdbCache {
+        let empty = Slot {
+            key: Key(0),
+            // Generations start at 0 and only grow: matches nothing.
+            generation: u64::MAX,
+            port: 0,
+            seen: 0,
+        };
+        FdbCache {
+            slots: (0..CACHE_SLOTS).map(|_| Cell::new(empty)).collect(),
+            pending: RefCell::new(Vec::new()),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, key: Key) -> &Cell<Slot> {
+        let h = key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57;
+        &self.slots[h as usize & (CACHE_SLOTS - 1)]
+    }
+
+    /// The port `key` is on, if this cache knows it for `generation` and
+    /// it has not aged by `now`.
+    #[inline]
+    fn get(&self, fdb: &Fdb, key: Key, generation: u64, now: u64) -> Option<PortId> {
+        let s = self.slot(key).get();
+        (s.key == key && s.generation == generation && !fdb.aged(s.seen, now)).then_some(s.port)
+    }
+
+    #[inline]
+    fn put(&self, key: Key, generation: u64, port: PortId, seen: u64) {
+        self.slot(key).set(Slot {
+            key,
+            generation,
+            port,
+            seen,
+        });
+    }
+
+    /// Carries out the refreshes put off since the last flush, under
+    /// `guard` (from the same `fdb`). No reader of this cache may live.
+    pub fn flush(&self, fdb: &Fdb, guard: &FdbGuard<'_>) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            return;
+        }
+        let r = fdb.reader_with(ReaderGuard::Kept(guard), None);
+        for p in pending.drain(..) {
+            r.learn_key(p.key, p.port, p.now, p.limit);
         }
     }
 }
@@ -187,6 +297,11 @@ impl FdbReader<'_> {
     pub fn lookup(&self, mac: Mac, vid: u16, now: u64) -> Option<PortId> {
         let key = Key::new(mac, vid);
         let generation = self.fdb.generation();
+        if let Some(c) = self.cache
+            && let Some(port) = c.get(self.fdb, key, generation, now)
+        {
+            return Some(port);
+        }
         if let Some(answer) = self.last_lookup.get().hit(key, now, generation) {
             return answer;
         }
@@ -195,7 +310,13 @@ impl FdbReader<'_> {
             .map
             .get(&key, self.guard.get())
             .filter(|e| !self.fdb.expired(e, now))
-            .map(|e| e.port.load(Relaxed));
+            .map(|e| {
+                let port = e.port.load(Relaxed);
+                if let Some(c) = self.cache {
+                    c.put(key, generation, port, e.seen_or_max());
+                }
+                port
+            });
         self.last_lookup.set(Memo {
             key,
             now,
@@ -216,6 +337,27 @@ impl FdbReader<'_> {
         port_limit: Option<usize>,
     ) -> Learn {
         let key = Key::new(mac, vid);
+        if let Some(c) = self.cache {
+            let generation = self.fdb.generation();
+            if c.get(self.fdb, key, generation, now) == Some(port) {
+                let s = c.slot(key).get();
+                if s.seen < now {
+                    // Known here: the entry's `seen` moves at the flush.
+                    c.pending.borrow_mut().push(Refresh {
+                        key,
+                        port,
+                        now,
+                        limit: port_limit,
+                    });
+                    c.put(key, generation, port, now);
+                }
+                return Learn::Refreshed;
+            }
+        }
+        self.learn_key(key, port, now, port_limit)
+    }
+
+    fn learn_key(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
         let generation = self.fdb.generation();
         if self.last_refresh.get().hit(key, now, generation) == Some(port) {
             // Refreshed at this very `now` already: nothing to do.
@@ -237,6 +379,9 @@ impl FdbReader<'_> {
                 false
             };
             if refreshed {
+                if let Some(c) = self.cache {
+                    c.put(key, generation, port, e.seen_or_max());
+                }
                 self.last_refresh.set(Memo {
                     key,
                     now,
@@ -365,7 +510,13 @@ impl Fdb {
     }
 
     fn expired(&self, e: &Entry, now: u64) -> bool {
-        !e.is_static && now.saturating_sub(e.seen.load(Relaxed)) >= self.ageing_ms()
+        !e.is_static && self.aged(e.seen.load(Relaxed), now)
+    }
+
+    /// Whether an entry last seen at `seen` has aged by `now`.
+    #[inline]
+    fn aged(&self, seen: u64, now: u64) -> bool {
+        now.saturating_sub(seen) >= self.ageing_ms()
     }
 
     /// The port `mac` in `vid` was last seen on, if it has not aged out.
@@ -390,10 +541,10 @@ impl Fdb {
     /// A handle for several lock-free operations under one epoch guard (the
     /// forwarding core takes one per batch).
     pub fn reader(&self) -> FdbReader<'_> {
-        self.reader_with(ReaderGuard::Own(self.map.guard()))
+        self.reader_with(ReaderGuard::Own(self.map.guard()), None)
     }
 
-    /// An epoch guard to keep across many readers ([`Fdb::reader_in`]):
+    /// An epoch guard to keep across many readers ([`Fdb::reader_cached`]):
     /// what is removed from the table while it is held is freed only once
     /// it is refreshed (`papaya::Guard::refresh`) or dropped, so a keeper
     /// refreshes it between readers.
@@ -401,16 +552,26 @@ impl Fdb {
         self.map.guard()
     }
 
-    /// A reader under `guard` (from [`Fdb::guard`]): taking it costs no
-    /// epoch bookkeeping.
-    pub fn reader_in<'a>(&'a self, guard: &'a FdbGuard<'_>) -> FdbReader<'a> {
-        self.reader_with(ReaderGuard::Kept(guard))
+    /// A reader under `guard` (from [`Fdb::guard`]; taking it costs no
+    /// epoch bookkeeping) that answers from `cache` where it can and fills
+    /// it. The keeper calls [`FdbCache::flush`] between readers.
+    pub fn reader_cached<'a>(
+        &'a self,
+        guard: &'a FdbGuard<'_>,
+        cache: &'a FdbCache,
+    ) -> FdbReader<'a> {
+        self.reader_with(ReaderGuard::Kept(guard), Some(cache))
     }
 
-    fn reader_with<'a>(&'a self, guard: ReaderGuard<'a>) -> FdbReader<'a> {
+    fn reader_with<'a>(
+        &'a self,
+        guard: ReaderGuard<'a>,
+        cache: Option<&'a FdbCache>,
+    ) -> FdbReader<'a> {
         FdbReader {
             fdb: self,
             guard,
+            cache,
             last_lookup: Cell::new(Memo::empty(None)),
             last_refresh: Cell::new(Memo::empty(0)),
         }
@@ -670,6 +831,100 @@ mod tests {
 
     fn mac(n: u8) -> Mac {
         Mac([2, 0, 0, 0, 0, n])
+    }
+
+    /// The age of `m`'s entry at `now`, if it is there.
+    fn age(fdb: &Fdb, m: Mac, now: u64) -> Option<u64> {
+        fdb.entries(now)
+            .iter()
+            .find(|e| e.mac == m)
+            .map(|e| e.age_ms)
+    }
+
+    #[test]
+    fn a_cached_reader_follows_moves_removals_and_ageing() {
+        let fdb = Fdb::new(16, 1000);
+        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        assert_eq!(fdb.learn(mac(1), 1, 0, 0, None), Learn::Learned);
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.lookup(mac(1), 1, 10), Some(0));
+        assert_eq!(r.lookup(mac(1), 1, 11), Some(0), "from the cache");
+        drop(r);
+        // Another reader moves it: the generation moves, the slot is stale.
+        assert_eq!(fdb.learn(mac(1), 1, 1, 20, None), Learn::Moved);
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.lookup(mac(1), 1, 30), Some(1));
+        assert_eq!(r.lookup(mac(1), 1, 31), Some(1));
+        // Aged by the slot's own time, before any sweep.
+        assert_eq!(r.lookup(mac(1), 1, 1020), None);
+        assert_eq!(r.lookup(mac(1), 1, 1019), Some(1));
+        drop(r);
+        assert!(fdb.remove(mac(1), 1));
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.lookup(mac(1), 1, 40), None);
+    }
+
+    #[test]
+    fn learning_through_the_cache_moves_seen_at_the_flush() {
+        let fdb = Fdb::new(16, 1000);
+        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        assert_eq!(fdb.learn(mac(1), 1, 0, 0, None), Learn::Learned);
+        let r = fdb.reader_cached(&guard, &cache);
+        // Not cached yet: refreshed in the table at once (and cached).
+        assert_eq!(r.learn(mac(1), 1, 0, 500, None), Learn::Refreshed);
+        assert_eq!(age(&fdb, mac(1), 500), Some(0));
+        // Cached: put off.
+        assert_eq!(r.learn(mac(1), 1, 0, 900, None), Learn::Refreshed);
+        assert_eq!(r.learn(mac(1), 1, 0, 900, None), Learn::Refreshed);
+        assert_eq!(age(&fdb, mac(1), 900), Some(400));
+        drop(r);
+        cache.flush(&fdb, &guard);
+        assert_eq!(age(&fdb, mac(1), 900), Some(0));
+        // Alive by the refreshed time, for every reader.
+        assert_eq!(fdb.lookup(mac(1), 1, 1800), Some(0));
+        // A source on another port than the cache says is a move, at once.
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.learn(mac(1), 1, 2, 1000, None), Learn::Moved);
+        assert_eq!(fdb.lookup(mac(1), 1, 1000), Some(2));
+    }
+
+    #[test]
+    fn a_refresh_put_off_learns_anew_what_went_in_between() {
+        let fdb = Fdb::new(16, 1000);
+        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.learn(mac(1), 1, 0, 0, None), Learn::Learned);
+        assert_eq!(r.lookup(mac(1), 1, 1), Some(0));
+        assert_eq!(r.learn(mac(1), 1, 0, 5, None), Learn::Refreshed);
+        drop(r);
+        // Flushed by the control plane before the refresh is carried out.
+        assert_eq!(
+            fdb.flush(Flush {
+                port: Some(0),
+                ..Flush::default()
+            }),
+            1
+        );
+        cache.flush(&fdb, &guard);
+        assert_eq!(fdb.lookup(mac(1), 1, 6), Some(0));
+        assert_eq!(age(&fdb, mac(1), 6), Some(1));
+        assert_eq!(fdb.stats().learned.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_cached_static_entry_never_ages_and_is_not_moved() {
+        let fdb = Fdb::new(16, 1000);
+        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        assert!(fdb.add_static(mac(1), 1, 2));
+        let r = fdb.reader_cached(&guard, &cache);
+        assert_eq!(r.lookup(mac(1), 1, 0), Some(2));
+        assert_eq!(r.lookup(mac(1), 1, 1_000_000), Some(2));
+        assert_eq!(r.learn(mac(1), 1, 2, 1_000_001, None), Learn::Refreshed);
+        assert_eq!(r.learn(mac(1), 1, 0, 1_000_002, None), Learn::Refused);
+        assert_eq!(r.lookup(mac(1), 1, 1_000_003), Some(2));
+        drop(r);
+        cache.flush(&fdb, &guard);
+        assert_eq!(fdb.lookup(mac(1), 1, 1_000_004), Some(2));
     }
 
     #[test]

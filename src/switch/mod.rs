@@ -17,8 +17,8 @@ use arc_swap::ArcSwap;
 
 pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
 pub use fdb::{
-    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbGuard, FdbReader, FdbStats, Flush,
-    Learn,
+    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbCache, FdbGuard, FdbReader, FdbStats,
+    Flush, Learn,
 };
 pub use ports::{MAX_PORTS, PortConfig, PortId, PortSet, VlanMode, VlanSet};
 
@@ -376,16 +376,19 @@ impl Switch {
         ViewCache {
             generation,
             table: self.table.load_full(),
+            fdb: &self.fdb,
             guard: self.fdb.guard(),
+            answers: FdbCache::new(),
         }
     }
 
     /// A view for deciding a batch of frames: it reads the port states
-    /// once, instead of per frame, and takes the port table and the FDB
-    /// epoch guard from `cache` — the table renewed first if it changed
-    /// since. A reader that keeps its cache (a dataplane worker) touches
-    /// no shared count and no epoch per view while the table stays as it
-    /// is; it calls [`ViewCache::refresh`] between views. Changes made
+    /// once, instead of per frame, and takes the port table, the FDB epoch
+    /// guard and the FDB answers kept ([`FdbCache`]) from `cache` — the
+    /// table renewed first if it changed since. A reader that keeps its
+    /// cache (a dataplane worker) touches no shared count and no epoch per
+    /// view while the table stays as it is, and no FDB entry for a MAC it
+    /// knows; it calls [`ViewCache::refresh`] between views. Changes made
     /// while a view lives apply to the next view.
     pub fn view<'v>(&'v self, cache: &'v mut ViewCache<'_>) -> SwitchView<'v> {
         let generation = self.table_generation.load(Acquire);
@@ -397,26 +400,30 @@ impl Switch {
         SwitchView {
             table: &cache.table,
             up: self.up.load(),
-            fdb: self.fdb.reader_in(&cache.guard),
+            fdb: self.fdb.reader_cached(&cache.guard, &cache.answers),
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
         }
     }
 }
 
 /// What a reader of the switch keeps between views ([`Switch::view`]): a
-/// copy of the port table and an FDB epoch guard. It belongs to the thread
-/// that made it.
+/// copy of the port table, an FDB epoch guard and FDB answers. It belongs
+/// to the thread that made it.
 pub struct ViewCache<'s> {
     generation: u64,
     table: Arc<PortTable>,
+    fdb: &'s Fdb,
     guard: fdb::FdbGuard<'s>,
+    answers: FdbCache,
 }
 
 impl ViewCache<'_> {
-    /// Lets the FDB free what was removed from it since the guard was
-    /// taken or last refreshed; call it between views (not while one
-    /// lives), at least every few hundred milliseconds.
+    /// Carries out the FDB refreshes the last views put off, then lets the
+    /// FDB free what was removed from it since the guard was taken or last
+    /// refreshed. Call it between views (not while one lives): after each
+    /// batch, and at least every few hundred milliseconds.
     pub fn refresh(&mut self) {
+        self.answers.flush(self.fdb, &self.guard);
         papaya::Guard::refresh(&mut self.guard);
     }
 }
