@@ -36,7 +36,7 @@
 //! seen since it was queued, re-queues it at its real `seen`. An entry is
 //! popped only when `queued == seen`, so it is exactly the least recently
 //! seen one. Lookups also treat an entry older than the ageing time as absent,
-//! so ageing is exact even between sweeps. The caller sweeps about once a
+//! so ageing is exact (to the caller's clock) even between sweeps. The caller sweeps about once a
 //! second; each sweep costs O(expired + refreshed) with no full scan.
 //!
 //! # Capacity and eviction
