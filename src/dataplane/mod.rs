@@ -162,6 +162,30 @@ struct Worker {
     counters: Arc<WorkerCounters>,
 }
 
+/// How long the control plane waits for a worker to take a command.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+impl Worker {
+    /// Hands `cmd` to the worker and wakes it. False if it has exited.
+    fn send(&self, cmd: Cmd) -> bool {
+        self.tx.send(cmd).is_ok() && self.waker.wake().is_ok()
+    }
+
+    /// Hands over the command `make` builds around an ack channel; returns
+    /// the ack's receiving end (`None` if the worker has exited).
+    fn ask(&self, make: impl FnOnce(Sender<()>) -> Cmd) -> Option<Receiver<()>> {
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        self.send(make(ack_tx)).then_some(ack_rx)
+    }
+
+    /// [`Worker::ask`], then waits (at most [`ACK_WAIT`]) for the ack.
+    fn ask_and_wait(&self, make: impl FnOnce(Sender<()>) -> Cmd) {
+        if let Some(ack) = self.ask(make) {
+            let _ = ack.recv_timeout(ACK_WAIT);
+        }
+    }
+}
+
 /// Errors from attaching or detaching ports.
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
@@ -305,7 +329,7 @@ impl Dataplane {
         self.update_map(id, Some(h.clone()));
         let w = &self.workers[worker];
         // The worker registers the fd; a closed channel means it has exited.
-        if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
+        if !w.send(Cmd::Add(h)) {
             self.forget(id);
             return Err(DataplaneError::Register {
                 port: self.switch.port(id).map(|p| p.name).unwrap_or_default(),
@@ -332,15 +356,14 @@ impl Dataplane {
         map[id as usize] = h;
         let map = Arc::new(map);
         self.ports.store(map.clone());
-        let mut acks = Vec::new();
-        for w in &self.workers {
-            let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-            if w.tx.send(Cmd::Map(map.clone(), ack_tx)).is_ok() && w.waker.wake().is_ok() {
-                acks.push(ack_rx);
-            }
-        }
+        // Asked all first, then waited for: the workers take it at once.
+        let acks: Vec<_> = self
+            .workers
+            .iter()
+            .filter_map(|w| w.ask(|ack| Cmd::Map(map.clone(), ack)))
+            .collect();
         for ack in acks {
-            let _ = ack.recv_timeout(Duration::from_secs(5));
+            let _ = ack.recv_timeout(ACK_WAIT);
         }
     }
 
@@ -349,11 +372,7 @@ impl Dataplane {
     pub fn remove_port(&self, id: PortId) -> Option<Arc<PortHandle>> {
         let h = self.ports.load().get(id as usize)?.clone()?;
         self.switch.set_port_up(id, false);
-        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        let w = &self.workers[h.worker];
-        if w.tx.send(Cmd::Remove(id, ack_tx)).is_ok() && w.waker.wake().is_ok() {
-            let _ = ack_rx.recv_timeout(Duration::from_secs(5));
-        }
+        self.workers[h.worker].ask_and_wait(|ack| Cmd::Remove(id, ack));
         self.forget(id);
         Some(h)
     }
@@ -374,11 +393,8 @@ impl Dataplane {
         let Some(old) = self.port(id) else {
             return Err(DataplaneError::Switch(PortError::NoSuchPort(id)));
         };
-        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
         let w = &self.workers[old.worker];
-        if w.tx.send(Cmd::Remove(id, ack_tx)).is_ok() && w.waker.wake().is_ok() {
-            let _ = ack_rx.recv_timeout(Duration::from_secs(5));
-        }
+        w.ask_and_wait(|ack| Cmd::Remove(id, ack));
         let h = Arc::new(PortHandle {
             id,
             port,
@@ -387,7 +403,7 @@ impl Dataplane {
         });
         self.update_map(id, Some(h.clone()));
         drop(old);
-        if w.tx.send(Cmd::Add(h)).is_err() || w.waker.wake().is_err() {
+        if !w.send(Cmd::Add(h)) {
             return Err(DataplaneError::Register {
                 port: self.switch.port(id).map(|p| p.name).unwrap_or_default(),
                 source: io::Error::other("dataplane stopped"),
