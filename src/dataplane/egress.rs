@@ -129,6 +129,15 @@ impl PortIo {
             None => port.recv(buf),
         }
     }
+
+    /// Sends one [header][frame] buffer to `port` (whose `PortIo` this is).
+    #[inline]
+    pub fn send(&self, port: &dyn Port, buf: &[u8]) -> io::Result<()> {
+        match self.fd {
+            Some(fd) => sys::write(fd, buf).map(|_| ()),
+            None => port.send(buf),
+        }
+    }
 }
 
 /// Whether a frame of `len` bytes may leave a port: a GSO frame always
@@ -147,11 +156,7 @@ pub fn send(port: &dyn Port, io: &PortIo, hdr: VnetHdr, buf: &[u8], scratch: &mu
         return Sent::failed(Failure::Dropped(Reason::TooBig));
     }
     if io.offloads || hdr.is_plain() {
-        let r = match io.fd {
-            Some(fd) => sys::write(fd, buf).map(|_| ()),
-            None => port.send(buf),
-        };
-        return match r {
+        return match io.send(port, buf) {
             Ok(()) => Sent::ok(frame.len()),
             Err(e) => Sent::failed(classify(&e)),
         };

@@ -232,12 +232,12 @@ impl FdbCache {
         &self.slots[h as usize & (CACHE_SLOTS - 1)]
     }
 
-    /// The port `key` is on, if this cache knows it for `generation` and
-    /// it has not aged by `now`.
+    /// What this cache knows of `key` for `generation`, if it has not aged
+    /// by `now`.
     #[inline]
-    fn get(&self, fdb: &Fdb, key: Key, generation: u64, now: u64) -> Option<PortId> {
+    fn get(&self, fdb: &Fdb, key: Key, generation: u64, now: u64) -> Option<Slot> {
         let s = self.slot(key).get();
-        (s.key == key && s.generation == generation && !fdb.aged(s.seen, now)).then_some(s.port)
+        (s.key == key && s.generation == generation && !fdb.aged(s.seen, now)).then_some(s)
     }
 
     #[inline]
@@ -298,9 +298,9 @@ impl FdbReader<'_> {
         let key = Key::new(mac, vid);
         let generation = self.fdb.generation();
         if let Some(c) = self.cache
-            && let Some(port) = c.get(self.fdb, key, generation, now)
+            && let Some(s) = c.get(self.fdb, key, generation, now)
         {
-            return Some(port);
+            return Some(s.port);
         }
         if let Some(answer) = self.last_lookup.get().hit(key, now, generation) {
             return answer;
@@ -339,8 +339,9 @@ impl FdbReader<'_> {
         let key = Key::new(mac, vid);
         if let Some(c) = self.cache {
             let generation = self.fdb.generation();
-            if c.get(self.fdb, key, generation, now) == Some(port) {
-                let s = c.slot(key).get();
+            if let Some(s) = c.get(self.fdb, key, generation, now)
+                && s.port == port
+            {
                 if s.seen < now {
                     // Known here: the entry's `seen` moves at the flush.
                     c.pending.borrow_mut().push(Refresh {
