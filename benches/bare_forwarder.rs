@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use vswitch::port::{Port, TapPort};
+use vswitch::port::TapPort;
 
 /// Frames read from one TAP before turning to the other (as vswitchd).
 const BATCH: usize = 64;

@@ -27,8 +27,9 @@
 
 use std::io::{self, Write};
 
-use vswitch::port::uring::ForwardRing;
-use vswitch::port::{Port, TapPort, sys};
+use vswitch::os::sys;
+use vswitch::os::uring::ForwardRing;
+use vswitch::port::TapPort;
 
 /// Reads pending per TAP (16 and 64 measured the same as 32).
 const SLOTS: usize = 32;

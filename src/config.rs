@@ -14,6 +14,8 @@
 //! See docs/configuration.md for every key. Unknown keys are errors; a bad
 //! value names the file, line and key and says what is allowed.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -261,7 +263,7 @@ pub struct PortPlan {
     /// Namespace to move the TAP into.
     pub netns: Option<String>,
     /// Addresses and default route for the TAP.
-    pub placement: crate::port::rtnl::Placement,
+    pub placement: crate::os::rtnl::Placement,
     pub mtu: Option<usize>,
     pub static_macs: Vec<(Mac, u16)>,
 }
@@ -459,7 +461,7 @@ impl PortSection {
         let mut addresses = Vec::new();
         for a in &self.addresses {
             addresses.push(
-                a.parse::<crate::port::rtnl::IfAddr>()
+                a.parse::<crate::os::rtnl::IfAddr>()
                     .map_err(|e| format!("addresses: {e}"))?,
             );
         }
@@ -494,7 +496,7 @@ impl PortSection {
             spec,
             cfg,
             netns: self.netns.clone(),
-            placement: crate::port::rtnl::Placement {
+            placement: crate::os::rtnl::Placement {
                 addrs: addresses,
                 gateways,
             },

@@ -2,44 +2,39 @@
 //! port plans it was built from, and every change an operator can make —
 //! add, remove and reconfigure ports, FDB edits, reload, hot-plug.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::ReentrantMutex;
 
 use crate::config::{self, Config, PortPlan, PortSection};
 use crate::control::protocol::{FdbRow, PortChanges, PortInfo, ShowInfo, state_name};
 use crate::dataplane::stats::PortTotals;
-use crate::dataplane::{Dataplane, LinkState};
+use crate::dataplane::{Dataplane, Device, LinkState};
 use crate::port::{self, OpenOptions, PortSpec};
+use crate::registry::PortRecord;
 use crate::switch::{Flush, PortId};
 use crate::wire::Mac;
 
-/// A port as configured, with its id in the switch.
-#[derive(Debug, Clone)]
-struct Attached {
-    id: PortId,
-    plan: PortPlan,
-    /// Added through the control socket (e.g. by a QEMU ifup script), not
-    /// from the config: a reload leaves it alone unless the file names it.
-    runtime: bool,
-    /// A TAP spec attached as raw: because another process (QEMU) held it.
-    fell_back: bool,
-}
-
-/// The switch and what it was configured with.
+/// The switch and what it was configured with. Its ports live in the
+/// dataplane's [registry](crate::registry); every operation here (add,
+/// remove, set, reload, hot-plug, FDB edits) runs under one lock, so two
+/// never interleave.
 pub struct Daemon {
     dp: Arc<Dataplane>,
     config_path: Option<PathBuf>,
     /// Command-line settings: kept across reloads.
     overrides: config::Overrides,
-    ports: Mutex<BTreeMap<String, Attached>>,
+    /// Serialises operations (re-entrant: a reload adds and removes ports).
+    ops: ReentrantMutex<()>,
 }
 
 /// Opens the port a plan names, places it (namespace, addresses) and logs
 /// how it was attached.
-fn open_port(plan: &PortPlan) -> Result<(Box<dyn port::Port>, bool), String> {
+fn open_port(plan: &PortPlan) -> Result<(port::Port, bool), String> {
     let (p, fell_back) = port::open(&plan.spec, &open_options(plan)).map_err(|e| e.to_string())?;
     if fell_back {
         tracing::info!(
@@ -51,7 +46,7 @@ fn open_port(plan: &PortPlan) -> Result<(Box<dyn port::Port>, bool), String> {
     if !fell_back && (plan.netns.is_some() || plan.placement != Default::default()) {
         place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
     }
-    tracing::info!(port = %plan.spec, kind = p.kind(), mtu = p.mtu(), "port up");
+    tracing::info!(port = %plan.spec, kind = %p.kind(), mtu = p.mtu(), "port up");
     Ok((p, fell_back))
 }
 
@@ -70,27 +65,27 @@ fn open_options(plan: &PortPlan) -> OpenOptions {
 /// a TAP another process holds for a moment — `ip tuntap add` — is tried
 /// again on the next check); a TAP QEMU held is attached as raw: again.
 /// `Ok(None)`: not (yet) there.
-fn reopen_port(plan: &PortPlan, fell_back: bool) -> Result<Option<Box<dyn port::Port>>, String> {
+fn reopen_port(plan: &PortPlan, fell_back: bool) -> Result<Option<port::Port>, String> {
     let opts = open_options(plan);
-    let p: Box<dyn port::Port> = match (&plan.spec, fell_back) {
+    let p: port::Port = match (&plan.spec, fell_back) {
         (PortSpec::Tap(name), false) => {
             match port::TapPort::reopen_existing(name, opts.mtu, opts.mac) {
                 Ok(Some(t)) => {
                     if plan.netns.is_some() || plan.placement != Default::default() {
                         place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
                     }
-                    Box::new(t)
+                    t.into()
                 }
                 Ok(None) | Err(port::PortError::Busy { .. }) => return Ok(None),
                 Err(e) => return Err(e.to_string()),
             }
         }
-        (PortSpec::Tap(name), true) => {
-            Box::new(port::RawPort::open(name, !opts.no_claim).map_err(|e| e.to_string())?)
-        }
+        (PortSpec::Tap(name), true) => port::RawPort::open(name, !opts.no_claim)
+            .map_err(|e| e.to_string())?
+            .into(),
         _ => port::open(&plan.spec, &opts).map_err(|e| e.to_string())?.0,
     };
-    tracing::info!(port = %plan.spec, kind = p.kind(), "port re-attached");
+    tracing::info!(port = %plan.spec, kind = %p.kind(), "port re-attached");
     Ok(Some(p))
 }
 
@@ -98,15 +93,15 @@ fn reopen_port(plan: &PortPlan, fell_back: bool) -> Result<Option<Box<dyn port::
 fn place(plan: &PortPlan) -> Result<(), String> {
     let ifname = plan.spec.ifname().unwrap_or_default();
     if let Some(ns) = &plan.netns {
-        if !port::rtnl::netns_exists(ns) {
+        if !crate::os::rtnl::netns_exists(ns) {
             return Err(format!(
                 "network namespace `{ns}` does not exist (create it with `ip netns add {ns}`)"
             ));
         }
-        port::rtnl::move_to_netns(ifname, ns)
+        crate::os::rtnl::move_to_netns(ifname, ns)
             .map_err(|e| format!("moving into namespace `{ns}`: {e}"))?;
     }
-    port::rtnl::configure(plan.netns.as_deref(), ifname, &plan.placement)
+    crate::os::rtnl::configure(plan.netns.as_deref(), ifname, &plan.placement)
         .map_err(|e| format!("bringing up / adding addresses and routes: {e}"))
 }
 
@@ -120,7 +115,7 @@ impl Daemon {
             dp,
             config_path,
             overrides,
-            ports: Mutex::new(BTreeMap::new()),
+            ops: ReentrantMutex::new(()),
         }
     }
 
@@ -135,58 +130,71 @@ impl Daemon {
     }
 
     fn attach(&self, plan: PortPlan, runtime: bool) -> Result<PortId, String> {
+        let _op = self.ops.lock();
         let name = plan.spec.name();
-        let mut ports = self.ports.lock();
-        if ports.contains_key(&name) {
+        if self.dp.registry().snapshot().by_name(&name).is_some() {
             return Err(format!("port `{name}` already exists"));
         }
         let (p, fell_back) = open_port(&plan)?;
+        let workers = self.dp.workers();
         let id = self
             .dp
-            .add_port(plan.cfg.clone(), p)
+            .registry()
+            .change(|d| {
+                let id = d.free_id()?;
+                let device = Arc::new(Device::new(p, id, &name, d.least_loaded(workers)));
+                d.add(PortRecord {
+                    id,
+                    cfg: plan.cfg.clone(),
+                    device,
+                    plan: Some(plan.clone()),
+                    runtime,
+                    fell_back,
+                })
+            })
             .map_err(|e| e.to_string())?;
         for (mac, vid) in &plan.static_macs {
             if !self.dp.switch().fdb().add_static(*mac, *vid, id) {
                 tracing::warn!(port = %name, %mac, "FDB full of static entries; static MAC not added");
             }
         }
-        ports.insert(
-            name,
-            Attached {
-                id,
-                plan,
-                runtime,
-                fell_back,
-            },
-        );
         Ok(id)
     }
 
     /// Detaches and closes a port.
     pub fn del_port(&self, name: &str) -> Result<(), String> {
-        let mut ports = self.ports.lock();
-        let a = ports
-            .remove(name)
-            .ok_or_else(|| format!("no port named `{name}`"))?;
-        self.dp.remove_port(a.id);
+        let _op = self.ops.lock();
+        self.dp
+            .registry()
+            .change(|d| d.remove(name))
+            .map_err(|e| e.to_string())?;
         tracing::info!(port = name, "port removed");
         Ok(())
+    }
+
+    /// The record of the port named `name`.
+    fn record(&self, name: &str) -> Result<PortRecord, String> {
+        self.dp
+            .registry()
+            .snapshot()
+            .by_name(name)
+            .cloned()
+            .ok_or_else(|| format!("no port named `{name}`"))
     }
 
     /// Changes some settings of an existing port in place (no reopen
     /// unless the MTU changes).
     pub fn set_port(&self, name: &str, changes: &PortChanges) -> Result<(), String> {
-        let current = self
-            .ports
-            .lock()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("no port named `{name}`"))?;
-        let mut section = current.plan.section.clone();
+        let _op = self.ops.lock();
+        let current = self.record(name)?;
+        let Some(cur_plan) = &current.plan else {
+            return Err(format!("port `{name}` was not opened by vswitchd"));
+        };
+        let mut section = cur_plan.section.clone();
         changes.apply(&mut section);
         let plan = Self::plan_one(&section)?;
         self.filter_vlans_for(&plan);
-        self.update(&current, plan)
+        self.update(&current, plan, current.runtime)
     }
 
     /// A port given VLAN settings at runtime turns VLAN filtering on.
@@ -198,36 +206,39 @@ impl Daemon {
         }
     }
 
-    fn update(&self, cur: &Attached, plan: PortPlan) -> Result<(), String> {
+    /// Gives port `cur` the settings of `plan` (and `runtime` as its
+    /// origin).
+    fn update(&self, cur: &PortRecord, plan: PortPlan, runtime: bool) -> Result<(), String> {
         let name = plan.spec.name();
-        if cur.plan == plan {
+        let old = cur.plan.clone();
+        if old.as_ref() == Some(&plan) && cur.runtime == runtime {
             return Ok(());
         }
-        if cur.plan.mtu != plan.mtu {
+        if old.as_ref().is_some_and(|o| o.mtu != plan.mtu) {
             // The device must be recreated with its new MTU.
             self.del_port(&name)?;
-            return self.add_port(plan).map(|_| ());
+            return self.attach(plan, runtime).map(|_| ());
         }
-        let sw = self.dp.switch();
-        sw.set_port(cur.id, plan.cfg.clone())
+        self.dp
+            .registry()
+            .change(|d| {
+                d.replace(PortRecord {
+                    cfg: plan.cfg.clone(),
+                    plan: Some(plan.clone()),
+                    runtime,
+                    ..cur.clone()
+                })
+            })
             .map_err(|e| e.to_string())?;
-        for (mac, vid) in &cur.plan.static_macs {
+        let fdb = self.dp.switch().fdb();
+        for (mac, vid) in old.iter().flat_map(|o| &o.static_macs) {
             if !plan.static_macs.contains(&(*mac, *vid)) {
-                sw.fdb().remove(*mac, *vid);
+                fdb.remove(*mac, *vid);
             }
         }
         for (mac, vid) in &plan.static_macs {
-            sw.fdb().add_static(*mac, *vid, cur.id);
+            fdb.add_static(*mac, *vid, cur.id);
         }
-        self.ports.lock().insert(
-            name.clone(),
-            Attached {
-                id: cur.id,
-                plan,
-                runtime: cur.runtime,
-                fell_back: cur.fell_back,
-            },
-        );
         tracing::info!(port = %name, "port settings changed");
         Ok(())
     }
@@ -246,6 +257,7 @@ impl Daemon {
 
     /// Adds a port from a `port-add` request.
     pub fn add_port_section(&self, section: &PortSection) -> Result<PortId, String> {
+        let _op = self.ops.lock();
         let plan = Self::plan_one(section)?;
         self.filter_vlans_for(&plan);
         self.attach(plan, true)
@@ -259,9 +271,15 @@ impl Daemon {
     /// Re-reads the config file and applies it. On any error the running
     /// switch keeps its configuration.
     pub fn reload(&self) -> Result<String, String> {
+        let _op = self.ops.lock();
         let cfg = self.load_config()?;
         let sw = self.dp.switch();
-        let current: BTreeMap<String, Attached> = self.ports.lock().clone();
+        let current: BTreeMap<String, PortRecord> = self
+            .dp
+            .ports()
+            .into_iter()
+            .map(|r| (r.cfg.name.clone(), r))
+            .collect();
         let wanted: BTreeMap<String, PortPlan> = cfg
             .ports
             .iter()
@@ -282,9 +300,11 @@ impl Daemon {
                 }
             }
         }
-        let runtime_vlans = current
-            .iter()
-            .any(|(n, a)| a.runtime && !wanted.contains_key(n) && a.plan.section.vlan.is_some());
+        let runtime_vlans = current.iter().any(|(n, r)| {
+            r.runtime
+                && !wanted.contains_key(n)
+                && r.plan.as_ref().is_some_and(|p| p.section.vlan.is_some())
+        });
         sw.set_vlan_filtering(
             cfg.switch.vlan_filtering || runtime_vlans,
             cfg.switch.vlan_protocol,
@@ -296,21 +316,14 @@ impl Daemon {
         let mut removed = 0;
         for (name, cur) in &current {
             match wanted.get(name) {
-                None if cur.runtime => {}
+                None if cur.runtime || cur.plan.is_none() => {}
                 None => {
                     self.del_port(name)?;
                     removed += 1;
                 }
-                Some(plan) if *plan != cur.plan || cur.runtime => {
+                Some(plan) if cur.plan.as_ref() != Some(plan) || cur.runtime => {
                     // A port the file now names is managed by the file.
-                    let file_owned = Attached {
-                        runtime: false,
-                        ..cur.clone()
-                    };
-                    if let Some(a) = self.ports.lock().get_mut(name) {
-                        a.runtime = false;
-                    }
-                    self.update(&file_owned, plan.clone())?;
+                    self.update(cur, plan.clone(), false)?;
                     changed += 1;
                 }
                 Some(_) => {}
@@ -328,30 +341,28 @@ impl Daemon {
     /// Re-attaches ports whose device came back and marks down ports whose
     /// device vanished. Called on link notifications and once a second.
     pub fn hotplug_tick(&self) {
-        let ports: Vec<Attached> = self.ports.lock().values().cloned().collect();
-        for a in ports {
-            let Some(h) = self.dp.port(a.id) else {
-                continue;
-            };
-            match h.link_state() {
+        let _op = self.ops.lock();
+        for r in self.dp.ports() {
+            let Some(plan) = &r.plan else { continue };
+            match r.device.link_state() {
                 LinkState::Gone => {
-                    if a.plan.spec.ifname().is_some_and(port::interface_exists) {
-                        match reopen_port(&a.plan, a.fell_back) {
+                    if plan.spec.ifname().is_some_and(port::interface_exists) {
+                        match reopen_port(plan, r.fell_back) {
                             Ok(Some(p)) => {
-                                if let Err(e) = self.dp.replace_port(a.id, p) {
-                                    tracing::warn!(port = %a.plan.spec, "re-attach failed: {e}");
+                                if let Err(e) = self.dp.replace_port(r.id, p) {
+                                    tracing::warn!(port = %plan.spec, "re-attach failed: {e}");
                                 }
                             }
                             Ok(None) => {}
-                            Err(e) => tracing::debug!(port = %a.plan.spec, "not yet: {e}"),
+                            Err(e) => tracing::debug!(port = %plan.spec, "not yet: {e}"),
                         }
                     }
                 }
                 state => {
-                    if !h.port.alive() {
-                        self.dp.mark_gone(a.id);
-                    } else if state == LinkState::Up && h.port.carrier() == Some(false) {
-                        self.dp.mark_link_down(a.id);
+                    if !r.device.port.alive() {
+                        self.dp.mark_gone(r.id);
+                    } else if state == LinkState::Up && r.device.port.carrier() == Some(false) {
+                        self.dp.mark_link_down(r.id);
                     }
                 }
             }
@@ -360,18 +371,13 @@ impl Daemon {
 
     fn name_of(&self, id: PortId) -> String {
         self.dp
-            .switch()
             .port(id)
-            .map(|p| p.name)
+            .map(|r| r.cfg.name)
             .unwrap_or_else(|| format!("#{id}"))
     }
 
     pub fn port_id(&self, name: &str) -> Result<PortId, String> {
-        self.ports
-            .lock()
-            .get(name)
-            .map(|a| a.id)
-            .ok_or_else(|| format!("no port named `{name}`"))
+        self.record(name).map(|r| r.id)
     }
 
     pub fn show(&self) -> ShowInfo {
@@ -381,8 +387,9 @@ impl Daemon {
             .dp
             .ports()
             .into_iter()
-            .filter_map(|h| {
-                let cfg = sw.port(h.id)?;
+            .map(|h| {
+                let cfg = &h.cfg;
+                let dev = &h.device;
                 let vlan = if sw.vlan_filtering() {
                     match &cfg.vlan {
                         crate::switch::VlanMode::Access { vid } => format!("access {vid}"),
@@ -394,11 +401,12 @@ impl Daemon {
                 } else {
                     "-".to_string()
                 };
-                Some(PortInfo {
+                PortInfo {
                     id: h.id,
                     name: cfg.name.clone(),
-                    kind: h.port.kind().to_string(),
-                    state: state_name(sw.port_up(h.id), h.link_state()).to_string(),
+                    kind: dev.port.kind().to_string(),
+                    state: state_name(sw.port_up(h.id), dev.link_state()).to_string(),
+                    reading: dev.reading(),
                     vlan,
                     learning: cfg.learning,
                     flood: cfg.flood,
@@ -407,10 +415,10 @@ impl Daemon {
                     isolated: cfg.isolated,
                     hairpin: cfg.hairpin,
                     mac_limit: cfg.mac_limit,
-                    mtu: h.port.mtu(),
+                    mtu: dev.port.mtu(),
                     learned_macs: sw.fdb().learned_on(h.id),
                     counters: PortTotals::sum(&counters, h.id).into(),
-                })
+                }
             })
             .collect();
         ShowInfo {
@@ -445,11 +453,13 @@ impl Daemon {
     }
 
     fn default_vid(&self, id: PortId) -> u16 {
-        let sw = self.dp.switch();
-        if !sw.vlan_filtering() {
+        if !self.dp.switch().vlan_filtering() {
             return crate::switch::UNAWARE_VID;
         }
-        sw.port(id).and_then(|p| p.vlan.pvid()).unwrap_or(1)
+        self.dp
+            .port(id)
+            .and_then(|r| r.cfg.vlan.pvid())
+            .unwrap_or(1)
     }
 
     pub fn fdb_add(&self, mac: Mac, vlan: Option<u16>, port: &str) -> Result<(), String> {

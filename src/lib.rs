@@ -8,6 +8,8 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod metrics;
+pub mod os;
 pub mod port;
+pub mod registry;
 pub mod switch;
 pub mod wire;

@@ -5,6 +5,8 @@
 //!
 //! Every family is listed in docs/metrics.md.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::dataplane::stats::PortTotals;
-use crate::dataplane::{Dataplane, LinkState};
+use crate::dataplane::{Dataplane, LinkState, Reading};
 
 /// Reads the switch's state into metric families at each scrape.
 pub struct SwitchCollector {
@@ -47,6 +49,7 @@ struct Families {
     drops: IntCounterVec,
     flooded: IntCounterVec,
     up: IntGaugeVec,
+    io_uring: IntGaugeVec,
     fdb_entries: IntGauge,
     fdb_capacity: IntGauge,
     fdb_learned: IntCounter,
@@ -99,6 +102,14 @@ impl Families {
                 port,
             )
             .expect("valid metric"),
+            io_uring: IntGaugeVec::new(
+                Opts::new(
+                    "vswitchd_port_io_uring",
+                    "1 while the port is read through io_uring (a busy TAP), 0 while it is polled.",
+                ),
+                port,
+            )
+            .expect("valid metric"),
             fdb_entries: gauge(
                 "vswitchd_fdb_entries",
                 "Entries in the forwarding database (static included).",
@@ -141,6 +152,7 @@ impl Families {
             &self.drops,
             &self.flooded,
             &self.up,
+            &self.io_uring,
             &self.fdb_entries,
             &self.fdb_capacity,
             &self.fdb_learned,
@@ -174,14 +186,7 @@ impl Collector for SwitchCollector {
         let counters = self.dp.counters();
         let sw = self.dp.switch();
         for h in self.dp.ports() {
-            let name = h.port.name();
-            let Some(cfg) = sw.port(h.id) else { continue };
-            // Report under the configured name (what the user typed).
-            let name = if cfg.name.is_empty() {
-                name
-            } else {
-                cfg.name.as_str()
-            };
+            let name = h.cfg.name.as_str();
             let t = PortTotals::sum(&counters, h.id);
             f.rx_frames.with_label_values(&[name]).inc_by(t.rx_frames);
             f.rx_bytes.with_label_values(&[name]).inc_by(t.rx_bytes);
@@ -191,8 +196,10 @@ impl Collector for SwitchCollector {
             for (reason, n) in &t.drops {
                 f.drops.with_label_values(&[name, reason]).inc_by(*n);
             }
-            let up = sw.port_up(h.id) && h.link_state() == LinkState::Up;
+            let up = sw.port_up(h.id) && h.device.link_state() == LinkState::Up;
             f.up.with_label_values(&[name]).set(up as i64);
+            let ring = h.device.reading() == Reading::Ring;
+            f.io_uring.with_label_values(&[name]).set(ring as i64);
         }
         let fdb = sw.fdb();
         f.fdb_entries.set(fdb.len() as i64);
@@ -314,8 +321,8 @@ mod tests {
         let sw = Arc::new(Switch::new(&SwitchConfig::default()));
         let dp =
             Arc::new(Dataplane::start(sw.clone(), 1, Default::default(), Clock::new()).unwrap());
-        let (p, _peer) = pair("p0").unwrap();
-        let id = dp.add_port(PortConfig::new("p0"), Box::new(p)).unwrap();
+        let (p, _peer) = pair().unwrap();
+        let id = dp.add_port(PortConfig::new("p0"), p).unwrap();
         let reg = registry(dp.clone());
         let before = render(&reg);
         // Move every source once.
@@ -350,7 +357,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 15);
+        assert_eq!(families.len(), 16);
         for fam in &families {
             assert!(after.contains(&format!("# TYPE {fam} ")), "{fam} missing");
             let value = |text: &str| -> f64 {
@@ -359,7 +366,10 @@ mod tests {
                     .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
                     .sum()
             };
-            if fam != "vswitchd_fdb_capacity"
+            if fam == "vswitchd_port_io_uring" {
+                // A pair port is never read through io_uring.
+                assert_eq!(value(&after), 0.0, "{fam}");
+            } else if fam != "vswitchd_fdb_capacity"
                 && fam != "vswitchd_build_info"
                 && fam != "vswitchd_port_up"
             {

@@ -1,5 +1,7 @@
 //! vswitchctl: talks to a running vswitchd over its control socket.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use vswitch::config::{DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
 use vswitch::control::protocol::{
     Envelope, FdbRow, PortChanges, Request, Response, ShowInfo, VERSION,
 };
+use vswitch::dataplane::Reading;
 use vswitch::wire::Mac;
 
 /// Control a running vswitchd.
@@ -226,6 +229,14 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+/// How `show` names a port's reading mode.
+fn reading(r: Reading) -> &'static str {
+    match r {
+        Reading::Polled => "polled",
+        Reading::Ring => "ring",
+    }
+}
+
 fn print_show(s: &ShowInfo) {
     println!(
         "vswitchd {}  vlan-filtering {}  ageing {} s  fdb {}/{}  group-fwd-mask {:#06x}",
@@ -237,8 +248,8 @@ fn print_show(s: &ShowInfo) {
         s.group_fwd_mask
     );
     println!(
-        "{:<4} {:<18} {:<5} {:<10} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  flags",
-        "ID", "PORT", "KIND", "STATE", "VLAN", "MTU", "MACS", "RX", "TX", "DROPS"
+        "{:<4} {:<18} {:<5} {:<10} {:<6} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  flags",
+        "ID", "PORT", "KIND", "STATE", "READ", "VLAN", "MTU", "MACS", "RX", "TX", "DROPS"
     );
     for p in &s.ports {
         let mut flags = Vec::new();
@@ -264,11 +275,12 @@ fn print_show(s: &ShowInfo) {
             flags.push(format!("mac-limit={l}"));
         }
         println!(
-            "{:<4} {:<18} {:<5} {:<10} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  {}",
+            "{:<4} {:<18} {:<5} {:<10} {:<6} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  {}",
             p.id,
             p.name,
             p.kind,
             p.state,
+            reading(p.reading),
             p.vlan,
             p.mtu,
             p.learned_macs,
@@ -283,7 +295,13 @@ fn print_show(s: &ShowInfo) {
 fn print_stats(s: &ShowInfo) {
     for p in &s.ports {
         let c = &p.counters;
-        println!("{} ({}, {})", p.name, p.kind, p.state);
+        println!(
+            "{} ({}, {})  read {}",
+            p.name,
+            p.kind,
+            p.state,
+            reading(p.reading)
+        );
         println!(
             "  rx {:>12} frames {:>12}",
             c.rx_frames,

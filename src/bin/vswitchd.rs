@@ -1,6 +1,8 @@
 //! vswitchd: the switch daemon. Thin: parses the command line, builds the
 //! switch from the library, runs the control plane until SIGTERM/SIGINT.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -251,7 +253,7 @@ fn run(cli: Cli) -> Result<()> {
             tokio::spawn(control::serve(l, daemon.clone(), reload_tx));
         }
         let (link_tx, mut link_rx) = tokio::sync::mpsc::channel::<()>(1);
-        if let Err(e) = vswitch::port::netlink::watch_links(move || {
+        if let Err(e) = vswitch::os::netlink::watch_links(move || {
             !matches!(
                 link_tx.try_send(()),
                 Err(tokio::sync::mpsc::error::TrySendError::Closed(_))

@@ -1,5 +1,7 @@
 //! The control plane's socket: protocol types (shared with `vswitchctl`)
 //! and the server.
 
+#![forbid(unsafe_code)]
+
 pub mod protocol;
 pub mod server;

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PortSection;
-use crate::dataplane::LinkState;
 use crate::dataplane::stats::PortTotals;
+use crate::dataplane::{LinkState, Reading};
 use crate::switch::PortId;
 use crate::wire::Mac;
 
@@ -155,6 +155,10 @@ pub struct PortInfo {
     pub name: String,
     pub kind: String,
     pub state: String,
+    /// How the worker reads the port now: `polled`, or `ring` (a busy TAP
+    /// read through io_uring).
+    #[serde(default = "polled")]
+    pub reading: Reading,
     pub vlan: String,
     pub learning: bool,
     pub flood: bool,
@@ -166,6 +170,10 @@ pub struct PortInfo {
     pub mtu: usize,
     pub learned_macs: usize,
     pub counters: PortCounters,
+}
+
+fn polled() -> Reading {
+    Reading::Polled
 }
 
 /// Counters as the control tool shows them.

@@ -57,9 +57,9 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         std::fs::remove_file(path).map_err(io("remove stale socket"))?;
     }
     // Create the socket with no access for others from the start.
-    let old = crate::port::sys::umask(0o177);
+    let old = crate::os::sys::umask(0o177);
     let l = UnixListener::bind(path);
-    crate::port::sys::umask(old);
+    crate::os::sys::umask(old);
     let l = l.map_err(io("bind"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io("chmod 0600"))?;

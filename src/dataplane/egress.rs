@@ -2,10 +2,10 @@
 //! check, and software checksum/segmentation for ports without offloads.
 
 use std::io;
-use std::os::fd::RawFd;
 
 use super::stats::Reason;
-use crate::port::{Port, sys};
+use crate::os::sys;
+use crate::port::Port;
 use crate::switch::TagAction;
 use crate::wire::ethernet::{HEADER_LEN, TAG_LEN};
 use crate::wire::vnet::{self, VNET_HDR_LEN, VnetHdr};
@@ -99,44 +99,29 @@ pub(super) fn classify(e: &io::Error) -> Failure {
     }
 }
 
-/// What moving frames through a port needs to know of it, read once (a
-/// worker keeps one per port of its port map) rather than per frame
-/// through the port's vtable: a chain of cold loads on a frame's way out
-/// after a sleep.
+/// What sending to a port needs to know of it, read once when the worker
+/// makes the port's slot rather than per frame.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PortIo {
     pub mtu: usize,
     pub offloads: bool,
-    /// The fd to `read()` and `write()` frames with, where the port's
-    /// `recv`/`send` are just that ([`Port::plain_fd`]).
-    pub fd: Option<RawFd>,
 }
 
-impl PortIo {
-    pub fn of(port: &dyn Port) -> PortIo {
-        PortIo {
-            mtu: port.mtu(),
-            offloads: port.offloads(),
-            fd: port.plain_fd().then(|| port.fd()),
-        }
-    }
+/// Where [`send`] puts frames: a [`Port`] (tests use fakes).
+pub trait Sink {
+    /// Sends one [header][frame] buffer.
+    fn send(&self, buf: &[u8]) -> io::Result<()>;
+    /// Sends a header and a frame held apart.
+    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()>;
+}
 
-    /// Reads one frame from `port` (whose `PortIo` this is).
+impl Sink for Port {
     #[inline]
-    pub fn recv(&self, port: &dyn Port, buf: &mut [u8]) -> io::Result<usize> {
-        match self.fd {
-            Some(fd) => sys::read(fd, buf),
-            None => port.recv(buf),
-        }
+    fn send(&self, buf: &[u8]) -> io::Result<()> {
+        Port::send(self, buf)
     }
-
-    /// Sends one [header][frame] buffer to `port` (whose `PortIo` this is).
-    #[inline]
-    pub fn send(&self, port: &dyn Port, buf: &[u8]) -> io::Result<()> {
-        match self.fd {
-            Some(fd) => sys::write(fd, buf).map(|_| ()),
-            None => port.send(buf),
-        }
+    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+        Port::send2(self, hdr, frame)
     }
 }
 
@@ -150,13 +135,19 @@ pub fn fits(io: &PortIo, hdr: &VnetHdr, len: usize) -> bool {
 /// Sends `buf` = [header][frame] (tag already applied) to `port`, whose
 /// [`PortIo`] is `io`; `hdr` is that header, parsed once by the caller.
 /// `scratch` is reused for software offload work.
-pub fn send(port: &dyn Port, io: &PortIo, hdr: VnetHdr, buf: &[u8], scratch: &mut Vec<u8>) -> Sent {
+pub fn send(
+    port: &impl Sink,
+    io: &PortIo,
+    hdr: VnetHdr,
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Sent {
     let frame = &buf[VNET_HDR_LEN..];
     if !fits(io, &hdr, frame.len()) {
         return Sent::failed(Failure::Dropped(Reason::TooBig));
     }
     if io.offloads || hdr.is_plain() {
-        return match io.send(port, buf) {
+        return match port.send(buf) {
             Ok(()) => Sent::ok(frame.len()),
             Err(e) => Sent::failed(classify(&e)),
         };
@@ -216,40 +207,33 @@ mod tests {
         }
     }
 
-    /// A port without offloads that accepts `ok` frames, then says EAGAIN.
+    /// A port that accepts `ok` frames, then says EAGAIN, and keeps what
+    /// it took.
     struct Flaky {
-        ok: std::sync::atomic::AtomicUsize,
+        ok: std::cell::Cell<usize>,
+        took: std::cell::RefCell<Vec<Vec<u8>>>,
     }
 
-    impl Port for Flaky {
-        fn name(&self) -> &str {
-            "flaky"
+    impl Flaky {
+        fn new(ok: usize) -> Flaky {
+            Flaky {
+                ok: std::cell::Cell::new(ok),
+                took: Default::default(),
+            }
         }
-        fn kind(&self) -> &'static str {
-            "test"
+    }
+
+    impl Sink for Flaky {
+        fn send(&self, buf: &[u8]) -> io::Result<()> {
+            self.send2(&[], buf)
         }
-        fn fd(&self) -> std::os::fd::RawFd {
-            -1
-        }
-        fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
-            Err(io::ErrorKind::WouldBlock.into())
-        }
-        fn send(&self, _: &[u8]) -> io::Result<()> {
-            self.send2(&[], &[])
-        }
-        fn send2(&self, _: &[u8], _: &[u8]) -> io::Result<()> {
-            use std::sync::atomic::Ordering::Relaxed;
-            if self.ok.load(Relaxed) == 0 {
+        fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+            if self.ok.get() == 0 {
                 return Err(io::Error::from_raw_os_error(libc::EAGAIN));
             }
-            self.ok.fetch_sub(1, Relaxed);
+            self.ok.set(self.ok.get() - 1);
+            self.took.borrow_mut().push([hdr, frame].concat());
             Ok(())
-        }
-        fn offloads(&self) -> bool {
-            false
-        }
-        fn mtu(&self) -> usize {
-            1500
         }
     }
 
@@ -270,69 +254,30 @@ mod tests {
         let mut buf = vec![0u8; VNET_HDR_LEN];
         hdr.write(&mut buf);
         buf.extend_from_slice(&f);
-        let port = Flaky {
-            ok: std::sync::atomic::AtomicUsize::new(2),
+        let port = Flaky::new(2);
+        let io = PortIo {
+            mtu: 1500,
+            offloads: false,
         };
-        let sent = send(&port, &PortIo::of(&port), hdr, &buf, &mut Vec::new());
+        let sent = send(&port, &io, hdr, &buf, &mut Vec::new());
         assert_eq!(sent.frames, 2);
         assert_eq!(sent.bytes, 2 * (54 + 1000));
         assert_eq!(sent.failure, Some(Failure::Dropped(Reason::QueueFull)));
     }
 
-    /// A port whose frames are a plain read()/write() of its fd: the
-    /// dataplane moves them through the fd, never through the port.
-    struct Plain(std::os::fd::OwnedFd);
-
-    impl Port for Plain {
-        fn name(&self) -> &str {
-            "plain"
-        }
-        fn kind(&self) -> &'static str {
-            "test"
-        }
-        fn fd(&self) -> RawFd {
-            std::os::fd::AsRawFd::as_raw_fd(&self.0)
-        }
-        fn recv(&self, _: &mut [u8]) -> io::Result<usize> {
-            unreachable!("read through the fd")
-        }
-        fn send(&self, _: &[u8]) -> io::Result<()> {
-            unreachable!("written through the fd")
-        }
-        fn send2(&self, _: &[u8], _: &[u8]) -> io::Result<()> {
-            unreachable!("written through the fd")
-        }
-        fn offloads(&self) -> bool {
-            true
-        }
-        fn mtu(&self) -> usize {
-            1500
-        }
-        fn plain_fd(&self) -> bool {
-            true
-        }
-    }
-
     #[test]
-    fn a_plain_fd_port_is_read_and_written_through_its_fd() {
-        let (a, b) = sys::socketpair(libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK).unwrap();
-        let (port, peer) = (Plain(a), Plain(b));
-        let io = PortIo::of(&port);
-        assert_eq!(io.fd, Some(port.fd()));
-        assert!(io.offloads);
-        assert_eq!(io.mtu, 1500);
+    fn an_offloading_port_takes_a_gso_frame_whole() {
         let mut buf = vec![0u8; VNET_HDR_LEN];
         gso_hdr().write(&mut buf);
         buf.extend_from_slice(&frame());
-        // A GSO frame goes out whole, header and all: the port offloads.
+        let port = Flaky::new(1);
+        let io = PortIo {
+            mtu: 1500,
+            offloads: true,
+        };
         let sent = send(&port, &io, gso_hdr(), &buf, &mut Vec::new());
         assert_eq!((sent.frames, sent.failure), (1, None));
-        let peer_io = PortIo::of(&peer);
-        let mut got = vec![0u8; 256];
-        let n = peer_io.recv(&peer, &mut got).unwrap();
-        assert_eq!(&got[..n], &buf[..]);
-        let e = peer_io.recv(&peer, &mut got).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(port.took.borrow()[0], buf, "header and all, unsegmented");
     }
 
     #[test]

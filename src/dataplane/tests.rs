@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::worker::{RETRY, poll_timeout};
 use super::*;
 use crate::port::{PairPeer, pair};
 use crate::switch::{PortConfig, SwitchConfig};
@@ -42,8 +43,8 @@ fn setup_polling(
     .unwrap();
     let mut peers = Vec::new();
     for c in cfgs {
-        let (p, peer) = pair(&c.name).unwrap();
-        dp.add_port(c, Box::new(p)).unwrap();
+        let (p, peer) = pair().unwrap();
+        dp.add_port(c, p).unwrap();
         peers.push(peer);
     }
     (dp, peers)
@@ -144,14 +145,14 @@ fn drops_are_counted_by_reason() {
 fn removed_port_stops_and_id_is_reused() {
     let (dp, peers) = setup(ports(3), SwitchConfig::default(), 2);
     let h = dp.remove_port(1).unwrap();
-    assert_eq!(h.port.name(), "p1");
+    assert_eq!(h.cfg.name, "p1");
     drop(h);
     peers[0].send(&frame(BCAST, A, 60)).unwrap();
     assert!(peers[2].recv_timeout(WAIT).unwrap().is_some());
     // The removed port's socket is closed: its peer reads end-of-file.
     assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), Some(vec![]));
-    let (p, peer) = pair("new").unwrap();
-    assert_eq!(dp.add_port(PortConfig::new("new"), Box::new(p)).unwrap(), 1);
+    let (p, peer) = pair().unwrap();
+    assert_eq!(dp.add_port(PortConfig::new("new"), p).unwrap(), 1);
     peer.send(&frame(BCAST, B, 60)).unwrap();
     assert!(peers[0].recv_timeout(WAIT).unwrap().is_some());
 }

@@ -1,5 +1,6 @@
 //! Frame endpoints: TAP devices, AF_PACKET attachments, socket pairs.
-//! All `unsafe` code and ioctls of the project live under this module.
+//! With `src/os/`, the only place `unsafe` is allowed (each block with a
+//! `// SAFETY:` comment).
 //!
 //! Every port moves frames in one layout: a 10-byte virtio-net header
 //! followed by the Ethernet frame. Ports with offloads (tap, raw) pass the
@@ -7,60 +8,164 @@
 //! receive and are only handed plain frames (no GSO, no partial checksum)
 //! on send — the dataplane finishes those in software first.
 
-pub mod netlink;
 pub mod pair;
 pub mod raw;
-pub mod rtnl;
-pub mod sys;
 pub mod tap;
 pub mod unix;
-pub mod uring;
 
 use std::io;
 use std::os::fd::RawFd;
+
+use crate::os::sys;
 
 pub use pair::{PairPeer, PairPort, pair};
 pub use raw::RawPort;
 pub use tap::TapPort;
 pub use unix::{UnixDgramPort, UnixStreamPort};
 
-/// A frame endpoint the dataplane polls.
-pub trait Port: Send + Sync {
-    /// The name the user gave (`tap0`, `raw:eth0`).
-    fn name(&self) -> &str;
-    /// `tap`, `raw`, `unix`, `pair`.
-    fn kind(&self) -> &'static str;
+/// What kind of port an open [`Port`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// A TAP device vswitchd owns (`NAME`).
+    Tap,
+    /// An existing interface by AF_PACKET (`raw:IFNAME`, or a TAP QEMU
+    /// holds).
+    Raw,
+    /// A stream socket for QEMU `-netdev stream` (`unix:PATH`).
+    Unix,
+    /// A datagram socket for QEMU `-netdev dgram` (`unixgram:PATH`).
+    UnixDgram,
+    /// One end of an in-memory socket pair (tests, embedding programs).
+    Pair,
+}
+
+impl PortKind {
+    /// The name `vswitchctl show` and the logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Raw => "raw",
+            PortKind::Unix => "unix",
+            PortKind::UnixDgram => "unixgram",
+            PortKind::Pair => "pair",
+        }
+    }
+}
+
+impl std::fmt::Display for PortKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An open frame endpoint the dataplane polls: one of a closed set of
+/// kinds, dispatched with a `match` (no vtable on the frame path). New
+/// kinds (tunnels) are new variants.
+pub enum Port {
+    Tap(TapPort),
+    Raw(RawPort),
+    Unix(UnixStreamPort),
+    UnixDgram(UnixDgramPort),
+    Pair(PairPort),
+}
+
+/// Runs `$body` with `$p` bound to the port inside whichever variant.
+macro_rules! each_kind {
+    ($port:expr, $p:ident => $body:expr) => {
+        match $port {
+            Port::Tap($p) => $body,
+            Port::Raw($p) => $body,
+            Port::Unix($p) => $body,
+            Port::UnixDgram($p) => $body,
+            Port::Pair($p) => $body,
+        }
+    };
+}
+
+impl Port {
+    pub fn kind(&self) -> PortKind {
+        match self {
+            Port::Tap(_) => PortKind::Tap,
+            Port::Raw(_) => PortKind::Raw,
+            Port::Unix(_) => PortKind::Unix,
+            Port::UnixDgram(_) => PortKind::UnixDgram,
+            Port::Pair(_) => PortKind::Pair,
+        }
+    }
+
     /// The fd to poll for readability.
-    fn fd(&self) -> RawFd;
+    pub fn fd(&self) -> RawFd {
+        each_kind!(self, p => p.fd())
+    }
+
     /// Reads one frame as [virtio-net header][frame] into `buf`. Returns its
     /// length; `WouldBlock` when nothing is waiting.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// Sends one [virtio-net header][frame] buffer.
-    fn send(&self, buf: &[u8]) -> io::Result<()>;
-    /// Sends a header and a frame held apart (no copy to join them).
-    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()>;
-    /// Whether the port takes GSO frames and partial checksums.
-    fn offloads(&self) -> bool;
-    /// Largest frame payload (L3 MTU) the port carries.
-    fn mtu(&self) -> usize;
-    /// Whether [`Port::recv`] and [`Port::send`] are a plain `read()` and
-    /// `write()` of [`Port::fd`] (a TAP): a caller holding the port may
-    /// then make those calls itself, without going through the port.
-    fn plain_fd(&self) -> bool {
-        false
+    #[inline]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        each_kind!(self, p => p.recv(buf))
     }
+
+    /// Sends one [virtio-net header][frame] buffer.
+    #[inline]
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
+        each_kind!(self, p => p.send(buf))
+    }
+
+    /// Sends a header and a frame held apart (no copy to join them).
+    pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+        each_kind!(self, p => p.send2(hdr, frame))
+    }
+
+    /// Whether the port takes GSO frames and partial checksums (TAP and raw
+    /// ports pass the virtio-net header to and from the kernel).
+    pub fn offloads(&self) -> bool {
+        each_kind!(self, p => p.offloads())
+    }
+
+    /// Largest frame payload (L3 MTU) the port carries.
+    pub fn mtu(&self) -> usize {
+        each_kind!(self, p => p.mtu())
+    }
+
     /// False once the device behind the port is known to be gone (checked
     /// by the control plane on link notifications).
-    fn alive(&self) -> bool {
-        true
+    pub fn alive(&self) -> bool {
+        match self {
+            Port::Raw(p) => p.alive(),
+            _ => true,
+        }
     }
+
     /// Whether the link to the peer is up, where the port can tell (a raw
     /// port's interface carrier; a socket port's connected peer). `None`:
     /// unknown (a TAP's other end may sit in another namespace).
-    fn carrier(&self) -> Option<bool> {
-        None
+    pub fn carrier(&self) -> Option<bool> {
+        match self {
+            Port::Raw(p) => p.carrier(),
+            Port::Unix(p) => p.carrier(),
+            Port::UnixDgram(p) => p.carrier(),
+            Port::Tap(_) | Port::Pair(_) => None,
+        }
     }
 }
+
+macro_rules! from_kind {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Port {
+            fn from(p: $ty) -> Port {
+                Port::$variant(p)
+            }
+        }
+    )*};
+}
+from_kind!(
+    Tap(TapPort),
+    Raw(RawPort),
+    Unix(UnixStreamPort),
+    UnixDgram(UnixDgramPort),
+    Pair(PairPort)
+);
 
 /// How the user names a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -226,28 +331,20 @@ pub struct OpenOptions {
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
 /// opened by QEMU) is attached as `raw:` instead, and the returned flag says
 /// so.
-pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Box<dyn Port>, bool), PortError> {
+pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Port, bool), PortError> {
     match spec {
         PortSpec::Tap(name) => match TapPort::open_with_mac(name, opts.mtu, opts.mac) {
-            Ok(t) => Ok((Box::new(t), false)),
-            Err(PortError::Busy { .. }) => {
-                Ok((Box::new(RawPort::open(name, !opts.no_claim)?), true))
-            }
+            Ok(t) => Ok((t.into(), false)),
+            Err(PortError::Busy { .. }) => Ok((RawPort::open(name, !opts.no_claim)?.into(), true)),
             Err(e) => Err(e),
         },
-        PortSpec::Raw(name) => Ok((Box::new(RawPort::open(name, !opts.no_claim)?), false)),
+        PortSpec::Raw(name) => Ok((RawPort::open(name, !opts.no_claim)?.into(), false)),
         PortSpec::Unix(path) => Ok((
-            Box::new(UnixStreamPort::open(
-                path,
-                opts.socket_mode.unwrap_or(0o600),
-            )?),
+            UnixStreamPort::open(path, opts.socket_mode.unwrap_or(0o600))?.into(),
             false,
         )),
         PortSpec::UnixDgram(path) => Ok((
-            Box::new(UnixDgramPort::open(
-                path,
-                opts.socket_mode.unwrap_or(0o600),
-            )?),
+            UnixDgramPort::open(path, opts.socket_mode.unwrap_or(0o600))?.into(),
             false,
         )),
     }
@@ -288,7 +385,7 @@ mod tests {
 
     #[test]
     fn pair_round_trip() {
-        let (port, peer) = pair("p").unwrap();
+        let (port, peer) = pair().unwrap();
         peer.send(&[1, 2, 3]).unwrap();
         let mut buf = [0xffu8; 64];
         let n = port.recv(&mut buf).unwrap();

@@ -7,13 +7,11 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::Port;
-use super::sys;
+use crate::os::sys;
 use crate::wire::vnet::VNET_HDR_LEN;
 
 /// The switch's end.
 pub struct PairPort {
-    name: String,
     fd: OwnedFd,
 }
 
@@ -23,49 +21,35 @@ pub struct PairPeer {
 }
 
 /// Creates a connected port and its peer.
-pub fn pair(name: &str) -> io::Result<(PairPort, PairPeer)> {
+pub fn pair() -> io::Result<(PairPort, PairPeer)> {
     let (a, b) = sys::socketpair(libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
-    Ok((
-        PairPort {
-            name: name.to_string(),
-            fd: a,
-        },
-        PairPeer { fd: b },
-    ))
+    Ok((PairPort { fd: a }, PairPeer { fd: b }))
 }
 
-impl Port for PairPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "pair"
-    }
-
-    fn fd(&self) -> RawFd {
+impl PairPort {
+    pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let n = sys::read(self.fd.as_raw_fd(), &mut buf[VNET_HDR_LEN..])?;
         buf[..VNET_HDR_LEN].fill(0);
         Ok(VNET_HDR_LEN + n)
     }
 
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
         sys::write(self.fd.as_raw_fd(), &buf[VNET_HDR_LEN..]).map(|_| ())
     }
 
-    fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+    pub fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
         sys::write(self.fd.as_raw_fd(), frame).map(|_| ())
     }
 
-    fn offloads(&self) -> bool {
+    pub fn offloads(&self) -> bool {
         false
     }
 
-    fn mtu(&self) -> usize {
+    pub fn mtu(&self) -> usize {
         1500
     }
 }

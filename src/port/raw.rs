@@ -7,8 +7,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::sys;
-use super::{Port, PortError};
+use super::PortError;
+use crate::os::sys;
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
 
 const SOL_PACKET: libc::c_int = 263;
@@ -43,7 +43,6 @@ struct TpacketAuxdata {
 
 /// An AF_PACKET socket bound to one interface.
 pub struct RawPort {
-    name: String,
     ifname: String,
     ifindex: u32,
     fd: OwnedFd,
@@ -144,7 +143,6 @@ impl RawPort {
         let mtu = sys::get_mtu(ifname).map_err(io("read MTU"))?;
         let claimed = if claim_it { claim(ifname) } else { Vec::new() };
         Ok(RawPort {
-            name: format!("raw:{ifname}"),
             ifname: ifname.to_string(),
             ifindex,
             fd,
@@ -154,20 +152,12 @@ impl RawPort {
     }
 }
 
-impl Port for RawPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "raw"
-    }
-
-    fn fd(&self) -> RawFd {
+impl RawPort {
+    pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // Leave room to re-insert a 4-byte tag.
         let room = buf.len().saturating_sub(4);
         let mut iov = libc::iovec {
@@ -219,23 +209,23 @@ impl Port for RawPort {
         }
     }
 
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
         sys::write(self.fd.as_raw_fd(), buf).map(|_| ())
     }
 
-    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+    pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
         sys::writev2(self.fd.as_raw_fd(), hdr, frame).map(|_| ())
     }
 
-    fn offloads(&self) -> bool {
+    pub fn offloads(&self) -> bool {
         true
     }
 
-    fn mtu(&self) -> usize {
+    pub fn mtu(&self) -> usize {
         self.mtu
     }
 
-    fn carrier(&self) -> Option<bool> {
+    pub fn carrier(&self) -> Option<bool> {
         // EINVAL (admin down) reads as no carrier; a missing file (the
         // interface is gone) is for `alive` to report.
         match std::fs::read_to_string(format!("/sys/class/net/{}/carrier", self.ifname)) {
@@ -245,7 +235,7 @@ impl Port for RawPort {
         }
     }
 
-    fn alive(&self) -> bool {
+    pub fn alive(&self) -> bool {
         // Deleted, or deleted and re-created (a new ifindex): either way
         // this socket no longer sees the device.
         sys::if_index(&self.ifname).is_ok_and(|i| i == self.ifindex)

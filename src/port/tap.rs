@@ -5,29 +5,15 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::sys::{self, IfReq};
-use super::{Port, PortError};
+use super::PortError;
+use crate::os::sys::{self, IfReq};
 use crate::wire::vnet::VNET_HDR_LEN;
-
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
-const IFF_PERSIST: i16 = 0x0800;
-const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
-const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
-const IFF_TAP: i16 = 0x0002;
-const IFF_NO_PI: i16 = 0x1000;
-const IFF_VNET_HDR: i16 = 0x4000;
-const TUN_F_CSUM: libc::c_ulong = 0x01;
-const TUN_F_TSO4: libc::c_ulong = 0x02;
-const TUN_F_TSO6: libc::c_ulong = 0x04;
-const TUN_F_TSO_ECN: libc::c_ulong = 0x08;
 
 /// Path of the TUN/TAP clone device.
 pub const TUN_PATH: &str = "/dev/net/tun";
 
 /// An open TAP device.
 pub struct TapPort {
-    name: String,
     fd: OwnedFd,
     mtu: usize,
 }
@@ -53,8 +39,8 @@ impl TapPort {
             },
         )?;
         let mut ifr = IfReq::new(name);
-        ifr.set_short(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
-        if let Err(e) = sys::ioctl_ifreq(fd.as_raw_fd(), TUNSETIFF, &mut ifr) {
+        ifr.set_short((libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16);
+        if let Err(e) = sys::ioctl_ifreq(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) {
             return Err(match e.raw_os_error() {
                 Some(libc::EBUSY) => PortError::Busy { port: name.into() },
                 Some(libc::EINVAL) if super::interface_exists(name) => {
@@ -79,12 +65,12 @@ impl TapPort {
             }
         };
         let mut sz = VNET_HDR_LEN as libc::c_int;
-        sys::ioctl_int_ptr(fd.as_raw_fd(), TUNSETVNETHDRSZ, &mut sz)
+        sys::ioctl_int_ptr(fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &mut sz)
             .map_err(io("TUNSETVNETHDRSZ"))?;
         sys::ioctl_int(
             fd.as_raw_fd(),
-            TUNSETOFFLOAD,
-            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+            libc::TUNSETOFFLOAD,
+            (libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN).into(),
         )
         .map_err(io("TUNSETOFFLOAD"))?;
         if let Some(m) = mtu {
@@ -95,11 +81,7 @@ impl TapPort {
         }
         let mtu = sys::get_mtu(name).map_err(io("read MTU"))?;
         sys::set_up(name).map_err(io("bring up"))?;
-        Ok(TapPort {
-            name: name.to_string(),
-            fd,
-            mtu,
-        })
+        Ok(TapPort { fd, mtu })
     }
 }
 
@@ -115,52 +97,42 @@ impl TapPort {
     ) -> Result<Option<TapPort>, PortError> {
         let t = Self::open_with_mac(name, mtu, mac)?;
         let mut ifr = IfReq::new(name);
-        sys::ioctl_ifreq(t.fd.as_raw_fd(), TUNGETIFF, &mut ifr).map_err(|e| PortError::Io {
-            port: name.into(),
-            step: "TUNGETIFF",
-            source: e,
+        sys::ioctl_ifreq(t.fd.as_raw_fd(), libc::TUNGETIFF, &mut ifr).map_err(|e| {
+            PortError::Io {
+                port: name.into(),
+                step: "TUNGETIFF",
+                source: e,
+            }
         })?;
-        if ifr.short() & IFF_PERSIST == 0 {
+        if i32::from(ifr.short()) & libc::IFF_PERSIST == 0 {
             return Ok(None);
         }
         Ok(Some(t))
     }
 }
 
-impl Port for TapPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "tap"
-    }
-
-    fn fd(&self) -> RawFd {
+impl TapPort {
+    pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         sys::read(self.fd.as_raw_fd(), buf)
     }
 
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
         sys::write(self.fd.as_raw_fd(), buf).map(|_| ())
     }
 
-    fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+    pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
         sys::writev2(self.fd.as_raw_fd(), hdr, frame).map(|_| ())
     }
 
-    fn offloads(&self) -> bool {
+    pub fn offloads(&self) -> bool {
         true
     }
 
-    fn mtu(&self) -> usize {
+    pub fn mtu(&self) -> usize {
         self.mtu
-    }
-
-    fn plain_fd(&self) -> bool {
-        true
     }
 }

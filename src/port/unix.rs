@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 
-use super::sys;
-use super::{Port, PortError};
+use super::PortError;
+use crate::os::sys;
 use crate::wire::vnet::VNET_HDR_LEN;
 
 /// Largest frame a unix port takes (a GSO frame is segmented before).
@@ -266,20 +266,12 @@ impl Drop for UnixStreamPort {
     }
 }
 
-impl Port for UnixStreamPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "unix"
-    }
-
-    fn fd(&self) -> RawFd {
+impl UnixStreamPort {
+    pub fn fd(&self) -> RawFd {
         self.epoll.as_raw_fd()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut rx = self.rx.lock();
         loop {
             match Self::take_frame(&mut rx, buf) {
@@ -336,11 +328,11 @@ impl Port for UnixStreamPort {
         }
     }
 
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
         self.send2(&buf[..VNET_HDR_LEN], &buf[VNET_HDR_LEN..])
     }
 
-    fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+    pub fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
         let Some(conn) = self.conn.lock().clone() else {
             return Err(io::Error::from_raw_os_error(libc::ENETDOWN));
         };
@@ -397,15 +389,15 @@ impl Port for UnixStreamPort {
         Ok(())
     }
 
-    fn carrier(&self) -> Option<bool> {
+    pub fn carrier(&self) -> Option<bool> {
         Some(self.conn.lock().is_some())
     }
 
-    fn offloads(&self) -> bool {
+    pub fn offloads(&self) -> bool {
         false
     }
 
-    fn mtu(&self) -> usize {
+    pub fn mtu(&self) -> usize {
         // QEMU's stream/dgram backends carry up to 64 KiB frames; the guest
         // sets its own MTU.
         MAX_FRAME - 18
@@ -442,20 +434,12 @@ impl Drop for UnixDgramPort {
     }
 }
 
-impl Port for UnixDgramPort {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "unixgram"
-    }
-
-    fn fd(&self) -> RawFd {
+impl UnixDgramPort {
+    pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
         let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
@@ -489,11 +473,11 @@ impl Port for UnixDgramPort {
         Ok(VNET_HDR_LEN + n as usize)
     }
 
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
         self.send2(&buf[..VNET_HDR_LEN], &buf[VNET_HDR_LEN..])
     }
 
-    fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
+    pub fn send2(&self, _hdr: &[u8], frame: &[u8]) -> io::Result<()> {
         let Some((sa, len)) = *self.peer.lock() else {
             return Err(io::Error::from_raw_os_error(libc::ENETDOWN));
         };
@@ -525,15 +509,15 @@ impl Port for UnixDgramPort {
         Ok(())
     }
 
-    fn carrier(&self) -> Option<bool> {
+    pub fn carrier(&self) -> Option<bool> {
         Some(self.peer.lock().is_some())
     }
 
-    fn offloads(&self) -> bool {
+    pub fn offloads(&self) -> bool {
         false
     }
 
-    fn mtu(&self) -> usize {
+    pub fn mtu(&self) -> usize {
         MAX_FRAME - 18
     }
 }
@@ -544,9 +528,9 @@ mod tests {
     use std::io::{Read, Write};
     use std::time::Duration;
 
-    fn wait_recv(p: &dyn Port, buf: &mut [u8]) -> usize {
+    fn wait_recv(recv: impl Fn(&mut [u8]) -> io::Result<usize>, buf: &mut [u8]) -> usize {
         for _ in 0..200 {
-            match p.recv(buf) {
+            match recv(buf) {
                 Ok(n) => return n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(10))
@@ -574,10 +558,10 @@ mod tests {
         peer.write_all(&[0, 0, 0, 3, 9, 8, 7, 0, 0, 0, 2, 5])
             .unwrap();
         let mut buf = vec![0u8; 70000];
-        let n = wait_recv(&port, &mut buf);
+        let n = wait_recv(|b| port.recv(b), &mut buf);
         assert_eq!(&buf[VNET_HDR_LEN..n], &[9, 8, 7]);
         peer.write_all(&[6]).unwrap();
-        let n = wait_recv(&port, &mut buf);
+        let n = wait_recv(|b| port.recv(b), &mut buf);
         assert_eq!(&buf[VNET_HDR_LEN..n], &[5, 6]);
         port.send2(&[0; 10], &[1, 2, 3]).unwrap();
         let mut got = [0u8; 7];
@@ -586,7 +570,7 @@ mod tests {
         // QEMU restarts: a new connection takes over.
         let mut peer2 = std::os::unix::net::UnixStream::connect(&path).unwrap();
         peer2.write_all(&[0, 0, 0, 1, 42]).unwrap();
-        let n = wait_recv(&port, &mut buf);
+        let n = wait_recv(|b| port.recv(b), &mut buf);
         assert_eq!(&buf[VNET_HDR_LEN..n], &[42]);
         drop(port);
         assert!(!path.exists(), "socket file removed on close");
@@ -622,7 +606,7 @@ mod tests {
         let q = std::os::unix::net::UnixDatagram::bind(&qpath).unwrap();
         q.send_to(&[1, 2, 3, 4], &path).unwrap();
         let mut buf = vec![0u8; 70000];
-        let n = wait_recv(&port, &mut buf);
+        let n = wait_recv(|b| port.recv(b), &mut buf);
         assert_eq!(&buf[VNET_HDR_LEN..n], &[1, 2, 3, 4]);
         port.send2(&[0; 10], &[7, 7]).unwrap();
         let mut got = [0u8; 16];

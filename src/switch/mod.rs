@@ -4,6 +4,8 @@
 //! Rules follow the Linux bridge (net/bridge/br_input.c, br_forward.c,
 //! br_vlan.c); see docs/architecture.md for the list.
 
+#![forbid(unsafe_code)]
+
 pub mod decision;
 pub mod fdb;
 pub mod ports;
@@ -313,6 +315,48 @@ impl Switch {
             include_static: true,
         });
         Ok(old)
+    }
+
+    /// Puts a whole port table in place (index = port id), as the port
+    /// registry derives it from each snapshot. Learned entries of a port
+    /// whose VLANs changed or that stopped learning are flushed; a port
+    /// that is gone (or whose id another port took) goes down and loses
+    /// every entry, static ones too. A port's settings are checked where
+    /// they are made (config, control requests), not here.
+    pub fn install(&self, ports: impl IntoIterator<Item = Option<PortConfig>>) {
+        let _w = self.writer.lock();
+        let cur = self.table.load();
+        let ports: Vec<Option<PortConfig>> = ports.into_iter().take(MAX_PORTS).collect();
+        let mut gone = Vec::new();
+        let mut changed = Vec::new();
+        for (i, old) in cur.ports.iter().enumerate() {
+            let Some(old) = old else { continue };
+            match ports.get(i).and_then(Option::as_ref) {
+                Some(new) if new.name == old.name => {
+                    if new.vlan != old.vlan || (old.learning && !new.learning) {
+                        changed.push(i as PortId);
+                    }
+                }
+                _ => gone.push(i as PortId),
+            }
+        }
+        for &id in &gone {
+            self.up.set(id, false);
+        }
+        self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
+        for id in gone {
+            self.fdb.flush(Flush {
+                port: Some(id),
+                vlan: None,
+                include_static: true,
+            });
+        }
+        for id in changed {
+            self.fdb.flush(Flush {
+                port: Some(id),
+                ..Flush::default()
+            });
+        }
     }
 
     /// Marks a port up or down. Going down flushes its learned entries,

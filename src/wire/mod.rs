@@ -1,5 +1,7 @@
 //! Checked, zero-copy views of the headers the switch reads and writes.
 
+#![forbid(unsafe_code)]
+
 pub mod ethernet;
 pub mod mac;
 pub mod vnet;

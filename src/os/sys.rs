@@ -1,5 +1,5 @@
-//! Thin, checked wrappers over the Linux calls ports need. Every `unsafe`
-//! block of the project lives under `src/port/`.
+//! Thin, checked wrappers over the Linux calls ports and the dataplane
+//! need.
 
 use std::ffi::CString;
 use std::io;
@@ -60,7 +60,7 @@ fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
-/// Clears O_NONBLOCK on `fd` (for io_uring, see `port::uring`).
+/// Clears O_NONBLOCK on `fd` (for io_uring, see [`super::uring`]).
 pub fn set_blocking(fd: RawFd) -> io::Result<()> {
     set_nonblocking(fd, false)
 }

@@ -126,10 +126,32 @@ impl ForwardRing {
         } else {
             squeue::Flags::IO_HARDLINK | squeue::Flags::SKIP_SUCCESS
         };
+        // Room for both first: were the queue to fill between them, the
+        // write would reach the kernel without its linked read, and the
+        // read could refill the buffer while the write is in flight.
+        self.reserve(2)?;
         let w = self.write_entry(slot, to, len, WRITE)?.flags(flags);
         self.push(&w)?;
         let r = self.read_entry(slot);
         self.push(&r)
+    }
+
+    /// Makes room for `n` entries in the submission queue, handing what is
+    /// queued to the kernel if there is less.
+    fn reserve(&mut self, n: usize) -> io::Result<()> {
+        let free = {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        if free < n {
+            self.ring.submit()?;
+        }
+        Ok(())
+    }
+
+    /// Entries queued and not yet handed to the kernel.
+    pub fn queued(&mut self) -> usize {
+        self.ring.submission().len()
     }
 
     /// Queues the write of the first `len` bytes of `slot` to `to` with no
@@ -323,7 +345,7 @@ mod tests {
         assert_eq!(ring.frame(slot, 1), None, "pending: the kernel owns it");
         assert!(ring.rearm(slot).is_err(), "already pending");
         assert_eq!(
-            crate::port::sys::write(in_w.as_raw_fd(), b"hello").unwrap(),
+            crate::os::sys::write(in_w.as_raw_fd(), b"hello").unwrap(),
             5
         );
         let mut done = Vec::new();
@@ -348,14 +370,51 @@ mod tests {
         assert_eq!(ring.frame(slot, 5), None, "re-armed");
         done.clear();
         // The write posts no completion; the linked read waits for data.
-        crate::port::sys::write(in_w.as_raw_fd(), b"x").unwrap();
+        crate::os::sys::write(in_w.as_raw_fd(), b"x").unwrap();
         while done.is_empty() {
             ring.wait(&mut done).unwrap();
         }
         assert_eq!(done[0].result, 1);
         assert!(ring.is_idle());
         let mut buf = [0u8; 16];
-        let n = crate::port::sys::read(out_r.as_raw_fd(), &mut buf).unwrap();
+        let n = crate::os::sys::read(out_r.as_raw_fd(), &mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello");
+    }
+
+    #[test]
+    fn a_full_queue_never_splits_a_write_from_its_linked_read() {
+        let (a_r, a_w) = pipe();
+        let (b_r, _b_w) = pipe();
+        let (out_r, out_w) = pipe();
+        let mut ring = ForwardRing::new(2).unwrap();
+        let a = ring.add_slot(a_r.as_raw_fd(), 64).unwrap();
+        crate::os::sys::write(a_w.as_raw_fd(), b"frame").unwrap();
+        let mut done = Vec::new();
+        while done.is_empty() {
+            ring.wait(&mut done).unwrap();
+        }
+        assert_eq!(ring.frame(a, 5), Some(&b"frame"[..]));
+        // One read queued, not submitted: one free entry of two.
+        ring.add_slot(b_r.as_raw_fd(), 64).unwrap();
+        assert_eq!(ring.queued(), 1);
+        ring.forward(a, out_w.as_raw_fd(), 5).unwrap();
+        assert_eq!(
+            ring.queued(),
+            2,
+            "the write and its linked read are queued together (the other read went first)"
+        );
+        ring.submit().unwrap();
+        let mut buf = [0u8; 16];
+        let mut n = 0;
+        for _ in 0..200 {
+            match crate::os::sys::read(out_r.as_raw_fd(), &mut buf) {
+                Ok(k) => {
+                    n = k;
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(&buf[..n], b"frame");
     }
 }

@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::sys;
+use crate::os::sys;
 
 const NETLINK_ROUTE: libc::c_int = 0;
 const RTMGRP_LINK: u32 = 1;
