@@ -27,6 +27,7 @@ step() { echo; echo "== $*"; }
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 step "build"
 cargo build --locked --release --bins
