@@ -46,7 +46,7 @@ fn open_port(plan: &PortPlan) -> Result<(port::Port, bool), String> {
     if !fell_back && (plan.netns.is_some() || plan.placement != Default::default()) {
         place(plan).map_err(|e| format!("port `{}`: {e}", plan.spec))?;
     }
-    tracing::info!(port = %plan.spec, kind = %p.kind(), mtu = p.mtu(), "port up");
+    tracing::info!(port = %plan.spec, kind = p.kind().as_str(), mtu = p.mtu(), "port up");
     Ok((p, fell_back))
 }
 
@@ -85,7 +85,7 @@ fn reopen_port(plan: &PortPlan, fell_back: bool) -> Result<Option<port::Port>, S
             .into(),
         _ => port::open(&plan.spec, &opts).map_err(|e| e.to_string())?.0,
     };
-    tracing::info!(port = %plan.spec, kind = %p.kind(), "port re-attached");
+    tracing::info!(port = %plan.spec, kind = p.kind().as_str(), "port re-attached");
     Ok(Some(p))
 }
 

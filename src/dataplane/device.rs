@@ -119,7 +119,7 @@ impl Device {
         });
         match prev.map(Phase::from_u8) {
             Ok(Phase::Up) => {
-                tracing::info!(port = %self.name, "{what}");
+                tracing::info!(port = self.name.as_str(), "{what}");
                 switch.set_port_up(self.id, false);
             }
             Ok(Phase::Probing) => switch.set_port_up(self.id, false),
@@ -135,7 +135,7 @@ impl Device {
         if l != Phase::Up && l != Phase::Gone {
             self.swap_link(Phase::Up);
             switch.set_port_up(self.id, true);
-            tracing::info!(port = %self.name, "link up");
+            tracing::info!(port = self.name.as_str(), "link up");
         }
     }
 
@@ -148,7 +148,7 @@ impl Device {
                 .compare_exchange(Phase::Probing as u8, Phase::Up as u8, Relaxed, Relaxed)
                 .is_ok()
         {
-            tracing::info!(port = %self.name, "link up");
+            tracing::info!(port = self.name.as_str(), "link up");
         }
     }
 
@@ -165,7 +165,7 @@ impl Device {
     /// (until the control plane re-attaches a new device).
     pub fn gone(&self, switch: &Switch) {
         if self.swap_link(Phase::Gone) != Phase::Gone {
-            tracing::warn!(port = %self.name, "port device is gone; port down");
+            tracing::warn!(port = self.name.as_str(), "port device is gone; port down");
         }
         switch.set_port_up(self.id, false);
     }

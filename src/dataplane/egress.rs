@@ -109,7 +109,7 @@ pub struct PortIo {
 
 /// Where [`send`] puts frames: a [`Port`] (tests use fakes).
 pub trait Sink {
-    /// Sends one [header][frame] buffer.
+    /// Sends one \[header]\[frame] buffer.
     fn send(&self, buf: &[u8]) -> io::Result<()>;
     /// Sends a header and a frame held apart.
     fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()>;
@@ -132,7 +132,7 @@ pub fn fits(io: &PortIo, hdr: &VnetHdr, len: usize) -> bool {
     hdr.is_gso() || len <= io.mtu + HEADER_LEN + TAG_LEN
 }
 
-/// Sends `buf` = [header][frame] (tag already applied) to `port`, whose
+/// Sends `buf` = \[header]\[frame] (tag already applied) to `port`, whose
 /// [`PortIo`] is `io`; `hdr` is that header, parsed once by the caller.
 /// `scratch` is reused for software offload work.
 pub fn send(
@@ -188,7 +188,6 @@ pub fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4};
 
     fn frame() -> Vec<u8> {
         let mut f = vec![1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x08, 0x00];
@@ -197,14 +196,7 @@ mod tests {
     }
 
     fn gso_hdr() -> VnetHdr {
-        VnetHdr {
-            flags: F_NEEDS_CSUM,
-            gso_type: GSO_TCPV4,
-            hdr_len: 54,
-            gso_size: 1448,
-            csum_start: 34,
-            csum_offset: 16,
-        }
+        VnetHdr::TCP4_GSO_SAMPLE
     }
 
     /// A port that accepts `ok` frames, then says EAGAIN, and keeps what

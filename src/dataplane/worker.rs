@@ -337,13 +337,16 @@ impl Worker {
             match r.tr.attach(id, fd, BUF_LEN) {
                 Ok(()) => r.policy.attach(id),
                 Err(e) => tracing::warn!(
-                    port = %self.slot(id).dev.name,
+                    port = self.slot(id).dev.name.as_str(),
                     "cannot read port through io_uring (it is polled): {e}"
                 ),
             }
         }
         if let Err(e) = self.poll_fd(id, fd) {
-            tracing::error!(port = %self.slot(id).dev.name, "cannot poll port: {e}");
+            tracing::error!(
+                port = self.slot(id).dev.name.as_str(),
+                "cannot poll port: {e}"
+            );
             self.stop_reading(id);
             return;
         }
@@ -482,17 +485,20 @@ impl Worker {
             return;
         }
         if let Err(e) = r.tr.start_reading(id, fd) {
-            tracing::debug!(port = %dev.name, "io_uring: cannot read the port: {e}");
+            tracing::debug!(
+                port = dev.name.as_str(),
+                "io_uring: cannot read the port: {e}"
+            );
             // Undo what was done: reads armed, the fd made blocking.
             let _ = r.tr.stop_reading(id, fd);
             if let Err(e) = self.poll_fd(id, fd) {
-                tracing::error!(port = %dev.name, "cannot poll port: {e}");
+                tracing::error!(port = dev.name.as_str(), "cannot poll port: {e}");
             }
             return;
         }
         r.policy.moved(id, true);
         dev.set_reading(Reading::Ring);
-        tracing::debug!(port = %dev.name, "busy: reading through io_uring");
+        tracing::debug!(port = dev.name.as_str(), "busy: reading through io_uring");
     }
 
     /// A port gone quiet in the ring: its pending reads are cancelled (the
@@ -505,13 +511,13 @@ impl Worker {
         let (fd, dev) = (s.dev.port.fd(), s.dev.clone());
         let Some(r) = &mut self.ring else { return };
         if let Err(e) = r.tr.stop_reading(id, fd) {
-            tracing::error!(port = %dev.name, "cannot poll the port again: {e}");
+            tracing::error!(port = dev.name.as_str(), "cannot poll the port again: {e}");
         }
         r.policy.moved(id, false);
         dev.set_reading(Reading::Polled);
-        tracing::debug!(port = %dev.name, "quiet: polled again");
+        tracing::debug!(port = dev.name.as_str(), "quiet: polled again");
         if let Err(e) = self.poll_fd(id, fd) {
-            tracing::error!(port = %dev.name, "cannot poll port: {e}");
+            tracing::error!(port = dev.name.as_str(), "cannot poll port: {e}");
             return;
         }
         self.mark_ready(id);
@@ -519,16 +525,18 @@ impl Worker {
 
     /// Reads up to a batch of frames from one polled port and forwards them.
     fn service(&mut self, id: PortId, view: &SwitchView<'_>, now: u64) -> Drained {
-        let Some(s) = self.slots[id as usize].as_ref().filter(|s| s.owned) else {
-            return Drained::Empty;
-        };
+        let i = id as usize;
         if self.ring.as_ref().is_some_and(|r| r.policy.in_ring(id)) {
             // Read through the ring; its fd is blocking.
             return Drained::Empty;
         }
-        let dev = s.dev.clone();
         for _ in 0..BATCH {
-            let n = match dev.port.recv(&mut self.bufs.frame) {
+            // The slot is borrowed only up to the read (no reference count
+            // touched per frame).
+            let Some(s) = self.slots[i].as_ref().filter(|s| s.owned) else {
+                return Drained::Empty;
+            };
+            let n = match s.dev.port.recv(&mut self.bufs.frame) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -539,12 +547,15 @@ impl Worker {
                     continue;
                 }
                 Err(e) => {
-                    tracing::debug!(port = %dev.name, "read failed: {e}");
+                    tracing::debug!(port = s.dev.name.as_str(), "read failed: {e}");
                     self.counters.count_drop(id, Reason::IoError);
                     return Drained::Empty;
                 }
             };
-            self.frame_in(&dev);
+            s.dev.frame_received(&self.switch);
+            if let Some(r) = &mut self.ring {
+                r.policy.frame(id);
+            }
             let buf = std::mem::take(&mut self.bufs.frame);
             if let Some(e) = self.receive(view, id, &buf[..n], now) {
                 self.send_out(view, &e, &buf[..n]);
@@ -561,16 +572,6 @@ impl Worker {
             }
         }
         Drained::More
-    }
-
-    /// A frame was read from `dev`: its link is up, and the frame counts
-    /// towards how the port is read.
-    #[inline]
-    fn frame_in(&mut self, dev: &Device) {
-        dev.frame_received(&self.switch);
-        if let Some(r) = &mut self.ring {
-            r.policy.frame(dev.id);
-        }
     }
 
     /// Counts a frame `buf` ([virtio-net header][Ethernet frame]) received
@@ -767,13 +768,10 @@ impl Worker {
         len: usize,
         now: u64,
     ) -> bool {
-        let Some(dev) = self.slots[id as usize].as_ref().map(|s| s.dev.clone()) else {
+        let (Some(s), Some(buf)) = (self.slots[id as usize].as_ref(), r.tr.frame(slot, len)) else {
             return false;
         };
-        let Some(buf) = r.tr.frame(slot, len) else {
-            return false;
-        };
-        dev.frame_received(&self.switch);
+        s.dev.frame_received(&self.switch);
         r.policy.frame(id);
         let Some(e) = self.receive(view, id, buf, now) else {
             return false;

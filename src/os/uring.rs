@@ -7,7 +7,7 @@
 //! `benches/bare_uring.rs` (the benchmark's io_uring ceiling).
 //!
 //! The fds must be blocking: on an O_NONBLOCK file io_uring completes a read
-//! with -EAGAIN instead of waiting ([`sys::set_blocking`]). A pending read
+//! with -EAGAIN instead of waiting ([`super::sys::set_blocking`]). A pending read
 //! on a TAP arms an internal poll (the tun driver supports non-blocking
 //! kiocbs, so no io-wq thread is involved).
 //!

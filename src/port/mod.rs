@@ -99,28 +99,42 @@ impl Port {
         each_kind!(self, p => p.fd())
     }
 
-    /// Reads one frame as [virtio-net header][frame] into `buf`. Returns its
+    /// Reads one frame as \[virtio-net header]\[frame] into `buf`. Returns its
     /// length; `WouldBlock` when nothing is waiting.
     #[inline]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         each_kind!(self, p => p.recv(buf))
     }
 
-    /// Sends one [virtio-net header][frame] buffer.
+    /// Sends one \[virtio-net header]\[frame] buffer.
     #[inline]
     pub fn send(&self, buf: &[u8]) -> io::Result<()> {
-        each_kind!(self, p => p.send(buf))
+        match self {
+            // The kernel takes the header with the frame.
+            Port::Tap(p) => sys::write(p.fd(), buf).map(drop),
+            Port::Raw(p) => sys::write(p.fd(), buf).map(drop),
+            Port::Unix(p) => p.send(buf),
+            Port::UnixDgram(p) => p.send(buf),
+            Port::Pair(p) => p.send(buf),
+        }
     }
 
     /// Sends a header and a frame held apart (no copy to join them).
     pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
-        each_kind!(self, p => p.send2(hdr, frame))
+        match self {
+            Port::Tap(p) => sys::writev2(p.fd(), hdr, frame).map(drop),
+            Port::Raw(p) => sys::writev2(p.fd(), hdr, frame).map(drop),
+            Port::Unix(p) => p.send2(hdr, frame),
+            Port::UnixDgram(p) => p.send2(hdr, frame),
+            Port::Pair(p) => p.send2(hdr, frame),
+        }
     }
 
     /// Whether the port takes GSO frames and partial checksums (TAP and raw
-    /// ports pass the virtio-net header to and from the kernel).
+    /// ports pass the virtio-net header to and from the kernel; the others
+    /// are only handed plain frames).
     pub fn offloads(&self) -> bool {
-        each_kind!(self, p => p.offloads())
+        matches!(self, Port::Tap(_) | Port::Raw(_))
     }
 
     /// Largest frame payload (L3 MTU) the port carries.

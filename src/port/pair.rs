@@ -45,10 +45,6 @@ impl PairPort {
         sys::write(self.fd.as_raw_fd(), frame).map(|_| ())
     }
 
-    pub fn offloads(&self) -> bool {
-        false
-    }
-
     pub fn mtu(&self) -> usize {
         1500
     }

@@ -88,7 +88,7 @@ impl Drop for RawPort {
 
 impl RawPort {
     /// Attaches to `ifname`; with `claim`, takes it from the host stack
-    /// (see [`claim`]).
+    /// (`arp_ignore` and `disable_ipv6` on it, restored on close).
     pub fn open(ifname: &str, claim_it: bool) -> Result<RawPort, PortError> {
         let io = |step: &'static str| {
             move |e| PortError::Io {
@@ -207,18 +207,6 @@ impl RawPort {
             }
             _ => Ok(n),
         }
-    }
-
-    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
-        sys::write(self.fd.as_raw_fd(), buf).map(|_| ())
-    }
-
-    pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
-        sys::writev2(self.fd.as_raw_fd(), hdr, frame).map(|_| ())
-    }
-
-    pub fn offloads(&self) -> bool {
-        true
     }
 
     pub fn mtu(&self) -> usize {

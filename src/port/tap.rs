@@ -120,18 +120,6 @@ impl TapPort {
         sys::read(self.fd.as_raw_fd(), buf)
     }
 
-    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
-        sys::write(self.fd.as_raw_fd(), buf).map(|_| ())
-    }
-
-    pub fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
-        sys::writev2(self.fd.as_raw_fd(), hdr, frame).map(|_| ())
-    }
-
-    pub fn offloads(&self) -> bool {
-        true
-    }
-
     pub fn mtu(&self) -> usize {
         self.mtu
     }

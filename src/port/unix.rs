@@ -44,6 +44,15 @@ fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     Ok((sa, len as libc::socklen_t))
 }
 
+/// A socket's file, removed when the port that bound it closes.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Creates and binds a unix socket at `path` with `mode`, replacing a stale
 /// socket file (but never a live one or a non-socket file).
 fn bind_unix(path: &Path, ty: libc::c_int, mode: u32, name: &str) -> Result<OwnedFd, PortError> {
@@ -137,7 +146,8 @@ struct StreamRx {
 /// `unix:PATH`.
 pub struct UnixStreamPort {
     name: String,
-    path: PathBuf,
+    /// Removed when the port closes.
+    _file: SocketFile,
     epoll: OwnedFd,
     listener: OwnedFd,
     conn: Mutex<Option<std::sync::Arc<OwnedFd>>>,
@@ -168,7 +178,7 @@ impl UnixStreamPort {
         epoll_add(&epoll, listener.as_raw_fd(), LISTENER).map_err(io("epoll_ctl"))?;
         Ok(UnixStreamPort {
             name,
-            path: path.to_path_buf(),
+            _file: SocketFile(path.to_path_buf()),
             epoll,
             listener,
             conn: Mutex::new(None),
@@ -257,12 +267,6 @@ impl UnixStreamPort {
             rx.start = 0;
         }
         Some(Ok(VNET_HDR_LEN + n))
-    }
-}
-
-impl Drop for UnixStreamPort {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -393,10 +397,6 @@ impl UnixStreamPort {
         Some(self.conn.lock().is_some())
     }
 
-    pub fn offloads(&self) -> bool {
-        false
-    }
-
     pub fn mtu(&self) -> usize {
         // QEMU's stream/dgram backends carry up to 64 KiB frames; the guest
         // sets its own MTU.
@@ -407,7 +407,8 @@ impl UnixStreamPort {
 /// `unixgram:PATH`.
 pub struct UnixDgramPort {
     name: String,
-    path: PathBuf,
+    /// Removed when the port closes.
+    _file: SocketFile,
     fd: OwnedFd,
     peer: Mutex<Option<(libc::sockaddr_un, libc::socklen_t)>>,
 }
@@ -421,16 +422,10 @@ impl UnixDgramPort {
         let _ = sys::setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &big);
         Ok(UnixDgramPort {
             name,
-            path: path.to_path_buf(),
+            _file: SocketFile(path.to_path_buf()),
             fd,
             peer: Mutex::new(None),
         })
-    }
-}
-
-impl Drop for UnixDgramPort {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -513,10 +508,6 @@ impl UnixDgramPort {
         Some(self.peer.lock().is_some())
     }
 
-    pub fn offloads(&self) -> bool {
-        false
-    }
-
     pub fn mtu(&self) -> usize {
         MAX_FRAME - 18
     }
@@ -541,13 +532,17 @@ mod tests {
         panic!("no frame");
     }
 
+    fn assert_mode(path: &Path, mode: u32) {
+        let m = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, mode, "socket file mode");
+    }
+
     #[test]
     fn stream_port_frames_both_ways_and_reconnects() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vm.sock");
         let port = UnixStreamPort::open(&path, 0o600).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_mode(&path, 0o600);
         assert_eq!(
             port.send2(&[0; 10], &[1, 2, 3]).unwrap_err().raw_os_error(),
             Some(libc::ENETDOWN),
@@ -600,8 +595,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vs.sock");
         let port = UnixDgramPort::open(&path, 0o660).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o660);
+        assert_mode(&path, 0o660);
         let qpath = dir.path().join("qemu.sock");
         let q = std::os::unix::net::UnixDatagram::bind(&qpath).unwrap();
         q.send_to(&[1, 2, 3, 4], &path).unwrap();
