@@ -1,6 +1,6 @@
 //! A bare TAP-to-TAP forwarder: the practical ceiling for a userspace
 //! switch built on TAP fds. It opens two TAPs exactly as vswitchd does
-//! (`TapPort::open`: IFF_VNET_HDR, 10-byte header, TSO/checksum offloads),
+//! (`bare_tap.rs`: IFF_VNET_HDR, 10-byte header, TSO/checksum offloads),
 //! polls both with mio (edge-triggered, like vswitchd's dataplane) and
 //! writes every frame read from one to the other, virtio-net header
 //! unchanged. No parsing, no FDB, no counters: only the syscalls.
@@ -18,14 +18,16 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+mod bare_tap;
+
+use bare_tap::{Tap, VNET_HDR_LEN};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use vswitch::port::TapPort;
 
 /// Frames read from one TAP before turning to the other (as vswitchd).
 const BATCH: usize = 64;
 /// A 64 KiB GSO frame plus its virtio-net header.
-const BUF_LEN: usize = 65536 + 10 + 64;
+const BUF_LEN: usize = 65536 + VNET_HDR_LEN + 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,10 +35,10 @@ fn main() {
         eprintln!("usage: bare_forwarder TAP_A TAP_B");
         std::process::exit(2);
     }
-    let ports: Vec<TapPort> = args
+    let ports: Vec<Tap> = args
         .iter()
         .map(|n| {
-            TapPort::open(n, None).unwrap_or_else(|e| {
+            Tap::open(n).unwrap_or_else(|e| {
                 eprintln!("bare_forwarder: {e}");
                 std::process::exit(1);
             })
@@ -78,9 +80,9 @@ fn main() {
             let (src, dst) = (&ports[from], &ports[1 - from]);
             let mut drained = false;
             for _ in 0..BATCH {
-                match src.recv(&mut buf) {
+                match src.read(&mut buf) {
                     // Errors on send (peer link down: EIO) drop the frame.
-                    Ok(n) => drop(dst.send(&buf[..n])),
+                    Ok(n) => drop(dst.write(&buf[..n])),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         drained = true;
                         break;

@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# benches/compare.sh — vswitchd side by side with the Linux bridge, a bare
-# TAP-to-TAP forwarder (the ceiling), Open vSwitch's userspace datapath and
+# benches/compare.sh — vswitchd side by side with the Linux bridge, bare
+# TAP-to-TAP forwarders (the ceiling), Open vSwitch's userspace datapath and
 # VDE, in one run on this machine with the same generators.
 #
 #   sudo benches/compare.sh                  # full run (~14 min), results in bench-results/
 #   sudo benches/compare.sh --quick          # 1 s tests, for checking the script
 #   sudo benches/compare.sh --only bridge,vswitchd --duration 3
+#   sudo benches/compare.sh --only bare,bare-drain,vswitchd --tests udp64 --rounds 3
 #
 # Options:
 #   --quick            1 s tests, 50 pings, 2 s idle, 20 000 MACs, 1 repetition
 #   --duration S       seconds per throughput test (default 5)
 #   --repeat N         throughput tests per switch, median reported (default 3)
-#   --only LIST        comma-separated subset of: bridge bare bare-uring vswitchd
-#                      vswitchd-64p vswitchd-100k vswitchd-busy ovs vde
-#                      (vswitchd-busy: --busy-poll 20000, idle CPU and
+#   --only LIST        comma-separated subset of: bridge bare bare-drain
+#                      bare-uring vswitchd vswitchd-64p vswitchd-100k
+#                      vswitchd-busy ovs vde
+#                      (bare: epoll, 64 frames per turn; bare-drain: poll(2),
+#                      each TAP read until EAGAIN, TCP and 64-byte tests
+#                      only; vswitchd-busy: --busy-poll 20000, idle CPU and
 #                      ping RTT only — throughput is the same as vswitchd's)
+#   --tests LIST       comma-separated subset of: tcp udp64 ping idle (default
+#                      all); without ping the interleaved and paired RTT tests
+#                      are left out too
 #   --no-build         use the binaries already in $CARGO_TARGET_DIR (or target/)
 #   --no-install       do not apt-get missing peers (they are reported skipped)
 #   --out DIR          results directory (default bench-results/)
 #   --rounds N         rounds of the interleaved tests at the end (default
 #                      5, --quick 1, 0 skips them): 64-byte frames (bare
-#                      forwarder, io_uring forwarder, vswitchd and vswitchd
-#                      --no-io-uring in alternation) and ping RTT (VDE, bare
-#                      forwarder, vswitchd, vswitchd --busy-poll 20000)
+#                      forwarder, bare drain forwarder, io_uring forwarder,
+#                      vswitchd and vswitchd --no-io-uring in alternation)
+#                      and ping RTT (VDE, bare forwarder, vswitchd,
+#                      vswitchd --busy-poll 20000)
 #   --paired N         rounds of the paired RTT test at the end (default 2000,
 #                      --quick 200, 0 skips it): VDE, bare forwarder and
 #                      vswitchd all running, one echo to each in turn
@@ -32,8 +40,9 @@
 #                      machine disturbs less; 0 leaves priorities alone)
 #
 # Topology, the same for every switch: namespaces vsb-a and vsb-b, one
-# interface each (vsbp0, vsbp1), addresses 198.18.21X.1/24 and .2/24 (X per
-# switch). Switch processes run on CPU 1 (taskset), trafgen on CPU 0.
+# interface each (vsbp0, vsbp1), addresses 198.18.2XX.1/24 and .2/24 (2XX =
+# 210 + the switch's place in the list of --only). Switch processes run on
+# CPU 1 (taskset), trafgen on CPU 0.
 # Measured: iperf3 TCP 1 and 4 streams, 64-byte UDP frames offered/received
 # (trafgen; the receiver drops them at an nft netdev ingress hook), ping RTT
 # median/p99, switch CPU from /proc/PID/stat, idle CPU. See
@@ -50,8 +59,10 @@ PY=/usr/bin/python3
 REPORT=$ROOT/benches/compare_report.py
 DUR=5 PINGS=200 IDLE=10 MACS=100000 IDLE_PORTS=62 ROUNDS=5 PAIRED=2000
 BUILD=1 INSTALL=1 NICE=-10 REPEAT=3
-ALL="bridge bare bare-uring vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
+ALL="bridge bare bare-drain bare-uring vswitchd vswitchd-64p vswitchd-100k vswitchd-busy ovs vde"
 ONLY=$ALL
+ALL_TESTS="tcp udp64 ping idle"
+TESTS=$ALL_TESTS
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -61,6 +72,7 @@ while [ $# -gt 0 ]; do
     --repeat) REPEAT=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --only) ONLY=${2//,/ }; shift ;;
+    --tests) TESTS=${2//,/ }; shift ;;
     --no-build) BUILD=0 ;;
     --no-install) INSTALL=0 ;;
     --out) OUT=$2; shift ;;
@@ -73,6 +85,10 @@ done
 for p in $ONLY; do
   case " $ALL " in *" $p "*) ;; *) echo "compare.sh: unknown peer $p (one of: $ALL)" >&2; exit 2 ;; esac
 done
+for t in $TESTS; do
+  case " $ALL_TESTS " in *" $t "*) ;; *) echo "compare.sh: unknown test $t (one of: $ALL_TESTS)" >&2; exit 2 ;; esac
+done
+want() { case " $TESTS " in *" $1 "*) return 0 ;; esac; return 1; }
 [ "$(id -u)" = 0 ] || { echo "compare.sh: run as root (namespaces, TAPs)" >&2; exit 2; }
 
 NS_A=vsb-a NS_B=vsb-b NS_I=vsb-i NS_S=vsb-s
@@ -186,16 +202,18 @@ command -v vde_switch >/dev/null || SKIP[vde]="skipped: vde2 not installed"
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning switch to CPU 1 will fail"
 
 if [ $BUILD = 1 ]; then
-  log "building vswitchd, vswitchctl and the bare forwarder (release)"
-  (cd "$ROOT" && cargo build --release --quiet --bin vswitchd --bin vswitchctl --example bare_forwarder --example bare_uring) ||
+  log "building vswitchd, vswitchctl and the bare forwarders (release)"
+  (cd "$ROOT" && cargo build --release --quiet --bin vswitchd --bin vswitchctl --example bare_forwarder \
+    --example bare_drain --example bare_uring) ||
     die "cargo build failed"
 fi
 VSWITCHD=$TARGET/release/vswitchd
 VSWITCHCTL=$TARGET/release/vswitchctl
 BARE=$TARGET/release/examples/bare_forwarder
+BARE_DRAIN=$TARGET/release/examples/bare_drain
 BARE_URING=$TARGET/release/examples/bare_uring
-for b in "$VSWITCHD" "$VSWITCHCTL" "$BARE" "$BARE_URING"; do
-  [ -x "$b" ] || die "$b not built (cargo build --release --bin vswitchd --bin vswitchctl --example bare_forwarder --example bare_uring)"
+for b in "$VSWITCHD" "$VSWITCHCTL" "$BARE" "$BARE_DRAIN" "$BARE_URING"; do
+  [ -x "$b" ] || die "$b not built (cargo build --release --bin vswitchd --bin vswitchctl --example bare_forwarder --example bare_drain --example bare_uring)"
 done
 
 AUTOGROUP_OLD=
@@ -506,6 +524,7 @@ run_peer() { # PEER INDEX
   case $PEER in
     bridge) start_bridge ;;
     bare) start_bare ;;
+    bare-drain) start_bare "$BARE_DRAIN" ;;
     bare-uring) start_bare "$BARE_URING" ;;
     vswitchd) start_vswitchd 2 --control-socket off ;;
     vswitchd-64p) start_vswitchd $((IDLE_PORTS + 2)) --control-socket off ;;
@@ -518,14 +537,18 @@ run_peer() { # PEER INDEX
   nsx $NS_A ping -n -q -c 3 -i 0.05 "$B_IP" >/dev/null 2>&1 || true # both MACs learned
   drop_udp_at_receiver
   [ "$PEER" = vswitchd-100k ] && preload_macs
-  case $PEER in bridge | vswitchd-64p | vswitchd-100k) ;; *) t_idle ;; esac
-  t_ping
+  # bare-drain is the reference for 64-byte frames (and TCP); its idle CPU
+  # and RTT are the bare forwarder's question.
+  case $PEER in bridge | bare-drain | vswitchd-64p | vswitchd-100k) ;; *) want idle && t_idle ;; esac
+  [ "$PEER" != bare-drain ] && want ping && t_ping
   local r n=$REPEAT
   [ "$PEER" = vswitchd-busy ] && n=0 # latency only: throughput is vswitchd's
   for r in $(seq "$n"); do # the report takes the median of the repetitions
-    t_tcp 1
-    t_tcp 4
-    t_udp64
+    if want tcp; then
+      t_tcp 1
+      t_tcp 4
+    fi
+    if want udp64; then t_udp64; fi
   done
   alive_ok=1
   [ -z "${SW_PID:-}" ] || [ -d "/proc/$SW_PID" ] || alive_ok=0
@@ -585,9 +608,10 @@ has() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 specs=()
 has bare && specs+=("bare=$BARE @P0 @P1")
+has bare-drain && specs+=("bare-drain=$BARE_DRAIN @P0 @P1")
 has bare-uring && specs+=("bare-uring=$BARE_URING @P0 @P1")
 has vswitchd && specs+=("vswitchd=$VSWITCHD $VSW_ARGS" "vswitchd-no-io-uring=$VSWITCHD $VSW_ARGS --no-io-uring")
-run_alternating interleaved.sh "$ROUNDS" "interleaved 64-byte" interleaved.txt --duration "$DUR"
+want udp64 && run_alternating interleaved.sh "$ROUNDS" "interleaved 64-byte" interleaved.txt --duration "$DUR"
 
 # RTT: pings 10 ms apart are the figure most at the mercy of the host (idle
 # vCPUs waking). Ratios are to the first (VDE).
@@ -597,13 +621,13 @@ has bare && rtt_specs+=("bare=$BARE @P0 @P1")
 has vswitchd && rtt_specs+=("vswitchd=$VSWITCHD $VSW_ARGS")
 specs=("${rtt_specs[@]}")
 has vswitchd-busy && specs+=("vswitchd-busy=$VSWITCHD $VSW_ARGS --busy-poll 20000")
-run_alternating interleaved.sh "$ROUNDS" "interleaved RTT" interleaved-rtt.txt --ping "$PINGS"
+want ping && run_alternating interleaved.sh "$ROUNDS" "interleaved RTT" interleaved-rtt.txt --ping "$PINGS"
 
 # The same switches at once, one echo to each in turn: the machine's slow
 # spells hit all alike, so what is left is each switch's own path. Busy
 # polling is left out (it would take CPU 1 from the others).
 specs=("${rtt_specs[@]}")
-run_alternating paired_rtt.sh "$PAIRED" "paired RTT" paired-rtt.txt
+want ping && run_alternating paired_rtt.sh "$PAIRED" "paired RTT" paired-rtt.txt
 
 PEER=meta
 LOAD_AFTER=$(load1)
@@ -619,7 +643,7 @@ json.dump({
   "ncpu": $(nproc), "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
   "duration": $DUR, "repeat": $REPEAT, "pings": $PINGS, "idle_seconds": $IDLE, "macs": $MACS,
   "idle_ports": $IDLE_PORTS, "paired_rounds": $PAIRED, "nice": $NICE, "vswitch_rev": "$rev", "ovs": """$ovsv""", "vde": """$vdev""",
-  "peers": "$ONLY".split(),
+  "peers": "$ONLY".split(), "tests": "$TESTS".split(),
 }, open(sys.argv[1], "w"), indent=2)
 EOF
 $PY "$REPORT" report "$RAW" "$RUN/raw/meta.json" "$RUN"
