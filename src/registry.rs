@@ -307,3 +307,113 @@ impl PortRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::pair;
+    use crate::switch::SwitchConfig;
+
+    fn record(d: &Draft, name: &str) -> PortRecord {
+        let id = d.free_id().unwrap();
+        let (p, _peer) = pair().unwrap();
+        PortRecord {
+            id,
+            cfg: PortConfig::new(name),
+            device: Arc::new(Device::new(p.into(), id, name, 0)),
+            plan: None,
+            runtime: false,
+            fell_back: false,
+        }
+    }
+
+    fn registry() -> PortRegistry {
+        PortRegistry::new(Arc::new(Switch::new(&SwitchConfig::default())))
+    }
+
+    #[test]
+    fn a_change_is_published_whole_and_the_switch_table_follows() {
+        let r = registry();
+        let ids = r
+            .change(|d| {
+                let a = d.add(record(d, "a"))?;
+                let b = d.add(record(d, "b"))?;
+                Ok::<_, RegistryError>((a, b))
+            })
+            .unwrap();
+        assert_eq!(ids, (0, 1), "lowest free ids");
+        let s = r.snapshot();
+        assert_eq!(s.generation(), 1, "one change, one snapshot");
+        assert_eq!(s.by_name("b").map(|p| p.id), Some(1));
+        assert_eq!(r.switch().port(1).map(|c| c.name), Some("b".into()));
+        assert!(r.switch().port_up(0), "a new device is up");
+        r.change(|d| d.remove("a")).unwrap();
+        assert_eq!(r.switch().port(0), None, "derived: gone from the table");
+        assert!(!r.switch().port_up(0));
+        let c = r.change(|d| d.add(record(d, "c"))).unwrap();
+        assert_eq!(c, 0, "the freed id is reused");
+    }
+
+    #[test]
+    fn a_failed_change_changes_nothing() {
+        let r = registry();
+        r.change(|d| d.add(record(d, "a"))).unwrap();
+        let before = r.snapshot().generation();
+        let e = r
+            .change(|d| {
+                d.remove("a")?;
+                d.add(record(d, "b"))?;
+                d.add(record(d, "b"))
+            })
+            .unwrap_err();
+        assert_eq!(e, RegistryError::Duplicate("b".into()));
+        let s = r.snapshot();
+        assert_eq!(s.generation(), before);
+        assert!(s.by_name("a").is_some() && s.by_name("b").is_none());
+        assert_eq!(r.switch().port(0).map(|c| c.name), Some("a".into()));
+        assert_eq!(
+            r.change(|d| d.remove("zz")).map(|_| ()),
+            Err(RegistryError::NoSuchPort("zz".into()))
+        );
+    }
+
+    #[test]
+    fn replacing_keeps_the_id_and_renaming_onto_another_port_is_refused() {
+        let r = registry();
+        r.change(|d| {
+            d.add(record(d, "a"))?;
+            d.add(record(d, "b"))
+        })
+        .unwrap();
+        let mut a = r.snapshot().by_name("a").cloned().unwrap();
+        a.cfg.learning = false;
+        r.change(|d| d.replace(a.clone())).unwrap();
+        assert!(!r.switch().port(0).unwrap().learning);
+        a.cfg.name = "b".into();
+        assert_eq!(
+            r.change(|d| d.replace(a)),
+            Err(RegistryError::Duplicate("b".into()))
+        );
+    }
+
+    #[test]
+    fn the_least_loaded_worker_gets_the_next_port() {
+        let r = registry();
+        r.change(|d| {
+            let mut a = record(d, "a");
+            a.device = Arc::new(Device::new(pair().unwrap().0.into(), 0, "a", 1));
+            d.add(a)?;
+            assert_eq!(d.least_loaded(2), 0);
+            assert_eq!(d.least_loaded(1), 0);
+            let mut b = record(d, "b");
+            b.device = Arc::new(Device::new(pair().unwrap().0.into(), 1, "b", 0));
+            d.add(b)?;
+            let mut c = record(d, "c");
+            c.device = Arc::new(Device::new(pair().unwrap().0.into(), 2, "c", 0));
+            d.add(c)?;
+            assert_eq!(d.least_loaded(2), 1);
+            Ok::<_, RegistryError>(())
+        })
+        .unwrap();
+    }
+}
