@@ -162,15 +162,21 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Starts capturing on `dev` in `at` (BPF `filter`, at most `secs`)
+    /// Starts capturing on `dev` in `at` (BPF `filter`, may be empty; at
+    /// most `secs`)
     /// into a file in `dir`; returns once tcpdump listens.
     pub fn start(at: At, dev: &str, filter: &str, secs: u32, dir: &Path) -> Capture {
         static N: AtomicU32 = AtomicU32::new(0);
         let tag = format!("{}-{dev}-{}", at.label(), N.fetch_add(1, Ordering::Relaxed));
         let pcap = dir.join(format!("{tag}.pcap"));
         let err = dir.join(format!("{tag}.err"));
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!("'{filter}'")
+        };
         let cmd = format!(
-            "exec timeout {secs} tcpdump -n -B 65536 -i {dev} -w {} '{filter}' 2>{}",
+            "exec timeout {secs} tcpdump -n -B 65536 -i {dev} -w {} {filter} 2>{}",
             pcap.display(),
             err.display()
         );
