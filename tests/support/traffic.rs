@@ -154,8 +154,10 @@ pub fn received_bytes(report: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no end.sum_received.bytes in {report}"))
 }
 
-/// A bounded tcpdump on one interface writing a pcap file (64 MiB of
-/// kernel buffer, so a flood is not dropped), decoded when it is finished.
+/// A bounded tcpdump on one interface writing a pcap file, decoded when it
+/// is finished. 64 MiB of kernel buffer, so a flood is not dropped, and
+/// immediate mode: tcpdump stops at SIGTERM without reading what is left
+/// in its ring, and without immediate mode that can be the last second.
 pub struct Capture {
     proc: Bg,
     pcap: PathBuf,
@@ -176,7 +178,7 @@ impl Capture {
             format!("'{filter}'")
         };
         let cmd = format!(
-            "exec timeout {secs} tcpdump -n -B 65536 -i {dev} -w {} {filter} 2>{}",
+            "exec timeout {secs} tcpdump -n --immediate-mode -B 65536 -i {dev} -w {} {filter} 2>{}",
             pcap.display(),
             err.display()
         );
