@@ -26,6 +26,11 @@ pub fn frame(
     f
 }
 
+/// An [`ETH_TEST`] frame between MACs written as text, padded to 60 bytes.
+pub fn test_frame(dst: &str, src: &str, payload: &[u8]) -> Vec<u8> {
+    padded(frame(mac(dst), mac(src), &[], ETH_TEST, payload))
+}
+
 /// The frame padded with zeros to the 60-byte minimum (without FCS).
 pub fn padded(mut f: Vec<u8>) -> Vec<u8> {
     if f.len() < 60 {

@@ -26,7 +26,7 @@ pub fn port_json<'a>(v: &'a Value, name: &str) -> &'a Value {
 }
 
 /// The `show` entry of port `name`, if the switch lists it.
-pub fn port(sw: &Switchd, name: &str) -> Option<Value> {
+pub fn port_info(sw: &Switchd, name: &str) -> Option<Value> {
     let show = sw.ctl_json(&["show"]);
     show["ports"]
         .as_array()
@@ -38,7 +38,7 @@ pub fn port(sw: &Switchd, name: &str) -> Option<Value> {
 
 /// The state (`up`, `down`, `link-down`, `gone`) of port `name`.
 pub fn port_state(sw: &Switchd, name: &str) -> Option<String> {
-    port(sw, name).map(|p| p["state"].as_str().unwrap_or_default().to_string())
+    port_info(sw, name).map(|p| p["state"].as_str().unwrap_or_default().to_string())
 }
 
 /// The switch's ports as (name, kind), in `show` order.
