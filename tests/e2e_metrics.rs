@@ -244,28 +244,18 @@ fn metrics_live_counters_promtool_and_prometheus() {
     // Against the kernel: what ns0 sent on its TAP is what the switch read;
     // what the switch wrote to t1 is what ns1 received.
     let kd = |i: usize, dir: usize| k1[i][dir] - k0[i][dir];
-    for (what, ours, theirs) in [
-        (
-            "rx t0 vs kernel tx in ns0",
-            d("vswitchd_port_rx_bytes_total", &t[0]),
-            kd(0, 1),
-        ),
-        (
-            "tx t0 vs kernel rx in ns0",
-            d("vswitchd_port_tx_bytes_total", &t[0]),
-            kd(0, 0),
-        ),
-        (
-            "tx t1 vs kernel rx in ns1",
-            d("vswitchd_port_tx_bytes_total", &t[1]),
-            kd(1, 0),
-        ),
-        (
-            "rx t1 vs kernel tx in ns1",
-            d("vswitchd_port_rx_bytes_total", &t[1]),
-            kd(1, 1),
-        ),
+    // (what, family, port and namespace, kernel direction: 0 rx, 1 tx)
+    let (rx, tx) = (
+        "vswitchd_port_rx_bytes_total",
+        "vswitchd_port_tx_bytes_total",
+    );
+    for (what, family, i, dir) in [
+        ("rx t0 vs kernel tx in ns0", rx, 0, 1),
+        ("tx t0 vs kernel rx in ns0", tx, 0, 0),
+        ("tx t1 vs kernel rx in ns1", tx, 1, 0),
+        ("rx t1 vs kernel tx in ns1", rx, 1, 1),
     ] {
+        let (ours, theirs) = (d(family, &t[i]), kd(i, dir));
         within(what, ours, theirs - CHATTER_BYTES, theirs + CHATTER_BYTES);
     }
     // The transfer's frames went t0 -> t1 whole: as many out as in (give or

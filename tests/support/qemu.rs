@@ -29,9 +29,14 @@ pub fn qemu_required() -> bool {
     );
 }
 
-/// Builds (or finds, cached) the test guest: tests/qemu/build-guest.sh.
+/// Builds (or finds, cached) the test guest with tests/qemu/build-guest.sh
+/// in `target/qemu-guest`, where scripts/test.sh and the scripts under
+/// tests/qemu/ build it too.
 pub fn guest_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-guest");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is target/tmp");
+    let dir = target.join("qemu-guest");
     let script = repo("tests/qemu/build-guest.sh");
     let o = run(&[
         "timeout",
