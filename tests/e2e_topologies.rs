@@ -53,17 +53,41 @@ fn iperf(server: At, ip: &str, client: At) -> u64 {
     received_bytes(&iperf3(server, ip, client, &["-t", "2"]))
 }
 
-/// Pings every ordered pair of members (2 pings each); returns the failures.
-fn ping_all_pairs(members: &[(At, String)]) -> Vec<String> {
+/// Asserts that every namespace pings every other one at `ip(j)` (2 pings
+/// each).
+fn assert_all_pairs_ping(sw: &Switchd, ns: &[Netns], ip: impl Fn(usize) -> String) {
     let mut fails = Vec::new();
-    for (i, (from, _)) in members.iter().enumerate() {
-        for (j, (_, dst)) in members.iter().enumerate() {
-            if i != j && !from.ping(dst, 2) {
-                fails.push(format!("{} -> {dst}", from.label()));
+    for (i, from) in ns.iter().enumerate() {
+        for j in (0..ns.len()).filter(|j| *j != i) {
+            if !from.ping(&ip(j), 2) {
+                fails.push(format!("{} -> {}", from.name, ip(j)));
             }
         }
     }
-    fails
+    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(sw));
+}
+
+/// Two iperf3 TCP flows (2 s) at once, `(server, client)` indices into
+/// `ns`; asserts both moved data.
+fn two_flows(
+    sw: &Switchd,
+    ns: &[Netns],
+    ip: impl Fn(usize) -> String + Sync,
+    flows: [(usize, usize); 2],
+) {
+    let flow = |(srv, cli): (usize, usize)| iperf(ns[srv].at(), &ip(srv), ns[cli].at());
+    let (a, b) = std::thread::scope(|s| {
+        let f1 = s.spawn(|| flow(flows[0]));
+        let f2 = s.spawn(|| flow(flows[1]));
+        (f1.join().unwrap(), f2.join().unwrap())
+    });
+    let [(s1, c1), (s2, c2)] = flows;
+    assert!(
+        a > 0 && b > 0,
+        "iperf3 bytes: ns{c1}->ns{s1} {a}, ns{c2}->ns{s2} {b}\n{}",
+        dump(sw)
+    );
+    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
 }
 
 fn pings(tries: &[(At, &str)]) -> Vec<String> {
@@ -135,21 +159,8 @@ fn t1a_namespaces_on_placed_taps() {
     assert_eq!(kinds.len(), 4, "four ports: {kinds:?}");
     assert!(kinds.iter().all(|(_, k)| k == "tap"), "{kinds:?}");
 
-    let members: Vec<(At, String)> = (0..4).map(|i| (At::Ns(&ns[i]), ip(i))).collect();
-    let fails = ping_all_pairs(&members);
-    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(&sw));
-
-    let (a, b) = std::thread::scope(|s| {
-        let f1 = s.spawn(|| iperf(At::Ns(&ns[1]), &ip(1), At::Ns(&ns[0])));
-        let f2 = s.spawn(|| iperf(At::Ns(&ns[3]), &ip(3), At::Ns(&ns[2])));
-        (f1.join().unwrap(), f2.join().unwrap())
-    });
-    assert!(
-        a > 0 && b > 0,
-        "iperf3 bytes: ns0->ns1 {a}, ns2->ns3 {b}\n{}",
-        dump(&sw)
-    );
-    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
+    assert_all_pairs_ping(&sw, &ns, ip);
+    two_flows(&sw, &ns, ip, [(1, 0), (3, 2)]);
     done("1a namespaces on placed TAPs", t0);
 }
 
@@ -184,9 +195,7 @@ fn t1b_namespaces_on_veth_pairs() {
         );
     }
 
-    let members: Vec<(At, String)> = (0..4).map(|i| (At::Ns(&ns[i]), ip(i))).collect();
-    let fails = ping_all_pairs(&members);
-    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(&sw));
+    assert_all_pairs_ping(&sw, &ns, ip);
     for (i, nsi) in ns.iter().enumerate() {
         let mac = At::Ns(nsi).mac("eth0");
         let on = fdb_macs(&sw, &ports[i]);
@@ -198,17 +207,7 @@ fn t1b_namespaces_on_veth_pairs() {
         );
     }
 
-    let (a, b) = std::thread::scope(|s| {
-        let f1 = s.spawn(|| iperf(At::Ns(&ns[1]), &ip(1), At::Ns(&ns[0])));
-        let f2 = s.spawn(|| iperf(At::Ns(&ns[2]), &ip(2), At::Ns(&ns[3])));
-        (f1.join().unwrap(), f2.join().unwrap())
-    });
-    assert!(
-        a > 0 && b > 0,
-        "iperf3 bytes: ns0->ns1 {a}, ns3->ns2 {b}\n{}",
-        dump(&sw)
-    );
-    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
+    two_flows(&sw, &ns, ip, [(1, 0), (2, 3)]);
     drop(sw);
     drop(links);
     done("1b namespaces on veth pairs", t0);
