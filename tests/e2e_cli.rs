@@ -221,24 +221,26 @@ fn unwritable_control_socket_says_what_to_do() {
 #[test]
 fn bad_log_level_is_rejected() {
     let example = repo("examples/config/basic.toml");
-    let (code, _, err) = vswitchd(&[
-        "--log-level",
-        "inof",
-        "--check-config",
-        "--config",
-        example.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0, "--log-level inof accepted");
-    assert_mentions(&err, "bad log level", &["inof", "error, warn, info, debug"]);
-    let (code, _, err) = vswitchd(&[
-        "--busy-poll",
-        "5000000",
-        "--check-config",
-        "--config",
-        example.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0, "--busy-poll 5000000 accepted");
-    assert_mentions(&err, "busy-poll out of range", &["busy-poll", "1000000"]);
+    let cases: [(&str, &str, &str, &[&str]); 2] = [
+        (
+            "--log-level",
+            "inof",
+            "bad log level",
+            &["inof", "error, warn, info, debug"],
+        ),
+        (
+            "--busy-poll",
+            "5000000",
+            "busy-poll out of range",
+            &["busy-poll", "1000000"],
+        ),
+    ];
+    for (flag, value, case, words) in cases {
+        let config = example.to_str().unwrap();
+        let (code, _, err) = vswitchd(&[flag, value, "--check-config", "--config", config]);
+        assert_ne!(code, 0, "{flag} {value} accepted");
+        assert_mentions(&err, case, words);
+    }
 }
 
 #[test]

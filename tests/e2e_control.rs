@@ -245,7 +245,9 @@ fn ctl_port_add_fdb_flush_static_and_del() {
 fn ctl_port_set_ageing_and_tables() {
     require_root();
     // Dropped in reverse: the switch first, then the namespaces.
-    let Lan { ns, taps: t, sw, .. } = Lan::new("cb", 3, 101);
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::new("cb", 3, 101);
     assert!(ns[0].ping("198.18.101.2", 3));
     assert!(ns[0].ping("198.18.101.3", 3));
     assert!(ns[1].ping("198.18.101.3", 3));
@@ -844,7 +846,9 @@ fn hotplug_raw_veth_deleted_and_recreated() {
 fn hotplug_tap_deleted_in_namespace() {
     require_root();
     // Dropped in reverse: the switch first, then the namespaces.
-    let Lan { ns, taps: t, sw, .. } = Lan::new("cg", 3, 105);
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::new("cg", 3, 105);
     assert!(ns[0].ping("198.18.105.2", 3));
     assert!(ns[0].ping("198.18.105.3", 3));
     assert!(fdb(&sw).iter().any(|(_, p, _)| *p == t[2]));
@@ -875,6 +879,29 @@ fn hotplug_tap_deleted_in_namespace() {
     assert!(ns[1].ping("198.18.105.1", 3));
 }
 
+/// Starts `cmd` (vswitchd with NOTIFY_SOCKET bound to `sock`, stderr to
+/// `log`) and returns it with the first message it sends there (at most
+/// 30 s; `what` names the message for the failure).
+fn start_notified(mut cmd: Command, sock: &UnixDatagram, log: &Path, what: &str) -> (Bg, String) {
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let d = Bg::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no {what}: {e}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
+    (d, String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// vswitchd tells systemd READY=1 (Type=notify) once its ports and control
 /// socket are open, to a path or an abstract socket; SIGTERM stops it
 /// cleanly: exit 0, TAPs and control socket removed.
@@ -898,28 +925,12 @@ fn sd_notify_ready_and_graceful_sigterm() {
                 p.to_str().unwrap().to_string(),
             )
         };
-        sock.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
         let log = dir.path().join("log");
-        let mut d = Bg::new(
-            Command::new(vswitchd_bin())
-                .args(["--ports", &tap, "--metrics-addr", "off", "--control-socket"])
-                .arg(&ctl)
-                .env("NOTIFY_SOCKET", &env)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let mut buf = [0u8; 4096];
-        let n = sock.recv(&mut buf).unwrap_or_else(|e| {
-            panic!(
-                "no notification on {env}: {e}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut cmd = Command::new(vswitchd_bin());
+        cmd.args(["--ports", &tap, "--metrics-addr", "off", "--control-socket"])
+            .arg(&ctl)
+            .env("NOTIFY_SOCKET", &env);
+        let (mut d, msg) = start_notified(cmd, &sock, &log, &format!("notification on {env}"));
         assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
         assert!(iface_exists(&tap), "READY=1 before the ports were open");
         assert!(ctl.exists(), "READY=1 before the control socket was bound");
@@ -956,37 +967,23 @@ fn service_capabilities_suffice() {
     let ctl = dir.path().join("ctl.sock");
     let notify = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     let log = dir.path().join("log");
-    let _d = Bg::new(
-        Command::new("setpriv")
-            .args(["--bounding-set", "-all,+net_admin,+net_raw"])
-            .arg(vswitchd_bin())
-            .args([
-                "--ports",
-                &format!("{tap},raw:{v}"),
-                "--metrics-addr",
-                "off",
-            ])
-            .arg("--control-socket")
-            .arg(&ctl)
-            .env("NOTIFY_SOCKET", &notify)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).unwrap_or_else(|e| {
-        panic!(
-            "no READY=1 with the reduced capability set: {e}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
-    assert_eq!(&buf[..n], b"READY=1");
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", "-all,+net_admin,+net_raw"])
+        .arg(vswitchd_bin())
+        .args([
+            "--ports",
+            &format!("{tap},raw:{v}"),
+            "--metrics-addr",
+            "off",
+        ])
+        .arg("--control-socket")
+        .arg(&ctl)
+        .env("NOTIFY_SOCKET", &notify)
+        .env("NO_COLOR", "1");
+    let what = "READY=1 with the reduced capability set";
+    let (_d, msg) = start_notified(cmd, &sock, &log, what);
+    assert_eq!(msg, "READY=1");
     ns[0].take(&tap, "198.18.106.1/24");
     assert!(
         ns[0].ping("198.18.106.2", 3),

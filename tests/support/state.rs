@@ -12,6 +12,11 @@ use super::cmd::text;
 use super::switchd::Switchd;
 use super::wait::{PATIENCE, wait_for};
 
+/// A JSON string's text, empty for anything else.
+fn text_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
 /// A port of `vswitchctl --json show` / `stats` output, by name; panics
 /// if it is not there.
 pub fn port_json<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -38,7 +43,7 @@ pub fn port_info(sw: &Switchd, name: &str) -> Option<Value> {
 
 /// The state (`up`, `down`, `link-down`, `gone`) of port `name`.
 pub fn port_state(sw: &Switchd, name: &str) -> Option<String> {
-    port_info(sw, name).map(|p| p["state"].as_str().unwrap_or_default().to_string())
+    port_info(sw, name).map(|p| text_of(&p["state"]))
 }
 
 /// The switch's ports as (name, kind), in `show` order.
@@ -47,12 +52,7 @@ pub fn port_kinds(sw: &Switchd) -> Vec<(String, String)> {
         .as_array()
         .expect("show: ports array")
         .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap_or_default().to_string(),
-                p["kind"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|p| (text_of(&p["name"]), text_of(&p["kind"])))
         .collect()
 }
 
@@ -94,10 +94,11 @@ pub fn fdb(sw: &Switchd) -> Vec<(String, String, bool)> {
         .expect("fdb show: array")
         .iter()
         .map(|e| {
+            let is_static = e["static"].as_bool().unwrap_or(false);
             (
-                e["mac"].as_str().unwrap_or_default().to_lowercase(),
-                e["port"].as_str().unwrap_or_default().to_string(),
-                e["static"].as_bool().unwrap_or(false),
+                text_of(&e["mac"]).to_lowercase(),
+                text_of(&e["port"]),
+                is_static,
             )
         })
         .collect()
