@@ -3,17 +3,15 @@
 //! to do, and leaves nothing half-created: a valid port listed before the
 //! bad one must not exist afterwards.
 
-mod common;
-#[path = "common/e2e_extra.rs"]
-mod e2e_extra;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{names, ok, require_root, run, vswitchd_bin};
-use e2e_extra::*;
+use support::cmd::{names, repo, require_root, run, vswitchd_bin};
+use support::net::{Link, iface_exists};
+use support::wait::wait_for;
 
 /// Runs vswitchd (bounded) with the metrics endpoint and control socket
 /// off unless `args` sets them; returns (exit code, stdout, stderr).
@@ -48,9 +46,7 @@ fn vswitchd_as(prefix: &[&str], bin: &str, args: &[&str]) -> (i32, String, Strin
 /// Asserts that no interface `name` is left in the root namespace (a TAP
 /// goes away when its last fd closes, i.e. when vswitchd has exited).
 fn assert_absent(name: &str, case: &str) {
-    let gone = wait_for(Duration::from_secs(5), || {
-        (!Path::new("/sys/class/net").join(name).exists()).then_some(())
-    });
+    let gone = wait_for(Duration::from_secs(5), || !iface_exists(name));
     if gone.is_none() {
         let _ = run(&["ip", "link", "del", name]);
         panic!("{case}: `{name}` was left behind");
@@ -63,15 +59,6 @@ fn assert_mentions(stderr: &str, case: &str, words: &[&str]) {
             stderr.contains(w),
             "{case}: stderr does not mention `{w}`:\n{stderr}"
         );
-    }
-}
-
-/// A veth pair in the root namespace, deleted on drop.
-struct Veth(String);
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "link", "del", &self.0]);
     }
 }
 
@@ -122,17 +109,14 @@ fn tap_name_taken_by_another_interface() {
     require_root();
     let base = names("clv");
     let (first, taken, peer) = (format!("{base}a"), format!("{base}v"), format!("{base}w"));
-    ok(&[
-        "ip", "link", "add", &taken, "type", "veth", "peer", "name", &peer,
-    ]);
-    let _veth = Veth(taken.clone());
+    let _veth = Link::veth(&taken, &peer, None);
     let case = "TAP name used by a veth";
     let (code, _, err) = vswitchd(&["--ports", &format!("{first},{taken}")]);
     assert_ne!(code, 0, "{case}: accepted");
     assert_mentions(&err, case, &[&taken, "not a TAP", &format!("raw:{taken}")]);
     assert_absent(&first, case);
     assert!(
-        Path::new("/sys/class/net").join(&taken).exists(),
+        iface_exists(&taken),
         "vswitchd removed the veth it refused to use"
     );
 }
@@ -236,25 +220,27 @@ fn unwritable_control_socket_says_what_to_do() {
 
 #[test]
 fn bad_log_level_is_rejected() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config/basic.toml");
-    let (code, _, err) = vswitchd(&[
-        "--log-level",
-        "inof",
-        "--check-config",
-        "--config",
-        example.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0, "--log-level inof accepted");
-    assert_mentions(&err, "bad log level", &["inof", "error, warn, info, debug"]);
-    let (code, _, err) = vswitchd(&[
-        "--busy-poll",
-        "5000000",
-        "--check-config",
-        "--config",
-        example.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0, "--busy-poll 5000000 accepted");
-    assert_mentions(&err, "busy-poll out of range", &["busy-poll", "1000000"]);
+    let example = repo("examples/config/basic.toml");
+    let cases: [(&str, &str, &str, &[&str]); 2] = [
+        (
+            "--log-level",
+            "inof",
+            "bad log level",
+            &["inof", "error, warn, info, debug"],
+        ),
+        (
+            "--busy-poll",
+            "5000000",
+            "busy-poll out of range",
+            &["busy-poll", "1000000"],
+        ),
+    ];
+    for (flag, value, case, words) in cases {
+        let config = example.to_str().unwrap();
+        let (code, _, err) = vswitchd(&[flag, value, "--check-config", "--config", config]);
+        assert_ne!(code, 0, "{flag} {value} accepted");
+        assert_mentions(&err, case, words);
+    }
 }
 
 #[test]
@@ -283,7 +269,7 @@ fn help_lists_every_setting() {
 
 #[test]
 fn check_config_accepts_the_examples() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+    let dir = repo("examples/config");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();

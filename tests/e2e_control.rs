@@ -6,8 +6,7 @@
 //! Run as root: `cargo test --release --test e2e_control`. Addresses:
 //! 198.18.100.0/24 - 198.18.107.0/24, one /24 per test.
 
-mod common;
-mod ctlkit;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -16,65 +15,44 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Bg, Netns, Switchd};
-use ctlkit::*;
+use support::agent::{Agent, send_frames};
+use support::cmd::{
+    Bg, names, ok, out3, repo, require_root, run, signal, vswitchctl_bin, vswitchd_bin,
+};
+use support::frame::{fake_mac, test_frame as frame};
+use support::net::{Link, Netns, iface_exists, quiet_ipv6};
+use support::state::{fdb, fdb_port_of, port_info, port_names, port_state};
+use support::switchd::{Lan, Switchd, write_config};
+use support::traffic::BgPing;
+use support::wait::{PATIENCE, wait_for};
 
 const BCAST: &str = "ff:ff:ff:ff:ff:ff";
 
-fn iface_exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
-}
-
-/// Deletes an interface of the root namespace on drop (if it still exists).
-struct LinkGuard(String);
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if iface_exists(&self.0) {
-            let _ = common::run(&["ip", "link", "del", &self.0]);
-        }
-    }
-}
-
-fn port_names(sw: &Switchd) -> Vec<String> {
-    let mut v: Vec<String> = sw.ctl_json(&["show"])["ports"]
-        .as_array()
-        .expect("ports")
-        .iter()
-        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Sends `frames` from (ns, dev) followed by a broadcast fence from the same
-/// port, and returns what each sniffer saw. The switch handles one port's
-/// frames in order, so a frame that reaches a sniffed port at all arrives
-/// before the fence: "not seen" is a real absence, not a race.
+/// port, and returns an agent per sniffed port holding what it saw. The
+/// switch handles one port's frames in order, so a frame that reaches a
+/// sniffed port at all arrives before the fence: "not seen" is a real
+/// absence, not a race.
 fn exchange(
     from: (&Netns, &str, &str),
     frames: Vec<Vec<u8>>,
     sniff: &[(&Netns, &str)],
     tag: &str,
-) -> Vec<Vec<Vec<u8>>> {
+) -> Vec<Agent> {
     let (ns, dev, src_mac) = from;
     let fence = format!("FENCE-{tag}-{}", std::process::id()).into_bytes();
-    let sniffers: Vec<Sniffer> = sniff
-        .iter()
-        .map(|(n, d)| Sniffer::start(n, d, &fence))
-        .collect();
+    let mut sniffers: Vec<Agent> = sniff.iter().map(|(n, d)| Agent::start(n, d)).collect();
     let mut all = frames;
     all.push(frame(BCAST, src_mac, &fence));
     send_frames(ns, dev, &all);
-    let got: Vec<Vec<Vec<u8>>> = sniffers.into_iter().map(Sniffer::finish).collect();
-    for (i, g) in got.iter().enumerate() {
+    for (i, a) in sniffers.iter_mut().enumerate() {
         assert!(
-            seen(g, &fence),
+            a.wait_marker(&fence, PATIENCE),
             "[{tag}] the broadcast fence never reached {}",
             sniff[i].1
         );
     }
-    got
+    sniffers
 }
 
 /// `vswitchctl port add` on a live switch, forwarding through the new
@@ -82,8 +60,8 @@ fn exchange(
 /// `port del`.
 #[test]
 fn ctl_port_add_fdb_flush_static_and_del() {
-    common::require_root();
-    let b = common::names("ca");
+    require_root();
+    let b = names("ca");
     let t: Vec<String> = (0..3).map(|i| format!("{b}t{i}")).collect();
     let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
     for n in &ns {
@@ -97,7 +75,7 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     let out = sw.ctl_ok(&["port", "add", &t[2]]);
     assert!(out.contains(&t[2]) && out.contains("added"), "{out}");
     assert!(
-        wait_until(Duration::from_secs(10), || iface_exists(&t[2])),
+        wait_for(Duration::from_secs(10), || iface_exists(&t[2])).is_some(),
         "port add did not create TAP {}",
         t[2]
     );
@@ -149,8 +127,9 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     let m = fake_mac(1);
     send_frames(&ns[1], &t[1], &[frame(BCAST, &m, b"learn me")]);
     assert!(
-        wait_until(Duration::from_secs(10), || fdb_port_of(&sw, &m)
-            == Some((t[1].clone(), false))),
+        wait_for(Duration::from_secs(10), || fdb_port_of(&sw, &m)
+            == Some((t[1].clone(), false)))
+        .is_some(),
         "{m} not learned on {}",
         t[1]
     );
@@ -161,11 +140,8 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "known",
     );
-    assert!(
-        seen(&got[0], b"MARK-known"),
-        "known unicast did not reach t1"
-    );
-    assert!(!seen(&got[1], b"MARK-known"), "known unicast was flooded");
+    assert!(got[0].seen(b"MARK-known"), "known unicast did not reach t1");
+    assert!(!got[1].seen(b"MARK-known"), "known unicast was flooded");
 
     // After a flush, the next frame to it floods.
     let out = sw.ctl_ok(&["fdb", "flush"]);
@@ -177,12 +153,9 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "flush",
     );
+    assert!(got[0].seen(b"MARK-flooded"), "flooded frame missing on t1");
     assert!(
-        seen(&got[0], b"MARK-flooded"),
-        "flooded frame missing on t1"
-    );
-    assert!(
-        seen(&got[1], b"MARK-flooded"),
+        got[1].seen(b"MARK-flooded"),
         "after fdb flush the frame was not flooded to t2"
     );
 
@@ -214,11 +187,11 @@ fn ctl_port_add_fdb_flush_static_and_del() {
         "static",
     );
     assert!(
-        seen(&got[1], b"MARK-static"),
+        got[1].seen(b"MARK-static"),
         "frame to the static MAC missed t2"
     );
     assert!(
-        !seen(&got[0], b"MARK-static"),
+        !got[0].seen(b"MARK-static"),
         "frame to the static MAC reached t1"
     );
     // Flush keeps static entries; del removes them.
@@ -246,10 +219,11 @@ fn ctl_port_add_fdb_flush_static_and_del() {
     sw.ctl_ok(&["port", "del", &t[2]]);
     assert!(port_info(&sw, &t[2]).is_none(), "port del left {}", t[2]);
     assert!(
-        wait_until(Duration::from_secs(10), || !ns[2]
+        wait_for(Duration::from_secs(10), || !ns[2]
             .exec(&["ip", "link", "show", &t[2]])
             .status
-            .success()),
+            .success())
+        .is_some(),
         "TAP {} still exists after port del",
         t[2]
     );
@@ -269,17 +243,11 @@ fn ctl_port_add_fdb_flush_static_and_del() {
 /// `stats` tables and their JSON are sane.
 #[test]
 fn ctl_port_set_ageing_and_tables() {
-    common::require_root();
-    let b = common::names("cb");
-    let t: Vec<String> = (0..3).map(|i| format!("{b}t{i}")).collect();
-    let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
-    for n in &ns {
-        quiet_ipv6(n);
-    }
-    let sw = Switchd::start(&["--ports", &t.join(",")], &[&t[0], &t[1], &t[2]]);
-    for i in 0..3 {
-        ns[i].take(&t[i], &format!("198.18.101.{}/24", i + 1));
-    }
+    require_root();
+    // Dropped in reverse: the switch first, then the namespaces.
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::new("cb", 3, 101);
     assert!(ns[0].ping("198.18.101.2", 3));
     assert!(ns[0].ping("198.18.101.3", 3));
     assert!(ns[1].ping("198.18.101.3", 3));
@@ -371,8 +339,8 @@ fn ctl_port_set_ageing_and_tables() {
         &[(&ns[1], &t[1]), (&ns[2], &t[2])],
         "noflood",
     );
-    assert!(seen(&got[0], b"MARK-unknown"));
-    assert!(!seen(&got[1], b"MARK-unknown"), "flood off, yet flooded");
+    assert!(got[0].seen(b"MARK-unknown"));
+    assert!(!got[1].seen(b"MARK-unknown"), "flood off, yet flooded");
     sw.ctl_ok(&["port", "set", &t[2], "--flood", "on"]);
     let got = exchange(
         (&ns[0], &t[0], &macs[0]),
@@ -380,7 +348,7 @@ fn ctl_port_set_ageing_and_tables() {
         &[(&ns[2], &t[2])],
         "flood",
     );
-    assert!(seen(&got[0], b"MARK-unknown2"), "flood on, yet not flooded");
+    assert!(got[0].seen(b"MARK-unknown2"), "flood on, yet not flooded");
 
     // learning off: new MACs on t1 are not learned; on again: they are.
     let m = fake_mac(3);
@@ -446,7 +414,7 @@ fn ctl_port_set_ageing_and_tables() {
     assert_eq!(sw.ctl_json(&["show"])["ageing_seconds"], 10);
     assert!(sw.ctl_ok(&["show"]).contains("ageing 10 s"));
     assert!(
-        wait_until(Duration::from_secs(60), || fdb_port_of(&sw, &m).is_none()),
+        wait_for(Duration::from_secs(60), || fdb_port_of(&sw, &m).is_none()).is_some(),
         "{m} did not age out after set ageing 10"
     );
 }
@@ -455,10 +423,10 @@ fn ctl_port_set_ageing_and_tables() {
 /// second daemon on the same socket; the JSON-lines protocol by hand.
 #[test]
 fn ctl_errors_permissions_and_protocol() {
-    common::require_root();
+    require_root();
     // No daemon.
-    let o = common::run(&[
-        common::vswitchctl_bin(),
+    let o = run(&[
+        vswitchctl_bin(),
         "--socket",
         "/nonexistent-vswitchd-test/ctl.sock",
         "show",
@@ -470,7 +438,7 @@ fn ctl_errors_permissions_and_protocol() {
         "{err}"
     );
     // The socket from the environment.
-    let o = Command::new(common::vswitchctl_bin())
+    let o = Command::new(vswitchctl_bin())
         .arg("show")
         .env("VSWITCHD_SOCKET", "/nonexistent-vswitchd-test/env.sock")
         .stdin(Stdio::null())
@@ -479,7 +447,7 @@ fn ctl_errors_permissions_and_protocol() {
     let (ok, _, err) = out3(&o);
     assert!(!ok && err.contains("env.sock"), "{err}");
 
-    let b = common::names("cc");
+    let b = names("cc");
     let t0 = format!("{b}t0");
     let sw = Switchd::start(&["--ports", &t0], &[&t0]);
 
@@ -493,12 +461,12 @@ fn ctl_errors_permissions_and_protocol() {
     );
 
     // Unprivileged user.
-    let o = common::run(&[
+    let o = run(&[
         "setpriv",
         "--reuid=65534",
         "--regid=65534",
         "--clear-groups",
-        common::vswitchctl_bin(),
+        vswitchctl_bin(),
         "--socket",
         sw.socket.to_str().unwrap(),
         "show",
@@ -511,7 +479,7 @@ fn ctl_errors_permissions_and_protocol() {
     // first one working.
     let t1 = format!("{b}t1");
     let mut second = Bg::new(
-        Command::new(common::vswitchd_bin())
+        Command::new(vswitchd_bin())
             .args(["--ports", &t1, "--metrics-addr", "off", "--control-socket"])
             .arg(&sw.socket)
             .stdin(Stdio::null())
@@ -521,7 +489,7 @@ fn ctl_errors_permissions_and_protocol() {
             .unwrap(),
     );
     let o = second
-        .wait(Duration::from_secs(20))
+        .finish(Duration::from_secs(20))
         .expect("second vswitchd did not exit");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
@@ -596,13 +564,6 @@ fn ctl_errors_permissions_and_protocol() {
     assert_eq!(port_names(&sw), vec![t0.clone()]);
 }
 
-fn write_config(path: &Path, text: &str) {
-    // Replace atomically, as an editor or config management would.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn log_lines_with(sw: &Switchd, needle: &str) -> usize {
     sw.log_text().matches(needle).count()
 }
@@ -612,8 +573,8 @@ fn log_lines_with(sw: &Switchd, needle: &str) -> usize {
 /// one goes.
 #[test]
 fn config_reload_on_sighup_with_traffic() {
-    common::require_root();
-    let b = common::names("cd");
+    require_root();
+    let b = names("cd");
     let [pa, pb, pc, pd, pe] = ["a", "b", "c", "d", "e"].map(|x| format!("{b}{x}"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("vswitchd.toml");
@@ -642,13 +603,14 @@ fn config_reload_on_sighup_with_traffic() {
     let ping = BgPing::start(&na, "198.18.102.2", 300, "0.01");
     // Reload once the ping is under way.
     assert!(
-        wait_until(
+        wait_for(
             Duration::from_secs(30),
             || port_info(&sw, &pa).unwrap()["counters"]["rx_frames"]
                 .as_u64()
                 .unwrap()
                 >= before + 20
-        ),
+        )
+        .is_some(),
         "the ping did not start"
     );
     write_config(
@@ -661,10 +623,11 @@ fn config_reload_on_sighup_with_traffic() {
             port(&pd, "")
         ),
     );
-    common::signal(sw.proc.pid(), "HUP");
+    signal(sw.proc.pid(), "HUP");
     assert!(
-        wait_until(Duration::from_secs(30), || log_lines_with(&sw, "reloaded:")
-            >= 1),
+        wait_for(Duration::from_secs(30), || log_lines_with(&sw, "reloaded:")
+            >= 1)
+        .is_some(),
         "no reload logged: {}",
         sw.log_text()
     );
@@ -681,11 +644,11 @@ fn config_reload_on_sighup_with_traffic() {
         sw.log_text()
     );
     assert!(
-        wait_until(Duration::from_secs(10), || iface_exists(&pd)),
+        wait_for(Duration::from_secs(10), || iface_exists(&pd)).is_some(),
         "{pd} not created"
     );
     assert!(
-        wait_until(Duration::from_secs(10), || !iface_exists(&pe)),
+        wait_for(Duration::from_secs(10), || !iface_exists(&pe)).is_some(),
         "{pe} still exists"
     );
     let mut want = vec![pa.clone(), pb.clone(), pc.clone(), pd.clone()];
@@ -716,8 +679,8 @@ fn config_reload_on_sighup_with_traffic() {
 /// file and line (logged for SIGHUP, returned by `vswitchctl reload`).
 #[test]
 fn config_reload_bad_file_keeps_running_config() {
-    common::require_root();
-    let b = common::names("ce");
+    require_root();
+    let b = names("ce");
     let [pa, pb, pc, pz] = ["a", "b", "c", "z"].map(|x| format!("{b}{x}"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("vswitchd.toml");
@@ -742,11 +705,12 @@ fn config_reload_bad_file_keeps_running_config() {
              bogus-key = 1\n"
         ),
     );
-    common::signal(sw.proc.pid(), "HUP");
+    signal(sw.proc.pid(), "HUP");
     assert!(
-        wait_until(Duration::from_secs(30), || sw
+        wait_for(Duration::from_secs(30), || sw
             .log_text()
-            .contains("bogus-key")),
+            .contains("bogus-key"))
+        .is_some(),
         "no error logged: {}",
         sw.log_text()
     );
@@ -797,13 +761,13 @@ fn config_reload_bad_file_keeps_running_config() {
     assert_eq!(port_state(&sw, &pc).as_deref(), Some("up"));
 }
 
-fn make_veth(root: &str, peer: &str, ns: &Netns, mac: &str, addr: &str) {
-    common::ok(&[
-        "ip", "link", "add", root, "type", "veth", "peer", "name", peer, "netns", &ns.name,
-    ]);
+/// A veth pair: `root` here, `peer` in `ns` with `mac` and `addr`, up.
+fn make_veth(root: &str, peer: &str, ns: &Netns, mac: &str, addr: &str) -> Link {
+    let link = Link::veth(root, peer, Some(ns));
     ns.ip(&["link", "set", peer, "address", mac]);
     ns.ip(&["addr", "add", addr, "dev", peer]);
     ns.ip(&["link", "set", peer, "up"]);
+    link
 }
 
 /// A `raw:` veth deleted while two other ports carry a ping: no loss
@@ -811,8 +775,8 @@ fn make_veth(root: &str, peer: &str, ns: &Netns, mac: &str, addr: &str) {
 /// under the same name: the port is re-attached and forwards again.
 #[test]
 fn hotplug_raw_veth_deleted_and_recreated() {
-    common::require_root();
-    let b = common::names("cf");
+    require_root();
+    let b = names("cf");
     let (t0, t1, v, vp) = (
         format!("{b}t0"),
         format!("{b}t1"),
@@ -820,9 +784,8 @@ fn hotplug_raw_veth_deleted_and_recreated() {
         format!("{b}vp"),
     );
     let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
-    let _veth = LinkGuard(v.clone());
     let vmac = fake_mac(0x42);
-    make_veth(&v, &vp, &ns[2], &vmac, "198.18.104.3/24");
+    let _veth = make_veth(&v, &vp, &ns[2], &vmac, "198.18.104.3/24");
     let raw = format!("raw:{v}");
     let sw = Switchd::start(&["--ports", &format!("{t0},{t1},{raw}")], &[&t0, &t1]);
     ns[0].take(&t0, "198.18.104.1/24");
@@ -834,10 +797,11 @@ fn hotplug_raw_veth_deleted_and_recreated() {
     assert_eq!(fdb_port_of(&sw, &vmac), Some((raw.clone(), false)));
 
     let ping = BgPing::start(&ns[0], "198.18.104.2", 250, "0.02");
-    common::ok(&["ip", "link", "del", &v]);
+    ok(&["ip", "link", "del", &v]);
     assert!(
-        wait_until(Duration::from_secs(20), || port_state(&sw, &raw).as_deref()
-            != Some("up")),
+        wait_for(Duration::from_secs(20), || port_state(&sw, &raw).as_deref()
+            != Some("up"))
+        .is_some(),
         "{raw} still up after its veth was deleted"
     );
     let st = port_state(&sw, &raw);
@@ -854,16 +818,17 @@ fn hotplug_raw_veth_deleted_and_recreated() {
     );
     assert_eq!(port_state(&sw, &t0).as_deref(), Some("up"));
 
-    make_veth(&v, &vp, &ns[2], &vmac, "198.18.104.3/24");
+    let _veth_again = make_veth(&v, &vp, &ns[2], &vmac, "198.18.104.3/24");
     assert!(
-        wait_until(Duration::from_secs(30), || port_state(&sw, &raw).as_deref()
-            == Some("up")),
+        wait_for(Duration::from_secs(30), || port_state(&sw, &raw).as_deref()
+            == Some("up"))
+        .is_some(),
         "{raw} not re-attached: {:?}\n{}",
         port_state(&sw, &raw),
         sw.log_text()
     );
     assert!(
-        wait_until(Duration::from_secs(30), || ns[0].ping("198.18.104.3", 2)),
+        wait_for(Duration::from_secs(30), || ns[0].ping("198.18.104.3", 2)).is_some(),
         "no forwarding through the re-attached {raw}"
     );
     assert!(sw.log_text().contains("re-attached"));
@@ -879,14 +844,11 @@ fn hotplug_raw_veth_deleted_and_recreated() {
 /// ports carry on.
 #[test]
 fn hotplug_tap_deleted_in_namespace() {
-    common::require_root();
-    let b = common::names("cg");
-    let t: Vec<String> = (0..3).map(|i| format!("{b}t{i}")).collect();
-    let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
-    let sw = Switchd::start(&["--ports", &t.join(",")], &[&t[0], &t[1], &t[2]]);
-    for i in 0..3 {
-        ns[i].take(&t[i], &format!("198.18.105.{}/24", i + 1));
-    }
+    require_root();
+    // Dropped in reverse: the switch first, then the namespaces.
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::new("cg", 3, 105);
     assert!(ns[0].ping("198.18.105.2", 3));
     assert!(ns[0].ping("198.18.105.3", 3));
     assert!(fdb(&sw).iter().any(|(_, p, _)| *p == t[2]));
@@ -894,11 +856,12 @@ fn hotplug_tap_deleted_in_namespace() {
     let ping = BgPing::start(&ns[0], "198.18.105.2", 250, "0.02");
     ns[2].ip(&["link", "del", &t[2]]);
     assert!(
-        wait_until(Duration::from_secs(20), || {
+        wait_for(Duration::from_secs(20), || {
             // Traffic towards it (a flood) also reveals the loss.
             let _ = ns[0].exec(&["ping", "-c", "1", "-W", "1", "198.18.105.3"]);
             port_state(&sw, &t[2]).as_deref() != Some("up")
-        }),
+        })
+        .is_some(),
         "{} still up after its netdev was deleted",
         t[2]
     );
@@ -916,14 +879,37 @@ fn hotplug_tap_deleted_in_namespace() {
     assert!(ns[1].ping("198.18.105.1", 3));
 }
 
+/// Starts `cmd` (vswitchd with NOTIFY_SOCKET bound to `sock`, stderr to
+/// `log`) and returns it with the first message it sends there (at most
+/// 30 s; `what` names the message for the failure).
+fn start_notified(mut cmd: Command, sock: &UnixDatagram, log: &Path, what: &str) -> (Bg, String) {
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let d = Bg::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "no {what}: {e}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
+    (d, String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// vswitchd tells systemd READY=1 (Type=notify) once its ports and control
 /// socket are open, to a path or an abstract socket; SIGTERM stops it
 /// cleanly: exit 0, TAPs and control socket removed.
 #[test]
 fn sd_notify_ready_and_graceful_sigterm() {
-    common::require_root();
+    require_root();
     for abstract_ns in [false, true] {
-        let b = common::names("ch");
+        let b = names("ch");
         let tap = format!("{b}t0");
         let dir = tempfile::tempdir().unwrap();
         let ctl = dir.path().join("ctl.sock");
@@ -939,28 +925,12 @@ fn sd_notify_ready_and_graceful_sigterm() {
                 p.to_str().unwrap().to_string(),
             )
         };
-        sock.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
         let log = dir.path().join("log");
-        let mut d = Bg::new(
-            Command::new(common::vswitchd_bin())
-                .args(["--ports", &tap, "--metrics-addr", "off", "--control-socket"])
-                .arg(&ctl)
-                .env("NOTIFY_SOCKET", &env)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        let mut buf = [0u8; 4096];
-        let n = sock.recv(&mut buf).unwrap_or_else(|e| {
-            panic!(
-                "no notification on {env}: {e}\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut cmd = Command::new(vswitchd_bin());
+        cmd.args(["--ports", &tap, "--metrics-addr", "off", "--control-socket"])
+            .arg(&ctl)
+            .env("NOTIFY_SOCKET", &env);
+        let (mut d, msg) = start_notified(cmd, &sock, &log, &format!("notification on {env}"));
         assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
         assert!(iface_exists(&tap), "READY=1 before the ports were open");
         assert!(ctl.exists(), "READY=1 before the control socket was bound");
@@ -974,7 +944,7 @@ fn sd_notify_ready_and_graceful_sigterm() {
         );
         assert!(!ctl.exists(), "control socket left behind");
         assert!(
-            wait_until(Duration::from_secs(10), || !iface_exists(&tap)),
+            wait_for(Duration::from_secs(10), || !iface_exists(&tap)).is_some(),
             "TAP left behind"
         );
         let log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -988,54 +958,39 @@ fn sd_notify_ready_and_graceful_sigterm() {
 /// with NO_COLOR=1 (as the unit sets) the log has no escape codes.
 #[test]
 fn service_capabilities_suffice() {
-    common::require_root();
-    let b = common::names("ci");
+    require_root();
+    let b = names("ci");
     let (tap, v, vp) = (format!("{b}t0"), format!("{b}v"), format!("{b}vp"));
     let ns: Vec<Netns> = (0..2).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
-    let _veth = LinkGuard(v.clone());
-    make_veth(&v, &vp, &ns[1], &fake_mac(0x51), "198.18.106.2/24");
+    let _veth = make_veth(&v, &vp, &ns[1], &fake_mac(0x51), "198.18.106.2/24");
     let dir = tempfile::tempdir().unwrap();
     let ctl = dir.path().join("ctl.sock");
     let notify = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
     let log = dir.path().join("log");
-    let _d = Bg::new(
-        Command::new("setpriv")
-            .args(["--bounding-set", "-all,+net_admin,+net_raw"])
-            .arg(common::vswitchd_bin())
-            .args([
-                "--ports",
-                &format!("{tap},raw:{v}"),
-                "--metrics-addr",
-                "off",
-            ])
-            .arg("--control-socket")
-            .arg(&ctl)
-            .env("NOTIFY_SOCKET", &notify)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).unwrap_or_else(|e| {
-        panic!(
-            "no READY=1 with the reduced capability set: {e}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
-    assert_eq!(&buf[..n], b"READY=1");
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set", "-all,+net_admin,+net_raw"])
+        .arg(vswitchd_bin())
+        .args([
+            "--ports",
+            &format!("{tap},raw:{v}"),
+            "--metrics-addr",
+            "off",
+        ])
+        .arg("--control-socket")
+        .arg(&ctl)
+        .env("NOTIFY_SOCKET", &notify)
+        .env("NO_COLOR", "1");
+    let what = "READY=1 with the reduced capability set";
+    let (_d, msg) = start_notified(cmd, &sock, &log, what);
+    assert_eq!(msg, "READY=1");
     ns[0].take(&tap, "198.18.106.1/24");
     assert!(
         ns[0].ping("198.18.106.2", 3),
         "no forwarding between a TAP and a raw: port with only CAP_NET_ADMIN and CAP_NET_RAW"
     );
-    let o = common::run(&[
-        common::vswitchctl_bin(),
+    let o = run(&[
+        vswitchctl_bin(),
         "--socket",
         ctl.to_str().unwrap(),
         "--json",
@@ -1053,17 +1008,13 @@ fn service_capabilities_suffice() {
     );
 }
 
-fn repo(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
 /// dist/vswitchd.toml passes --check-config; dist/vswitchd.service passes
 /// `systemd-analyze verify` (when installed) with ExecStart pointed at the
 /// binary under test.
 #[test]
 fn dist_files_are_valid() {
-    let o = common::run(&[
-        common::vswitchd_bin(),
+    let o = run(&[
+        vswitchd_bin(),
         "--check-config",
         "--config",
         repo("dist/vswitchd.toml").to_str().unwrap(),
@@ -1087,14 +1038,14 @@ fn dist_files_are_valid() {
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();
         let unit = unit
-            .replace("/usr/local/sbin/vswitchd", common::vswitchd_bin())
+            .replace("/usr/local/sbin/vswitchd", vswitchd_bin())
             .replace(
                 "/etc/vswitchd/vswitchd.toml",
                 repo("dist/vswitchd.toml").to_str().unwrap(),
             );
         let path = dir.path().join("vswitchd.service");
         std::fs::write(&path, unit).unwrap();
-        let o = common::run(&[
+        let o = run(&[
             "systemd-analyze",
             "verify",
             "--man=no",

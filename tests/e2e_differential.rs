@@ -10,15 +10,18 @@
 //! Frames are matched by a payload marker (`VSD#nnnn#`), or by their exact
 //! bytes for header-only frames.
 
-mod common;
-#[path = "common/e2e_extra.rs"]
-mod e2e_extra;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use common::{Netns, names, require_root};
-use e2e_extra::*;
+use support::agent::Agent;
+use support::cmd::{names, require_root};
+use support::frame::{BCAST, ETH_TEST, contains, frame, hex};
+use support::net::{Netns, quiet_ipv6};
+use support::switchd::Lan;
+use support::wait::{PATIENCE, wait_for};
 
 const HOSTS: usize = 4;
 const HOST_NAMES: [char; HOSTS] = ['A', 'B', 'C', 'D'];
@@ -109,7 +112,6 @@ impl Script {
     }
 }
 
-const BCAST: [u8; 6] = [0xff; 6];
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
@@ -381,17 +383,8 @@ impl Fabric {
         let sw = Netns::new(&format!("{base}sw"));
         quiet_ipv6(&sw);
         for k in ["iptables", "ip6tables", "arptables"] {
-            let o = sw.exec(&[
-                "sysctl",
-                "-q",
-                "-w",
-                &format!("net.bridge.bridge-nf-call-{k}=0"),
-            ]);
-            assert!(
-                o.status.success(),
-                "cannot turn off bridge-nf-call-{k} in {}",
-                sw.name
-            );
+            sw.at()
+                .sysctl(&format!("net.bridge.bridge-nf-call-{k}"), "0");
         }
         let br = "br0";
         sw.ip(&["link", "add", br, "type", "bridge", "ageing_time", "30000"]);
@@ -415,7 +408,7 @@ impl Fabric {
         for (vr, _) in &devs {
             let fwd = wait_for(PATIENCE, || {
                 let o = sw.exec(&["cat", &format!("/sys/class/net/{vr}/brport/state")]);
-                (String::from_utf8_lossy(&o.stdout).trim() == "3").then_some(())
+                String::from_utf8_lossy(&o.stdout).trim() == "3"
             });
             assert!(fwd.is_some(), "bridge port {vr} never forwarding");
         }
@@ -423,13 +416,13 @@ impl Fabric {
         // 224.0.0.106 when it comes up and sends two IGMPv3 reports about
         // a second apart, flooded to every port: let them pass before the
         // test counts frames (at most a few seconds).
-        let _ = wait_for(std::time::Duration::from_secs(5), || {
+        let _ = wait_for(Duration::from_secs(5), || {
             let o = sw.exec(&["cat", "/sys/class/net/br0/statistics/tx_packets"]);
             let n: u64 = String::from_utf8_lossy(&o.stdout)
                 .trim()
                 .parse()
                 .unwrap_or(0);
-            (n >= 2).then_some(())
+            n >= 2
         });
         let agents = (0..HOSTS)
             .map(|i| Agent::start(&ns[i], &devs[i].1))
@@ -493,18 +486,17 @@ impl Fabric {
         c
     }
 
-    /// Counters once two reads 100 ms apart agree (a worker may be
-    /// between a write and its counter update).
+    /// Counters once two reads at least 100 ms apart agree (a worker may
+    /// be between a write and its counter update); at most 5 s.
     fn counts(&self) -> Counts {
         let mut last = self.counts_once();
-        for _ in 0..50 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = wait_for(Duration::from_secs(5), || {
+            std::thread::sleep(Duration::from_millis(100));
             let now = self.counts_once();
-            if now == last {
-                return now;
-            }
+            let stable = now == last;
             last = now;
-        }
+            stable
+        });
         last
     }
 

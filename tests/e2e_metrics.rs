@@ -9,18 +9,21 @@
 //! 198.18.110.0/24. Tools: ping, iperf3, ss, promtool, prometheus, curl (the
 //! script uses it; the test itself speaks HTTP with std only).
 
-mod common;
-mod ctlkit;
+mod support;
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::io::Write;
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Bg, Netns, Switchd};
-use ctlkit::*;
+use support::agent::send_frames;
+use support::cmd::{repo, require_root, run};
+use support::frame::test_frame;
+use support::net::Netns;
+use support::state::{Scrape, http, scrape};
+use support::switchd::Lan;
+use support::traffic::iperf3;
+use support::wait::wait_for;
 
 /// A port the kernel says is free now (bound and released).
 fn free_port() -> u16 {
@@ -29,66 +32,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// One HTTP/1.1 request; returns (status code, headers, body).
-fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: vswitch-e2e\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).expect("UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    (code, head.to_string(), body.to_string())
-}
-
-/// Sample values of one scrape, keyed `name{labels}` as exported.
-struct Scrape(HashMap<String, f64>);
-
-impl Scrape {
-    fn parse(text: &str) -> Scrape {
-        let mut m = HashMap::new();
-        for l in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (k, v) = l.rsplit_once(' ').expect("sample line");
-            m.insert(k.to_string(), v.parse::<f64>().expect("sample value"));
-        }
-        Scrape(m)
-    }
-
-    fn port(&self, family: &str, port: &str) -> f64 {
-        let k = format!("{family}{{port=\"{port}\"}}");
-        *self.0.get(&k).unwrap_or_else(|| panic!("no sample {k}"))
-    }
-
-    fn drops(&self, port: &str, reason: &str) -> f64 {
-        let k = format!("vswitchd_port_drops_total{{port=\"{port}\",reason=\"{reason}\"}}");
-        self.0.get(&k).copied().unwrap_or(0.0)
-    }
-
-    fn get(&self, k: &str) -> f64 {
-        *self.0.get(k).unwrap_or_else(|| panic!("no sample {k}"))
-    }
-}
-
-fn scrape(addr: &str) -> (String, Scrape) {
-    let (code, head, body) = http(addr, "GET", "/metrics");
-    assert_eq!(code, 200, "{head}");
-    (body.clone(), Scrape::parse(&body))
 }
 
 /// `promtool check metrics` on a scrape, fed on stdin.
@@ -108,10 +51,6 @@ fn promtool_check_metrics(text: &str) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-fn repo(p: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
 /// The kernel's [rx, tx] byte counters of `dev` in `ns`.
@@ -142,19 +81,20 @@ const CHATTER_FRAMES: f64 = 64.0;
 
 #[test]
 fn metrics_live_counters_promtool_and_prometheus() {
-    common::require_root();
-    let b = common::names("ma");
-    let t: Vec<String> = (0..3).map(|i| format!("{b}t{i}")).collect();
-    let ns: Vec<Netns> = (0..3).map(|i| Netns::new(&format!("{b}n{i}"))).collect();
+    require_root();
     let addr = format!("127.0.0.1:{}", free_port());
-    let sw = Switchd::start(
-        &["--ports", &t.join(","), "--metrics-addr", &addr],
-        &[&t[0], &t[1], &t[2]],
-    );
+    // Dropped in reverse: the switch first, then the namespaces.
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::with_args("ma", 3, 110, |taps| {
+        vec![
+            "--ports".into(),
+            taps.join(","),
+            "--metrics-addr".into(),
+            addr.clone(),
+        ]
+    });
     let ip = |i: usize| format!("198.18.110.{}", i + 1);
-    for i in 0..3 {
-        ns[i].take(&t[i], &format!("{}/24", ip(i)));
-    }
     assert!(ns[0].ping(&ip(1), 3));
     assert!(ns[0].ping(&ip(2), 3));
     assert!(ns[1].ping(&ip(2), 3));
@@ -259,45 +199,12 @@ fn metrics_live_counters_promtool_and_prometheus() {
     //    without GSO, plus iperf3's control connection (a few KiB).
     //    Independently, they equal the kernel's own counters of the TAPs
     //    (inside the namespaces), which count frames the same way.
-    let server = Bg::new(ns[1].spawn(&[
-        "timeout",
-        "90",
-        "iperf3",
-        "-s",
-        "-1",
-        "-B",
-        &ip(1),
-        "-p",
-        "5201",
-    ]));
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            let o = ns[1].exec(&["ss", "-Hltn", "sport = :5201"]);
-            !String::from_utf8_lossy(&o.stdout).trim().is_empty()
-        }),
-        "iperf3 server did not listen"
-    );
     let (_, s0) = scrape(&addr);
     let k0 = [kernel_bytes(&ns[0], &t[0]), kernel_bytes(&ns[1], &t[1])];
-    let o = ns[0].exec(&[
-        "timeout",
-        "60",
-        "iperf3",
-        "-c",
-        &ip(1),
-        "-p",
-        "5201",
-        "-n",
-        "8M",
-        "-J",
-    ]);
-    let json = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "iperf3: {json}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_str(&json).expect("iperf3 -J output");
+    // The server in ns1 listens before the client starts; it is gone
+    // (one test, -1) before the second scrape.
+    let j = iperf3(ns[1].at(), &ip(1), ns[0].at(), &["-n", "8M"]);
+    let json = j.to_string();
     let sent = j["end"]["sum_sent"]["bytes"]
         .as_f64()
         .expect("sum_sent.bytes");
@@ -310,7 +217,6 @@ fn metrics_live_counters_promtool_and_prometheus() {
         "iperf3 -n 8M wrote only {sent} bytes"
     );
     assert!(received > 0.0, "{json}");
-    drop(server);
     let (_, s1) = scrape(&addr);
     let k1 = [kernel_bytes(&ns[0], &t[0]), kernel_bytes(&ns[1], &t[1])];
     eprintln!("iperf3: sender {sent} bytes, receiver {received} bytes");
@@ -338,28 +244,18 @@ fn metrics_live_counters_promtool_and_prometheus() {
     // Against the kernel: what ns0 sent on its TAP is what the switch read;
     // what the switch wrote to t1 is what ns1 received.
     let kd = |i: usize, dir: usize| k1[i][dir] - k0[i][dir];
-    for (what, ours, theirs) in [
-        (
-            "rx t0 vs kernel tx in ns0",
-            d("vswitchd_port_rx_bytes_total", &t[0]),
-            kd(0, 1),
-        ),
-        (
-            "tx t0 vs kernel rx in ns0",
-            d("vswitchd_port_tx_bytes_total", &t[0]),
-            kd(0, 0),
-        ),
-        (
-            "tx t1 vs kernel rx in ns1",
-            d("vswitchd_port_tx_bytes_total", &t[1]),
-            kd(1, 0),
-        ),
-        (
-            "rx t1 vs kernel tx in ns1",
-            d("vswitchd_port_rx_bytes_total", &t[1]),
-            kd(1, 1),
-        ),
+    // (what, family, port and namespace, kernel direction: 0 rx, 1 tx)
+    let (rx, tx) = (
+        "vswitchd_port_rx_bytes_total",
+        "vswitchd_port_tx_bytes_total",
+    );
+    for (what, family, i, dir) in [
+        ("rx t0 vs kernel tx in ns0", rx, 0, 1),
+        ("tx t0 vs kernel rx in ns0", tx, 0, 0),
+        ("tx t1 vs kernel rx in ns1", tx, 1, 0),
+        ("rx t1 vs kernel tx in ns1", rx, 1, 1),
     ] {
+        let (ours, theirs) = (d(family, &t[i]), kd(i, dir));
         within(what, ours, theirs - CHATTER_BYTES, theirs + CHATTER_BYTES);
     }
     // The transfer's frames went t0 -> t1 whole: as many out as in (give or
@@ -379,14 +275,15 @@ fn metrics_live_counters_promtool_and_prometheus() {
     //    ingress port, exactly.
     let (_, s0) = scrape(&addr);
     let mac0 = ns[0].mac(&t[0]);
-    let pause = frame("01:80:c2:00:00:01", &mac0, b"pause");
+    let pause = test_frame("01:80:c2:00:00:01", &mac0, b"pause");
     send_frames(&ns[0], &t[0], &vec![pause; 7]);
     assert!(
-        wait_until(Duration::from_secs(10), || scrape(&addr)
+        wait_for(Duration::from_secs(10), || scrape(&addr)
             .1
             .drops(&t[0], "pause_frame")
             - s0.drops(&t[0], "pause_frame")
-            >= 7.0),
+            >= 7.0)
+        .is_some(),
         "pause frames not counted as drops"
     );
     let (text, s1) = scrape(&addr);
@@ -398,8 +295,9 @@ fn metrics_live_counters_promtool_and_prometheus() {
 
     // 4. A real Prometheus scrapes the live switch while traffic flows;
     //    dashboards' expressions must return data and alert rules evaluate.
-    let _flow = [
-        Bg::new(ns[0].spawn(&[
+    //    Pings from ns0 (500-byte payloads) and ns2 (the default 56) to ns1.
+    let ping = |i: usize, size: &str| {
+        ns[i].spawn(&[
             "timeout",
             "150",
             "ping",
@@ -408,22 +306,12 @@ fn metrics_live_counters_promtool_and_prometheus() {
             "-i",
             "0.1",
             "-s",
-            "500",
+            size,
             "-q",
             &ip(1),
-        ])),
-        Bg::new(ns[2].spawn(&[
-            "timeout",
-            "150",
-            "ping",
-            "-c",
-            "1500",
-            "-i",
-            "0.1",
-            "-q",
-            &ip(1),
-        ])),
-    ];
+        ])
+    };
+    let _flow = [ping(0, "500"), ping(2, "56")];
     let o = Command::new("timeout")
         .arg("300")
         .arg(repo("tests/metrics/prometheus-e2e.sh"))
@@ -448,7 +336,7 @@ fn metrics_live_counters_promtool_and_prometheus() {
 /// The alert rules load, and their unit tests pass.
 #[test]
 fn alert_rules_check_and_unit_tests() {
-    let o = common::run(&[
+    let o = run(&[
         "timeout",
         "60",
         "promtool",

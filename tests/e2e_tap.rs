@@ -2,49 +2,26 @@
 //! its own network namespace (the normal way hosts attach), and real tools
 //! (ping, iperf3, raw frames) cross the switch.
 
-mod common;
-#[path = "common/e2e_extra.rs"]
-mod e2e_extra;
+mod support;
 
 use std::time::Duration;
 
-use common::{Bg, require_root};
-use e2e_extra::*;
-
-/// Bytes the receiving side counted, from an iperf3 `-J` report.
-fn iperf_received(json: &[u8]) -> u64 {
-    let v: serde_json::Value = serde_json::from_slice(json)
-        .unwrap_or_else(|e| panic!("iperf3 JSON: {e}: {}", String::from_utf8_lossy(json)));
-    v["end"]["sum_received"]["bytes"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no end.sum_received.bytes in {v}"))
-}
+use support::agent::Agent;
+use support::cmd::{ok, require_root};
+use support::frame::{BCAST, ETH_TEST, frame, is_arp_for, mac};
+use support::net::Link;
+use support::state::{fdb_has_port, port_json, wait_ports_up};
+use support::switchd::Lan;
+use support::traffic::{Capture, iperf3, iperf3_server, received_bytes};
+use support::wait::{PATIENCE, wait_for};
 
 /// Runs a 3 s iperf3 TCP test from host 0 to host 1 (`-R`: the other
 /// way) and returns the bytes the receiver counted.
 fn iperf_3s(lan: &Lan, extra: Option<&str>) -> u64 {
-    let mut server = Bg::new(lan.ns[1].spawn(&["timeout", "90", "iperf3", "-s", "-1"]));
-    lan.wait_iperf_server(1);
-    let mut args = vec![
-        "timeout",
-        "60",
-        "iperf3",
-        "-c",
-        &lan.ips[1],
-        "-t",
-        "3",
-        "-J",
-    ];
+    let mut args = vec!["-t", "3"];
     args.extend(extra);
-    let o = lan.ns[0].exec(&args);
-    assert!(
-        o.status.success(),
-        "iperf3 {extra:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    server.wait(Duration::from_secs(20));
-    iperf_received(&o.stdout)
+    let report = iperf3(lan.ns[1].at(), &lan.ips[1], lan.ns[0].at(), &args);
+    received_bytes(&report)
 }
 
 #[test]
@@ -94,7 +71,7 @@ fn broadcast_reaches_every_other_port() {
     // A crafted broadcast with a unique payload.
     let marker = format!("VSBCAST{}", lan.taps[0]);
     let src = mac(&lan.ns[0].mac(&lan.taps[0]));
-    let f = frame([0xff; 6], src, &[], ETH_TEST, marker.as_bytes());
+    let f = frame(BCAST, src, &[], ETH_TEST, marker.as_bytes());
     agents[0].send(&f);
     for a in agents.iter_mut().skip(1) {
         assert!(
@@ -123,10 +100,7 @@ fn broadcast_reaches_every_other_port() {
     for a in agents.iter_mut().skip(1) {
         let seen = wait_for(PATIENCE, || {
             a.poll();
-            a.received
-                .iter()
-                .any(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[38..42] == target)
-                .then_some(())
+            a.received.iter().any(|f| is_arp_for(f, target))
         });
         assert!(seen.is_some(), "{} never saw the ARP request", a.host);
     }
@@ -173,7 +147,7 @@ fn learned_unicast_does_not_leak() {
         agents[0].send(&frame(m1, m0, &[], ETH_TEST, payload.as_bytes()));
     }
     let barrier = format!("VSBARRIER{}", lan.taps[0]);
-    agents[0].send(&frame([0xff; 6], m0, &[], ETH_TEST, barrier.as_bytes()));
+    agents[0].send(&frame(BCAST, m0, &[], ETH_TEST, barrier.as_bytes()));
     for a in &mut agents[1..] {
         assert!(
             a.wait_marker(barrier.as_bytes(), PATIENCE),
@@ -192,17 +166,15 @@ fn sigterm_under_load_exits_cleanly() {
     require_root();
     let mut lan = Lan::new("tps", 2, 24);
     assert!(lan.ping_eventually(0, 1), "no ping before iperf3");
-    let _server = Bg::new(lan.ns[1].spawn(&["timeout", "120", "iperf3", "-s", "-1"]));
-    lan.wait_iperf_server(1);
-    let _client =
-        Bg::new(lan.ns[0].spawn(&["timeout", "120", "iperf3", "-c", &lan.ips[1], "-t", "60"]));
+    let _server = iperf3_server(lan.ns[1].at(), &lan.ips[1]);
+    let _client = lan.ns[0].spawn(&["timeout", "120", "iperf3", "-c", &lan.ips[1], "-t", "60"]);
     // Wait until TCP really flows through the switch.
     let flowing = wait_for(PATIENCE, || {
         let s = lan.sw.ctl_json(&["stats"]);
         let b = port_json(&s, &lan.taps[1])["counters"]["tx_bytes"]
             .as_u64()
             .unwrap_or(0);
-        (b > 5_000_000).then_some(())
+        b > 5_000_000
     });
     assert!(
         flowing.is_some(),
@@ -216,9 +188,7 @@ fn sigterm_under_load_exits_cleanly() {
     assert!(status.success(), "vswitchd exited with {status}: {log}");
     // Non-persistent TAPs vanish with their fd, even inside the namespaces.
     for (ns, tap) in lan.ns.iter().zip(&lan.taps) {
-        let gone = wait_for(Duration::from_secs(10), || {
-            (!link_exists(&ns.name, tap)).then_some(())
-        });
+        let gone = wait_for(Duration::from_secs(10), || !ns.at().dev_exists(tap));
         assert!(
             gone.is_some(),
             "{tap} still exists in {} after exit",
@@ -236,7 +206,7 @@ fn deleted_netdev_goes_down_and_others_keep_forwarding() {
     }
     let gone = lan.taps[2].clone();
     assert!(
-        fdb_ports(&lan.sw).contains(&gone),
+        fdb_has_port(&lan.sw, &gone),
         "nothing learned on {gone} before the test"
     );
     lan.ns[2].ip(&["link", "del", &gone]);
@@ -272,7 +242,7 @@ fn deleted_netdev_goes_down_and_others_keep_forwarding() {
     }
     // Its learned MACs were flushed, like a bridge port whose link goes down.
     assert!(
-        !fdb_ports(&lan.sw).contains(&gone),
+        !fdb_has_port(&lan.sw, &gone),
         "FDB still points at {gone}: {}",
         lan.sw.ctl_json(&["fdb", "show"])
     );
@@ -289,14 +259,14 @@ fn port_is_reattached_when_its_interface_returns() {
     lan.ns[2].ip(&["link", "del", &name]);
     let down = wait_for(PATIENCE, || {
         let s = lan.sw.ctl_json(&["show"]);
-        (port_json(&s, &name)["state"] == "gone").then_some(())
+        port_json(&s, &name)["state"] == "gone"
     });
     assert!(down.is_some(), "{name} not gone: {}", lan.sw.log_text());
 
     // A persistent TAP of the same name appears in vswitchd's namespace
     // (`ip tuntap add` holds it open for a moment while creating it).
-    let _tap = RootLink(name.clone());
-    common::ok(&["ip", "tuntap", "add", "dev", &name, "mode", "tap"]);
+    let _tap = Link(name.clone());
+    ok(&["ip", "tuntap", "add", "dev", &name, "mode", "tap"]);
     let back = wait_for(PATIENCE, || {
         let s = lan.sw.ctl_json(&["show"]);
         let p = port_json(&s, &name);
@@ -306,7 +276,7 @@ fn port_is_reattached_when_its_interface_returns() {
     // vswitchd must own the TAP's fd: attached as raw: to a TAP nobody
     // reads, the port looks up but carries nothing (NO-CARRIER).
     assert_eq!(kind, "tap", "re-attached as {kind}: {}", lan.sw.log_text());
-    let link = common::ok(&["ip", "-d", "link", "show", &name]);
+    let link = ok(&["ip", "-d", "link", "show", &name]);
     assert!(!link.contains("NO-CARRIER"), "{link}");
 
     lan.ns[2].take(&name, &format!("{}/24", lan.ips[2]));
@@ -324,31 +294,6 @@ fn port_is_reattached_when_its_interface_returns() {
         "a second `{name}` appeared in the root namespace: {}",
         lan.sw.log_text()
     );
-}
-
-/// Ports the FDB has entries for (`vswitchctl --json fdb show`).
-fn fdb_ports(sw: &common::Switchd) -> Vec<String> {
-    let v = sw.ctl_json(&["fdb", "show"]);
-    let rows = match v.as_array() {
-        Some(a) => a.clone(),
-        None => v
-            .as_object()
-            .and_then(|o| o.values().find_map(|x| x.as_array().cloned()))
-            .unwrap_or_default(),
-    };
-    rows.iter()
-        .filter_map(|r| r["port"].as_str().map(String::from))
-        .collect()
-}
-
-/// An interface in the root namespace (or wherever it was moved, through
-/// its namespace being deleted), deleted on drop.
-struct RootLink(String);
-
-impl Drop for RootLink {
-    fn drop(&mut self) {
-        let _ = common::run(&["ip", "link", "del", &self.0]);
-    }
 }
 
 /// A LAN on vswitchd with io_uring on and debug logs (which tell when a
@@ -383,7 +328,7 @@ fn io_uring_forwards_and_releases_ports() {
     // A port busy enough to be read through the ring: a flood ping from
     // its namespace (bounded in count and time).
     let flood_from = |lan: &Lan, i: usize| {
-        let flood = Bg::new(lan.ns[i].spawn(&[
+        let flood = lan.ns[i].spawn(&[
             "timeout",
             "20",
             "ping",
@@ -392,9 +337,9 @@ fn io_uring_forwards_and_releases_ports() {
             "-c",
             "500000",
             &lan.ips[0],
-        ]));
+        ]);
         let busy = format!("busy: reading through io_uring port=\"{}\"", lan.taps[i]);
-        let seen = wait_for(PATIENCE, || lan.sw.log_text().contains(&busy).then_some(()));
+        let seen = wait_for(PATIENCE, || lan.sw.log_text().contains(&busy));
         assert!(
             seen.is_some(),
             "{} never busy: {}",
@@ -410,10 +355,7 @@ fn io_uring_forwards_and_releases_ports() {
     let mut flood = flood_from(&lan, 2);
     let o = lan.sw.ctl(&["port", "del", &removed]);
     assert!(o.status.success(), "port del: {o:?}");
-    let vanished = wait_for(PATIENCE, || {
-        let l = lan.ns[2].exec(&["ip", "link", "show", &removed]);
-        (!l.status.success()).then_some(())
-    });
+    let vanished = wait_for(PATIENCE, || !lan.ns[2].at().dev_exists(&removed));
     assert!(
         vanished.is_some(),
         "{removed} still exists after `port del`: {}",
@@ -434,7 +376,7 @@ fn io_uring_forwards_and_releases_ports() {
     let down = wait_for(PATIENCE, || {
         let _ = lan.ns[0].exec(&["timeout", "5", "ping", "-c", "1", "-W", "1", &lan.ips[1]]);
         let s = lan.sw.ctl_json(&["show"]);
-        (port_json(&s, &gone)["state"] != "up").then_some(())
+        port_json(&s, &gone)["state"] != "up"
     });
     assert!(down.is_some(), "{gone} still up: {}", lan.sw.log_text());
     assert!(lan.alive(), "vswitchd exited: {}", lan.sw.log_text());
@@ -442,9 +384,10 @@ fn io_uring_forwards_and_releases_ports() {
     assert_eq!(port_json(&s, &lan.taps[0])["state"], "up");
 }
 
-/// Sequence numbers of ICMP echo requests in `tcpdump -n -l` lines.
-fn echo_request_seqs(text: &str) -> Vec<u32> {
-    text.lines()
+/// Sequence numbers of ICMP echo requests in `tcpdump -n` lines.
+fn echo_request_seqs(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
         .filter(|l| l.contains("ICMP echo request"))
         .filter_map(|l| {
             l.split("seq ")
@@ -486,22 +429,13 @@ fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
 
     // A flood ping keeps 64 requests in flight, across moves both ways.
     let tmp = tempfile::tempdir().unwrap();
-    let pcap = tmp.path().join("requests.pcap");
-    let pcap = pcap.to_str().unwrap();
-    let mut dump = Bg::new(lan.ns[1].spawn(&[
-        "timeout",
-        "60",
-        "tcpdump",
-        "-n",
-        "-B",
-        "65536",
-        "-w",
-        pcap,
-        "-i",
+    let dump = Capture::start(
+        lan.ns[1].at(),
         &lan.taps[1],
         "icmp[icmptype] == icmp-echo",
-    ]));
-    std::thread::sleep(Duration::from_millis(1500));
+        60,
+        tmp.path(),
+    );
     let o = lan.ns[0].exec(&[
         "timeout",
         "60",
@@ -515,15 +449,13 @@ fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
         &lan.ips[1],
     ]);
     let summary = String::from_utf8_lossy(&o.stdout).to_string();
-    common::signal(dump.pid(), "TERM");
-    dump.wait(Duration::from_secs(10)).expect("tcpdump ends");
-    let seen = common::run(&["tcpdump", "-n", "-r", pcap]);
+    let seen = dump.finish();
     assert!(
         o.status.success() && summary.contains(" 0% packet loss"),
         "flood ping lost replies: {summary}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let seqs = echo_request_seqs(&String::from_utf8_lossy(&seen.stdout));
+    let seqs = echo_request_seqs(&seen);
     assert!(seqs.len() > 4000, "tcpdump saw {} requests", seqs.len());
     let reordered: Vec<_> = seqs.windows(2).filter(|w| w[1] <= w[0]).collect();
     assert!(
@@ -535,10 +467,7 @@ fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
     // Quiet again: the ring gives the ports back to polling.
     let polled = wait_for(PATIENCE, || {
         let _ = lan.ns[0].exec(&["ping", "-q", "-c", "10", "-i", "0.02", &lan.ips[1]]);
-        lan.sw
-            .log_text()
-            .contains("quiet: polled again")
-            .then_some(())
+        lan.sw.log_text().contains("quiet: polled again")
     });
     assert!(
         polled.is_some(),

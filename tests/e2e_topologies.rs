@@ -18,25 +18,76 @@
 //! run one at a time (they share the root namespace). The QEMU topology
 //! fails when qemu-system-x86_64 is missing, unless VSWITCH_SKIP_QEMU=1.
 
-mod common;
-mod topologies;
+mod support;
 
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{Netns, Switchd, names, require_root};
-use topologies::*;
+use support::cmd::{names, require_root};
+use support::net::{At, Link, Netns, NftTable, RootAddr, Sysctl};
+use support::qemu::{Guest, guest_dir, qemu_required, vs_serve};
+use support::state::{dump, fdb_macs, port_info, port_kinds};
+use support::switchd::{Switchd, write_config};
+use support::traffic::{Capture, iperf3, received_bytes, tcp_peer};
+use support::wait::wait_for;
 
-/// Pings every ordered pair of members (2 pings each); returns the failures.
-fn ping_all_pairs(members: &[(At, String)]) -> Vec<String> {
+/// The topologies run one at a time: they share the root namespace (host
+/// ports, ip_forward) and the two cores; serial runs keep timings honest.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes vswitchd.toml into `dir`; returns its path.
+fn config_file(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("vswitchd.toml");
+    write_config(&p, text);
+    p
+}
+
+/// One iperf3 TCP flow (2 s) from `client` to a server on `ip` in `server`;
+/// the bytes the receiver counted.
+fn iperf(server: At, ip: &str, client: At) -> u64 {
+    received_bytes(&iperf3(server, ip, client, &["-t", "2"]))
+}
+
+/// Asserts that every namespace pings every other one at `ip(j)` (2 pings
+/// each).
+fn assert_all_pairs_ping(sw: &Switchd, ns: &[Netns], ip: impl Fn(usize) -> String) {
     let mut fails = Vec::new();
-    for (i, (from, _)) in members.iter().enumerate() {
-        for (j, (_, dst)) in members.iter().enumerate() {
-            if i != j && !from.ping(dst, 2) {
-                fails.push(format!("{} -> {dst}", from.label()));
+    for (i, from) in ns.iter().enumerate() {
+        for j in (0..ns.len()).filter(|j| *j != i) {
+            if !from.ping(&ip(j), 2) {
+                fails.push(format!("{} -> {}", from.name, ip(j)));
             }
         }
     }
-    fails
+    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(sw));
+}
+
+/// Two iperf3 TCP flows (2 s) at once, `(server, client)` indices into
+/// `ns`; asserts both moved data.
+fn two_flows(
+    sw: &Switchd,
+    ns: &[Netns],
+    ip: impl Fn(usize) -> String + Sync,
+    flows: [(usize, usize); 2],
+) {
+    let flow = |(srv, cli): (usize, usize)| iperf(ns[srv].at(), &ip(srv), ns[cli].at());
+    let (a, b) = std::thread::scope(|s| {
+        let f1 = s.spawn(|| flow(flows[0]));
+        let f2 = s.spawn(|| flow(flows[1]));
+        (f1.join().unwrap(), f2.join().unwrap())
+    });
+    let [(s1, c1), (s2, c2)] = flows;
+    assert!(
+        a > 0 && b > 0,
+        "iperf3 bytes: ns{c1}->ns{s1} {a}, ns{c2}->ns{s2} {b}\n{}",
+        dump(sw)
+    );
+    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
 }
 
 fn pings(tries: &[(At, &str)]) -> Vec<String> {
@@ -48,11 +99,12 @@ fn pings(tries: &[(At, &str)]) -> Vec<String> {
 }
 
 fn wait_placed(sw: &Switchd, at: At, dev: &str, addr: &str) {
-    wait_for(
-        &format!("{dev} with {addr} in {}", at.label()),
-        15,
-        || at.dev_has(dev, addr),
-        || sw.log_text(),
+    let placed = wait_for(Duration::from_secs(15), || at.dev_has(dev, addr));
+    assert!(
+        placed.is_some(),
+        "timed out waiting for {dev} with {addr} in {}\n{}",
+        at.label(),
+        sw.log_text()
     );
 }
 
@@ -87,7 +139,7 @@ fn t1a_namespaces_on_placed_taps() {
             ip(i)
         );
     }
-    let path = write_config(tmp.path(), &cfg);
+    let path = config_file(tmp.path(), &cfg);
     let sw = Switchd::start(&["--config", path.to_str().unwrap()], &[]);
     for (i, nsi) in ns.iter().enumerate().take(3) {
         wait_placed(&sw, At::Ns(nsi), &tap(i), &format!("{}/24", ip(i)));
@@ -103,40 +155,12 @@ fn t1a_namespaces_on_placed_taps() {
     ]);
     wait_placed(&sw, At::Ns(&ns[3]), &tap(3), &format!("{}/24", ip(3)));
 
-    let show = sw.ctl_json(&["show"]);
-    let kinds: Vec<(String, String)> = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap_or_default().to_string(),
-                p["kind"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let kinds = port_kinds(&sw);
     assert_eq!(kinds.len(), 4, "four ports: {kinds:?}");
     assert!(kinds.iter().all(|(_, k)| k == "tap"), "{kinds:?}");
 
-    let members: Vec<(At, String)> = (0..4).map(|i| (At::Ns(&ns[i]), ip(i))).collect();
-    let fails = ping_all_pairs(&members);
-    assert!(
-        fails.is_empty(),
-        "pings failed: {fails:?}\n{}",
-        switch_state(&sw)
-    );
-
-    let (a, b) = std::thread::scope(|s| {
-        let f1 = s.spawn(|| iperf(At::Ns(&ns[1]), &ip(1), At::Ns(&ns[0]), 2));
-        let f2 = s.spawn(|| iperf(At::Ns(&ns[3]), &ip(3), At::Ns(&ns[2]), 2));
-        (f1.join().unwrap(), f2.join().unwrap())
-    });
-    assert!(
-        a > 0 && b > 0,
-        "iperf3 bytes: ns0->ns1 {a}, ns2->ns3 {b}\n{}",
-        switch_state(&sw)
-    );
-    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
+    assert_all_pairs_ping(&sw, &ns, ip);
+    two_flows(&sw, &ns, ip, [(1, 0), (3, 2)]);
     done("1a namespaces on placed TAPs", t0);
 }
 
@@ -163,25 +187,15 @@ fn t1b_namespaces_on_veth_pairs() {
     }
     let sw = Switchd::start(&["--ports", &ports.join(",")], &[]);
     for p in &ports {
-        wait_for(
-            &format!("{p} up in vswitchd"),
-            15,
-            || {
-                sw.ctl_json(&["show"])["ports"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x["name"] == p.as_str()))
-            },
-            || sw.log_text(),
+        let listed = wait_for(Duration::from_secs(15), || port_info(&sw, p).is_some());
+        assert!(
+            listed.is_some(),
+            "timed out waiting for {p} up in vswitchd\n{}",
+            sw.log_text()
         );
     }
 
-    let members: Vec<(At, String)> = (0..4).map(|i| (At::Ns(&ns[i]), ip(i))).collect();
-    let fails = ping_all_pairs(&members);
-    assert!(
-        fails.is_empty(),
-        "pings failed: {fails:?}\n{}",
-        switch_state(&sw)
-    );
+    assert_all_pairs_ping(&sw, &ns, ip);
     for (i, nsi) in ns.iter().enumerate() {
         let mac = At::Ns(nsi).mac("eth0");
         let on = fdb_macs(&sw, &ports[i]);
@@ -193,17 +207,7 @@ fn t1b_namespaces_on_veth_pairs() {
         );
     }
 
-    let (a, b) = std::thread::scope(|s| {
-        let f1 = s.spawn(|| iperf(At::Ns(&ns[1]), &ip(1), At::Ns(&ns[0]), 2));
-        let f2 = s.spawn(|| iperf(At::Ns(&ns[2]), &ip(2), At::Ns(&ns[3]), 2));
-        (f1.join().unwrap(), f2.join().unwrap())
-    });
-    assert!(
-        a > 0 && b > 0,
-        "iperf3 bytes: ns0->ns1 {a}, ns3->ns2 {b}\n{}",
-        switch_state(&sw)
-    );
-    eprintln!("  iperf3 TCP (2 s, two flows at once): {a} and {b} bytes");
+    two_flows(&sw, &ns, ip, [(1, 0), (2, 3)]);
     drop(sw);
     drop(links);
     done("1b namespaces on veth pairs", t0);
@@ -268,7 +272,7 @@ fn t2_bridged_guests_on_host_lan() {
         a1 = guest_ip[0],
         a2 = guest_ip[1],
     );
-    let path = write_config(tmp.path(), &cfg);
+    let path = config_file(tmp.path(), &cfg);
     let _host_addr = RootAddr::expect(&hp, &format!("{host_ip}/24"));
     let up_mac = At::Root.mac(&up);
     // The ARP answers LAN host h1 gets.
@@ -303,11 +307,7 @@ fn t2_bridged_guests_on_host_lan() {
         (g2, lan_ip[1]),
         (g2, guest_ip[0]),
     ]);
-    assert!(
-        fails.is_empty(),
-        "pings failed: {fails:?}\n{}",
-        switch_state(&sw)
-    );
+    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(&sw));
 
     // The host keeps its connectivity, through the host port.
     let route = At::Root.ip(&["route", "get", lan_ip[0]]);
@@ -323,7 +323,7 @@ fn t2_bridged_guests_on_host_lan() {
     assert!(
         fails.is_empty(),
         "host lost the LAN: {fails:?}\n{}",
-        switch_state(&sw)
+        dump(&sw)
     );
 
     // No NAT: receivers see the senders' own addresses.
@@ -357,8 +357,8 @@ fn t2_bridged_guests_on_host_lan() {
     );
 
     // TCP bulk between LAN and guests (raw -> tap and tap -> raw).
-    let a = iperf(g1, guest_ip[0], h1, 2);
-    let b = iperf(h2, lan_ip[1], g2, 2);
+    let a = iperf(g1, guest_ip[0], h1);
+    let b = iperf(h2, lan_ip[1], g2);
     assert!(a > 0 && b > 0, "iperf3 bytes: h1->g1 {a}, g2->h2 {b}");
     eprintln!("  iperf3 TCP 2 s: LAN->guest {a} bytes, guest->LAN {b} bytes");
 
@@ -449,7 +449,7 @@ fn t3_containers_behind_nat() {
         a1 = cip[0],
         a2 = cip[1],
     );
-    let path = write_config(tmp.path(), &cfg);
+    let path = config_file(tmp.path(), &cfg);
     let _gw_addr = RootAddr::expect(&gwp, &format!("{gw}/24"));
     let sw = Switchd::start(&["--config", path.to_str().unwrap()], &[&gwp]);
     wait_placed(&sw, At::Root, &gwp, &format!("{gw}/24"));
@@ -489,11 +489,7 @@ fn t3_containers_behind_nat() {
         String::from_utf8_lossy(&r.stdout)
     );
     let fails = pings(&[(c1, gw), (c2, gw), (c1, cip[1]), (c2, cip[0])]);
-    assert!(
-        fails.is_empty(),
-        "pings failed: {fails:?}\n{}",
-        switch_state(&sw)
-    );
+    assert!(fails.is_empty(), "pings failed: {fails:?}\n{}", dump(&sw));
 
     // Out through the NAT; the outside sees the host's address only.
     let cap = Capture::start(o, "eth0", "icmp", 60, tmp.path());
@@ -503,7 +499,7 @@ fn t3_containers_behind_nat() {
         fails.is_empty(),
         "containers cannot reach the outside: {fails:?}\nnft: {}\n{}",
         nat.list(),
-        switch_state(&sw)
+        dump(&sw)
     );
     assert!(
         seen.len() >= 6,
@@ -523,7 +519,7 @@ fn t3_containers_behind_nat() {
             cip[i]
         );
     }
-    let bytes = iperf(o, far, c1, 2);
+    let bytes = iperf(o, far, c1);
     assert!(bytes > 0, "iperf3 through the NAT: {bytes} bytes");
     eprintln!("  iperf3 TCP 2 s container->outside through NAT: {bytes} bytes");
 
@@ -590,11 +586,11 @@ fn t4_mixed_qemu_namespace_host() {
          vs.tcp={ns_ip}:5201 vs.tcpbytes=8388608 vs.tcptime=90 vs.sync={ns_ip} vs.hold=150"
     );
     let mut guest = Guest::start_on_tap(&gdir, &qtap, &gmac, &append, tmp.path());
-    wait_for(
-        &format!("QEMU's tap {qtap}"),
-        30,
-        || At::Root.dev_exists(&qtap),
-        || guest.log_text(),
+    let tap_up = wait_for(Duration::from_secs(30), || At::Root.dev_exists(&qtap));
+    assert!(
+        tap_up.is_some(),
+        "timed out waiting for QEMU's tap {qtap}\n{}",
+        guest.log_text()
     );
     let qmac = At::Root.mac(&qtap);
 
@@ -603,7 +599,7 @@ fn t4_mixed_qemu_namespace_host() {
          [[port]]\nname = \"{nstap}\"\nnetns = \"{nsn}\"\naddresses = [\"{ns_ip}/24\"]\n",
         nsn = ns.name
     );
-    let path = write_config(tmp.path(), &cfg);
+    let path = config_file(tmp.path(), &cfg);
     let _host_addr = RootAddr::expect(&hp, &format!("{host_ip}/24"));
     let sw = Switchd::start(
         &["--config", path.to_str().unwrap(), "--ports", &qtap],
@@ -611,22 +607,17 @@ fn t4_mixed_qemu_namespace_host() {
     );
     wait_placed(&sw, At::Root, &hp, &format!("{host_ip}/24"));
     wait_placed(&sw, At::Ns(&ns), &nstap, &format!("{ns_ip}/24"));
-    wait_for(
-        &format!("{qtap} attached as raw"),
-        10,
-        || {
-            sw.log_text()
-                .contains(&format!("attached to it as raw:{qtap}"))
-        },
-        || sw.log_text(),
+    let attached = wait_for(Duration::from_secs(10), || {
+        sw.log_text()
+            .contains(&format!("attached to it as raw:{qtap}"))
+    });
+    assert!(
+        attached.is_some(),
+        "timed out waiting for {qtap} attached as raw\n{}",
+        sw.log_text()
     );
     let show = sw.ctl_json(&["show"]);
-    let kind = show["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == qtap.as_str())
-        .map(|p| p["kind"].as_str().unwrap_or_default().to_string());
+    let kind = port_info(&sw, &qtap).map(|p| p["kind"].as_str().unwrap_or_default().to_string());
     assert_eq!(kind.as_deref(), Some("raw"), "{show}");
     // What the host stack sends on the QEMU tap (there should be nothing);
     // QEMU left the tap down (script=no), the raw: port brought it up.
@@ -671,7 +662,7 @@ fn t4_mixed_qemu_namespace_host() {
     let on_q = fdb_macs(&sw, &qtap);
     let exited = guest.wait_exit(240);
     let results = guest.results();
-    let state = switch_state(&sw);
+    let state = dump(&sw);
     assert!(
         fails.is_empty(),
         "pings failed: {fails:?}\nguest: {results:#?}\n{state}"

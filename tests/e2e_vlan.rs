@@ -6,15 +6,17 @@
 //! own namespace; the access hosts share one IPv4 subnet so only the VLANs
 //! keep them apart.
 
-mod common;
-#[path = "common/e2e_extra.rs"]
-mod e2e_extra;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
-use common::{Bg, require_root};
-use e2e_extra::*;
+use support::agent::Agent;
+use support::cmd::require_root;
+use support::frame::{BCAST, ETH_TEST, contains, frame, hex, is_arp_for, mac, outer_tag, tagged};
+use support::state::{drops, port_json};
+use support::switchd::{Lan, write_config};
+use support::traffic::Capture;
+use support::wait::{PATIENCE, wait_for};
 
 const TRUNK: usize = 3;
 const ACCESS10: [usize; 2] = [0, 2];
@@ -55,7 +57,7 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
 "#,
                 taps[0], taps[1], taps[2], taps[3]
             );
-            std::fs::write(&p, text).unwrap();
+            write_config(&p, &text);
             vec!["--config".into(), p.to_str().unwrap().into()]
         });
         let agents = (0..4)
@@ -86,7 +88,7 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
     fn barrier(&mut self, n: u32) {
         for h in [0, ACCESS20, 2] {
             let m = self.marker(&format!("barrier{n}h{h}"));
-            let f = frame([0xff; 6], self.mac(h), &[], ETH_TEST, &m);
+            let f = frame(BCAST, self.mac(h), &[], ETH_TEST, &m);
             self.agents[h].send(&f);
             assert!(
                 self.agents[TRUNK].wait_marker(&m, PATIENCE),
@@ -97,7 +99,7 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
         let src = self.mac(TRUNK);
         for (vid, hosts) in [(10u16, vec![0, 2]), (20, vec![ACCESS20])] {
             let m = self.marker(&format!("barrier{n}v{vid}"));
-            let f = frame([0xff; 6], src, &[(0x8100, vid)], ETH_TEST, &m);
+            let f = frame(BCAST, src, &[(0x8100, vid)], ETH_TEST, &m);
             self.agents[TRUNK].send(&f);
             for h in hosts {
                 assert!(
@@ -112,15 +114,6 @@ vlan = {{ mode = "trunk", allowed = "10,20", native = 1 }}
     fn count(&self, host: usize, marker: &[u8]) -> usize {
         self.agents[host].with_marker(marker).len()
     }
-}
-
-/// Inserts an 802.1Q tag with `vid` after the MAC addresses.
-fn tagged(f: &[u8], vid: u16) -> Vec<u8> {
-    let mut t = f[..12].to_vec();
-    t.extend_from_slice(&0x8100u16.to_be_bytes());
-    t.extend_from_slice(&vid.to_be_bytes());
-    t.extend_from_slice(&f[12..]);
-    t
 }
 
 #[test]
@@ -154,8 +147,8 @@ fn access_ports_in_different_vlans_are_isolated() {
     // Raw broadcasts stay in their VLAN.
     let m10 = v.marker("from10");
     let m20 = v.marker("from20");
-    let f10 = frame([0xff; 6], v.mac(0), &[], ETH_TEST, &m10);
-    let f20 = frame([0xff; 6], v.mac(ACCESS20), &[], ETH_TEST, &m20);
+    let f10 = frame(BCAST, v.mac(0), &[], ETH_TEST, &m10);
+    let f20 = frame(BCAST, v.mac(ACCESS20), &[], ETH_TEST, &m20);
     v.agents[0].send(&f10);
     v.agents[ACCESS20].send(&f20);
     assert!(
@@ -178,49 +171,13 @@ fn access_ports_in_different_vlans_are_isolated() {
     // ARP from the pings above: no VLAN 20 host saw a VLAN 10 ARP request
     // for ns2's address, and the reverse.
     let arp_for = |a: &Agent, ip: &str| {
-        let ip: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
+        let ip: Ipv4Addr = ip.parse().unwrap();
         a.received
             .iter()
-            .filter(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[38..42] == ip[..])
+            .filter(|f| is_arp_for(f, ip.octets()))
             .count()
     };
     assert_eq!(arp_for(&v.agents[ACCESS20], &v.lan.ips[2]), 0);
-}
-
-/// Runs a scapy sniffer in `ns` that prints the VLAN of the first Dot1Q
-/// frame carrying `marker` (scapy reads the tag from aux data on Linux).
-fn scapy_vlan_sniffer(
-    lan: &Lan,
-    host: usize,
-    marker: &[u8],
-) -> (Bg, std::sync::mpsc::Receiver<String>) {
-    let script = format!(
-        r#"
-import sys
-from scapy.all import sniff, Dot1Q
-m = bytes.fromhex("{}")
-def started():
-    print("READY", flush=True)
-p = sniff(iface="{}", count=1, timeout=60, started_callback=started,
-          lfilter=lambda p: m in bytes(p))
-for x in p:
-    print("VLAN", x[Dot1Q].vlan if Dot1Q in x else "none", flush=True)
-print("DONE", flush=True)
-"#,
-        hex(marker),
-        lan.taps[host]
-    );
-    let mut child = lan.ns[host].spawn(&["timeout", "90", "/usr/bin/python3", "-u", "-c", &script]);
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    (Bg::new(child), rx)
 }
 
 #[test]
@@ -229,13 +186,13 @@ fn trunk_receives_each_vlan_tagged() {
     let mut v = Vlans::new("vlt", 31);
     let m10 = v.marker("t10");
     let m20 = v.marker("t20");
-    let f10 = frame([0xff; 6], v.mac(0), &[], ETH_TEST, &m10);
-    let f20 = frame([0xff; 6], v.mac(ACCESS20), &[], ETH_TEST, &m20);
+    let f10 = frame(BCAST, v.mac(0), &[], ETH_TEST, &m10);
+    let f20 = frame(BCAST, v.mac(ACCESS20), &[], ETH_TEST, &m20);
 
-    // Cross-check with scapy's own decoding of the VLAN 20 frame.
-    let (_sniffer, lines) = scapy_vlan_sniffer(&v.lan, TRUNK, &m20);
-    let ready = lines.recv_timeout(Duration::from_secs(60));
-    assert_eq!(ready.as_deref(), Ok("READY"), "scapy sniffer did not start");
+    // Cross-check with tcpdump's own decoding of the VLAN 20 frame (libpcap
+    // reads the tag from aux data, independently of the frame agent).
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = Capture::start(v.lan.ns[TRUNK].at(), &v.lan.taps[TRUNK], "", 90, tmp.path());
 
     v.agents[0].send(&f10);
     v.agents[ACCESS20].send(&f20);
@@ -260,8 +217,15 @@ fn trunk_receives_each_vlan_tagged() {
     assert!(v.agents[2].wait_marker(&m10, PATIENCE));
     assert_eq!(v.agents[2].with_marker(&m10)[0], &f10);
 
-    let said = lines.recv_timeout(Duration::from_secs(60));
-    assert_eq!(said.as_deref(), Ok("VLAN 20"), "scapy saw: {said:?}");
+    let frames = dump.frames();
+    let said = frames
+        .iter()
+        .find(|(_, bytes)| contains(bytes, &m20))
+        .map(|(line, _)| line.clone());
+    assert!(
+        said.as_deref().is_some_and(|l| l.contains("vlan 20,")),
+        "tcpdump saw: {said:?} in {frames:?}"
+    );
 
     // Known unicast from the trunk side: learned per (MAC, VLAN), the reply
     // comes back tagged with the VLAN it was learned in.
@@ -294,8 +258,8 @@ fn tagged_from_trunk_reaches_the_right_access_port_untagged() {
     let src = mac("02:00:5e:10:00:32");
     let m10 = v.marker("to10");
     let m20 = v.marker("to20");
-    let u10 = frame([0xff; 6], src, &[], ETH_TEST, &m10);
-    let u20 = frame([0xff; 6], src, &[], ETH_TEST, &m20);
+    let u10 = frame(BCAST, src, &[], ETH_TEST, &m10);
+    let u20 = frame(BCAST, src, &[], ETH_TEST, &m20);
     v.agents[TRUNK].send(&tagged(&u10, 10));
     v.agents[TRUNK].send(&tagged(&u20, 20));
     for h in ACCESS10 {
@@ -322,7 +286,7 @@ fn tagged_from_trunk_reaches_the_right_access_port_untagged() {
     // Priority tag (VID 0, PCP 5) from the trunk belongs to the native
     // VLAN 1, where no access port is: nobody gets it.
     let prio = v.marker("prio");
-    v.agents[TRUNK].send(&frame([0xff; 6], src, &[(0x8100, 0xa000)], ETH_TEST, &prio));
+    v.agents[TRUNK].send(&frame(BCAST, src, &[(0x8100, 0xa000)], ETH_TEST, &prio));
     v.barrier(1);
     for h in 0..3 {
         assert_eq!(
@@ -350,20 +314,20 @@ fn disallowed_vlans_are_dropped_and_counted() {
     let src = mac("02:00:5e:10:00:33");
     let m30 = v.marker("v30");
     for _ in 0..n {
-        v.agents[TRUNK].send(&frame([0xff; 6], src, &[(0x8100, 30)], ETH_TEST, &m30));
+        v.agents[TRUNK].send(&frame(BCAST, src, &[(0x8100, 30)], ETH_TEST, &m30));
     }
     // A VLAN 20 tagged frame on the VLAN 10 access port is not allowed
     // either (ingress filtering).
     let m20 = v.marker("v20on10");
-    let f = frame([0xff; 6], v.mac(0), &[(0x8100, 20)], ETH_TEST, &m20);
+    let f = frame(BCAST, v.mac(0), &[(0x8100, 20)], ETH_TEST, &m20);
     v.agents[0].send(&f);
     // VID 4095 is reserved: never a member.
     let m4095 = v.marker("v4095");
-    let f = frame([0xff; 6], src, &[(0x8100, 4095)], ETH_TEST, &m4095);
+    let f = frame(BCAST, src, &[(0x8100, 4095)], ETH_TEST, &m4095);
     v.agents[TRUNK].send(&f);
     // Untagged on the trunk: native VLAN 1, which no access port carries.
     let m1 = v.marker("native");
-    v.agents[TRUNK].send(&frame([0xff; 6], src, &[], ETH_TEST, &m1));
+    v.agents[TRUNK].send(&frame(BCAST, src, &[], ETH_TEST, &m1));
     v.barrier(0);
     for h in 0..4 {
         assert_eq!(v.count(h, &m30), 0, "VLAN 30 frame reached host {h}");
@@ -406,8 +370,8 @@ fn priority_and_pvid_tagged_frames_on_an_access_port() {
     // access peer gets it untagged, the trunk tagged 10 with PCP 5 kept
     // (like the kernel's br_vlan: only the VID field is filled in).
     let mp = v.marker("prio");
-    let untagged = frame([0xff; 6], src, &[], ETH_TEST, &mp);
-    let prio = frame([0xff; 6], src, &[(0x8100, 0xa000)], ETH_TEST, &mp);
+    let untagged = frame(BCAST, src, &[], ETH_TEST, &mp);
+    let prio = frame(BCAST, src, &[(0x8100, 0xa000)], ETH_TEST, &mp);
     v.agents[0].send(&prio);
     assert!(
         v.agents[2].wait_marker(&mp, PATIENCE),
@@ -424,7 +388,7 @@ fn priority_and_pvid_tagged_frames_on_an_access_port() {
     // Tagged with its own PVID (10): accepted (the port is a member of
     // VLAN 10), untagged towards the access peer, tagged 10 on the trunk.
     let m10 = v.marker("own-vid");
-    let u10 = frame([0xff; 6], src, &[], ETH_TEST, &m10);
+    let u10 = frame(BCAST, src, &[], ETH_TEST, &m10);
     v.agents[0].send(&tagged(&u10, 10));
     assert!(
         v.agents[2].wait_marker(&m10, PATIENCE),
@@ -450,10 +414,10 @@ fn learning_is_per_vlan() {
     let s = mac("02:00:5e:10:00:35");
     let l10 = v.marker("learn10");
     let l20 = v.marker("learn20");
-    let f = frame([0xff; 6], s, &[(0x8100, 10)], ETH_TEST, &l10);
+    let f = frame(BCAST, s, &[(0x8100, 10)], ETH_TEST, &l10);
     v.agents[TRUNK].send(&f);
     assert!(v.agents[0].wait_marker(&l10, PATIENCE));
-    let f = frame([0xff; 6], s, &[], ETH_TEST, &l20);
+    let f = frame(BCAST, s, &[], ETH_TEST, &l20);
     v.agents[ACCESS20].send(&f);
     assert!(v.agents[TRUNK].wait_marker(&l20, PATIENCE));
 

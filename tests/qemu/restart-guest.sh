@@ -30,37 +30,25 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-GUEST_DIR=${1:-${VSQ_GUEST_DIR:-$REPO/target/qemu-guest}}
-ACCEL=${VSQ_ACCEL:-tcg}
 TCPBYTES=${VSQ_TCPBYTES:-4194304}
 GUEST_TIMEOUT=120   # per guest; a passing round takes 20-30 s
 T_START=$(date +%s.%N)
 
-[ "$(id -u)" = 0 ] || { echo "restart-guest: needs root (netns, taps)" >&2; exit 77; }
-for c in ip qemu-system-x86_64 busybox timeout /usr/bin/python3; do
-	command -v "$c" >/dev/null || { echo "restart-guest: $c missing" >&2; exit 77; }
-done
+. "$HERE/lib.sh"
+. "$HERE/lib-vswitchd.sh"
+vsq_begin restart-guest "${1:-}" --root "netns, taps" \
+	ip qemu-system-x86_64 busybox timeout /usr/bin/python3
 backends=$(qemu-system-x86_64 -netdev help 2>/dev/null || true)
 for b in tap stream dgram; do
 	grep -qx "$b" <<<"$backends" || { echo "restart-guest: this QEMU has no -netdev $b (QEMU >= 7.2 needed)" >&2; exit 77; }
 done
-
-. "$HERE/lib.sh"
-. "$HERE/lib-vswitchd.sh"
-trap vsq_cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-"$HERE/build-guest.sh" "$GUEST_DIR"
-vsd_find_bins "$REPO" || { echo "restart-guest: FAIL (no vswitchd binary)"; exit 1; }
+vsd_find_bins "$VSQ_REPO" || { echo "restart-guest: FAIL (no vswitchd binary)"; exit 1; }
 
 ID=$$
 NS=vq2$ID
 HTAP=vq2h$ID
 QTAP=vq2q$ID    # created by QEMU (A), deleted when it exits
 DTAP=vq2d$ID    # created by QEMU (D), handed to qemu-ifup
-LOGS=$(mktemp -d "/tmp/vq2-restart-$ID.XXXXXX")
-[ "${VSQ_KEEP_LOGS:-0}" = 1 ] || vsq_at_exit rm -rf "$LOGS"
 SSOCK=$LOGS/g2.sock
 DSOCK=$LOGS/g3.sock
 NET=198.18.201
@@ -82,44 +70,30 @@ vsq_at_exit ip link del "$DTAP"
 common="vs.count=5 vs.wait=60 vs.tcpbytes=$TCPBYTES vs.tcptime=60 vs.hold=60"
 
 start_A() { # ROUND
-	vsq_start_guest "A$1" --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-		--netdev "tap,id=n0,ifname=$QTAP,script=no,downscript=no" --mac $MAC_A \
-		--log "$LOGS/A$1.log" \
-		--append "vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_C,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B,$IP_C $common"
+	vsq_boot "A$1" $MAC_A \
+		"tap,id=n0,ifname=$QTAP,script=no,downscript=no" \
+		"vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_C,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B,$IP_C $common"
 }
 start_B() {
-	vsq_start_guest "B$1" --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-		--netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$SSOCK" --mac $MAC_B \
-		--log "$LOGS/B$1.log" \
-		--append "vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_C,$IP_NS vs.tcp=$IP_A:5201 vs.sync=$IP_A,$IP_C $common"
+	vsq_boot "B$1" $MAC_B \
+		"stream,id=n0,server=off,addr.type=unix,addr.path=$SSOCK" \
+		"vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_C,$IP_NS vs.tcp=$IP_A:5201 vs.sync=$IP_A,$IP_C $common"
 }
 start_C() {
 	# QEMU binds its own end of the datagram pair: a fresh path per boot.
 	rm -f "$LOGS/c$1-qemu.sock"
-	vsq_start_guest "C$1" --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-		--netdev "dgram,id=n0,local.type=unix,local.path=$LOGS/c$1-qemu.sock,remote.type=unix,remote.path=$DSOCK" \
-		--mac $MAC_C --log "$LOGS/C$1.log" \
-		--append "vs.ip=$IP_C/24 vs.peers=$IP_A,$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_A,$IP_B $common"
+	vsq_boot "C$1" $MAC_C \
+		"dgram,id=n0,local.type=unix,local.path=$LOGS/c$1-qemu.sock,remote.type=unix,remote.path=$DSOCK" \
+		"vs.ip=$IP_C/24 vs.peers=$IP_A,$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_A,$IP_B $common"
 }
 
 # Waits for the guests of a round and checks their results.
 finish_round() { # ROUND GUEST...
-	local r=$1 g rc
+	local r=$1 g
 	shift
-	for g in "$@"; do
-		if vsq_wait_line "$LOGS/$g.log" '^VSGUEST NET' 90 "${VSQ_PID[$g]}" >/dev/null; then
-			vsq_log "guest $g: network up $(vsq_since "${VSQ_T0[$g]}")s after QEMU start"
-		else
-			vsq_log "guest $g: no VSGUEST NET line (QEMU gone or 90 s passed)"
-		fi
-	done
+	vsq_wait_net 90 "$@"
 	vsd_wait_guests $GUEST_TIMEOUT "$@" || failed "guests of round $r stopped (time limit, or vswitchd died)"
-	for g in "$@"; do
-		rc=0
-		vsq_wait_guest "$g" 5 || rc=$?
-		vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
-		[ $rc = 0 ] || failed "guest $g: QEMU exit status $rc"
-	done
+	vsq_reap 5 "$@" || failed "round $r: a guest's QEMU did not exit with 0 (see its \"QEMU exited with\" line)"
 	echo "round $r results:"
 	for g in "$@"; do
 		case $g in
@@ -140,21 +114,8 @@ finish_round() { # ROUND GUEST...
 }
 
 dump_and_exit() {
-	local f
 	echo "restart-guest: total $(vsq_since "$T_START") s"
-	if [ $fail = 0 ]; then
-		echo "restart-guest: PASS"
-		exit 0
-	fi
-	for f in "$LOGS"/[A-D][0-9].log; do
-		[ -f "$f" ] || continue
-		echo "---- guest $(basename "$f" .log) log (tail) ----"
-		tr -d '\r' <"$f" | tail -n 30
-	done
-	echo "---- vswitchd log (tail) ----"
-	tail -n 60 "$LOGS/vswitchd.log" 2>/dev/null || true
-	echo "restart-guest: FAIL"
-	exit 1
+	vsq_end restart-guest $fail 30
 }
 
 # ---- round 1 ----------------------------------------------------------------
@@ -221,10 +182,9 @@ vsq_log "round 3: guest D, tap $DTAP created by QEMU and added by dist/qemu-ifup
 [ -z "$(vsd_port_field "$P_D" state)" ] || failed "port $P_D exists before qemu-ifup ran"
 # QEMU passes its environment on to the scripts.
 export VSWITCHD_SOCKET=$VSD_CTL VSWITCHCTL=$VSCTL_BIN
-vsq_start_guest D3 --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "tap,id=n0,ifname=$DTAP,script=$REPO/dist/qemu-ifup,downscript=$REPO/dist/qemu-ifdown" \
-	--mac $MAC_D --log "$LOGS/D3.log" \
-	--append "vs.ip=$IP_D/24 vs.peers=$IP_NS vs.tcp=$IP_NS:5201 $common"
+vsq_boot D3 $MAC_D \
+	"tap,id=n0,ifname=$DTAP,script=$VSQ_REPO/dist/qemu-ifup,downscript=$VSQ_REPO/dist/qemu-ifdown" \
+	"vs.ip=$IP_D/24 vs.peers=$IP_NS vs.tcp=$IP_NS:5201 $common"
 unset VSWITCHD_SOCKET VSWITCHCTL
 if vsd_wait_port "$P_D" '^up$' 30; then
 	passed "qemu-ifup added port $P_D ($(vsd_port_field "$P_D" kind), up)"

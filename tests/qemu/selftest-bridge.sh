@@ -18,22 +18,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-GUEST_DIR=${1:-${VSQ_GUEST_DIR:-$REPO/target/qemu-guest}}
-ACCEL=${VSQ_ACCEL:-tcg}
 TCPBYTES=${VSQ_TCPBYTES:-20971520}
 GUEST_TIMEOUT=300
 
-[ "$(id -u)" = 0 ] || { echo "selftest-bridge: needs root (netns, taps, bridge)" >&2; exit 77; }
-for c in ip qemu-system-x86_64 busybox timeout; do
-	command -v "$c" >/dev/null || { echo "selftest-bridge: $c missing" >&2; exit 77; }
-done
-
 . "$HERE/lib.sh"
-trap vsq_cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-"$HERE/build-guest.sh" "$GUEST_DIR"
+vsq_begin selftest-bridge "${1:-}" --root "netns, taps, bridge" \
+	ip qemu-system-x86_64 busybox timeout
 
 ID=$$
 NS=vq-ns-$ID
@@ -42,8 +32,6 @@ TAP_A=vqt${ID}a
 TAP_B=vqt${ID}b
 VETH=vqh$ID  # root side
 VETH_NS=vqn$ID
-LOGS=$(mktemp -d "/tmp/vq-selftest-$ID.XXXXXX")
-[ "${VSQ_KEEP_LOGS:-0}" = 1 ] || vsq_at_exit rm -rf "$LOGS"
 
 NET=198.18.99
 IP_NS=$NET.1 IP_A=$NET.11 IP_B=$NET.12
@@ -79,15 +67,12 @@ if command -v tcpdump >/dev/null; then
 fi
 
 common="vs.count=5 vs.wait=90 vs.tcpbytes=$TCPBYTES vs.hold=150"
-vsq_log "booting guests (accel=$ACCEL), logs in $LOGS"
-vsq_start_guest A --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "tap,id=n0,ifname=$TAP_A,script=no,downscript=no" --mac 52:54:00:99:00:11 \
-	--log "$LOGS/A.log" \
-	--append "vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B $common"
-vsq_start_guest B --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "tap,id=n0,ifname=$TAP_B,script=no,downscript=no" --mac 52:54:00:99:00:12 \
-	--log "$LOGS/B.log" \
-	--append "vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_NS vs.tcp=$IP_A:5201 vs.sync=$IP_A $common"
+vsq_boot A 52:54:00:99:00:11 \
+	"tap,id=n0,ifname=$TAP_A,script=no,downscript=no" \
+	"vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B $common"
+vsq_boot B 52:54:00:99:00:12 \
+	"tap,id=n0,ifname=$TAP_B,script=no,downscript=no" \
+	"vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_NS vs.tcp=$IP_A:5201 vs.sync=$IP_A $common"
 
 fail=0
 for g in A B; do
@@ -98,17 +83,8 @@ for g in A B; do
 		fail=1
 	fi
 done
-for g in A B; do
-	if vsq_wait_line "$LOGS/$g.log" '^VSGUEST NET' 60 "${VSQ_PID[$g]}" >/dev/null; then
-		vsq_log "guest $g: network up $(vsq_since "${VSQ_T0[$g]}")s after QEMU start"
-	fi
-done
-for g in A B; do
-	rc=0
-	vsq_wait_guest "$g" $GUEST_TIMEOUT || rc=$?
-	vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
-	[ $rc = 0 ] || fail=1
-done
+vsq_wait_net 60 A B
+vsq_reap $GUEST_TIMEOUT A B || fail=1
 
 if [ -n "$CAP" ] && [ -s "$CAP" ]; then
 	max=$(tcpdump -r "$CAP" -nn -e 2>/dev/null | sed -n 's/.*, length \([0-9]*\): .*/\1/p' | sort -n | tail -n1)
@@ -126,12 +102,4 @@ vsq_expect B "$LOGS/B.log" \
 	"TCPTX $IP_A:5201 OK" "TCPRX $IP_A:5201 OK" \
 	"SYNC OK" "DONE .* fail=0" || fail=1
 
-if [ $fail != 0 ]; then
-	for g in A B; do
-		echo "---- guest $g log (tail) ----"
-		tr -d '\r' 2>/dev/null <"$LOGS/$g.log" | tail -n 60 || echo "(no log)"
-	done
-	echo "selftest-bridge: FAIL"
-	exit 1
-fi
-echo "selftest-bridge: PASS"
+vsq_end selftest-bridge $fail 60

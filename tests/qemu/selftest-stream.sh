@@ -15,24 +15,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-GUEST_DIR=${1:-${VSQ_GUEST_DIR:-$REPO/target/qemu-guest}}
-ACCEL=${VSQ_ACCEL:-tcg}
 TCPBYTES=${VSQ_TCPBYTES:-20971520}
 GUEST_TIMEOUT=300
 
-for c in qemu-system-x86_64 /usr/bin/python3 timeout; do
-	command -v "$c" >/dev/null || { echo "selftest-stream: $c missing" >&2; exit 77; }
-done
-
 . "$HERE/lib.sh"
-trap vsq_cleanup EXIT
-trap 'exit 130' INT TERM HUP
+vsq_begin selftest-stream "${1:-}" qemu-system-x86_64 /usr/bin/python3 timeout
 
-"$HERE/build-guest.sh" "$GUEST_DIR"
-
-LOGS=$(mktemp -d "/tmp/vq-stream-$$.XXXXXX")
-[ "${VSQ_KEEP_LOGS:-0}" = 1 ] || vsq_at_exit rm -rf "$LOGS"
 IP_A=198.18.97.11 IP_B=198.18.97.12
 
 # The listener must exist before QEMU starts: stream,server=off connects once.
@@ -44,23 +32,15 @@ vsq_at_exit vsq_kill $HUB
 vsq_wait_line "$LOGS/hub.out" '^READY' 10 >/dev/null || { echo "stream-hub did not start" >&2; exit 1; }
 
 common="vs.count=5 vs.wait=90 vs.tcpbytes=$TCPBYTES vs.hold=150"
-vsq_log "booting guests (accel=$ACCEL), logs in $LOGS"
-vsq_start_guest A --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$LOGS/a.sock" \
-	--mac 52:54:00:97:00:11 --log "$LOGS/A.log" \
-	--append "vs.ip=$IP_A/24 vs.peers=$IP_B vs.sync=$IP_B $common"
-vsq_start_guest B --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$LOGS/b.sock" \
-	--mac 52:54:00:97:00:12 --log "$LOGS/B.log" \
-	--append "vs.ip=$IP_B/24 vs.peers=$IP_A vs.tcp=$IP_A:5201 vs.sync=$IP_A $common"
+vsq_boot A 52:54:00:97:00:11 \
+	"stream,id=n0,server=off,addr.type=unix,addr.path=$LOGS/a.sock" \
+	"vs.ip=$IP_A/24 vs.peers=$IP_B vs.sync=$IP_B $common"
+vsq_boot B 52:54:00:97:00:12 \
+	"stream,id=n0,server=off,addr.type=unix,addr.path=$LOGS/b.sock" \
+	"vs.ip=$IP_B/24 vs.peers=$IP_A vs.tcp=$IP_A:5201 vs.sync=$IP_A $common"
 
 fail=0
-for g in A B; do
-	rc=0
-	vsq_wait_guest "$g" $GUEST_TIMEOUT || rc=$?
-	vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
-	[ $rc = 0 ] || fail=1
-done
+vsq_reap $GUEST_TIMEOUT A B || fail=1
 vsq_kill $HUB
 cat "$LOGS/hub.err" >&2
 
@@ -69,12 +49,4 @@ vsq_expect A "$LOGS/A.log" "PING $IP_B OK" "SYNC OK" "DONE .* fail=0" || fail=1
 vsq_expect B "$LOGS/B.log" "PING $IP_A OK" \
 	"TCPTX $IP_A:5201 OK" "TCPRX $IP_A:5201 OK" "SYNC OK" "DONE .* fail=0" || fail=1
 
-if [ $fail != 0 ]; then
-	for g in A B; do
-		echo "---- guest $g log (tail) ----"
-		tr -d '\r' 2>/dev/null <"$LOGS/$g.log" | tail -n 60 || echo "(no log)"
-	done
-	echo "selftest-stream: FAIL"
-	exit 1
-fi
-echo "selftest-stream: PASS"
+vsq_end selftest-stream $fail 60

@@ -27,32 +27,20 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-GUEST_DIR=${1:-${VSQ_GUEST_DIR:-$REPO/target/qemu-guest}}
-ACCEL=${VSQ_ACCEL:-tcg}
 TCPBYTES=${VSQ_TCPBYTES:-20971520}
 GUEST_TIMEOUT=150   # hard limit per guest; a passing run takes about 40 s
 T_START=$(date +%s.%N)
 
-[ "$(id -u)" = 0 ] || { echo "two-guests: needs root (netns, taps)" >&2; exit 77; }
-for c in ip qemu-system-x86_64 busybox timeout /usr/bin/python3; do
-	command -v "$c" >/dev/null || { echo "two-guests: $c missing" >&2; exit 77; }
-done
-
 . "$HERE/lib.sh"
 . "$HERE/lib-vswitchd.sh"
-trap vsq_cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-"$HERE/build-guest.sh" "$GUEST_DIR"
-vsd_find_bins "$REPO" || { echo "two-guests: FAIL (no vswitchd binary)"; exit 1; }
+vsq_begin two-guests "${1:-}" --root "netns, taps" \
+	ip qemu-system-x86_64 busybox timeout /usr/bin/python3
+vsd_find_bins "$VSQ_REPO" || { echo "two-guests: FAIL (no vswitchd binary)"; exit 1; }
 
 ID=$$
 NS=vq2$ID
 HTAP=vq2h$ID    # vswitchd's TAP, moved into the namespace
 QTAP=vq2t$ID    # guest A's tap, created here, opened by QEMU, raw: in vswitchd
-LOGS=$(mktemp -d "/tmp/vq2-two-$ID.XXXXXX")
-[ "${VSQ_KEEP_LOGS:-0}" = 1 ] || vsq_at_exit rm -rf "$LOGS"
 SOCK=$LOGS/g2.sock
 NET=198.18.200
 IP_NS=$NET.1 IP_A=$NET.11 IP_B=$NET.12
@@ -75,31 +63,17 @@ ip -n "$NS" link set "$HTAP" up
 vsq_serve_tcp "$NS" 5201 $((GUEST_TIMEOUT + 30))
 
 common="vs.count=5 vs.wait=60 vs.tcpbytes=$TCPBYTES vs.tcptime=60 vs.hold=90"
-vsq_log "booting guests (accel=$ACCEL), logs in $LOGS"
-vsq_start_guest A --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "tap,id=n0,ifname=$QTAP,script=no,downscript=no" --mac 52:54:00:c8:00:11 \
-	--log "$LOGS/A.log" \
-	--append "vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B $common"
-vsq_start_guest B --guest-dir "$GUEST_DIR" --accel "$ACCEL" --timeout $GUEST_TIMEOUT \
-	--netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$SOCK" --mac 52:54:00:c8:00:12 \
-	--log "$LOGS/B.log" \
-	--append "vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_NS vs.tcp=$IP_A:5201,$IP_NS:5201 vs.sync=$IP_A $common"
+vsq_boot A 52:54:00:c8:00:11 \
+	"tap,id=n0,ifname=$QTAP,script=no,downscript=no" \
+	"vs.ip=$IP_A/24 vs.peers=$IP_B,$IP_NS vs.tcp=$IP_NS:5201 vs.sync=$IP_B $common"
+vsq_boot B 52:54:00:c8:00:12 \
+	"stream,id=n0,server=off,addr.type=unix,addr.path=$SOCK" \
+	"vs.ip=$IP_B/24 vs.peers=$IP_A,$IP_NS vs.tcp=$IP_A:5201,$IP_NS:5201 vs.sync=$IP_A $common"
 
 fail=0
-for g in A B; do
-	if vsq_wait_line "$LOGS/$g.log" '^VSGUEST NET' 90 "${VSQ_PID[$g]}" >/dev/null; then
-		vsq_log "guest $g: network up $(vsq_since "${VSQ_T0[$g]}")s after QEMU start"
-	else
-		vsq_log "guest $g: no VSGUEST NET line (QEMU gone or 90 s passed)"
-	fi
-done
+vsq_wait_net 90 A B
 vsd_wait_guests $GUEST_TIMEOUT A B || fail=1
-for g in A B; do
-	rc=0
-	vsq_wait_guest "$g" 5 || rc=$?
-	vsq_log "guest $g: QEMU exited with $rc after $(vsq_since "${VSQ_T0[$g]}")s"
-	[ $rc = 0 ] || fail=1
-done
+vsq_reap 5 A B || fail=1
 
 echo "results:"
 vsq_expect A "$LOGS/A.log" \
@@ -145,14 +119,4 @@ if grep -Eq 'panick|ERROR' "$LOGS/vswitchd.log"; then
 fi
 
 echo "two-guests: total $(vsq_since "$T_START") s"
-if [ $fail != 0 ]; then
-	for g in A B; do
-		echo "---- guest $g log (tail) ----"
-		tr -d '\r' 2>/dev/null <"$LOGS/$g.log" | tail -n 40 || echo "(no log)"
-	done
-	echo "---- vswitchd log (tail) ----"
-	tail -n 40 "$LOGS/vswitchd.log"
-	echo "two-guests: FAIL"
-	exit 1
-fi
-echo "two-guests: PASS"
+vsq_end two-guests $fail 40
