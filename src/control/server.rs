@@ -125,7 +125,7 @@ fn result<T: serde::Serialize>(r: Result<T, DaemonError>) -> Response {
 }
 
 /// Runs one request against the daemon (blocking; off the async threads).
-pub fn execute(d: &Daemon, req: Request) -> Response {
+fn execute(d: &Daemon, req: Request) -> Response {
     match req {
         Request::Show => Response::ok(d.show()),
         Request::PortAdd { port } => result(d.add_port_section(&port)),

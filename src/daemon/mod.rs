@@ -1,7 +1,7 @@
 //! The running switch as the control plane sees it: the dataplane plus the
 //! port plans it was built from, and every change an operator can make —
 //! add, remove and reconfigure ports, FDB edits, reload, hot-plug — and
-//! [`run`], vswitchd's main loop.
+//! [`run()`], vswitchd's main loop.
 //!
 //! - [`error`]: [`DaemonError`], what an operation can fail with;
 //! - [`open`]: the [`PortOpener`] seam between the daemon and the devices
@@ -266,7 +266,7 @@ impl Daemon {
     }
 
     /// Loads the config file (plus `--ports`) and checks it.
-    pub fn load_config(&self) -> Result<Config, DaemonError> {
+    fn load_config(&self) -> Result<Config, DaemonError> {
         Ok(config::load(self.config_path.as_deref(), &self.overrides)?)
     }
 

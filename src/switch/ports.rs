@@ -410,7 +410,6 @@ impl fmt::Display for MacLimit {
 /// (`control::protocol::FlagChanges`) and vswitchctl's options and its
 /// listing in `show` are all made from it: a new flag is one entry here,
 /// plus what it does in the forwarding core.
-#[doc(hidden)]
 #[macro_export]
 macro_rules! port_flags {
     ($then:ident) => {
