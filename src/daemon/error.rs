@@ -42,6 +42,10 @@ pub enum DaemonError {
     /// A reload stopped at `0`; the switch kept its configuration.
     #[error("reload failed, configuration unchanged: {0}")]
     Reload(Box<DaemonError>),
+    /// A reload stopped at `0` after it began to change ports (a port
+    /// whose new MTU needs a new device could not be opened again).
+    #[error("reload stopped, some ports changed, the rest not: {0} (fix it and reload again)")]
+    ReloadIncomplete(Box<DaemonError>),
     #[error("{0}: a static entry must be a unicast, non-zero MAC")]
     StaticMac(Mac),
     #[error(

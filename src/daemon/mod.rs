@@ -303,11 +303,12 @@ impl Daemon {
         sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
         sw.fdb().set_capacity(cfg.switch.fdb_capacity);
         sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
+        let incomplete = |e| DaemonError::ReloadIncomplete(Box::new(e));
         for name in &plan.remove {
-            self.del_port(name)?;
+            self.del_port(name).map_err(incomplete)?;
         }
         for (cur, p) in &plan.change {
-            self.update(cur, p.clone(), false)?;
+            self.update(cur, p.clone(), false).map_err(incomplete)?;
         }
         let done = Reloaded {
             added: plan.add.len(),

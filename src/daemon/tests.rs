@@ -286,7 +286,7 @@ fn a_port_that_cannot_be_reopened_is_put_back() {
     s.write(&format!("{}mtu = 9000\n", ports(&["a"])));
     s.pairs.refuse("a", 1);
     let e = s.daemon.reload().unwrap_err().to_string();
-    assert!(e.contains("`a`"), "{e}");
+    assert!(e.contains("reload stopped") && e.contains("`a`"), "{e}");
     assert_eq!(s.names(), ["a"]);
     assert_eq!(s.record("a").plan.unwrap().mtu, None, "as it was");
     assert_eq!(s.pairs.opens_of("a"), [None, None]);

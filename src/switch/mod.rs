@@ -523,13 +523,8 @@ impl SwitchView<'_> {
 
         let fdb = &self.fdb;
         let learn = if port.flags.learning {
-            fdb.learn(
-                src,
-                vid,
-                ingress,
-                now,
-                port.flags.mac_limit.map(MacLimit::get),
-            )
+            let limit = port.flags.mac_limit.map(MacLimit::get);
+            fdb.learn(src, vid, ingress, now, limit)
         } else {
             Learn::Skipped
         };

@@ -428,7 +428,7 @@ macro_rules! port_flags {
             hairpin: bool = false,
             /// Most MACs this port may learn; beyond it new MACs are not
             /// learned (their frames still flood), like the kernel's
-            /// `fdb_max_learned`.
+            /// `fdb_max_learned`. None by default; a change to 0 removes it.
             mac_limit: Option<$crate::switch::MacLimit> = None,
         }
     };
