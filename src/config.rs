@@ -18,21 +18,116 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::port::{PortError, PortSpec};
-use crate::switch::{self, PortConfig, SwitchConfig, VlanMode, VlanSet};
+use crate::switch::{self, PortConfig, PortFlags, SwitchConfig, Vid, VlanError, VlanMode, VlanSet};
 use crate::wire::Mac;
 
 /// Default Prometheus endpoint.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9417";
-/// Allowed ageing times, in seconds (file, command line and vswitchctl).
-pub const AGEING_SECONDS: std::ops::RangeInclusive<u64> = 10..=1_000_000;
-
-/// Default control socket.
 /// The longest `busy-poll` (1 s): beyond it a worker is simply always busy.
 pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
+/// Default control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vswitchd/vswitchd.sock";
+
+/// How long an unseen MAC stays in the FDB: 10 to 1 000 000 seconds.
+/// Checked where it is given (config file, `--ageing-time`, `vswitchctl
+/// set ageing`, a `set-ageing` request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct AgeingTime(u64);
+
+/// An ageing time out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ageing time {0}: must be 10 to 1000000 seconds")]
+pub struct AgeingTimeError(String);
+
+impl AgeingTime {
+    pub const MIN: u64 = 10;
+    pub const MAX: u64 = 1_000_000;
+
+    pub fn from_secs(secs: u64) -> Result<AgeingTime, AgeingTimeError> {
+        if (Self::MIN..=Self::MAX).contains(&secs) {
+            Ok(AgeingTime(secs))
+        } else {
+            Err(AgeingTimeError(secs.to_string()))
+        }
+    }
+
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+
+    pub fn ms(self) -> u64 {
+        self.0 * 1000
+    }
+}
+
+impl Default for AgeingTime {
+    fn default() -> AgeingTime {
+        AgeingTime(switch::DEFAULT_AGEING_MS / 1000)
+    }
+}
+
+impl TryFrom<u64> for AgeingTime {
+    type Error = AgeingTimeError;
+    fn try_from(secs: u64) -> Result<AgeingTime, AgeingTimeError> {
+        AgeingTime::from_secs(secs)
+    }
+}
+
+impl From<AgeingTime> for u64 {
+    fn from(a: AgeingTime) -> u64 {
+        a.0
+    }
+}
+
+impl std::str::FromStr for AgeingTime {
+    type Err = AgeingTimeError;
+    fn from_str(s: &str) -> Result<AgeingTime, AgeingTimeError> {
+        let s = s.trim();
+        let secs = s.parse().map_err(|_| AgeingTimeError(format!("`{s}`")))?;
+        AgeingTime::from_secs(secs)
+    }
+}
+
+/// The MTU of a TAP vswitchd creates: 68 to 65521.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "usize", into = "usize")]
+pub struct Mtu(u16);
+
+/// An MTU out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mtu = {0}: must be 68 to 65521")]
+pub struct MtuError(usize);
+
+impl Mtu {
+    pub fn new(mtu: usize) -> Result<Mtu, MtuError> {
+        if (68..=65521).contains(&mtu) {
+            Ok(Mtu(mtu as u16))
+        } else {
+            Err(MtuError(mtu))
+        }
+    }
+
+    pub fn get(self) -> usize {
+        self.0.into()
+    }
+}
+
+impl TryFrom<usize> for Mtu {
+    type Error = MtuError;
+    fn try_from(mtu: usize) -> Result<Mtu, MtuError> {
+        Mtu::new(mtu)
+    }
+}
+
+impl From<Mtu> for usize {
+    fn from(m: Mtu) -> usize {
+        m.get()
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -46,8 +141,8 @@ pub struct File {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct SwitchSection {
-    /// Seconds an unseen MAC is kept (10..=1_000_000).
-    pub ageing_time: u64,
+    /// Seconds an unseen MAC is kept.
+    pub ageing_time: AgeingTime,
     pub fdb_size: usize,
     pub group_fwd_mask: GroupFwdMask,
     pub vlan_protocol: VlanProtocol,
@@ -67,7 +162,7 @@ pub struct SwitchSection {
 impl Default for SwitchSection {
     fn default() -> Self {
         SwitchSection {
-            ageing_time: switch::DEFAULT_AGEING_MS / 1000,
+            ageing_time: AgeingTime::default(),
             fdb_size: switch::DEFAULT_CAPACITY,
             group_fwd_mask: GroupFwdMask(0),
             vlan_protocol: VlanProtocol::Dot1q,
@@ -155,77 +250,126 @@ impl<'de> Deserialize<'de> for GroupFwdMask {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PortSection {
-    /// `tap0`, `raw:eth0`.
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<VlanSection>,
-    #[serde(default = "yes")]
-    pub learning: bool,
-    #[serde(default = "yes")]
-    pub flood: bool,
-    #[serde(default = "yes")]
-    pub mcast_flood: bool,
-    #[serde(default = "yes")]
-    pub bcast_flood: bool,
-    #[serde(default)]
-    pub isolated: bool,
-    #[serde(default)]
-    pub hairpin: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac_limit: Option<usize>,
-    /// MTU to set on a TAP vswitchd creates.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<usize>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub static_macs: Vec<StaticMac>,
-    /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub socket_mode: Option<u32>,
-    /// Raw ports: take the interface from the host stack (no ARP replies,
-    /// no IPv6 on it), as a kernel bridge does with its ports. Default true.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub claim: Option<bool>,
-    /// Move the TAP into this network namespace (a name from `ip netns`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub netns: Option<String>,
-    /// Addresses to give the TAP (in its namespace), e.g. ["198.18.0.1/24"]:
-    /// the host's own address on the segment, like an IP on `br0`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<String>,
-    /// Default route via this gateway, out of the TAP (in its namespace).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
-    /// MAC address of a TAP vswitchd creates (else the kernel picks one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac: Option<Mac>,
-}
+/// Defines [`PortSection`] with a key for each port flag
+/// ([`port_flags!`](crate::port_flags)): `None` where the section does
+/// not set it.
+macro_rules! port_section {
+    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
+        /// One `[[port]]` section of the config file, and the body of a
+        /// `port-add` request: the settings of one port as the user wrote
+        /// them.
+        #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct PortSection {
+            /// `tap0`, `raw:eth0`.
+            pub name: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub vlan: Option<VlanSection>,
+            $(
+                $(#[$doc])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $flag: Option<$ty>,
+            )*
+            /// MTU to set on a TAP vswitchd creates.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub mtu: Option<Mtu>,
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub static_macs: Vec<StaticMac>,
+            /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub socket_mode: Option<u32>,
+            /// Raw ports: take the interface from the host stack (no ARP replies,
+            /// no IPv6 on it), as a kernel bridge does with its ports. Default true.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub claim: Option<bool>,
+            /// Move the TAP into this network namespace (a name from `ip netns`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub netns: Option<String>,
+            /// Addresses to give the TAP (in its namespace), e.g. ["198.18.0.1/24"]:
+            /// the host's own address on the segment, like an IP on `br0`.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub addresses: Vec<String>,
+            /// Default route via this gateway, out of the TAP (in its namespace).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub gateway: Option<String>,
+            /// MAC address of a TAP vswitchd creates (else the kernel picks one).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub mac: Option<Mac>,
+        }
 
-fn yes() -> bool {
-    true
-}
+        impl PortSection {
+            /// The port's flags: those the section sets, the others at
+            /// their defaults.
+            pub fn flags(&self) -> PortFlags {
+                let default = PortFlags::default();
+                PortFlags {
+                    $( $flag: self.$flag.unwrap_or(default.$flag), )*
+                }
+            }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+            /// Sets every flag of the section (none left to a default).
+            pub fn set_flags(&mut self, flags: PortFlags) {
+                $( self.$flag = Some(flags.$flag); )*
+            }
+        }
+    };
+}
+crate::port_flags!(port_section);
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "mode")]
 pub enum VlanSection {
     #[serde(rename = "access")]
-    Access { vid: u16 },
+    Access { vid: Vid },
     #[serde(rename = "trunk")]
     Trunk {
         /// "10,20-30"
-        allowed: String,
-        native: Option<u16>,
+        allowed: VlanSet,
+        native: Option<Vid>,
     },
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StaticMac {
     pub mac: Mac,
     /// Defaults to the port's PVID (1 when VLANs are off).
-    pub vlan: Option<u16>,
+    pub vlan: Option<Vid>,
+}
+
+/// What is wrong with one port's settings (a `[[port]]` section or a
+/// `port-add`/`port-set` request). Values out of range are refused when
+/// the section is read; these are the rules between keys.
+#[derive(Debug, thiserror::Error)]
+pub enum PortSectionError {
+    #[error(transparent)]
+    Spec(#[from] PortError),
+    #[error("vlan: {0}")]
+    Vlan(#[from] VlanError),
+    #[error("mtu applies only to TAP ports vswitchd creates")]
+    MtuNotTap,
+    #[error("socket-mode applies only to unix: and unixgram: ports")]
+    SocketModeNotUnix,
+    #[error(
+        "socket-mode = {0:#o}: the owner needs rw and others get nothing (e.g. 0o600 or 0o660)"
+    )]
+    SocketMode(u32),
+    #[error("claim applies only to raw: ports (and TAPs attached as raw:)")]
+    ClaimNotRaw,
+    #[error("netns, addresses, gateway and mac apply only to TAP ports vswitchd creates")]
+    PlacementNotTap,
+    #[error("mac = {0}: must be unicast and not all-zero")]
+    Mac(Mac),
+    #[error("gateway = {0:?}: not an IP address (e.g. 198.18.0.1)")]
+    Gateway(String),
+    #[error("netns = {0:?}: not a namespace name (see `ip netns list`)")]
+    Netns(String),
+    #[error("addresses: {0}")]
+    Address(String),
+    #[error("static MAC {0}: must be unicast and not all-zero")]
+    StaticMac(Mac),
+    #[error("this port is given twice")]
+    Twice,
 }
 
 /// A config problem, naming where it is.
@@ -236,10 +380,21 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not TOML, an unknown key or a value out of range: `message` gives
+    /// the line (and the `[[port]]` section it is in).
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A `[switch]` setting out of range.
     #[error("config file {path}: {message}")]
     Check { path: PathBuf, message: String },
+    #[error("config file {path}: [[port]] #{number} (`{name}`): {source}")]
+    Port {
+        path: PathBuf,
+        /// Counted from 1, in file order.
+        number: usize,
+        name: String,
+        source: PortSectionError,
+    },
 }
 
 /// A checked configuration, ready to apply.
@@ -256,7 +411,8 @@ pub struct Config {
 /// One port to open, with its switch configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortPlan {
-    /// The section the plan was made from (for edits by the control tool).
+    /// The section the plan was made from, every flag set (for edits by
+    /// the control tool).
     pub section: PortSection,
     pub spec: PortSpec,
     pub cfg: PortConfig,
@@ -264,15 +420,22 @@ pub struct PortPlan {
     pub netns: Option<String>,
     /// Addresses and default route for the TAP.
     pub placement: crate::os::rtnl::Placement,
-    pub mtu: Option<usize>,
-    pub static_macs: Vec<(Mac, u16)>,
+    pub mtu: Option<Mtu>,
+    pub static_macs: Vec<(Mac, Vid)>,
 }
 
 impl File {
     pub fn parse(text: &str, path: &Path) -> Result<File, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        toml::from_str(text).map_err(|e| {
+            let message = e.to_string().trim_end().to_string();
+            let within = e.span().and_then(|at| port_section_at(text, at.start));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: match within {
+                    Some((number, name)) => format!("[[port]] #{number} (`{name}`): {message}"),
+                    None => message,
+                },
+            }
         })
     }
 
@@ -291,12 +454,6 @@ impl File {
             message,
         };
         let s = &self.switch;
-        if !AGEING_SECONDS.contains(&s.ageing_time) {
-            return Err(err(format!(
-                "[switch] ageing-time = {}: must be 10 to 1000000 seconds",
-                s.ageing_time
-            )));
-        }
         if !(16..=4_000_000).contains(&s.fdb_size) {
             return Err(err(format!(
                 "[switch] fdb-size = {}: must be 16 to 4000000 entries",
@@ -330,17 +487,21 @@ impl File {
         let mut ports = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
-            let at = |m: String| err(format!("[[port]] #{} (`{}`): {m}", i + 1, p.name));
-            let spec = PortSpec::parse(&p.name).map_err(|e| at(e.to_string()))?;
-            if !seen.insert(spec.name()) {
-                return Err(at("this port is given twice".into()));
+            let at = |source| ConfigError::Port {
+                path: path.to_path_buf(),
+                number: i + 1,
+                name: p.name.clone(),
+                source,
+            };
+            let plan = p.plan().map_err(at)?;
+            if !seen.insert(plan.spec.name()) {
+                return Err(at(PortSectionError::Twice));
             }
-            let plan = p.plan(spec).map_err(at)?;
             ports.push(plan);
         }
         Ok(Config {
             switch: SwitchConfig {
-                ageing_ms: s.ageing_time * 1000,
+                ageing_ms: s.ageing_time.ms(),
                 fdb_capacity: s.fdb_size,
                 group_fwd_mask: s.group_fwd_mask.0,
                 vlan_filtering,
@@ -358,76 +519,72 @@ impl File {
     }
 }
 
+/// The `[[port]]` section (its number from 1, and its name) that byte
+/// `at` of a config file falls in, if any: a section runs from its header
+/// to the next table's.
+fn port_section_at(text: &str, at: usize) -> Option<(usize, String)> {
+    use toml::de::{DeTable, DeValue};
+    let file = DeTable::parse(text).ok()?;
+    let mut ports = &[][..];
+    // Where each top-level table starts, and which port it is.
+    let mut starts = Vec::new();
+    for (key, value) in file.get_ref() {
+        match (key.get_ref().as_ref(), value.get_ref()) {
+            ("port", DeValue::Array(a)) => {
+                ports = a;
+                starts.extend(a.iter().enumerate().map(|(i, t)| (t.span().start, Some(i))));
+            }
+            _ => starts.push((key.span().start, None)),
+        }
+    }
+    let (_, port) = starts.into_iter().filter(|(s, _)| *s <= at).max()?;
+    let i = port?;
+    let name = match ports[i].get_ref() {
+        DeValue::Table(t) => t
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == "name")
+            .and_then(|(_, v)| v.get_ref().as_str())
+            .unwrap_or("")
+            .to_string(),
+        _ => String::new(),
+    };
+    Some((i + 1, name))
+}
+
 impl PortSection {
     /// A port section for a spec given on the command line.
     pub fn named(name: &str) -> PortSection {
         PortSection {
             name: name.into(),
-            vlan: None,
-            learning: true,
-            flood: true,
-            mcast_flood: true,
-            bcast_flood: true,
-            isolated: false,
-            hairpin: false,
-            mac_limit: None,
-            mtu: None,
-            static_macs: Vec::new(),
-            socket_mode: None,
-            claim: None,
-            netns: None,
-            addresses: Vec::new(),
-            gateway: None,
-            mac: None,
+            ..PortSection::default()
         }
     }
 
-    fn plan(&self, spec: PortSpec) -> Result<PortPlan, String> {
+    /// Checks the rules between the section's keys and turns it into the
+    /// plan to open the port by.
+    pub fn plan(&self) -> Result<PortPlan, PortSectionError> {
+        let spec = PortSpec::parse(&self.name)?;
         let vlan = match &self.vlan {
             None => VlanMode::default(),
-            Some(VlanSection::Access { vid }) => {
-                switch::ports::parse_vid(&vid.to_string()).map_err(|e| format!("vlan.vid: {e}"))?;
-                VlanMode::Access { vid: *vid }
-            }
+            Some(VlanSection::Access { vid }) => VlanMode::Access { vid: *vid },
             Some(VlanSection::Trunk { allowed, native }) => {
-                let allowed = VlanSet::parse(allowed).map_err(|e| format!("vlan.allowed: {e}"))?;
-                if let Some(n) = native {
-                    switch::ports::parse_vid(&n.to_string())
-                        .map_err(|e| format!("vlan.native: {e}"))?;
-                }
-                if allowed.is_empty() && native.is_none() {
-                    return Err("a trunk needs `allowed` VLANs or a `native` VLAN".into());
-                }
-                VlanMode::Trunk {
-                    allowed,
-                    native: *native,
-                }
+                VlanMode::trunk(allowed.clone(), *native)?
             }
         };
-        if self.mac_limit == Some(0) {
-            return Err("mac-limit = 0 would learn nothing; set learning = false instead".into());
-        }
-        if let Some(m) = self.mtu {
-            if !(68..=65521).contains(&m) {
-                return Err(format!("mtu = {m}: must be 68 to 65521"));
-            }
-            if !matches!(spec, PortSpec::Tap(_)) {
-                return Err("mtu applies only to TAP ports vswitchd creates".into());
-            }
+        if self.mtu.is_some() && !matches!(spec, PortSpec::Tap(_)) {
+            return Err(PortSectionError::MtuNotTap);
         }
         if let Some(m) = self.socket_mode {
             if !matches!(spec, PortSpec::Unix(_) | PortSpec::UnixDgram(_)) {
-                return Err("socket-mode applies only to unix: and unixgram: ports".into());
+                return Err(PortSectionError::SocketModeNotUnix);
             }
             if m & !0o777 != 0 || m & 0o600 != 0o600 || m & 0o007 != 0 {
-                return Err(format!(
-                    "socket-mode = {m:#o}: the owner needs rw and others get nothing (e.g. 0o600 or 0o660)"
-                ));
+                return Err(PortSectionError::SocketMode(m));
             }
         }
         let is_tap = matches!(spec, PortSpec::Tap(_));
         if self.claim.is_some() && !matches!(spec, PortSpec::Tap(_) | PortSpec::Raw(_)) {
-            return Err("claim applies only to raw: ports (and TAPs attached as raw:)".into());
+            return Err(PortSectionError::ClaimNotRaw);
         }
         if (self.netns.is_some()
             || !self.addresses.is_empty()
@@ -435,66 +592,51 @@ impl PortSection {
             || self.mac.is_some())
             && !is_tap
         {
-            return Err(
-                "netns, addresses, gateway and mac apply only to TAP ports vswitchd creates".into(),
-            );
+            return Err(PortSectionError::PlacementNotTap);
         }
         if let Some(m) = self.mac
             && !m.is_valid_source()
         {
-            return Err(format!("mac = {m}: must be unicast and not all-zero"));
+            return Err(PortSectionError::Mac(m));
         }
         let gateways = match &self.gateway {
             Some(g) => vec![
                 g.parse::<std::net::IpAddr>()
-                    .map_err(|_| format!("gateway = {g:?}: not an IP address (e.g. 198.18.0.1)"))?,
+                    .map_err(|_| PortSectionError::Gateway(g.clone()))?,
             ],
             None => Vec::new(),
         };
         if let Some(ns) = &self.netns
             && (ns.is_empty() || ns.contains('/') || ns.starts_with('.'))
         {
-            return Err(format!(
-                "netns = {ns:?}: not a namespace name (see `ip netns list`)"
-            ));
+            return Err(PortSectionError::Netns(ns.clone()));
         }
         let mut addresses = Vec::new();
         for a in &self.addresses {
             addresses.push(
                 a.parse::<crate::os::rtnl::IfAddr>()
-                    .map_err(|e| format!("addresses: {e}"))?,
+                    .map_err(PortSectionError::Address)?,
             );
         }
         let mut static_macs = Vec::new();
         for s in &self.static_macs {
             if !s.mac.is_valid_source() {
-                return Err(format!(
-                    "static MAC {}: must be unicast and not all-zero",
-                    s.mac
-                ));
+                return Err(PortSectionError::StaticMac(s.mac));
             }
-            let vid = match s.vlan {
-                Some(v) => switch::ports::parse_vid(&v.to_string())
-                    .map_err(|e| format!("static MAC {}: {e}", s.mac))?,
-                None => vlan.pvid().unwrap_or(1),
-            };
+            let vid = s.vlan.or(vlan.untagged_vlan()).unwrap_or(Vid::ONE);
             static_macs.push((s.mac, vid));
         }
-        let cfg = PortConfig {
-            name: spec.name(),
-            vlan,
-            learning: self.learning,
-            flood: self.flood,
-            mcast_flood: self.mcast_flood,
-            bcast_flood: self.bcast_flood,
-            isolated: self.isolated,
-            hairpin: self.hairpin,
-            mac_limit: self.mac_limit,
-        };
+        let flags = self.flags();
+        let mut section = self.clone();
+        section.set_flags(flags);
         Ok(PortPlan {
-            section: self.clone(),
+            section,
+            cfg: PortConfig {
+                name: spec.name(),
+                vlan,
+                flags,
+            },
             spec,
-            cfg,
             netns: self.netns.clone(),
             placement: crate::os::rtnl::Placement {
                 addrs: addresses,
@@ -520,7 +662,7 @@ pub fn parse_metrics_addr(s: &str) -> Result<Option<String>, String> {
 /// across reloads.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    pub ageing_time: Option<u64>,
+    pub ageing_time: Option<AgeingTime>,
     pub fdb_size: Option<usize>,
     pub workers: Option<usize>,
     pub busy_poll: Option<u64>,
@@ -646,10 +788,10 @@ mac = "02:00:00:00:17:02"
         assert_eq!(c.ports[2].placement.addrs[0].to_string(), "198.18.170.2/24");
         assert_eq!(
             c.ports[0].static_macs,
-            vec![("02:00:00:00:00:01".parse().unwrap(), 10)]
+            vec![("02:00:00:00:00:01".parse().unwrap(), Vid::new(10).unwrap())]
         );
         assert_eq!(c.ports[1].cfg.name, "raw:veth0");
-        assert!(c.ports[1].cfg.isolated);
+        assert!(c.ports[1].cfg.flags.isolated);
     }
 
     #[test]
@@ -698,6 +840,58 @@ mac = "02:00:00:00:17:02"
                 .tuning
                 .io_uring
         );
+    }
+
+    #[test]
+    fn values_are_checked_as_the_file_is_read() {
+        let e = check("[[port]]\nname = \"tap0\"\n[[port]]\nname = \"tap1\"\nmac-limit = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[[port]] #2 (`tap1`)")
+                && e.contains("line 5")
+                && e.contains("learning = false"),
+            "{e}"
+        );
+        let e = check("[[port]]\nname = \"tap0\"\nmtu = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tap0") && e.contains("68 to 65521"), "{e}");
+        let e =
+            check("[[port]]\nname = \"t\"\nvlan = { mode = \"trunk\", allowed = \"10,5000\" }\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("`t`") && e.contains("`5000`"), "{e}");
+        // Only a key inside a port section is said to be in one.
+        let e = check("[[port]]\nname = \"tap0\"\n[switch]\nageing-time = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("[[port]]") && e.contains("10 to 1000000"),
+            "{e}"
+        );
+        let e = check("[[port]]\nname = \"tap0\"\n[bogus]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("[[port]]") && e.contains("bogus"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nvlan = { mode = \"trunk\", allowed = \"\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a trunk needs"), "{e}");
+    }
+
+    #[test]
+    fn sections_keep_their_flags_keys() {
+        let c = check("[[port]]\nname = \"tap0\"\nmcast-flood = false\nmac-limit = 3\n").unwrap();
+        let f = c.ports[0].cfg.flags;
+        assert!(!f.mcast_flood && f.flood && f.learning);
+        assert_eq!(f.mac_limit.map(|l| l.get()), Some(3));
+        // A port-add request carries the section as JSON with the same keys.
+        let mut s = PortSection::named("tap0");
+        s.mcast_flood = Some(false);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#"{"name":"tap0","mcast-flood":false}"#);
+        assert_eq!(serde_json::from_str::<PortSection>(&json).unwrap(), s);
     }
 
     #[test]

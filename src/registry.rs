@@ -386,9 +386,9 @@ mod tests {
         })
         .unwrap();
         let mut a = r.snapshot().by_name("a").cloned().unwrap();
-        a.cfg.learning = false;
+        a.cfg.flags.learning = false;
         r.change(|d| d.replace(a.clone())).unwrap();
-        assert!(!r.switch().port(0).unwrap().learning);
+        assert!(!r.switch().port(0).unwrap().flags.learning);
         a.cfg.name = "b".into();
         assert_eq!(
             r.change(|d| d.replace(a)),

@@ -24,8 +24,8 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use vswitch::switch::fdb::FdbReader;
 use vswitch::switch::{
-    Action, DropReason, EntryInfo, Fdb, FdbCache, Flush, Learn, PortConfig, PortId, Switch,
-    SwitchConfig, VlanMode, VlanSet,
+    Action, DropReason, EntryInfo, Fdb, FdbCache, Flush, Learn, MacLimit, PortConfig, PortFlags,
+    PortId, Switch, SwitchConfig, Vid, VlanMode, VlanSet,
 };
 use vswitch::wire::Mac;
 
@@ -750,7 +750,9 @@ const VIDS: [u16; 4] = [1, 10, 20, 30];
 fn vlan_mode() -> impl Strategy<Value = VlanMode> {
     let vid = prop::sample::select(&VIDS[..]);
     prop_oneof![
-        vid.clone().prop_map(|vid| VlanMode::Access { vid }),
+        vid.clone().prop_map(|vid| VlanMode::Access {
+            vid: Vid::new(vid).unwrap()
+        }),
         (
             prop::sample::subsequence(&VIDS[..], 0..=VIDS.len()),
             prop::option::of(vid),
@@ -768,7 +770,7 @@ fn vlan_mode() -> impl Strategy<Value = VlanMode> {
                 };
                 VlanMode::Trunk {
                     allowed: set,
-                    native,
+                    native: native.map(|n| Vid::new(n).unwrap()),
                 }
             }),
     ]
@@ -790,13 +792,15 @@ fn port_config() -> impl Strategy<Value = (PortConfig, bool)> {
             let cfg = PortConfig {
                 name: String::new(),
                 vlan,
-                learning,
-                flood,
-                mcast_flood,
-                bcast_flood,
-                isolated,
-                hairpin,
-                mac_limit,
+                flags: PortFlags {
+                    learning,
+                    flood,
+                    mcast_flood,
+                    bcast_flood,
+                    isolated,
+                    hairpin,
+                    mac_limit: mac_limit.map(|n| MacLimit::new(n).unwrap()),
+                },
             };
             (cfg, up)
         })
@@ -982,7 +986,7 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
             continue;
         }
         let cfg = &cfgs[i];
-        if !cfg.learning {
+        if !cfg.flags.learning {
             prop_assert_eq!(d.learn, Learn::Skipped);
         }
         let Action::Forward(e) = d.action else {
@@ -990,7 +994,7 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
         };
         let dst = Mac::from_slice(&bytes[..6]);
         prop_assert!(!e.ports.is_empty(), "forward to nobody: {:?}", d);
-        if !cfg.hairpin {
+        if !cfg.flags.hairpin {
             prop_assert!(
                 !e.ports.contains(ingress),
                 "back out of the ingress: {:?}",
@@ -1021,16 +1025,16 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
                     e.vid
                 );
             }
-            if cfg.isolated {
-                prop_assert!(!cfgs[pi].isolated, "isolated to isolated: {:?}", d);
+            if cfg.flags.isolated {
+                prop_assert!(!cfgs[pi].flags.isolated, "isolated to isolated: {:?}", d);
             }
             if e.flooded {
                 let allowed = if dst.is_broadcast() {
-                    cfgs[pi].bcast_flood
+                    cfgs[pi].flags.bcast_flood
                 } else if dst.is_multicast() {
-                    cfgs[pi].mcast_flood
+                    cfgs[pi].flags.mcast_flood
                 } else {
-                    cfgs[pi].flood
+                    cfgs[pi].flags.flood
                 };
                 prop_assert!(allowed, "flooded to port {} which refuses it", p);
             }
@@ -1069,7 +1073,7 @@ static FIXED: LazyLock<[Switch; 2]> = LazyLock::new(|| {
             ..SwitchConfig::default()
         });
         let mut hairpin = PortConfig::new("p3").trunk("20", None);
-        hairpin.hairpin = true;
+        hairpin.flags.hairpin = true;
         for cfg in [
             PortConfig::new("p0").access(10),
             PortConfig::new("p1").access(20),

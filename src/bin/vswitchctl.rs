@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use vswitch::config::{DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
+use vswitch::config::{AgeingTime, DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
 use vswitch::control::protocol::{
-    Envelope, FdbRow, PortChanges, Request, Response, ShowInfo, VERSION,
+    Envelope, FdbRow, FlagChange, FlagChanges, PortChanges, Request, Response, ShowInfo, VERSION,
 };
 use vswitch::dataplane::Reading;
+use vswitch::switch::{MacLimit, PortFlags, Vid, VlanSet};
 use vswitch::wire::Mac;
 
 /// Control a running vswitchd.
@@ -36,7 +37,8 @@ struct Cli {
 enum Cmd {
     /// Ports, their state, VLANs and counters.
     Show,
-    /// Per-port counters and drops by reason.
+    /// Per-port counters and drops by reason (from the same answer as
+    /// `show`).
     Stats,
     /// Add, remove or change ports.
     #[command(subcommand)]
@@ -88,37 +90,97 @@ enum PortCmd {
 struct PortOpts {
     /// Access port in this VLAN.
     #[arg(long, value_name = "VID", conflicts_with = "trunk")]
-    access: Option<u16>,
+    access: Option<Vid>,
     /// Trunk carrying these VLANs tagged, e.g. 10,20-30.
     #[arg(long, value_name = "VLANS")]
-    trunk: Option<String>,
+    trunk: Option<VlanSet>,
     /// Native (untagged) VLAN of the trunk.
     #[arg(long, value_name = "VID", requires = "trunk")]
-    native: Option<u16>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    learning: Option<bool>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    flood: Option<bool>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    mcast_flood: Option<bool>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    bcast_flood: Option<bool>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    isolated: Option<bool>,
-    #[arg(long, value_name = "on|off", value_parser = on_off)]
-    hairpin: Option<bool>,
-    /// Most MACs the port may learn (0: no limit).
-    #[arg(long, value_name = "N")]
-    mac_limit: Option<usize>,
+    native: Option<Vid>,
+    #[command(flatten)]
+    flags: FlagOpts,
 }
 
-fn on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" | "true" | "yes" | "1" => Ok(true),
-        "off" | "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("`{s}`: use on or off")),
+/// How a port flag of this type is given on the command line and listed
+/// by `show`.
+trait CliFlag: FlagChange {
+    const VALUE_NAME: &'static str;
+    fn parse(s: &str) -> Result<Self::Wire, String>;
+    /// The flag named `name` at this value, as `show` lists it when it is
+    /// not at its default.
+    fn word(&self, name: &str) -> String;
+}
+
+impl CliFlag for bool {
+    const VALUE_NAME: &'static str = "on|off";
+    fn parse(s: &str) -> Result<bool, String> {
+        match s {
+            "on" | "true" | "yes" | "1" => Ok(true),
+            "off" | "false" | "no" | "0" => Ok(false),
+            _ => Err(format!("`{s}`: use on or off")),
+        }
+    }
+    fn word(&self, name: &str) -> String {
+        if *self {
+            name.to_string()
+        } else {
+            format!("no-{name}")
+        }
     }
 }
+
+impl CliFlag for Option<MacLimit> {
+    const VALUE_NAME: &'static str = "N";
+    /// 0: no limit.
+    fn parse(s: &str) -> Result<usize, String> {
+        s.parse()
+            .map_err(|_| format!("`{s}`: a number of MACs (0: no limit)"))
+    }
+    fn word(&self, name: &str) -> String {
+        match self {
+            Some(l) => format!("{name}={l}"),
+            None => format!("no-{name}"),
+        }
+    }
+}
+
+macro_rules! flag_opts {
+    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
+        /// An option per port flag (`--mac-limit 0` removes the limit).
+        #[derive(Args, Debug, Default)]
+        struct FlagOpts {
+            $(
+                $(#[$doc])*
+                #[arg(
+                    long,
+                    value_name = <$ty as CliFlag>::VALUE_NAME,
+                    value_parser = <$ty as CliFlag>::parse,
+                )]
+                $flag: Option<<$ty as FlagChange>::Wire>,
+            )*
+        }
+
+        impl FlagOpts {
+            fn changes(&self) -> FlagChanges {
+                FlagChanges { $( $flag: self.$flag, )* }
+            }
+        }
+
+        /// A port's flags as `show` lists them: those not at their
+        /// defaults.
+        fn flag_words(flags: &PortFlags) -> Vec<String> {
+            let default = PortFlags::default();
+            let mut words = Vec::new();
+            $(
+                if flags.$flag != default.$flag {
+                    words.push(flags.$flag.word(&stringify!($flag).replace('_', "-")));
+                }
+            )*
+            words
+        }
+    };
+}
+vswitch::port_flags!(flag_opts);
 
 impl PortOpts {
     fn vlan(&self) -> Option<VlanSection> {
@@ -135,13 +197,7 @@ impl PortOpts {
         PortChanges {
             vlan: self.vlan(),
             no_vlan,
-            learning: self.learning,
-            flood: self.flood,
-            mcast_flood: self.mcast_flood,
-            bcast_flood: self.bcast_flood,
-            isolated: self.isolated,
-            hairpin: self.hairpin,
-            mac_limit: self.mac_limit,
+            flags: self.flags.changes(),
         }
     }
 }
@@ -153,7 +209,7 @@ enum FdbCmd {
         #[arg(long)]
         port: Option<String>,
         #[arg(long)]
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     /// Add a static entry (never ages, never moves).
     Add {
@@ -161,27 +217,27 @@ enum FdbCmd {
         #[arg(long)]
         port: String,
         #[arg(long)]
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     /// Remove an entry (static or learned).
     Del {
         mac: Mac,
         #[arg(long)]
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     /// Forget learned entries (all, or of one port or VLAN).
     Flush {
         #[arg(long)]
         port: Option<String>,
         #[arg(long)]
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum SetCmd {
-    /// FDB ageing time in seconds.
-    Ageing { seconds: u64 },
+    /// FDB ageing time in seconds (10 to 1000000).
+    Ageing { seconds: AgeingTime },
 }
 
 fn call(socket: &PathBuf, req: Request) -> Result<serde_json::Value> {
@@ -252,28 +308,6 @@ fn print_show(s: &ShowInfo) {
         "ID", "PORT", "KIND", "STATE", "READ", "VLAN", "MTU", "MACS", "RX", "TX", "DROPS"
     );
     for p in &s.ports {
-        let mut flags = Vec::new();
-        if !p.learning {
-            flags.push("no-learning".to_string());
-        }
-        for (on, name) in [
-            (p.flood, "flood"),
-            (p.mcast_flood, "mcast-flood"),
-            (p.bcast_flood, "bcast-flood"),
-        ] {
-            if !on {
-                flags.push(format!("no-{name}"));
-            }
-        }
-        if p.isolated {
-            flags.push("isolated".into());
-        }
-        if p.hairpin {
-            flags.push("hairpin".into());
-        }
-        if let Some(l) = p.mac_limit {
-            flags.push(format!("mac-limit={l}"));
-        }
         println!(
             "{:<4} {:<18} {:<5} {:<10} {:<6} {:<22} {:>5} {:>6} {:>12} {:>12} {:>10}  {}",
             p.id,
@@ -287,7 +321,7 @@ fn print_show(s: &ShowInfo) {
             p.counters.rx_frames,
             p.counters.tx_frames,
             p.counters.dropped,
-            flags.join(",")
+            flag_words(&p.flags).join(",")
         );
     }
 }
@@ -323,7 +357,8 @@ fn print_stats(s: &ShowInfo) {
 fn run(cli: Cli) -> Result<()> {
     let req = match &cli.cmd {
         Cmd::Show => Request::Show,
-        Cmd::Stats => Request::Stats,
+        // The counters `stats` prints are in `show`'s answer.
+        Cmd::Stats => Request::Show,
         Cmd::Reload => Request::Reload,
         Cmd::Port(PortCmd::Add {
             spec,

@@ -1,22 +1,17 @@
-//! vswitchd: the switch daemon. Thin: parses the command line, builds the
-//! switch from the library, runs the control plane until SIGTERM/SIGINT.
+//! vswitchd: the switch daemon. Thin: parses the command line, sets up
+//! logging, and hands the checked configuration to the library's
+//! [`daemon::run`]; turns its errors into exit codes.
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 
-use vswitch::config::{self, Overrides};
-use vswitch::control::server as control;
-use vswitch::daemon::Daemon;
-use vswitch::dataplane::{Clock, Dataplane};
-use vswitch::switch::Switch;
+use vswitch::config::{self, AgeingTime, Overrides};
+use vswitch::daemon;
 
 /// A userspace Ethernet switch: joins TAP devices, existing interfaces and
 /// QEMU guests into one L2 segment with the Linux bridge's behaviour.
@@ -34,9 +29,9 @@ struct Cli {
     #[arg(short, long, value_name = "PATH")]
     config: Option<PathBuf>,
 
-    /// Seconds an unseen MAC stays in the FDB [default: 300].
+    /// Seconds an unseen MAC stays in the FDB, 10 to 1000000 [default: 300].
     #[arg(long, value_name = "SECONDS")]
-    ageing_time: Option<u64>,
+    ageing_time: Option<AgeingTime>,
 
     /// Most FDB entries [default: 8192].
     #[arg(long, value_name = "ENTRIES")]
@@ -143,28 +138,6 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
-/// Tells systemd (Type=notify) that the switch is forwarding.
-fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let sock = match std::os::unix::net::UnixDatagram::unbound() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let path = path.to_string_lossy().to_string();
-    let r = if let Some(abs) = path.strip_prefix('@') {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
-            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
-    } else {
-        sock.send_to(b"READY=1", &path)
-    };
-    if let Err(e) = r {
-        tracing::warn!("sd_notify failed: {e}");
-    }
-}
-
 fn run(cli: Cli) -> Result<()> {
     let ports = match &cli.ports {
         Some(p) => config::parse_port_list(p).context("--ports")?,
@@ -194,105 +167,5 @@ fn run(cli: Cli) -> Result<()> {
             "no ports: give --ports tap0,tap1 or a config file with [[port]] sections (or a control socket to add them later)"
         );
     }
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control-plane runtime")?;
-    let _guard = rt.enter();
-
-    // Bind the endpoints first: a taken address fails before any TAP exists.
-    let metrics_listener = match &cfg.metrics_addr {
-        Some(addr) => {
-            let l = std::net::TcpListener::bind(addr).with_context(|| {
-                format!("metrics address {addr} (pick another with --metrics-addr, or `off`)")
-            })?;
-            l.set_nonblocking(true)?;
-            Some(tokio::net::TcpListener::from_std(l)?)
-        }
-        None => None,
-    };
-    let control_listener = match &cfg.control_socket {
-        Some(p) => Some(control::bind(p)?),
-        None => None,
-    };
-
-    let clock = Clock::new();
-    let switch = Arc::new(Switch::new(&cfg.switch));
-    let dp = Arc::new(Dataplane::start(
-        switch.clone(),
-        cfg.workers,
-        cfg.tuning,
-        clock,
-    )?);
-    let daemon = Arc::new(Daemon::new(dp.clone(), cli.config.clone(), overrides));
-    let cleanup = |dp: &Dataplane| {
-        dp.shutdown();
-        if let Some(p) = &cfg.control_socket {
-            let _ = std::fs::remove_file(p);
-        }
-    };
-    for plan in &cfg.ports {
-        if let Err(e) = daemon.add_port(plan.clone()) {
-            cleanup(&dp);
-            anyhow::bail!("{e}");
-        }
-    }
-
-    let result = rt.block_on(async {
-        if let Some(l) = metrics_listener {
-            tracing::info!(addr = %l.local_addr()?, "metrics at /metrics");
-            tokio::spawn(vswitch::metrics::serve(
-                l,
-                Arc::new(vswitch::metrics::registry(dp.clone())),
-            ));
-        }
-        let (reload_tx, _reload_rx) = tokio::sync::mpsc::channel::<()>(4);
-        if let Some(l) = control_listener {
-            tracing::info!(path = ?cfg.control_socket, "control socket ready");
-            tokio::spawn(control::serve(l, daemon.clone(), reload_tx));
-        }
-        let (link_tx, mut link_rx) = tokio::sync::mpsc::channel::<()>(1);
-        if let Err(e) = vswitch::os::netlink::watch_links(move || {
-            !matches!(
-                link_tx.try_send(()),
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
-            )
-        }) {
-            tracing::warn!("no link notifications ({e}); checking ports once a second");
-        }
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tracing::info!(ports = cfg.ports.len(), "vswitchd forwarding");
-        notify_ready();
-        loop {
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-                _ = hup.recv() => {
-                    let d = daemon.clone();
-                    match tokio::task::spawn_blocking(move || d.reload()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => tracing::error!("{e}"),
-                        Err(e) => tracing::error!("reload: {e}"),
-                    }
-                }
-                _ = tick.tick() => {
-                    switch.expire(clock.now_ms());
-                    let d = daemon.clone();
-                    let _ = tokio::task::spawn_blocking(move || d.hotplug_tick()).await;
-                }
-                Some(()) = link_rx.recv() => {
-                    let d = daemon.clone();
-                    let _ = tokio::task::spawn_blocking(move || d.hotplug_tick()).await;
-                }
-            }
-        }
-        Ok::<(), anyhow::Error>(())
-    });
-    cleanup(&dp);
-    tracing::info!("stopped");
-    result
+    Ok(daemon::run(cfg, cli.config, overrides)?)
 }

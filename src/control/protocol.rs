@@ -8,10 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PortSection;
+use crate::config::{AgeingTime, PortSection};
 use crate::dataplane::stats::PortTotals;
 use crate::dataplane::{LinkState, Reading};
-use crate::switch::PortId;
+use crate::switch::{MacLimit, PortFlags, PortId, Vid};
 use crate::wire::Mac;
 
 pub const VERSION: u32 = 1;
@@ -19,10 +19,10 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    /// Ports, their state, VLANs and counters.
+    /// Ports, their state, VLANs and counters (`stats` is the same
+    /// request: `vswitchctl stats` shows the counters of the answer).
+    #[serde(alias = "stats")]
     Show,
-    /// Totals of every port and the FDB.
-    Stats,
     /// Open and attach a port (`tap0`, `raw:eth0`, `unix:/path`) with the
     /// same settings a `[[port]]` section takes.
     PortAdd {
@@ -38,23 +38,23 @@ pub enum Request {
     },
     FdbShow {
         port: Option<String>,
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     FdbAdd {
         mac: Mac,
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
         port: String,
     },
     FdbDel {
         mac: Mac,
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     FdbFlush {
         port: Option<String>,
-        vlan: Option<u16>,
+        vlan: Option<Vid>,
     },
     SetAgeing {
-        seconds: u64,
+        seconds: AgeingTime,
     },
     /// Re-read the config file (as SIGHUP does).
     Reload,
@@ -105,21 +105,8 @@ pub struct PortChanges {
     /// Go back to no VLAN settings (access VLAN 1).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_vlan: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub learning: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flood: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcast_flood: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bcast_flood: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub isolated: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hairpin: Option<bool>,
-    /// 0 removes the limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac_limit: Option<usize>,
+    #[serde(flatten)]
+    pub flags: FlagChanges,
 }
 
 impl PortChanges {
@@ -130,23 +117,59 @@ impl PortChanges {
         if let Some(v) = &self.vlan {
             s.vlan = Some(v.clone());
         }
-        for (src, dst) in [
-            (self.learning, &mut s.learning),
-            (self.flood, &mut s.flood),
-            (self.mcast_flood, &mut s.mcast_flood),
-            (self.bcast_flood, &mut s.bcast_flood),
-            (self.isolated, &mut s.isolated),
-            (self.hairpin, &mut s.hairpin),
-        ] {
-            if let Some(v) = src {
-                *dst = v;
-            }
-        }
-        if let Some(l) = self.mac_limit {
-            s.mac_limit = (l > 0).then_some(l);
-        }
+        self.flags.apply(s);
     }
 }
+
+/// How a request carries a new value of a port flag of this type.
+pub trait FlagChange {
+    type Wire: Copy;
+    fn from_wire(w: Self::Wire) -> Self;
+}
+
+impl FlagChange for bool {
+    type Wire = bool;
+    fn from_wire(on: bool) -> bool {
+        on
+    }
+}
+
+impl FlagChange for Option<MacLimit> {
+    /// The new limit; 0 removes it.
+    type Wire = usize;
+    fn from_wire(n: usize) -> Option<MacLimit> {
+        MacLimit::new(n).ok()
+    }
+}
+
+macro_rules! flag_changes {
+    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
+        /// New values for some port flags (one field per
+        /// [`port_flags!`](crate::port_flags) entry); `None` leaves one as
+        /// it is. `mac-limit` 0 removes the limit.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub struct FlagChanges {
+            $(
+                $(#[$doc])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $flag: Option<<$ty as FlagChange>::Wire>,
+            )*
+        }
+
+        impl FlagChanges {
+            /// Sets the flags given in `section`.
+            pub fn apply(&self, section: &mut PortSection) {
+                $(
+                    if let Some(v) = self.$flag {
+                        section.$flag = Some(<$ty as FlagChange>::from_wire(v));
+                    }
+                )*
+            }
+        }
+    };
+}
+crate::port_flags!(flag_changes);
 
 /// One port in `show`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,13 +183,8 @@ pub struct PortInfo {
     #[serde(default = "polled")]
     pub reading: Reading,
     pub vlan: String,
-    pub learning: bool,
-    pub flood: bool,
-    pub mcast_flood: bool,
-    pub bcast_flood: bool,
-    pub isolated: bool,
-    pub hairpin: bool,
-    pub mac_limit: Option<usize>,
+    #[serde(flatten)]
+    pub flags: PortFlags,
     pub mtu: usize,
     pub learned_macs: usize,
     pub counters: PortCounters,
@@ -266,5 +284,31 @@ mod tests {
         assert!(
             serde_json::from_str::<Envelope<Request>>(r#"{"version":1,"cmd":"nope"}"#).is_err()
         );
+        let stats: Envelope<Request> =
+            serde_json::from_str(r#"{"version":1,"cmd":"stats"}"#).unwrap();
+        assert_eq!(stats.body, Request::Show);
+        let bad = serde_json::from_str::<Envelope<Request>>(
+            r#"{"version":1,"cmd":"fdb-flush","vlan":4095}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("1-4094"));
+    }
+
+    #[test]
+    fn port_changes_keep_their_wire_keys() {
+        let line = r#"{"vlan":{"mode":"access","vid":10},"mcast-flood":false,"mac-limit":0}"#;
+        let c: PortChanges = serde_json::from_str(line).unwrap();
+        assert_eq!(c.flags.mcast_flood, Some(false));
+        assert_eq!(serde_json::to_string(&c).unwrap(), line);
+        assert!(serde_json::from_str::<PortChanges>(r#"{"bogus":1}"#).is_err());
+        let mut s = PortSection::named("tap0");
+        s.mac_limit = Some(MacLimit::new(4).ok());
+        c.apply(&mut s);
+        let flags = s.flags();
+        assert!(!flags.mcast_flood && flags.flood);
+        assert_eq!(flags.mac_limit, None, "mac-limit 0 removes the limit");
+        assert!(matches!(
+            s.vlan,
+            Some(crate::config::VlanSection::Access { .. })
+        ));
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::protocol::{Envelope, Request, Response, VERSION};
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, DaemonError};
 
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -67,29 +67,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 }
 
 /// Serves requests until the task is dropped.
-pub async fn serve(
-    listener: UnixListener,
-    daemon: Arc<Daemon>,
-    reload: tokio::sync::mpsc::Sender<()>,
-) {
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let daemon = daemon.clone();
-        let reload = reload.clone();
         tokio::spawn(async move {
-            let _ = connection(sock, daemon, reload).await;
+            let _ = connection(sock, daemon).await;
         });
     }
 }
 
-async fn connection(
-    sock: UnixStream,
-    daemon: Arc<Daemon>,
-    reload: tokio::sync::mpsc::Sender<()>,
-) -> io::Result<()> {
+async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
     let (r, mut w) = sock.into_split();
     let mut lines = BufReader::new(r).lines();
     loop {
@@ -107,8 +98,7 @@ async fn connection(
                     match serde_json::from_value::<Envelope<Request>>(v) {
                         Ok(env) => {
                             let d = daemon.clone();
-                            let reload = reload.clone();
-                            tokio::task::spawn_blocking(move || execute(&d, env.body, &reload))
+                            tokio::task::spawn_blocking(move || execute(&d, env.body))
                                 .await
                                 .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
                         }
@@ -127,18 +117,17 @@ async fn connection(
     }
 }
 
-fn result<T: serde::Serialize>(r: Result<T, String>) -> Response {
+fn result<T: serde::Serialize>(r: Result<T, DaemonError>) -> Response {
     match r {
         Ok(v) => Response::ok(v),
-        Err(e) => Response::err(e),
+        Err(e) => Response::err(e.to_string()),
     }
 }
 
 /// Runs one request against the daemon (blocking; off the async threads).
-pub fn execute(d: &Daemon, req: Request, reload: &tokio::sync::mpsc::Sender<()>) -> Response {
+fn execute(d: &Daemon, req: Request) -> Response {
     match req {
         Request::Show => Response::ok(d.show()),
-        Request::Stats => Response::ok(d.show()),
         Request::PortAdd { port } => result(d.add_port_section(&port)),
         Request::PortDel { name } => result(d.del_port(&name)),
         Request::PortSet { name, changes } => result(d.set_port(&name, &changes)),
@@ -146,13 +135,10 @@ pub fn execute(d: &Daemon, req: Request, reload: &tokio::sync::mpsc::Sender<()>)
         Request::FdbAdd { mac, vlan, port } => result(d.fdb_add(mac, vlan, &port)),
         Request::FdbDel { mac, vlan } => result(d.fdb_del(mac, vlan)),
         Request::FdbFlush { port, vlan } => result(d.fdb_flush(port.as_deref(), vlan)),
-        Request::SetAgeing { seconds } => result(d.set_ageing(seconds)),
-        Request::Reload => {
-            // Run the reload here so the caller gets its outcome; the
-            // channel only tells the main loop a reload happened.
-            let r = d.reload();
-            let _ = reload.try_send(());
-            result(r)
+        Request::SetAgeing { seconds } => {
+            d.set_ageing(seconds);
+            Response::ok(())
         }
+        Request::Reload => result(d.reload().map(|r| r.to_string())),
     }
 }

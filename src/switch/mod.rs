@@ -22,7 +22,9 @@ pub use fdb::{
     DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbCache, FdbGuard, FdbReader, FdbStats,
     Flush, Learn,
 };
-pub use ports::{MAX_PORTS, PortConfig, PortId, PortSet, VlanMode, VlanSet};
+pub use ports::{
+    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, Vid, VlanError, VlanMode, VlanSet,
+};
 
 use crate::wire::{Frame, FrameError};
 
@@ -95,10 +97,10 @@ impl PortTable {
             let id = id as PortId;
             t.present.insert(id);
             for (flag, set) in [
-                (c.flood, &mut t.flood),
-                (c.mcast_flood, &mut t.mcast_flood),
-                (c.bcast_flood, &mut t.bcast_flood),
-                (c.isolated, &mut t.isolated),
+                (c.flags.flood, &mut t.flood),
+                (c.flags.mcast_flood, &mut t.mcast_flood),
+                (c.flags.bcast_flood, &mut t.bcast_flood),
+                (c.flags.isolated, &mut t.isolated),
             ] {
                 if flag {
                     set.insert(id);
@@ -107,16 +109,16 @@ impl PortTable {
             if filtering {
                 match &c.vlan {
                     VlanMode::Access { vid } => {
-                        t.members[*vid as usize].insert(id);
-                        t.untagged[*vid as usize].insert(id);
+                        t.members[vid.get() as usize].insert(id);
+                        t.untagged[vid.get() as usize].insert(id);
                     }
                     VlanMode::Trunk { allowed, native } => {
                         for v in allowed.iter() {
                             t.members[v as usize].insert(id);
                         }
                         if let Some(n) = native {
-                            t.members[*n as usize].insert(id);
-                            t.untagged[*n as usize].insert(id);
+                            t.members[n.get() as usize].insert(id);
+                            t.untagged[n.get() as usize].insert(id);
                         }
                     }
                 }
@@ -146,9 +148,10 @@ impl AtomicPortSet {
     }
 }
 
-/// Errors from changing the switch's ports.
+/// Why [`Switch::add_port`], [`Switch::set_port`] or
+/// [`Switch::remove_port`] refused a change to the port table.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PortError {
+pub enum TableError {
     #[error("the switch already has {MAX_PORTS} ports")]
     Full,
     #[error("a port named `{0}` already exists")]
@@ -156,7 +159,7 @@ pub enum PortError {
     #[error("no port with id {0}")]
     NoSuchPort(PortId),
     #[error("port `{port}`: {what}")]
-    Invalid { port: String, what: String },
+    Invalid { port: String, what: VlanError },
 }
 
 /// The forwarding core, shared by every port reader.
@@ -223,34 +226,23 @@ impl Switch {
         self.table_generation.fetch_add(1, Release);
     }
 
-    fn validate(cfg: &PortConfig) -> Result<(), PortError> {
-        let bad = |what: String| PortError::Invalid {
+    /// The VLAN ids are valid by their type; the rest of the VLAN rules
+    /// are [`VlanMode::check`]'s.
+    fn validate(cfg: &PortConfig) -> Result<(), TableError> {
+        cfg.vlan.check().map_err(|what| TableError::Invalid {
             port: cfg.name.clone(),
             what,
-        };
-        let ok = |v: u16| (1..=ports::MAX_VID).contains(&v);
-        match &cfg.vlan {
-            VlanMode::Access { vid } if !ok(*vid) => {
-                Err(bad(format!("access VLAN {vid} is out of range (1-4094)")))
-            }
-            VlanMode::Trunk {
-                native: Some(n), ..
-            } if !ok(*n) => Err(bad(format!("native VLAN {n} is out of range (1-4094)"))),
-            VlanMode::Trunk { allowed, native } if allowed.is_empty() && native.is_none() => {
-                Err(bad("a trunk needs allowed VLANs or a native VLAN".into()))
-            }
-            _ => Ok(()),
-        }
+        })
     }
 
     /// Adds a port (down until [`Switch::set_port_up`]). Returns its id: the
     /// lowest free one.
-    pub fn add_port(&self, cfg: PortConfig) -> Result<PortId, PortError> {
+    pub fn add_port(&self, cfg: PortConfig) -> Result<PortId, TableError> {
         Self::validate(&cfg)?;
         let _w = self.writer.lock();
         let cur = self.table.load();
         if cur.ports.iter().flatten().any(|p| p.name == cfg.name) {
-            return Err(PortError::Duplicate(cfg.name));
+            return Err(TableError::Duplicate(cfg.name));
         }
         let mut ports = cur.ports.clone();
         let id = match ports.iter().position(Option::is_none) {
@@ -259,7 +251,7 @@ impl Switch {
                 ports.push(None);
                 ports.len() - 1
             }
-            None => return Err(PortError::Full),
+            None => return Err(TableError::Full),
         };
         ports[id] = Some(cfg);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
@@ -268,12 +260,12 @@ impl Switch {
 
     /// Replaces a port's configuration in place. Learned entries in VLANs
     /// the port left are flushed.
-    pub fn set_port(&self, id: PortId, cfg: PortConfig) -> Result<(), PortError> {
+    pub fn set_port(&self, id: PortId, cfg: PortConfig) -> Result<(), TableError> {
         Self::validate(&cfg)?;
         let _w = self.writer.lock();
         let cur = self.table.load();
         let Some(Some(old)) = cur.ports.get(id as usize) else {
-            return Err(PortError::NoSuchPort(id));
+            return Err(TableError::NoSuchPort(id));
         };
         if cur
             .ports
@@ -281,10 +273,10 @@ impl Switch {
             .enumerate()
             .any(|(i, p)| i != id as usize && p.as_ref().is_some_and(|p| p.name == cfg.name))
         {
-            return Err(PortError::Duplicate(cfg.name));
+            return Err(TableError::Duplicate(cfg.name));
         }
         let vlan_changed = old.vlan != cfg.vlan;
-        let learning_off = old.learning && !cfg.learning;
+        let learning_off = old.flags.learning && !cfg.flags.learning;
         let mut ports = cur.ports.clone();
         ports[id as usize] = Some(cfg);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
@@ -298,11 +290,11 @@ impl Switch {
     }
 
     /// Removes a port and every FDB entry (static too) pointing at it.
-    pub fn remove_port(&self, id: PortId) -> Result<PortConfig, PortError> {
+    pub fn remove_port(&self, id: PortId) -> Result<PortConfig, TableError> {
         let _w = self.writer.lock();
         let cur = self.table.load();
         let Some(Some(old)) = cur.ports.get(id as usize) else {
-            return Err(PortError::NoSuchPort(id));
+            return Err(TableError::NoSuchPort(id));
         };
         let old = old.clone();
         let mut ports = cur.ports.clone();
@@ -333,7 +325,7 @@ impl Switch {
             let Some(old) = old else { continue };
             match ports.get(i).and_then(Option::as_ref) {
                 Some(new) if new.name == old.name => {
-                    if new.vlan != old.vlan || (old.learning && !new.learning) {
+                    if new.vlan != old.vlan || (old.flags.learning && !new.flags.learning) {
                         changed.push(i as PortId);
                     }
                 }
@@ -530,8 +522,9 @@ impl SwitchView<'_> {
         };
 
         let fdb = &self.fdb;
-        let learn = if port.learning {
-            fdb.learn(src, vid, ingress, now, port.mac_limit)
+        let learn = if port.flags.learning {
+            let limit = port.flags.mac_limit.map(MacLimit::get);
+            fdb.learn(src, vid, ingress, now, limit)
         } else {
             Learn::Skipped
         };
@@ -545,8 +538,8 @@ impl SwitchView<'_> {
             }
         }
 
-        let hairpin = port.hairpin;
-        let ingress_isolated = port.isolated;
+        let hairpin = port.flags.hairpin;
+        let ingress_isolated = port.flags.isolated;
         let usable = table.members[vid as usize].and(up);
         let egress = |ports: PortSet, flooded| {
             Action::Forward(Egress {

@@ -2,6 +2,9 @@
 //! forwarding core sees them.
 
 use std::fmt;
+use std::num::NonZeroUsize;
+
+use serde::{Deserialize, Serialize};
 
 /// Most ports one switch holds. Port sets are fixed-size bitmaps so a
 /// decision never allocates.
@@ -98,8 +101,82 @@ impl fmt::Debug for PortSet {
 /// Highest usable VLAN id (4095 is reserved).
 pub const MAX_VID: u16 = 4094;
 
-/// A set of VLAN ids 1..=4094 as a bitmap.
-#[derive(Clone, PartialEq, Eq)]
+/// A VLAN id a port can be a member of: 1 to 4094 (0 in a tag means "no
+/// VLAN", 4095 is reserved). Checked where it is made — from a config
+/// file or a request ([`TryFrom<u16>`], serde), a command line
+/// ([`FromStr`](std::str::FromStr)) — so nothing past that checks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct Vid(u16);
+
+/// A number that is not a VLAN id, as it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a VLAN id (1-4094)")]
+pub struct VidError(String);
+
+impl Vid {
+    /// VLAN 1, the default VLAN of every port.
+    pub const ONE: Vid = Vid(1);
+
+    pub fn new(vid: u16) -> Result<Vid, VidError> {
+        if (1..=MAX_VID).contains(&vid) {
+            Ok(Vid(vid))
+        } else {
+            Err(VidError(vid.to_string()))
+        }
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for Vid {
+    type Error = VidError;
+    fn try_from(vid: u16) -> Result<Vid, VidError> {
+        Vid::new(vid)
+    }
+}
+
+impl From<Vid> for u16 {
+    fn from(vid: Vid) -> u16 {
+        vid.0
+    }
+}
+
+impl std::str::FromStr for Vid {
+    type Err = VidError;
+    fn from_str(s: &str) -> Result<Vid, VidError> {
+        let s = s.trim();
+        s.parse::<u16>()
+            .ok()
+            .and_then(|v| Vid::new(v).ok())
+            .ok_or_else(|| VidError(s.to_string()))
+    }
+}
+
+impl fmt::Display for Vid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why VLAN settings are refused: the one wording of the VLAN rules, for
+/// config files, requests and programs alike.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VlanError {
+    #[error(transparent)]
+    Vid(#[from] VidError),
+    #[error("VLAN range `{0}` is backwards")]
+    Backwards(String),
+    #[error("a trunk needs allowed VLANs or a native VLAN")]
+    EmptyTrunk,
+}
+
+/// A set of VLAN ids 1..=4094 as a bitmap. Written (config, requests)
+/// as a list of ids and ranges: "10,20-30".
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct VlanSet(Box<[u64; 64]>);
 
 impl Default for VlanSet {
@@ -126,20 +203,20 @@ impl VlanSet {
     }
 
     /// Parses "10,20-30,100" (ids 1..=4094).
-    pub fn parse(s: &str) -> Result<VlanSet, String> {
+    pub fn parse(s: &str) -> Result<VlanSet, VlanError> {
         let mut set = VlanSet::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (lo, hi) = match part.split_once('-') {
-                Some((a, b)) => (parse_vid(a)?, parse_vid(b)?),
+                Some((a, b)) => (a.parse::<Vid>()?, b.parse::<Vid>()?),
                 None => {
-                    let v = parse_vid(part)?;
+                    let v = part.parse::<Vid>()?;
                     (v, v)
                 }
             };
             if lo > hi {
-                return Err(format!("VLAN range `{part}` is backwards"));
+                return Err(VlanError::Backwards(part.to_string()));
             }
-            for v in lo..=hi {
+            for v in lo.get()..=hi.get() {
                 set.insert(v);
             }
         }
@@ -147,11 +224,23 @@ impl VlanSet {
     }
 }
 
-/// Parses one VLAN id, 1..=4094.
-pub fn parse_vid(s: &str) -> Result<u16, String> {
-    match s.trim().parse::<u16>() {
-        Ok(v) if (1..=MAX_VID).contains(&v) => Ok(v),
-        _ => Err(format!("`{}` is not a VLAN id (1-4094)", s.trim())),
+impl std::str::FromStr for VlanSet {
+    type Err = VlanError;
+    fn from_str(s: &str) -> Result<VlanSet, VlanError> {
+        VlanSet::parse(s)
+    }
+}
+
+impl TryFrom<String> for VlanSet {
+    type Error = VlanError;
+    fn try_from(s: String) -> Result<VlanSet, VlanError> {
+        VlanSet::parse(&s)
+    }
+}
+
+impl From<VlanSet> for String {
+    fn from(s: VlanSet) -> String {
+        s.to_string()
     }
 }
 
@@ -193,35 +282,61 @@ impl fmt::Debug for VlanSet {
 pub enum VlanMode {
     /// One VLAN, untagged on the wire: ingress frames take `vid`, egress
     /// frames leave untagged.
-    Access { vid: u16 },
+    Access { vid: Vid },
     /// Tagged frames of the `allowed` VLANs. With `native`, untagged ingress
     /// frames take that VLAN and its frames leave untagged.
     Trunk {
         allowed: VlanSet,
-        native: Option<u16>,
+        native: Option<Vid>,
     },
 }
 
 impl Default for VlanMode {
     fn default() -> Self {
-        VlanMode::Access { vid: 1 }
+        VlanMode::Access { vid: Vid::ONE }
     }
 }
 
 impl VlanMode {
+    /// A trunk of `allowed` VLANs and an optional native VLAN; it needs
+    /// one or the other.
+    pub fn trunk(allowed: VlanSet, native: Option<Vid>) -> Result<VlanMode, VlanError> {
+        let mode = VlanMode::Trunk { allowed, native };
+        mode.check()?;
+        Ok(mode)
+    }
+
+    /// The rule the VLAN ids themselves do not carry: a trunk carries
+    /// some VLAN.
+    pub fn check(&self) -> Result<(), VlanError> {
+        match self {
+            VlanMode::Trunk { allowed, native } if allowed.is_empty() && native.is_none() => {
+                Err(VlanError::EmptyTrunk)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The VLAN untagged and priority-tagged ingress frames are put in.
-    pub fn pvid(&self) -> Option<u16> {
+    pub fn untagged_vlan(&self) -> Option<Vid> {
         match self {
             VlanMode::Access { vid } => Some(*vid),
             VlanMode::Trunk { native, .. } => *native,
         }
     }
 
+    /// [`VlanMode::untagged_vlan`] as the number frames carry.
+    pub fn pvid(&self) -> Option<u16> {
+        self.untagged_vlan().map(Vid::get)
+    }
+
     /// Whether the port is a member of `vid`.
     pub fn allows(&self, vid: u16) -> bool {
         match self {
-            VlanMode::Access { vid: v } => *v == vid,
-            VlanMode::Trunk { allowed, native } => allowed.contains(vid) || *native == Some(vid),
+            VlanMode::Access { vid: v } => v.get() == vid,
+            VlanMode::Trunk { allowed, native } => {
+                allowed.contains(vid) || native.is_some_and(|n| n.get() == vid)
+            }
         }
     }
 
@@ -231,28 +346,122 @@ impl VlanMode {
     }
 }
 
-/// Per-port behaviour, mirroring the Linux bridge port flags.
+impl fmt::Display for VlanMode {
+    /// As `vswitchctl show` lists it: `access 10`, `trunk 10,20-30 native 1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VlanMode::Access { vid } => write!(f, "access {vid}"),
+            VlanMode::Trunk { allowed, native } => {
+                write!(f, "trunk {allowed}")?;
+                match native {
+                    Some(n) => write!(f, " native {n}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Most MACs one port may learn: at least one (a port that should learn
+/// nothing has `learning` off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "usize", into = "usize")]
+pub struct MacLimit(NonZeroUsize);
+
+/// A MAC limit of zero.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a mac-limit of 0 would learn nothing; set learning = false instead")]
+pub struct MacLimitError;
+
+impl MacLimit {
+    pub fn new(n: usize) -> Result<MacLimit, MacLimitError> {
+        NonZeroUsize::new(n).map(MacLimit).ok_or(MacLimitError)
+    }
+
+    pub fn get(self) -> usize {
+        self.0.get()
+    }
+}
+
+impl TryFrom<usize> for MacLimit {
+    type Error = MacLimitError;
+    fn try_from(n: usize) -> Result<MacLimit, MacLimitError> {
+        MacLimit::new(n)
+    }
+}
+
+impl From<MacLimit> for usize {
+    fn from(l: MacLimit) -> usize {
+        l.get()
+    }
+}
+
+impl fmt::Display for MacLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Calls the macro `$then` with every port flag: its field, type, default
+/// and what it does, as `/// doc  field: Type = default,` entries.
+///
+/// This is the one list of port flags. [`PortFlags`], the `[[port]]` keys
+/// of a config file (`config::PortSection`), the changes `port set` sends
+/// (`control::protocol::FlagChanges`) and vswitchctl's options and its
+/// listing in `show` are all made from it: a new flag is one entry here,
+/// plus what it does in the forwarding core.
+#[macro_export]
+macro_rules! port_flags {
+    ($then:ident) => {
+        $then! {
+            /// Learn source MACs of frames received here.
+            learning: bool = true,
+            /// Receive flooded unknown-unicast frames.
+            flood: bool = true,
+            /// Receive flooded multicast frames.
+            mcast_flood: bool = true,
+            /// Receive flooded broadcast frames.
+            bcast_flood: bool = true,
+            /// Isolated ports never forward to other isolated ports.
+            isolated: bool = false,
+            /// Frames may go back out of the port they came in on.
+            hairpin: bool = false,
+            /// Most MACs this port may learn; beyond it new MACs are not
+            /// learned (their frames still flood), like the kernel's
+            /// `fdb_max_learned`. None by default; a change to 0 removes it.
+            mac_limit: Option<$crate::switch::MacLimit> = None,
+        }
+    };
+}
+
+macro_rules! define_port_flags {
+    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
+        /// How a port forwards beyond its VLANs, mirroring the Linux
+        /// bridge's port flags. The flags are listed once, in
+        /// [`port_flags!`](crate::port_flags).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct PortFlags {
+            $( $(#[$doc])* pub $flag: $ty, )*
+        }
+
+        impl Default for PortFlags {
+            fn default() -> PortFlags {
+                PortFlags { $( $flag: $default, )* }
+            }
+        }
+    };
+}
+crate::port_flags!(define_port_flags);
+
+/// A port as the forwarding core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortConfig {
     /// Name used in logs, metrics and the control tool.
     pub name: String,
     /// VLAN membership (used only when the switch filters VLANs).
     pub vlan: VlanMode,
-    /// Learn source MACs of frames received here.
-    pub learning: bool,
-    /// Receive flooded unknown-unicast frames.
-    pub flood: bool,
-    /// Receive flooded multicast frames.
-    pub mcast_flood: bool,
-    /// Receive flooded broadcast frames.
-    pub bcast_flood: bool,
-    /// Isolated ports never forward to other isolated ports.
-    pub isolated: bool,
-    /// Frames may go back out of the port they came in on.
-    pub hairpin: bool,
-    /// Most MACs this port may learn; beyond it new MACs are not learned
-    /// (their frames still flood), like the kernel's `fdb_max_learned`.
-    pub mac_limit: Option<usize>,
+    pub flags: PortFlags,
 }
 
 impl PortConfig {
@@ -260,25 +469,25 @@ impl PortConfig {
         PortConfig {
             name: name.into(),
             vlan: VlanMode::default(),
-            learning: true,
-            flood: true,
-            mcast_flood: true,
-            bcast_flood: true,
-            isolated: false,
-            hairpin: false,
-            mac_limit: None,
+            flags: PortFlags::default(),
         }
     }
 
+    /// An access port of VLAN `vid` (panics if `vid` is not 1..=4094:
+    /// for tests and programs with fixed settings).
     pub fn access(mut self, vid: u16) -> Self {
-        self.vlan = VlanMode::Access { vid };
+        self.vlan = VlanMode::Access {
+            vid: Vid::new(vid).expect("valid VLAN id"),
+        };
         self
     }
 
+    /// A trunk (panics on a bad VLAN list or id, like
+    /// [`PortConfig::access`]).
     pub fn trunk(mut self, allowed: &str, native: Option<u16>) -> Self {
         self.vlan = VlanMode::Trunk {
             allowed: VlanSet::parse(allowed).expect("valid VLAN list"),
-            native,
+            native: native.map(|n| Vid::new(n).expect("valid VLAN id")),
         };
         self
     }
@@ -316,7 +525,7 @@ mod tests {
 
     #[test]
     fn vlan_modes() {
-        let a = VlanMode::Access { vid: 10 };
+        let a = PortConfig::new("a").access(10).vlan;
         assert_eq!(a.pvid(), Some(10));
         assert!(a.allows(10) && !a.allows(20));
         assert!(a.egress_untagged(10));
@@ -326,5 +535,55 @@ mod tests {
         assert!(!t.egress_untagged(10) && t.egress_untagged(30));
         let t = PortConfig::new("t").trunk("10", None).vlan;
         assert_eq!(t.pvid(), None);
+        assert_eq!(
+            VlanMode::trunk(VlanSet::default(), None),
+            Err(VlanError::EmptyTrunk)
+        );
+        assert_eq!(a.to_string(), "access 10");
+        assert_eq!(
+            PortConfig::new("t")
+                .trunk("10,20-22", Some(1))
+                .vlan
+                .to_string(),
+            "trunk 10,20-22 native 1"
+        );
+    }
+
+    #[test]
+    fn vlan_ids_are_checked_where_they_are_made() {
+        assert_eq!(Vid::new(4094).map(Vid::get), Ok(4094));
+        for bad in [0, 4095, 5000] {
+            let e = Vid::new(bad).unwrap_err().to_string();
+            assert!(e.contains(&bad.to_string()) && e.contains("1-4094"), "{e}");
+        }
+        assert_eq!(" 10 ".parse::<Vid>().map(Vid::get), Ok(10));
+        assert!("x".parse::<Vid>().unwrap_err().to_string().contains("`x`"));
+        assert_eq!(
+            serde_json::from_str::<Vid>("20").map(Vid::get).ok(),
+            Some(20)
+        );
+        assert!(serde_json::from_str::<Vid>("4095").is_err());
+        assert_eq!(serde_json::to_string(&Vid::ONE).unwrap(), "1");
+        assert!(
+            VlanSet::parse("30-20")
+                .unwrap_err()
+                .to_string()
+                .contains("backwards")
+        );
+    }
+
+    #[test]
+    fn mac_limits_are_at_least_one() {
+        assert_eq!(MacLimit::new(5).map(MacLimit::get), Ok(5));
+        assert!(
+            MacLimit::new(0)
+                .unwrap_err()
+                .to_string()
+                .contains("learning = false")
+        );
+        assert!(serde_json::from_str::<MacLimit>("0").is_err());
+        let f: PortFlags = serde_json::from_str(r#"{"mac_limit": 3}"#).unwrap();
+        assert_eq!(f.mac_limit.map(MacLimit::get), Some(3));
+        assert!(f.learning && f.flood && !f.isolated, "the rest at defaults");
     }
 }

@@ -95,7 +95,7 @@ fn unicast_to_own_port_dropped_unless_hairpin() {
         DropReason::SameSegment
     );
     let mut cfg = sw.port(0).unwrap();
-    cfg.hairpin = true;
+    cfg.flags.hairpin = true;
     sw.set_port(0, cfg).unwrap();
     // set_port keeps entries when VLAN and learning are unchanged.
     assert_eq!(out(&sw.decide(0, &eth(B, A), 2)), vec![0]);
@@ -195,7 +195,7 @@ fn ageing_with_fake_clock() {
 #[test]
 fn learning_off_port_does_not_learn() {
     let mut p = PortConfig::new("p0");
-    p.learning = false;
+    p.flags.learning = false;
     let sw = switch_with(SwitchConfig::default(), vec![p, PortConfig::new("p1")]);
     let d = sw.decide(0, &eth(B, A), 0);
     assert_eq!(d.learn, Learn::Skipped);
@@ -205,11 +205,11 @@ fn learning_off_port_does_not_learn() {
 #[test]
 fn flood_flags() {
     let mut p1 = PortConfig::new("p1");
-    p1.flood = false;
+    p1.flags.flood = false;
     let mut p2 = PortConfig::new("p2");
-    p2.mcast_flood = false;
+    p2.flags.mcast_flood = false;
     let mut p3 = PortConfig::new("p3");
-    p3.bcast_flood = false;
+    p3.flags.bcast_flood = false;
     let sw = switch_with(
         SwitchConfig::default(),
         vec![PortConfig::new("p0"), p1, p2, p3],
@@ -239,7 +239,7 @@ fn flood_flags() {
 fn isolated_ports_do_not_talk_to_each_other() {
     let iso = |n: &str| {
         let mut p = PortConfig::new(n);
-        p.isolated = true;
+        p.flags.isolated = true;
         p
     };
     let sw = switch_with(
@@ -460,11 +460,11 @@ fn port_table_changes() {
     let sw = plain(2);
     assert_eq!(
         sw.add_port(PortConfig::new("p0")),
-        Err(PortError::Duplicate("p0".into()))
+        Err(TableError::Duplicate("p0".into()))
     );
     assert!(matches!(
-        sw.add_port(PortConfig::new("bad").access(0)),
-        Err(PortError::Invalid { .. })
+        sw.add_port(PortConfig::new("bad").trunk("", None)),
+        Err(TableError::Invalid { .. })
     ));
     sw.decide(1, &eth(A, B), 0);
     sw.fdb().add_static(C, UNAWARE_VID, 1);
@@ -486,7 +486,7 @@ fn port_table_changes() {
 #[test]
 fn mac_limit_refuses_but_still_floods() {
     let mut p = PortConfig::new("p0");
-    p.mac_limit = Some(1);
+    p.flags.mac_limit = Some(MacLimit::new(1).unwrap());
     let sw = switch_with(SwitchConfig::default(), vec![p, PortConfig::new("p1")]);
     assert_eq!(sw.decide(0, &eth(C, A), 0).learn, Learn::Learned);
     let d = sw.decide(0, &eth(C, B), 0);

@@ -1,0 +1,83 @@
+//! What can go wrong in a daemon operation, each naming the port, file or
+//! entry and, where there is one, what to do. The control server sends the
+//! text to `vswitchctl`; the main loop logs it.
+
+use std::io;
+
+use crate::config::{ConfigError, PortSectionError};
+use crate::port::PortError;
+use crate::registry::RegistryError;
+use crate::wire::Mac;
+
+/// Why a daemon operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("no port named `{0}`")]
+    NoSuchPort(String),
+    #[error("port `{0}` already exists")]
+    Exists(String),
+    /// A port attached by a program, not from a plan: it has no settings
+    /// the daemon could change.
+    #[error("port `{0}` was not opened by vswitchd")]
+    NotOpenedHere(String),
+    /// The settings of a `port-add` or `port-set` request break a rule.
+    #[error("port `{port}`: {source}")]
+    Settings {
+        port: String,
+        source: PortSectionError,
+    },
+    /// Opening the device failed (the error names the port).
+    #[error(transparent)]
+    Open(#[from] PortError),
+    /// The device opened but could not be put in its namespace or given
+    /// its addresses.
+    #[error("port `{port}`: {source}")]
+    Place { port: String, source: PlaceError },
+    /// The config file could not be read or is wrong (the error names the
+    /// file and line).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A reload stopped at `0`; the switch kept its configuration.
+    #[error("reload failed, configuration unchanged: {0}")]
+    Reload(Box<DaemonError>),
+    /// A reload stopped at `0` after it began to change ports (a port
+    /// whose new MTU needs a new device could not be opened again).
+    #[error("reload stopped, some ports changed, the rest not: {0} (fix it and reload again)")]
+    ReloadIncomplete(Box<DaemonError>),
+    #[error("{0}: a static entry must be a unicast, non-zero MAC")]
+    StaticMac(Mac),
+    #[error(
+        "the FDB is full of static entries (remove some with `vswitchctl fdb del`, or raise fdb-size)"
+    )]
+    FdbFull,
+    #[error("no FDB entry for {0}")]
+    NoFdbEntry(Mac),
+}
+
+impl DaemonError {
+    /// A request's port settings refused by `PortSection::plan`: errors
+    /// that already name the port (a bad spec) are kept as they are.
+    pub(crate) fn settings(port: &str, e: PortSectionError) -> DaemonError {
+        match e {
+            PortSectionError::Spec(e) => DaemonError::Open(e),
+            source => DaemonError::Settings {
+                port: port.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+/// Why a new TAP could not be placed (moved into its namespace, given its
+/// addresses and routes).
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("network namespace `{0}` does not exist (create it with `ip netns add {0}`)")]
+    NoNamespace(String),
+    #[error("moving into namespace `{netns}`: {source}")]
+    Move { netns: String, source: io::Error },
+    #[error("bringing up / adding addresses and routes: {0}")]
+    Configure(io::Error),
+}

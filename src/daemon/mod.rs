@@ -1,0 +1,481 @@
+//! The running switch as the control plane sees it: the dataplane plus the
+//! port plans it was built from, and every change an operator can make —
+//! add, remove and reconfigure ports, FDB edits, reload, hot-plug — and
+//! [`run()`], vswitchd's main loop.
+//!
+//! - [`error`]: [`DaemonError`], what an operation can fail with;
+//! - [`open`]: the [`PortOpener`] seam between the daemon and the devices
+//!   (tests open socket pairs instead);
+//! - [`run`](mod@run): signals, ticks, reload on SIGHUP, link
+//!   notifications, the metrics and control servers.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod open;
+pub mod run;
+#[cfg(test)]
+mod tests;
+
+pub use error::{DaemonError, PlaceError};
+pub use open::{Opened, PortOpener, SystemPorts};
+pub use run::{RunError, run};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::ReentrantMutex;
+
+use crate::config::{self, AgeingTime, Config, PortPlan, PortSection};
+use crate::control::protocol::{FdbRow, PortChanges, PortInfo, ShowInfo, state_name};
+use crate::dataplane::stats::PortTotals;
+use crate::dataplane::{Dataplane, Device, LinkState};
+use crate::registry::PortRecord;
+use crate::switch::{Flush, PortId, Vid};
+use crate::wire::Mac;
+
+/// The switch and what it was configured with. Its ports live in the
+/// dataplane's [registry](crate::registry); every operation here (add,
+/// remove, set, reload, hot-plug, FDB edits) runs under one lock, so two
+/// never interleave.
+pub struct Daemon {
+    dp: Arc<Dataplane>,
+    config_path: Option<PathBuf>,
+    /// Command-line settings: kept across reloads.
+    overrides: config::Overrides,
+    opener: Box<dyn PortOpener>,
+    /// Serialises operations (re-entrant: a reload adds and removes ports).
+    ops: ReentrantMutex<()>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reloaded {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+impl fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "reloaded: {} added, {} changed, {} removed, {} unchanged",
+            self.added, self.changed, self.removed, self.unchanged
+        )
+    }
+}
+
+/// What a reload is to do to each port: the running ports compared with
+/// the file's.
+#[derive(Default)]
+struct ReloadPlan {
+    /// Ports the file names that do not run.
+    add: Vec<PortPlan>,
+    /// Ports from the file that it no longer names. Ports added at
+    /// runtime, and ports no plan opened, stay.
+    remove: Vec<String>,
+    /// Ports whose settings change, or that the file now names although
+    /// they were added at runtime (the file manages them from now on).
+    change: Vec<(PortRecord, PortPlan)>,
+    unchanged: usize,
+}
+
+impl ReloadPlan {
+    fn new(current: &[PortRecord], wanted: &[PortPlan]) -> ReloadPlan {
+        let running: BTreeMap<&str, &PortRecord> = current.iter().map(|r| (r.name(), r)).collect();
+        let wanted: BTreeMap<String, &PortPlan> =
+            wanted.iter().map(|p| (p.spec.name(), p)).collect();
+        let mut plan = ReloadPlan::default();
+        for (name, p) in &wanted {
+            if !running.contains_key(name.as_str()) {
+                plan.add.push((*p).clone());
+            }
+        }
+        for (name, cur) in running {
+            match wanted.get(name) {
+                None if cur.runtime || cur.plan.is_none() => plan.unchanged += 1,
+                None => plan.remove.push(name.to_string()),
+                Some(p) if cur.plan.as_ref() != Some(*p) || cur.runtime => {
+                    plan.change.push((cur.clone(), (*p).clone()));
+                }
+                Some(_) => plan.unchanged += 1,
+            }
+        }
+        plan
+    }
+}
+
+impl Daemon {
+    /// A daemon for `dp` that opens real devices ([`SystemPorts`]).
+    pub fn new(
+        dp: Arc<Dataplane>,
+        config_path: Option<PathBuf>,
+        overrides: config::Overrides,
+    ) -> Daemon {
+        Daemon {
+            dp,
+            config_path,
+            overrides,
+            opener: Box::new(SystemPorts),
+            ops: ReentrantMutex::new(()),
+        }
+    }
+
+    /// Opens ports with `opener` instead (tests: socket pairs).
+    pub fn with_opener(mut self, opener: impl PortOpener + 'static) -> Daemon {
+        self.opener = Box::new(opener);
+        self
+    }
+
+    pub fn dataplane(&self) -> &Arc<Dataplane> {
+        &self.dp
+    }
+
+    /// Opens and attaches a port from the configuration. On failure nothing
+    /// is left behind.
+    pub fn add_port(&self, plan: PortPlan) -> Result<PortId, DaemonError> {
+        self.attach(plan, false)
+    }
+
+    /// Adds a port from a `port-add` request.
+    pub fn add_port_section(&self, section: &PortSection) -> Result<PortId, DaemonError> {
+        let _op = self.ops.lock();
+        let plan = section
+            .plan()
+            .map_err(|e| DaemonError::settings(&section.name, e))?;
+        let id = self.attach(plan.clone(), true)?;
+        self.filter_vlans_for(&plan);
+        Ok(id)
+    }
+
+    fn attach(&self, plan: PortPlan, runtime: bool) -> Result<PortId, DaemonError> {
+        let _op = self.ops.lock();
+        let name = plan.spec.name();
+        if self.dp.registry().snapshot().by_name(&name).is_some() {
+            return Err(DaemonError::Exists(name));
+        }
+        let Opened { port, fell_back } = self.opener.open(&plan)?;
+        let workers = self.dp.workers();
+        let id = self.dp.registry().change(|d| {
+            let id = d.free_id()?;
+            let device = Arc::new(Device::new(port, id, &name, d.least_loaded(workers)));
+            d.add(PortRecord {
+                id,
+                cfg: plan.cfg.clone(),
+                device,
+                plan: Some(plan.clone()),
+                runtime,
+                fell_back,
+            })
+        })?;
+        for (mac, vid) in &plan.static_macs {
+            if !self.dp.switch().fdb().add_static(*mac, vid.get(), id) {
+                tracing::warn!(port = %name, %mac, "FDB full of static entries; static MAC not added");
+            }
+        }
+        Ok(id)
+    }
+
+    /// Detaches and closes a port.
+    pub fn del_port(&self, name: &str) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        self.dp.registry().change(|d| d.remove(name))?;
+        tracing::info!(port = name, "port removed");
+        Ok(())
+    }
+
+    /// The record of the port named `name`.
+    fn record(&self, name: &str) -> Result<PortRecord, DaemonError> {
+        self.dp
+            .registry()
+            .snapshot()
+            .by_name(name)
+            .cloned()
+            .ok_or_else(|| DaemonError::NoSuchPort(name.to_string()))
+    }
+
+    /// Changes some settings of an existing port in place (no reopen
+    /// unless the MTU changes).
+    pub fn set_port(&self, name: &str, changes: &PortChanges) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        let current = self.record(name)?;
+        let Some(cur_plan) = &current.plan else {
+            return Err(DaemonError::NotOpenedHere(name.to_string()));
+        };
+        let mut section = cur_plan.section.clone();
+        changes.apply(&mut section);
+        let plan = section.plan().map_err(|e| DaemonError::settings(name, e))?;
+        self.update(&current, plan.clone(), current.runtime)?;
+        self.filter_vlans_for(&plan);
+        Ok(())
+    }
+
+    /// A port given VLAN settings at runtime turns VLAN filtering on.
+    fn filter_vlans_for(&self, plan: &PortPlan) {
+        let sw = self.dp.switch();
+        if plan.section.vlan.is_some() && !sw.vlan_filtering() {
+            tracing::info!(port = %plan.spec, "port has VLAN settings: VLAN filtering turns on");
+            sw.set_vlan_filtering(true, sw.vlan_protocol());
+        }
+    }
+
+    /// Gives port `cur` the settings of `plan` (and `runtime` as its
+    /// origin). A new MTU needs a new device: the port is closed and
+    /// opened again; if that fails, it is put back as it was.
+    fn update(&self, cur: &PortRecord, plan: PortPlan, runtime: bool) -> Result<(), DaemonError> {
+        let name = plan.spec.name();
+        let old = cur.plan.clone();
+        if old.as_ref() == Some(&plan) && cur.runtime == runtime {
+            return Ok(());
+        }
+        if let Some(old) = old.as_ref().filter(|o| o.mtu != plan.mtu) {
+            self.del_port(&name)?;
+            return match self.attach(plan, runtime) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    if let Err(again) = self.attach(old.clone(), cur.runtime) {
+                        tracing::error!(port = %name, "port lost: cannot open it again as it was: {again}");
+                    }
+                    Err(e)
+                }
+            };
+        }
+        self.dp.registry().change(|d| {
+            d.replace(PortRecord {
+                cfg: plan.cfg.clone(),
+                plan: Some(plan.clone()),
+                runtime,
+                ..cur.clone()
+            })
+        })?;
+        let fdb = self.dp.switch().fdb();
+        for (mac, vid) in old.iter().flat_map(|o| &o.static_macs) {
+            if !plan.static_macs.contains(&(*mac, *vid)) {
+                fdb.remove(*mac, vid.get());
+            }
+        }
+        for (mac, vid) in &plan.static_macs {
+            fdb.add_static(*mac, vid.get(), cur.id);
+        }
+        tracing::info!(port = %name, "port settings changed");
+        Ok(())
+    }
+
+    /// Loads the config file (plus `--ports`) and checks it.
+    fn load_config(&self) -> Result<Config, DaemonError> {
+        Ok(config::load(self.config_path.as_deref(), &self.overrides)?)
+    }
+
+    /// Re-reads the config file and applies it. New ports are opened
+    /// first: if the file is wrong or a new port cannot be opened, the
+    /// running switch keeps its configuration.
+    pub fn reload(&self) -> Result<Reloaded, DaemonError> {
+        let _op = self.ops.lock();
+        let unchanged = |e| DaemonError::Reload(Box::new(e));
+        let cfg = self.load_config().map_err(unchanged)?;
+        let plan = ReloadPlan::new(&self.dp.ports(), &cfg.ports);
+        let mut added = Vec::new();
+        for p in &plan.add {
+            match self.add_port(p.clone()) {
+                Ok(_) => added.push(p.spec.name()),
+                Err(e) => {
+                    for n in &added {
+                        let _ = self.del_port(n);
+                    }
+                    return Err(unchanged(e));
+                }
+            }
+        }
+        let sw = self.dp.switch();
+        let runtime_vlans = self.dp.ports().iter().any(|r| {
+            r.runtime
+                && !plan.change.iter().any(|(c, _)| c.id == r.id)
+                && r.plan.as_ref().is_some_and(|p| p.section.vlan.is_some())
+        });
+        sw.set_vlan_filtering(
+            cfg.switch.vlan_filtering || runtime_vlans,
+            cfg.switch.vlan_protocol,
+        );
+        sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
+        sw.fdb().set_capacity(cfg.switch.fdb_capacity);
+        sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
+        let incomplete = |e| DaemonError::ReloadIncomplete(Box::new(e));
+        for name in &plan.remove {
+            self.del_port(name).map_err(incomplete)?;
+        }
+        for (cur, p) in &plan.change {
+            self.update(cur, p.clone(), false).map_err(incomplete)?;
+        }
+        let done = Reloaded {
+            added: plan.add.len(),
+            changed: plan.change.len(),
+            removed: plan.remove.len(),
+            unchanged: plan.unchanged,
+        };
+        tracing::info!("{done}");
+        Ok(done)
+    }
+
+    /// Re-attaches ports whose device came back and marks down ports whose
+    /// device vanished. Called on link notifications and once a second.
+    pub fn hotplug_tick(&self) {
+        let _op = self.ops.lock();
+        for r in self.dp.ports() {
+            let Some(plan) = &r.plan else { continue };
+            match r.device.link_state() {
+                LinkState::Gone => match self.opener.reopen(plan, r.fell_back) {
+                    Ok(Some(p)) => {
+                        if let Err(e) = self.dp.replace_port(r.id, p) {
+                            tracing::warn!(port = %plan.spec, "re-attach failed: {e}");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(port = %plan.spec, "not yet: {e}"),
+                },
+                state => {
+                    if !r.device.port.alive() {
+                        self.dp.mark_gone(r.id);
+                    } else if state == LinkState::Up && r.device.port.carrier() == Some(false) {
+                        self.dp.mark_link_down(r.id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn name_of(&self, id: PortId) -> String {
+        self.dp
+            .port(id)
+            .map(|r| r.cfg.name)
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    pub fn port_id(&self, name: &str) -> Result<PortId, DaemonError> {
+        self.record(name).map(|r| r.id)
+    }
+
+    pub fn show(&self) -> ShowInfo {
+        let sw = self.dp.switch();
+        let counters = self.dp.counters();
+        let ports = self
+            .dp
+            .ports()
+            .into_iter()
+            .map(|h| {
+                let cfg = &h.cfg;
+                let dev = &h.device;
+                PortInfo {
+                    id: h.id,
+                    name: cfg.name.clone(),
+                    kind: dev.port.kind().to_string(),
+                    state: state_name(sw.port_up(h.id), dev.link_state()).to_string(),
+                    reading: dev.reading(),
+                    vlan: if sw.vlan_filtering() {
+                        cfg.vlan.to_string()
+                    } else {
+                        "-".to_string()
+                    },
+                    flags: cfg.flags,
+                    mtu: dev.port.mtu(),
+                    learned_macs: sw.fdb().learned_on(h.id),
+                    counters: PortTotals::sum(&counters, h.id).into(),
+                }
+            })
+            .collect();
+        ShowInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            vlan_filtering: sw.vlan_filtering(),
+            ageing_seconds: sw.fdb().ageing_ms() / 1000,
+            fdb_entries: sw.fdb().len(),
+            fdb_capacity: sw.fdb().capacity(),
+            group_fwd_mask: sw.group_fwd_mask(),
+            ports,
+        }
+    }
+
+    pub fn fdb_show(
+        &self,
+        port: Option<&str>,
+        vlan: Option<Vid>,
+    ) -> Result<Vec<FdbRow>, DaemonError> {
+        let pid = port.map(|p| self.port_id(p)).transpose()?;
+        let vlan = vlan.map(Vid::get);
+        let now = self.dp.clock().now_ms();
+        Ok(self
+            .dp
+            .switch()
+            .fdb()
+            .entries(now)
+            .into_iter()
+            .filter(|e| pid.is_none_or(|p| e.port == p) && vlan.is_none_or(|v| e.vlan == v))
+            .map(|e| FdbRow {
+                mac: e.mac,
+                vlan: e.vlan,
+                port: self.name_of(e.port),
+                is_static: e.is_static,
+                age_seconds: e.age_ms as f64 / 1000.0,
+            })
+            .collect())
+    }
+
+    /// The VLAN a static entry of port `id` goes in when none is given:
+    /// the port's untagged VLAN (VLAN 1 when the switch does not filter
+    /// VLANs).
+    fn default_vid(&self, id: PortId) -> Vid {
+        if !self.dp.switch().vlan_filtering() {
+            return Vid::ONE;
+        }
+        self.dp
+            .port(id)
+            .and_then(|r| r.cfg.vlan.untagged_vlan())
+            .unwrap_or(Vid::ONE)
+    }
+
+    pub fn fdb_add(&self, mac: Mac, vlan: Option<Vid>, port: &str) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        if !mac.is_valid_source() {
+            return Err(DaemonError::StaticMac(mac));
+        }
+        let id = self.port_id(port)?;
+        let vid = vlan.unwrap_or_else(|| self.default_vid(id));
+        if self.dp.switch().fdb().add_static(mac, vid.get(), id) {
+            Ok(())
+        } else {
+            Err(DaemonError::FdbFull)
+        }
+    }
+
+    pub fn fdb_del(&self, mac: Mac, vlan: Option<Vid>) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        let fdb = self.dp.switch().fdb();
+        let removed = match vlan {
+            Some(v) => fdb.remove(mac, v.get()) as usize,
+            None => (1..=crate::switch::ports::MAX_VID)
+                .filter(|v| fdb.remove(mac, *v))
+                .count(),
+        };
+        if removed == 0 {
+            Err(DaemonError::NoFdbEntry(mac))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn fdb_flush(&self, port: Option<&str>, vlan: Option<Vid>) -> Result<usize, DaemonError> {
+        let _op = self.ops.lock();
+        let pid = port.map(|p| self.port_id(p)).transpose()?;
+        Ok(self.dp.switch().fdb().flush(Flush {
+            port: pid,
+            vlan: vlan.map(Vid::get),
+            include_static: false,
+        }))
+    }
+
+    pub fn set_ageing(&self, ageing: AgeingTime) {
+        self.dp.switch().fdb().set_ageing_ms(ageing.ms());
+    }
+}

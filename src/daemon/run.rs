@@ -1,0 +1,177 @@
+//! vswitchd's main loop: binds the metrics and control endpoints, starts
+//! the dataplane, opens the configured ports, then serves until SIGTERM or
+//! SIGINT — reloading on SIGHUP, ageing the FDB and checking for vanished
+//! or returning devices once a second and on every link notification.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{Daemon, DaemonError};
+use crate::config::{Config, Overrides};
+use crate::control::server::{self as control, ControlError};
+use crate::dataplane::{Clock, Dataplane, DataplaneError};
+use crate::switch::Switch;
+
+/// Why vswitchd could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("starting the control-plane runtime: {0}")]
+    Runtime(io::Error),
+    #[error("metrics address {addr}: {source} (pick another with --metrics-addr, or `off`)")]
+    Metrics { addr: String, source: io::Error },
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Port(#[from] DaemonError),
+    #[error("installing signal handlers: {0}")]
+    Signals(io::Error),
+}
+
+/// Runs the switch `cfg` describes until SIGTERM or SIGINT. `config_path`
+/// and `overrides` are what a reload reads again. The endpoints are bound
+/// before any port is opened, so a taken address fails before a TAP
+/// exists; on return every port is closed and the control socket removed.
+pub fn run(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+) -> Result<(), RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let _guard = rt.enter();
+    let metrics = match &cfg.metrics_addr {
+        Some(addr) => Some(bind_metrics(addr)?),
+        None => None,
+    };
+    let control = match &cfg.control_socket {
+        Some(p) => Some(control::bind(p)?),
+        None => None,
+    };
+
+    let clock = Clock::new();
+    let switch = Arc::new(Switch::new(&cfg.switch));
+    let dp = Arc::new(Dataplane::start(switch, cfg.workers, cfg.tuning, clock)?);
+    let daemon = Arc::new(Daemon::new(dp.clone(), config_path, overrides));
+    let result = cfg
+        .ports
+        .iter()
+        .try_for_each(|plan| daemon.add_port(plan.clone()).map(|_| ()))
+        .map_err(RunError::from)
+        .and_then(|()| rt.block_on(serve(daemon, metrics, control, cfg.ports.len())));
+    dp.shutdown();
+    if let Some(p) = &cfg.control_socket {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!("stopped");
+    result
+}
+
+fn bind_metrics(addr: &str) -> Result<TcpListener, RunError> {
+    let err = |source| RunError::Metrics {
+        addr: addr.to_string(),
+        source,
+    };
+    let l = std::net::TcpListener::bind(addr).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    TcpListener::from_std(l).map_err(err)
+}
+
+/// Serves metrics and control requests and runs the control plane's
+/// chores until SIGTERM or SIGINT.
+async fn serve(
+    daemon: Arc<Daemon>,
+    metrics: Option<TcpListener>,
+    control: Option<UnixListener>,
+    ports: usize,
+) -> Result<(), RunError> {
+    let dp = daemon.dataplane().clone();
+    if let Some(l) = metrics {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, "metrics at /metrics");
+        }
+        let registry = Arc::new(crate::metrics::registry(dp.clone()));
+        tokio::spawn(crate::metrics::serve(l, registry));
+    }
+    if let Some(l) = control {
+        if let Ok(path) = l.local_addr() {
+            tracing::info!(path = ?path.as_pathname(), "control socket ready");
+        }
+        tokio::spawn(control::serve(l, daemon.clone()));
+    }
+    let (link_tx, mut link_rx) = tokio::sync::mpsc::channel::<()>(1);
+    if let Err(e) = crate::os::netlink::watch_links(move || {
+        !matches!(
+            link_tx.try_send(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
+        )
+    }) {
+        tracing::warn!("no link notifications ({e}); checking ports once a second");
+    }
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tracing::info!(ports, "vswitchd forwarding");
+    notify_ready();
+    // The daemon's operations block (they wait for the workers): they run
+    // off the runtime's thread.
+    let blocking = |f: fn(&Daemon)| {
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || f(&d))
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = hup.recv() => {
+                if let Err(e) = blocking(|d| {
+                    if let Err(e) = d.reload() {
+                        tracing::error!("{e}");
+                    }
+                })
+                .await
+                {
+                    tracing::error!("reload: {e}");
+                }
+            }
+            _ = tick.tick() => {
+                dp.switch().expire(dp.clock().now_ms());
+                let _ = blocking(Daemon::hotplug_tick).await;
+            }
+            Some(()) = link_rx.recv() => {
+                let _ = blocking(Daemon::hotplug_tick).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tells systemd (Type=notify) that the switch is forwarding.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let path = path.to_string_lossy().to_string();
+    let r = if let Some(abs) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", &path)
+    };
+    if let Err(e) = r {
+        tracing::warn!("sd_notify failed: {e}");
+    }
+}
