@@ -33,7 +33,7 @@ done
 # it: look there too, and build as that user so target/ stays theirs.
 rust_version=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 bins_ok() { [ -x target/release/vswitchd ] && [ -x target/release/vswitchctl ]; }
-stale() { [ -n "$(find src Cargo.toml Cargo.lock -newer target/release/vswitchd 2>/dev/null | head -1)" ]; }
+stale() { [ -n "$(find src Cargo.lock -newer target/release/vswitchd 2>/dev/null | head -1)" ]; }
 build_as="" cargo=""
 if command -v cargo >/dev/null; then
   cargo=$(command -v cargo)
