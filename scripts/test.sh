@@ -12,7 +12,15 @@ if [ "$(id -u)" != 0 ]; then
   echo "test: needs root (network namespaces, TAP devices): sudo $0" >&2
   exit 1
 fi
-command -v cargo >/dev/null || { echo "test: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+# sudo's secure_path drops ~/.cargo/bin: use the invoking user's rustup
+# toolchain when root has none.
+if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
+  uh=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+  if [ -x "$uh/.cargo/bin/cargo" ]; then
+    export PATH="$uh/.cargo/bin:$PATH" RUSTUP_HOME="$uh/.rustup" CARGO_HOME="$uh/.cargo"
+  fi
+fi
+command -v cargo >/dev/null || { echo "test: cargo not found: install Rust 1.95+ with rustup (https://rustup.rs), or run as root with cargo on PATH" >&2; exit 1; }
 for tool in ip ping iperf3 tcpdump promtool prometheus qemu-system-x86_64 busybox; do
   if ! command -v "$tool" >/dev/null; then
     echo "== $tool missing: installing test dependencies"
