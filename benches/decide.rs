@@ -130,7 +130,7 @@ fn flood_broadcast(macs: u32) -> Workload {
 fn run_batch(sw: &Switch, table: &mut ViewCache, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
     let n = frames.len() as u64;
     // One view per batch, as a dataplane worker takes one per pass (with
-    // the port table and FDB guard kept across them, as a worker keeps
+    // the port table and FDB cache kept across them, as a worker keeps
     // them).
     table.refresh();
     let view = sw.view(table);

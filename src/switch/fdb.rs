@@ -53,12 +53,17 @@
 //! port, touch no FDB entry. A known source at a later millisecond still has
 //! to move the entry's `seen`: that refresh is put off to
 //! [`FdbCache::refresh`], which the worker calls after each pass, after the
-//! frames are written. What this buys and costs, measured (callgrind, per
-//! frame): a burst of one flow costs one probe per pass instead of two per
-//! frame (~100 instructions less); a frame after a sleep takes ~7 cache
-//! misses fewer before it is written; more flows than slots cost ~50
-//! instructions more. Per-reader memos of the last answer, kept before,
-//! saved nothing the slots did not, and went.
+//! frames are written. Measured per frame (docs/dev/fdb-cache.md): bursts
+//! of a few flows cost ~80 instructions less (two map probes per flow and
+//! pass instead of per frame); a frame after a sleep meets 6 cache misses
+//! fewer before it is written (and 5 more after); more flows than slots
+//! cost ~20 instructions more. A memo of each reader's last answer in
+//! front of the map (there was one) saves nothing the slots do not.
+//!
+//! The cache's guard is held across passes, so what is removed from the map
+//! is freed only once every worker has refreshed it: after its next pass,
+//! at most a few hundred milliseconds later while it sleeps. A cache holds
+//! `Cell`s and a thread-local guard: it belongs to the thread that made it.
 //!
 //! The generation is a counter that moves, after the change, whenever a
 //! slot's claim can stop being true: an entry moved, removed (deleted,
