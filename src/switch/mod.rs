@@ -363,9 +363,9 @@ impl Switch {
 
     /// Decides what to do with `frame`, received on `ingress` at `now`
     /// (milliseconds on any monotonic clock the caller keeps).
-    /// One frame, for callers that decide now and then: it allocates
-    /// nothing and keeps nothing (a reader of many frames keeps a
-    /// [`ViewCache`] and takes [`Switch::view`]s).
+    ///
+    /// For a frame now and then: it allocates and keeps nothing. A reader
+    /// of many frames keeps a [`ViewCache`] and takes [`Switch::view`]s.
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
         let table = self.table.load();
         self.view_with(&table, self.fdb.reader())
