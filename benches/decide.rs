@@ -19,6 +19,12 @@
 //! machine the two differ). It can run under `valgrind --tool=callgrind
 //! --toggle-collect='*Switch::decide*'` to count instructions per decision.
 //! See docs/performance.md.
+//!
+//! `DECIDE_PASSES=<frames>` runs worker-like passes instead (a view per
+//! pass, `ViewCache::refresh` after it, as `src/dataplane` does) over the
+//! cases of [`pass_cases`], for counting instructions per frame with
+//! `valgrind --tool=callgrind --toggle-collect='*worker_pass*'`
+//! (`DECIDE_CASE=<name>` picks one). See docs/dev/fdb-cache.md.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -124,7 +130,7 @@ fn flood_broadcast(macs: u32) -> Workload {
 fn run_batch(sw: &Switch, table: &mut ViewCache, frames: &[(PortId, [u8; 64])], pos: &mut u64) {
     let n = frames.len() as u64;
     // One view per batch, as a dataplane worker takes one per pass (with
-    // the port table and FDB guard kept across them, as a worker keeps
+    // the port table and FDB cache kept across them, as a worker keeps
     // them).
     table.refresh();
     let view = sw.view(table);
@@ -314,7 +320,177 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Frames of a pass when a worker is busy (a burst from each ready port).
+const PASS: usize = 32;
+
+/// A worker-like case: the switch, its passes (each a list of frames) and
+/// how many milliseconds the clock moves per pass.
+struct Passes {
+    sw: Switch,
+    passes: Vec<Vec<(PortId, [u8; 64])>>,
+    ms_per_pass: f64,
+    /// Evict the CPU caches between passes (a worker waking from sleep).
+    cold: bool,
+}
+
+/// A small deterministic generator (xorshift64).
+fn next_random(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A named worker-like case and how to make it.
+type PassCase = (&'static str, fn() -> Passes);
+
+/// The worker-like cases (all their hosts learned beforehand):
+/// - `one_flow`: one pair of hosts, each pass a burst each way (half the
+///   pass from A's port, half from B's);
+/// - `many_flows`: 1 000 hosts, every frame another pair;
+/// - `mixed`: 64 hosts, each pass four bursts of 8 frames of a random pair;
+/// - `mac_limit`: port 0 at its MAC limit (4) is fed a random new source
+///   per frame, to a known host (every learn refused);
+/// - `cold`: one frame per pass (alternating directions of one pair), the
+///   CPU caches evicted between passes, the clock 10 ms further each pass.
+fn pass_cases() -> Vec<PassCase> {
+    vec![
+        ("one_flow", || {
+            let w = known_unicast(2, None);
+            let mut pass = vec![w.frames[0]; PASS / 2];
+            pass.extend([w.frames[1]; PASS / 2]);
+            Passes {
+                passes: vec![pass],
+                sw: w.sw,
+                ms_per_pass: PASS as f64 / 1024.0,
+                cold: false,
+            }
+        }),
+        ("many_flows", || {
+            let w = known_unicast(1_000, None);
+            Passes {
+                passes: w.frames.chunks(PASS).map(<[_]>::to_vec).collect(),
+                sw: w.sw,
+                ms_per_pass: PASS as f64 / 1024.0,
+                cold: false,
+            }
+        }),
+        ("mixed", || {
+            let w = known_unicast(64, None);
+            let mut x = 0x1234_5678_9abc_def1;
+            let passes = (0..256)
+                .map(|_| {
+                    (0..4)
+                        .flat_map(|_| [w.frames[(next_random(&mut x) % 64) as usize]; 8])
+                        .collect()
+                })
+                .collect();
+            Passes {
+                passes,
+                sw: w.sw,
+                ms_per_pass: PASS as f64 / 1024.0,
+                cold: false,
+            }
+        }),
+        ("mac_limit", || {
+            let w = Workload {
+                sw: switch(1024, false),
+                frames: Vec::new(),
+            };
+            w.sw.fdb().learn(host(1), 1, 1, 1, None);
+            let mut cfg = w.sw.port(0).expect("port 0");
+            cfg.flags.mac_limit = Some(vswitch::switch::MacLimit::new(4).expect("non-zero"));
+            w.sw.set_port(0, cfg).expect("limit");
+            for i in 0..4 {
+                let m = host(1000 + 4 * i);
+                w.sw.fdb().learn(m, 1, 0, 1, Some(4));
+            }
+            assert_eq!(w.sw.fdb().learned_on(0), 4);
+            let mut x = 0x9e37_79b9_7f4a_7c15;
+            let passes = (0..256)
+                .map(|_| {
+                    (0..PASS)
+                        .map(|_| {
+                            let src = host(1 << 20 | (next_random(&mut x) as u32 & 0xf_ffff));
+                            (0, frame(host(1), src, None))
+                        })
+                        .collect()
+                })
+                .collect();
+            Passes {
+                passes,
+                sw: w.sw,
+                ms_per_pass: PASS as f64 / 1024.0,
+                cold: false,
+            }
+        }),
+        ("cold", || {
+            let w = known_unicast(2, None);
+            Passes {
+                passes: vec![vec![w.frames[0]], vec![w.frames[1]]],
+                sw: w.sw,
+                ms_per_pass: 10.0,
+                cold: true,
+            }
+        }),
+    ]
+}
+
+/// One pass of a worker: a view, the frames, then the cache refreshed.
+#[inline(never)]
+fn worker_pass(sw: &Switch, cache: &mut ViewCache, frames: &[(PortId, [u8; 64])], now: u64) {
+    let view = sw.view(cache);
+    for (ingress, f) in frames {
+        black_box(view.decide(*ingress, f, now));
+    }
+    drop(view);
+    cache.refresh();
+}
+
+/// Writes over more memory than the last-level cache holds.
+#[inline(never)]
+fn evict_caches(buf: &mut [u8]) {
+    for b in buf.iter_mut().step_by(64) {
+        *b = b.wrapping_add(1);
+    }
+    black_box(buf);
+}
+
+/// Runs at least `frames` frames of each worker-like case.
+fn worker_passes(frames: u64) {
+    let only = std::env::var("DECIDE_CASE").ok();
+    let mut evict = vec![0u8; 16 << 20];
+    for (name, make) in pass_cases() {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let p = make();
+        let mut cache = p.sw.view_cache();
+        let (mut done, mut n) = (0u64, 0usize);
+        while done < frames {
+            let pass = &p.passes[n % p.passes.len()];
+            let now = 2 + (n as f64 * p.ms_per_pass) as u64;
+            if p.cold {
+                evict_caches(&mut evict);
+            }
+            worker_pass(&p.sw, &mut cache, pass, now);
+            done += pass.len() as u64;
+            n += 1;
+        }
+        let s = p.sw.fdb().stats();
+        println!(
+            "{name}: {done} frames in {n} passes (learned {}, refused {})",
+            s.learned.load(std::sync::atomic::Ordering::Relaxed),
+            s.refused.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
+
 fn main() {
+    if let Ok(n) = std::env::var("DECIDE_PASSES") {
+        worker_passes(n.parse().expect("DECIDE_PASSES: a frame count"));
+        return;
+    }
     if let Ok(n) = std::env::var("DECIDE_FIXED_WORKLOAD") {
         fixed_workload(n.parse().expect("DECIDE_FIXED_WORKLOAD: a frame count"));
         return;

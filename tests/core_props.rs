@@ -12,6 +12,8 @@
 //!    tags and MACs, with and without VLAN filtering: it never panics, never
 //!    floods back out of the ingress port (without hairpin) and never sends
 //!    to a port that is down or outside the frame's VLAN.
+//! 4. Neither `Switch::decide` nor a worker's views allocate once warm
+//!    (a counting allocator, per thread).
 //!
 //! Case counts are kept small so the whole file runs in a few seconds in a
 //! debug build. No timing is asserted anywhere.
@@ -22,10 +24,9 @@ use std::sync::{Barrier, LazyLock};
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use vswitch::switch::fdb::FdbReader;
 use vswitch::switch::{
-    Action, DropReason, EntryInfo, Fdb, FdbCache, Flush, Learn, MacLimit, PortConfig, PortFlags,
-    PortId, Switch, SwitchConfig, Vid, VlanMode, VlanSet,
+    Action, DropReason, EntryInfo, Fdb, FdbCache, FdbReader, Flush, Learn, MacLimit, PortConfig,
+    PortFlags, PortId, Switch, SwitchConfig, Vid, VlanMode, VlanSet,
 };
 use vswitch::wire::Mac;
 
@@ -304,8 +305,8 @@ impl Model {
     }
 }
 
-/// `reader` is held across all the ops of a case, as a dataplane worker
-/// holds one across a batch: its memos must never answer from before a change.
+/// `reader` may be held across many ops, as a dataplane worker holds one
+/// across a pass: it must never answer from before a change.
 fn apply_fdb(
     fdb: &Fdb,
     reader: &FdbReader<'_>,
@@ -373,10 +374,11 @@ fn fdb_op() -> impl Strategy<Value = FdbOp> {
 /// `Fdb` and on the model, comparing every outcome and the whole state
 /// after every step.
 /// With `cached`, every op goes through a new reader over one kept
-/// [`FdbCache`] and guard, flushed after it, as a dataplane worker keeps
-/// them across its passes (and flushes after each): the cache must never
-/// answer from before a change, and its put-off refreshes must leave the
-/// table as the model's.
+/// [`FdbCache`], refreshed after it, as a dataplane worker keeps one across
+/// its passes (and refreshes it after each): the cache must never answer
+/// from before a change, and its put-off refreshes must leave the table as
+/// the model's. Without, one uncached reader is held across the whole
+/// sequence.
 fn check_against_model(
     capacity: usize,
     ageing: u64,
@@ -386,16 +388,16 @@ fn check_against_model(
 ) -> Result<(), TestCaseError> {
     let fdb = Fdb::new(capacity, ageing);
     let reader = fdb.reader();
-    let (guard, cache) = (fdb.guard(), FdbCache::new());
+    let mut cache: FdbCache = fdb.cache();
     let mut model = Model::new(capacity, ageing, limits);
     let mut now = 0;
     for (step, (dt, op)) in ops.iter().enumerate() {
         now += dt;
         let got = if cached {
-            let pass = fdb.reader_cached(&guard, &cache);
+            let pass = cache.reader();
             let got = apply_fdb(&fdb, &pass, &limits, op, now);
             drop(pass);
-            cache.flush(&fdb, &guard);
+            cache.refresh();
             got
         } else {
             apply_fdb(&fdb, &reader, &limits, op, now)
@@ -436,7 +438,8 @@ proptest! {
         ageing in 50..=400u64,
         limits in prop::array::uniform4(prop::option::weighted(0.3, 1..=4usize)),
         // A third of the steps happen in the same millisecond as the one
-        // before: that is when a reader's memo may answer.
+        // before: a cache slot then answers a refresh without putting one
+        // off.
         ops in prop::collection::vec((prop_oneof![1 => Just(0u64), 2 => 1..=40u64], fdb_op()), 1..120),
         cached in any::<bool>(),
     ) {
@@ -1106,4 +1109,124 @@ proptest! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// 4. No allocation per frame
+// ---------------------------------------------------------------------------
+
+/// The system allocator, counting each thread's allocations.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_allocation() {
+    // A thread being torn down may have lost its counter: not counted.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// Allocations made by this thread so far.
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|n| n.get())
+}
+
+// SAFETY: every method passes its arguments unchanged to `System`, which
+// upholds the `GlobalAlloc` contract; counting touches only a thread-local
+// `Cell` that never allocates (const-initialised, no destructor).
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: the caller's guarantees for `layout` are `System`'s.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `System` with this `layout`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: `ptr` came from `System` with this `layout`; `size` is
+        // the caller's, checked by it.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+/// A 64-byte frame from `src` to `dst`.
+fn plain_frame(dst: Mac, src: Mac) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..6].copy_from_slice(&dst.0);
+    f[6..12].copy_from_slice(&src.0);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f
+}
+
+/// A switch with three ports up, and frames between its hosts (known
+/// unicast both ways, a broadcast) once each has been learned.
+fn three_hosts() -> (Switch, Vec<(PortId, Vec<u8>)>) {
+    let sw = Switch::new(&SwitchConfig::default());
+    for p in 0..3 {
+        let id = sw.add_port(PortConfig::new(format!("p{p}"))).unwrap();
+        sw.set_port_up(id, true);
+    }
+    let frames = vec![
+        (0, plain_frame(mac(2), mac(1))),
+        (1, plain_frame(mac(1), mac(2))),
+        (2, plain_frame(Mac::BROADCAST, mac(3))),
+    ];
+    (sw, frames)
+}
+
+/// The one-shot `Switch::decide` allocates nothing once the thread has
+/// used the switch (and its MACs are learned: learning a new MAC may).
+#[test]
+fn switch_decide_allocates_nothing() {
+    let (sw, frames) = three_hosts();
+    for (ingress, f) in &frames {
+        sw.decide(*ingress, f, 1);
+    }
+    let before = allocations();
+    for now in 2..200 {
+        for (ingress, f) in &frames {
+            assert!(sw.decide(*ingress, f, now).egress().is_some());
+        }
+    }
+    assert_eq!(allocations() - before, 0);
+}
+
+/// Nor do a worker's views and refreshes, once its cache is made and warm.
+#[test]
+fn worker_views_allocate_nothing() {
+    let (sw, frames) = three_hosts();
+    let mut cache = sw.view_cache();
+    for now in 1..3 {
+        let view = sw.view(&mut cache);
+        for (ingress, f) in &frames {
+            view.decide(*ingress, f, now);
+        }
+        drop(view);
+        cache.refresh();
+    }
+    let before = allocations();
+    for now in 3..200 {
+        let view = sw.view(&mut cache);
+        for (ingress, f) in &frames {
+            assert!(view.decide(*ingress, f, now).egress().is_some());
+        }
+        drop(view);
+        cache.refresh();
+    }
+    assert_eq!(allocations() - before, 0);
 }

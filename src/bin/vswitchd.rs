@@ -1,6 +1,6 @@
 //! vswitchd: the switch daemon. Thin: parses the command line, sets up
 //! logging, and hands the checked configuration to the library's
-//! [`daemon::run`]; turns its errors into exit codes.
+//! [`daemon::run()`]; turns its errors into exit codes.
 
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,10 @@
 //! The forwarding database: which port a (MAC, VLAN) was last seen on.
 //!
+//! This header is the one account of how the FDB works and why it is
+//! correct with every worker reading and learning at once;
+//! docs/architecture.md points here, and docs/dev/fdb-cache.md has the
+//! measurements behind the cache.
+//!
 //! # Keys and entries
 //! An entry is keyed by (MAC, VLAN) — the same MAC may live on different
 //! ports in different VLANs. A VLAN-unaware switch keys everything on VLAN 1.
@@ -8,26 +13,92 @@
 //! is static. Static entries are added by the operator, never age, are never
 //! moved by learning and are never evicted.
 //!
-//! # Thread safety
-//! Every port reader calls [`Fdb::lookup`] and [`Fdb::learn`] at once. The map
-//! is a `papaya` concurrent hash map whose reads are lock-free (epoch-based
-//! reclamation keeps an entry's memory valid while a reader holds a guard).
-//! On the hot path — a frame between two known MACs — a reader:
+//! # Reading and refreshing: no lock
+//! The map is a `papaya` concurrent hash map whose reads are lock-free:
+//! epoch-based reclamation keeps a removed entry's memory valid while a
+//! reader that could have seen it holds a guard. For a frame between two
+//! known MACs a reader ([`FdbReader`]):
 //! 1. looks up the destination (a lock-free read),
-//! 2. looks up the source; if it is on the ingress port it stores the new
-//!    `seen` time with an atomic `fetch_max`, and only when the millisecond
+//! 2. looks up the source; if it is on the ingress port it moves the entry's
+//!    `seen` forward with an atomic `fetch_max`, and only when the millisecond
 //!    changed, so two readers of the same MAC do not bounce a cache line on
 //!    every frame.
 //!
-//! Only a new MAC, a moved MAC or a control-plane change takes the learn lock
-//! (one short mutex). Under it the learner re-checks the map (another reader
-//! may have learned the same MAC first — losing that race is harmless), keeps
-//! per-port counts and the eviction/ageing order, and inserts or moves the
-//! entry. A move is a single atomic store of the port, so a concurrent reader
-//! sees either the old or the new port, both of which were correct at some
-//! instant. The lock is one mutex rather than shards because capacity and
-//! fair eviction need a switch-wide view; it is taken at the rate new MACs
-//! appear, not at the frame rate.
+//! # Learning: one short lock
+//! A new MAC, a moved MAC or a control-plane change takes the learn lock.
+//! Under it the learner re-checks the map (another reader may have learned
+//! the same MAC first — losing that race is harmless), keeps per-port counts
+//! and the ageing order, and inserts or moves the entry. A move is a single
+//! atomic store of the port. It is one mutex rather than shards because
+//! capacity and fair eviction need a switch-wide view; it is taken at the
+//! rate new MACs appear, not at the frame rate.
+//!
+//! A port at its MAC limit fed ever new sources would take it at the frame
+//! rate, so that refusal is decided without the lock when the locked path
+//! could only refuse too: the port's learned count (an atomic copy, written
+//! under the lock) is at the limit and no learned entry can have aged yet
+//! (`sweep_due`: the earliest time one can, lowered by every insert and move,
+//! recomputed by every sweep), so the sweep the locked path would run first
+//! would free nothing. Such a refusal costs one map probe and two atomic
+//! loads, and is counted like any other.
+//!
+//! # The worker's cache and the generation
+//! A dataplane worker keeps an [`FdbCache`] ([`Fdb::cache`]) across its
+//! passes: its epoch guard and 128 slots, each saying "(MAC, VLAN) is on
+//! port P, seen at S or later" from an answer the map gave it. A slot is
+//! used only while the table's generation is the one it was filled under
+//! and S is within the ageing time (judged with the current ageing time; the
+//! entry's real `seen` can only be later, so a slot never calls live an
+//! entry that has aged). A lookup it answers, and a known source on the same
+//! port, touch no FDB entry. A known source at a later millisecond still has
+//! to move the entry's `seen`: that refresh is put off to
+//! [`FdbCache::refresh`], which the worker calls after each pass, after the
+//! frames are written. Measured per frame (docs/dev/fdb-cache.md): bursts
+//! of a few flows cost ~80 instructions less (two map probes per flow and
+//! pass instead of per frame); a frame after a sleep meets 6 cache misses
+//! fewer before it is written (and 5 more after); more flows than slots
+//! cost ~20 instructions more. A memo of each reader's last answer in
+//! front of the map (there was one) saves nothing the slots do not.
+//!
+//! The cache's guard is held across passes, so what is removed from the map
+//! is freed only once every worker has refreshed it: after its next pass,
+//! at most a few hundred milliseconds later while it sleeps. A cache holds
+//! `Cell`s and a thread-local guard: it belongs to the thread that made it.
+//!
+//! The generation is a counter that moves, after the change, whenever a
+//! slot's claim can stop being true: an entry moved, removed (deleted,
+//! flushed, aged, evicted) or replaced by a static one. Nothing else moves
+//! it: not an insert (the MAC was absent, so its slots were already stale:
+//! the removal moved the generation, under the lock, before any insert of
+//! the MAC could take it), not a refresh (`seen` only grows, a slot holds a
+//! lower bound), not a refusal (nothing changed) and not a new ageing time
+//! (slots are judged with the current one). So neither frames from known
+//! MACs nor a port refusing new ones at its limit ever invalidate the other
+//! workers' caches.
+//!
+//! # Races
+//! Each is a reader acting on what was true an instant earlier:
+//! - a lookup racing a move sees the old or the new port, both true at some
+//!   instant, as with the kernel's RCU FDB; so does a slot read between a
+//!   change and the generation moving;
+//! - sweep against refresh: a lock-free refresh of an entry that a sweep or
+//!   an eviction is removing can land on the removed entry and be lost. That
+//!   needs the entry at the very end of its ageing time (or the least
+//!   recently seen of the largest port); the MAC's next frame learns it
+//!   again, and frames to it flood until then, as after any ageing;
+//! - flush against a deferred refresh: a put-off refresh only moves `seen`
+//!   of the entry still on that port; one deleted, flushed, aged, evicted or
+//!   moved in between is left alone, so a flushed MAC does not come back
+//!   from a refresh put off before the flush (nor is a MAC moved back by a
+//!   stale one). The price: an entry aged or evicted during the pass that saw
+//!   it loses that refresh, and is learned again at its next frame;
+//! - flush against a learn: a frame decided while a flush runs can learn its
+//!   source again, as on any bridge (the MAC was seen there). Whoever needs
+//!   a port's entries gone for good (removing the port) flushes after
+//!   nothing reads from that port any more;
+//! - a refusal decided without the lock reads the count and `sweep_due`
+//!   apart: against a concurrent flush or sweep it refuses as if the frame
+//!   had come just before it.
 //!
 //! # Ageing
 //! Each port keeps its learned entries in a `BTreeSet` ordered by the time
@@ -35,26 +106,30 @@
 //! refreshed lazily: [`Fdb::expire`] pops the front, and if the entry was
 //! seen since it was queued, re-queues it at its real `seen`. An entry is
 //! popped only when `queued == seen`, so it is exactly the least recently
-//! seen one. Lookups also treat an entry older than the ageing time as absent,
-//! so ageing is exact (to the caller's clock) even between sweeps. The caller sweeps about once a
-//! second; each sweep costs O(expired + refreshed) with no full scan.
+//! seen one. Lookups also treat an entry older than the ageing time as
+//! absent, so ageing is exact (to the caller's clock) even between sweeps.
+//! The caller sweeps about once a second; each sweep costs
+//! O(ports + expired + refreshed) with no scan of the entries.
 //!
 //! # Capacity and eviction
 //! The table holds at most `capacity` entries (static ones included). When it
-//! is full and a new MAC arrives, aged entries are swept first; then the port with the most learned entries loses
-//! its least recently seen one (the policy of Open vSwitch's
-//! `evict_mac_entry_fairly`), so a guest flooding random source MACs mostly
-//! evicts its own entries. If nothing learned is left to evict (the table is
-//! all static), the MAC is not learned. A per-port limit, when set, refuses
-//! new MACs on that port instead (the kernel's `fdb_max_learned`): their frames
-//! still flood. Every outcome is counted in [`FdbStats`].
+//! is full and a new MAC arrives, aged entries are swept first; then the port
+//! with the most learned entries loses its least recently seen one (the
+//! policy of Open vSwitch's `evict_mac_entry_fairly`), so a guest flooding
+//! random source MACs mostly evicts its own entries. If nothing learned is
+//! left to evict (the table is all static), the MAC is not learned. A
+//! per-port limit, when set, refuses new MACs on that port instead (the
+//! kernel's `fdb_max_learned`): their frames still flood. Every outcome is
+//! counted in [`FdbStats`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::atomic::{
-    AtomicU16, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
 };
 
+use papaya::LocalGuard;
 use parking_lot::Mutex;
 
 use super::ports::{MAX_PORTS, PortId};
@@ -67,16 +142,16 @@ pub const DEFAULT_CAPACITY: usize = 8192;
 
 /// (MAC, VLAN) packed into one word: MAC in the high 48 bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct Key(u64);
+struct Key(u64);
 
 impl Key {
-    pub fn new(mac: Mac, vid: u16) -> Key {
+    fn new(mac: Mac, vid: u16) -> Key {
         Key((mac.to_u64() << 16) | vid as u64)
     }
-    pub fn mac(self) -> Mac {
+    fn mac(self) -> Mac {
         Mac::from_u64(self.0 >> 16)
     }
-    pub fn vid(self) -> u16 {
+    fn vid(self) -> u16 {
         self.0 as u16
     }
 }
@@ -91,7 +166,7 @@ struct Entry {
 }
 
 impl Entry {
-    /// `seen`, or "never ages" for a static entry (see [`FdbCache`]).
+    /// `seen`, or "never ages" for a static entry (a cache slot's `seen`).
     fn seen_or_max(&self) -> u64 {
         if self.is_static {
             u64::MAX
@@ -129,36 +204,24 @@ pub struct FdbStats {
     pub refused: AtomicU64,
 }
 
-/// Lookups and learning under one epoch guard. See [`Fdb::reader`].
-///
-/// A reader remembers its last lookup and its last fast-path refresh. The
-/// next frame with the same key, in the same millisecond, while the table's
-/// [generation](Fdb::generation) has not moved, gets the same answer without
-/// touching the map: nothing that could change the answer (an insert, a
-/// move, a removal, a new ageing time) happened in between. A burst of one
-/// flow — the common case inside a batch — costs one hash probe per batch
-/// instead of two per frame.
+/// Lookups and learning under one epoch guard: its own ([`Fdb::reader`]),
+/// or an [`FdbCache`]'s, answering from the cache where it can
+/// ([`FdbCache::reader`]).
 pub struct FdbReader<'a> {
     fdb: &'a Fdb,
     guard: ReaderGuard<'a>,
-    cache: Option<&'a FdbCache>,
-    last_lookup: Cell<Memo<Option<PortId>>>,
-    last_refresh: Cell<Memo<PortId>>,
+    slots: Option<&'a Slots>,
 }
 
-/// An epoch guard a reader keeps across many [`FdbReader`]s
-/// ([`Fdb::guard`]).
-pub type FdbGuard<'a> = papaya::LocalGuard<'a>;
-
-/// A reader's guard: its own, or one kept by its caller.
+/// A reader's guard: its own, or one kept by an [`FdbCache`].
 enum ReaderGuard<'a> {
-    Own(FdbGuard<'a>),
-    Kept(&'a FdbGuard<'a>),
+    Own(LocalGuard<'a>),
+    Kept(&'a LocalGuard<'a>),
 }
 
 impl<'a> ReaderGuard<'a> {
     #[inline]
-    fn get(&self) -> &FdbGuard<'a> {
+    fn get(&self) -> &LocalGuard<'a> {
         match self {
             ReaderGuard::Own(g) => g,
             ReaderGuard::Kept(g) => g,
@@ -166,36 +229,36 @@ impl<'a> ReaderGuard<'a> {
     }
 }
 
+/// What a thread that reads the FDB again and again (a dataplane worker)
+/// keeps between readers: an epoch guard and the answers it has seen. See
+/// "The worker's cache and the generation" in the module documentation.
+/// It belongs to the thread that made it.
+pub struct FdbCache<'a> {
+    fdb: &'a Fdb,
+    guard: LocalGuard<'a>,
+    slots: Slots,
+}
+
 /// Slots in an [`FdbCache`] (a power of two).
 const CACHE_SLOTS: usize = 128;
 
-/// Answers a reader keeps across many [`FdbReader`]s ([`Fdb::reader_cached`]),
-/// for a thread that reads the table again and again (a dataplane worker).
-///
-/// A slot says "`key` is on `port`, seen at `seen` or later", valid while
-/// the table's [generation](Fdb::generation) stands (no insert, move,
-/// removal or new ageing time since) and only while `seen` is within the
-/// ageing time (the entry's real `seen` can only be later). A lookup it
-/// answers, and the learning of a source it shows on the same port, touch
-/// no shared memory but the generation: after a sleep a frame's way to its
-/// port is a few cold loads shorter. Learning a source at a later
-/// millisecond still has to move the entry's `seen`: that is put off to
-/// [`FdbCache::flush`] (the worker calls it after each pass), which does it
-/// the ordinary way (and learns the MAC anew if it went in between).
-pub struct FdbCache {
-    slots: Vec<Cell<Slot>>,
-    /// Sources to refresh at [`FdbCache::flush`].
+/// An [`FdbCache`]'s answers and its put-off refreshes.
+struct Slots {
+    slots: Box<[Cell<Slot>; CACHE_SLOTS]>,
+    /// Sources seen at a later millisecond than their slot says: their
+    /// entry's `seen` moves at [`FdbCache::refresh`].
     pending: RefCell<Vec<Refresh>>,
 }
 
-/// A source learned through an [`FdbCache`], its `seen` not moved yet.
+/// A put-off refresh: `key` was seen on `port` at `now`.
 struct Refresh {
     key: Key,
     port: PortId,
     now: u64,
-    limit: Option<usize>,
 }
 
+/// "`key` is on `port`, seen at `seen` or later", while the generation is
+/// `generation`.
 #[derive(Clone, Copy)]
 struct Slot {
     key: Key,
@@ -205,14 +268,8 @@ struct Slot {
     seen: u64,
 }
 
-impl Default for FdbCache {
-    fn default() -> Self {
-        FdbCache::new()
-    }
-}
-
-impl FdbCache {
-    pub fn new() -> FdbCache {
+impl Slots {
+    fn new() -> Slots {
         let empty = Slot {
             key: Key(0),
             // Generations start at 0 and only grow: matches nothing.
@@ -220,8 +277,8 @@ impl FdbCache {
             port: 0,
             seen: 0,
         };
-        FdbCache {
-            slots: (0..CACHE_SLOTS).map(|_| Cell::new(empty)).collect(),
+        Slots {
+            slots: Box::new(std::array::from_fn(|_| Cell::new(empty))),
             pending: RefCell::new(Vec::new()),
         }
     }
@@ -249,81 +306,70 @@ impl FdbCache {
             seen,
         });
     }
+}
 
-    /// Carries out the refreshes put off since the last flush, under
-    /// `guard` (from the same `fdb`). No reader of this cache may live.
-    pub fn flush(&self, fdb: &Fdb, guard: &FdbGuard<'_>) {
-        let mut pending = self.pending.borrow_mut();
-        if pending.is_empty() {
-            return;
+impl<'a> FdbCache<'a> {
+    /// A reader that answers from this cache where it can and fills it.
+    pub fn reader(&self) -> FdbReader<'_> {
+        FdbReader {
+            fdb: self.fdb,
+            guard: ReaderGuard::Kept(&self.guard),
+            slots: Some(&self.slots),
         }
-        let r = fdb.reader_with(ReaderGuard::Kept(guard), None);
+    }
+
+    /// Carries out the refreshes put off since the last call (each moves
+    /// the `seen` of the entry only if it is still on the same port), then
+    /// lets the FDB free what was removed from it since the guard was taken
+    /// or last refreshed. Call it between readers: after each pass, and at
+    /// least every few hundred milliseconds.
+    pub fn refresh(&mut self) {
+        let pending = self.slots.pending.get_mut();
         for p in pending.drain(..) {
-            r.learn_key(p.key, p.port, p.now, p.limit);
+            if let Some(e) = self.fdb.map.get(&p.key, &self.guard)
+                && !e.is_static
+                && e.port.load(Relaxed) == p.port
+            {
+                e.seen.fetch_max(p.now, Relaxed);
+            }
         }
-    }
-}
-
-/// One remembered answer: valid for `key` at `now` while the table's
-/// generation is still `generation`.
-#[derive(Clone, Copy)]
-struct Memo<T> {
-    key: Key,
-    now: u64,
-    generation: u64,
-    answer: T,
-}
-
-impl<T: Copy + PartialEq> Memo<T> {
-    /// A memo that matches nothing (generations start at 0 and only grow).
-    fn empty(answer: T) -> Memo<T> {
-        Memo {
-            key: Key(0),
-            now: 0,
-            generation: u64::MAX,
-            answer,
-        }
-    }
-
-    #[inline]
-    fn hit(&self, key: Key, now: u64, generation: u64) -> Option<T> {
-        (self.key == key && self.now == now && self.generation == generation).then_some(self.answer)
+        papaya::Guard::refresh(&mut self.guard);
     }
 }
 
 impl FdbReader<'_> {
+    /// The table's generation, if this reader has a cache to check it
+    /// against.
+    #[inline]
+    fn generation(&self) -> u64 {
+        match self.slots {
+            Some(_) => self.fdb.generation(),
+            None => 0,
+        }
+    }
+
     /// See [`Fdb::lookup`].
     #[inline]
     pub fn lookup(&self, mac: Mac, vid: u16, now: u64) -> Option<PortId> {
         let key = Key::new(mac, vid);
-        let generation = self.fdb.generation();
-        if let Some(c) = self.cache
+        // Read before the map: a change after it moves the generation past
+        // what the slot filled below records.
+        let generation = self.generation();
+        if let Some(c) = self.slots
             && let Some(s) = c.get(self.fdb, key, generation, now)
         {
             return Some(s.port);
         }
-        if let Some(answer) = self.last_lookup.get().hit(key, now, generation) {
-            return answer;
-        }
-        let answer = self
+        let e = self
             .fdb
             .map
             .get(&key, self.guard.get())
-            .filter(|e| !self.fdb.expired(e, now))
-            .map(|e| {
-                let port = e.port.load(Relaxed);
-                if let Some(c) = self.cache {
-                    c.put(key, generation, port, e.seen_or_max());
-                }
-                port
-            });
-        self.last_lookup.set(Memo {
-            key,
-            now,
-            generation,
-            answer,
-        });
-        answer
+            .filter(|e| !self.fdb.expired(e, now))?;
+        let port = e.port.load(Relaxed);
+        if let Some(c) = self.slots {
+            c.put(key, generation, port, e.seen_or_max());
+        }
+        Some(port)
     }
 
     /// See [`Fdb::learn`].
@@ -337,58 +383,31 @@ impl FdbReader<'_> {
         port_limit: Option<usize>,
     ) -> Learn {
         let key = Key::new(mac, vid);
-        if let Some(c) = self.cache {
-            let generation = self.fdb.generation();
-            if let Some(s) = c.get(self.fdb, key, generation, now)
-                && s.port == port
-            {
-                if s.seen < now {
-                    // Known here: the entry's `seen` moves at the flush.
-                    c.pending.borrow_mut().push(Refresh {
-                        key,
-                        port,
-                        now,
-                        limit: port_limit,
-                    });
-                    c.put(key, generation, port, now);
-                }
-                return Learn::Refreshed;
+        let generation = self.generation();
+        if let Some(c) = self.slots
+            && let Some(s) = c.get(self.fdb, key, generation, now)
+            && s.port == port
+        {
+            if s.seen < now {
+                // Known here: the entry's `seen` moves at the refresh.
+                c.pending.borrow_mut().push(Refresh { key, port, now });
+                c.put(key, generation, port, now);
             }
-        }
-        self.learn_key(key, port, now, port_limit)
-    }
-
-    fn learn_key(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
-        let generation = self.fdb.generation();
-        if self.last_refresh.get().hit(key, now, generation) == Some(port) {
-            // Refreshed at this very `now` already: nothing to do.
             return Learn::Refreshed;
         }
         if let Some(e) = self.fdb.map.get(&key, self.guard.get()) {
-            let refreshed = if e.is_static {
-                if e.port.load(Relaxed) != port {
-                    self.fdb.stats.refused.fetch_add(1, Relaxed);
-                    return Learn::Refused;
-                }
-                true
-            } else if e.port.load(Relaxed) == port && !self.fdb.expired(e, now) {
-                if e.seen.load(Relaxed) < now {
+            let here = e.port.load(Relaxed) == port;
+            if e.is_static && !here {
+                self.fdb.stats.refused.fetch_add(1, Relaxed);
+                return Learn::Refused;
+            }
+            if e.is_static || (here && !self.fdb.expired(e, now)) {
+                if !e.is_static && e.seen.load(Relaxed) < now {
                     e.seen.fetch_max(now, Relaxed);
                 }
-                true
-            } else {
-                false
-            };
-            if refreshed {
-                if let Some(c) = self.cache {
+                if let Some(c) = self.slots {
                     c.put(key, generation, port, e.seen_or_max());
                 }
-                self.last_refresh.set(Memo {
-                    key,
-                    now,
-                    generation,
-                    answer: port,
-                });
                 return Learn::Refreshed;
             }
         }
@@ -416,32 +435,27 @@ pub struct Flush {
     pub include_static: bool,
 }
 
-#[derive(Default)]
-struct PortOrder {
-    /// Learned entries of the port by (queued time, key).
-    queue: BTreeSet<(u64, Key)>,
-}
-
+/// What the learn lock guards: each port's learned entries by (queued
+/// time, key), its ageing order.
 struct LearnState {
-    ports: Vec<PortOrder>,
-}
-
-impl LearnState {
-    /// Whether `port` has learned as many MACs as `limit` allows.
-    fn at_limit(&self, port: PortId, limit: Option<usize>) -> bool {
-        limit.is_some_and(|l| self.ports[port as usize].queue.len() >= l)
-    }
+    queues: Vec<BTreeSet<(u64, Key)>>,
 }
 
 /// The forwarding database. See the module documentation.
 pub struct Fdb {
     map: papaya::HashMap<Key, Entry, foldhash::fast::RandomState>,
     learn: Mutex<LearnState>,
+    /// Each port's learned entries: its queue's length, stored under the
+    /// learn lock after every change of the queue.
+    learned: Box<[AtomicU32]>,
+    /// No learned entry can age before this time: a lower bound of every
+    /// queued time plus the ageing time, written under the learn lock.
+    sweep_due: AtomicU64,
     len: AtomicUsize,
     capacity: AtomicUsize,
     ageing_ms: AtomicU64,
-    /// Moves on every change a lookup or a refresh could see (insert, move,
-    /// removal, ageing time); readers' memos are valid only while it stands.
+    /// Moves after every change that can make a cache slot wrong (a move or
+    /// a removal); see the module documentation.
     generation: AtomicU64,
     stats: FdbStats,
 }
@@ -454,8 +468,10 @@ impl Fdb {
                 .capacity(capacity.min(1 << 20))
                 .build(),
             learn: Mutex::new(LearnState {
-                ports: (0..MAX_PORTS).map(|_| PortOrder::default()).collect(),
+                queues: (0..MAX_PORTS).map(|_| BTreeSet::new()).collect(),
             }),
+            learned: (0..MAX_PORTS).map(|_| AtomicU32::new(0)).collect(),
+            sweep_due: AtomicU64::new(u64::MAX),
             len: AtomicUsize::new(0),
             capacity: AtomicUsize::new(capacity.max(1)),
             ageing_ms: AtomicU64::new(ageing_ms),
@@ -494,18 +510,22 @@ impl Fdb {
         self.ageing_ms.load(Relaxed)
     }
 
+    /// Changes the ageing time. Cache slots need no invalidation (they are
+    /// judged with the current ageing time); `sweep_due` is recomputed.
     pub fn set_ageing_ms(&self, ms: u64) {
+        let st = self.learn.lock();
         self.ageing_ms.store(ms, Relaxed);
-        self.changed();
+        self.set_sweep_due(&st);
     }
 
-    /// See [`FdbReader`]: the count of changes so far.
+    /// See the module documentation: the count of changes that can make a
+    /// cache slot wrong.
     #[inline]
     fn generation(&self) -> u64 {
         self.generation.load(Acquire)
     }
 
-    /// Invalidates every reader's memos (after the change is made).
+    /// Makes every cache slot filled before stale (after the change).
     fn changed(&self) {
         self.generation.fetch_add(1, Release);
     }
@@ -527,7 +547,8 @@ impl Fdb {
     }
 
     /// Learns that `mac` in `vid` was seen on `port` at `now`. Lock-free
-    /// when the MAC is already known on that port.
+    /// when the MAC is already known on that port, and when `port` is at
+    /// `port_limit` with nothing aged.
     pub fn learn(
         &self,
         mac: Mac,
@@ -539,57 +560,77 @@ impl Fdb {
         self.reader().learn(mac, vid, port, now, port_limit)
     }
 
-    /// A handle for several lock-free operations under one epoch guard (the
-    /// forwarding core takes one per batch).
+    /// A reader with its own epoch guard and no cache, for a few
+    /// operations.
     pub fn reader(&self) -> FdbReader<'_> {
-        self.reader_with(ReaderGuard::Own(self.map.guard()), None)
-    }
-
-    /// An epoch guard to keep across many readers ([`Fdb::reader_cached`]):
-    /// what is removed from the table while it is held is freed only once
-    /// it is refreshed (`papaya::Guard::refresh`) or dropped, so a keeper
-    /// refreshes it between readers.
-    pub fn guard(&self) -> FdbGuard<'_> {
-        self.map.guard()
-    }
-
-    /// A reader under `guard` (from [`Fdb::guard`]; taking it costs no
-    /// epoch bookkeeping) that answers from `cache` where it can and fills
-    /// it. The keeper calls [`FdbCache::flush`] between readers.
-    pub fn reader_cached<'a>(
-        &'a self,
-        guard: &'a FdbGuard<'_>,
-        cache: &'a FdbCache,
-    ) -> FdbReader<'a> {
-        self.reader_with(ReaderGuard::Kept(guard), Some(cache))
-    }
-
-    fn reader_with<'a>(
-        &'a self,
-        guard: ReaderGuard<'a>,
-        cache: Option<&'a FdbCache>,
-    ) -> FdbReader<'a> {
         FdbReader {
             fdb: self,
-            guard,
-            cache,
-            last_lookup: Cell::new(Memo::empty(None)),
-            last_refresh: Cell::new(Memo::empty(0)),
+            guard: ReaderGuard::Own(self.map.guard()),
+            slots: None,
         }
     }
 
-    fn learn_slow(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
-        let outcome = self.learn_locked(key, port, now, port_limit);
-        self.changed();
-        outcome
+    /// A cache for a thread that reads the table again and again (see
+    /// [`FdbCache`]).
+    pub fn cache(&self) -> FdbCache<'_> {
+        FdbCache {
+            fdb: self,
+            guard: self.map.guard(),
+            slots: Slots::new(),
+        }
     }
 
-    fn learn_locked(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
+    /// Stores `port`'s learned count where readers see it (under the lock).
+    fn recount(&self, st: &LearnState, port: usize) {
+        self.learned[port].store(st.queues[port].len() as u32, Relaxed);
+    }
+
+    /// Whether `port` has learned as many MACs as `limit` allows.
+    #[inline]
+    fn at_limit(&self, port: PortId, limit: Option<usize>) -> bool {
+        limit.is_some_and(|l| self.learned[port as usize].load(Relaxed) as usize >= l)
+    }
+
+    /// Recomputes `sweep_due` from the queues' fronts (under the lock).
+    fn set_sweep_due(&self, st: &LearnState) {
+        let ageing = self.ageing_ms();
+        let due = st
+            .queues
+            .iter()
+            .filter_map(|q| q.first())
+            .map(|&(q, _)| q.saturating_add(ageing))
+            .min()
+            .unwrap_or(u64::MAX);
+        self.sweep_due.store(due, Relaxed);
+    }
+
+    /// Puts `key` at the back of `port`'s ageing order at `now` (under the
+    /// lock).
+    fn enqueue(&self, st: &mut LearnState, port: PortId, key: Key, now: u64) {
+        st.queues[port as usize].insert((now, key));
+        self.recount(st, port as usize);
+        self.sweep_due
+            .fetch_min(now.saturating_add(self.ageing_ms()), Relaxed);
+    }
+
+    /// Takes `key`, queued at `queued`, out of `port`'s ageing order (under
+    /// the lock).
+    fn dequeue(&self, st: &mut LearnState, port: PortId, key: Key, queued: u64) {
+        st.queues[port as usize].remove(&(queued, key));
+        self.recount(st, port as usize);
+    }
+
+    fn learn_slow(&self, key: Key, port: PortId, now: u64, port_limit: Option<usize>) -> Learn {
+        // The locked path would sweep first, free nothing and refuse.
+        if self.at_limit(port, port_limit) && now < self.sweep_due.load(Relaxed) {
+            self.stats.refused.fetch_add(1, Relaxed);
+            return Learn::Refused;
+        }
         let mut st = self.learn.lock();
         let map = self.map.pin();
         // At a limit, aged entries not swept yet must not take the place of
         // live ones: sweep first.
-        if self.len() >= self.capacity() || st.at_limit(port, port_limit) {
+        if self.len() >= self.capacity() || self.at_limit(port, port_limit) {
             self.expire_locked(&mut st, &map, now);
         }
         if let Some(e) = map.get(&key) {
@@ -604,20 +645,20 @@ impl Fdb {
                 e.seen.fetch_max(now, Relaxed);
                 return Learn::Refreshed;
             }
-            if st.at_limit(port, port_limit) {
+            if self.at_limit(port, port_limit) {
                 self.stats.refused.fetch_add(1, Relaxed);
                 return Learn::Refused;
             }
             e.seen.fetch_max(now, Relaxed);
-            let q = e.queued.load(Relaxed);
-            st.ports[old as usize].queue.remove(&(q, key));
-            st.ports[port as usize].queue.insert((now, key));
+            self.dequeue(&mut st, old, key, e.queued.load(Relaxed));
+            self.enqueue(&mut st, port, key, now);
             e.queued.store(now, Relaxed);
             e.port.store(port, Relaxed);
+            self.changed();
             self.stats.moved.fetch_add(1, Relaxed);
             return Learn::Moved;
         }
-        if st.at_limit(port, port_limit) {
+        if self.at_limit(port, port_limit) {
             self.stats.refused.fetch_add(1, Relaxed);
             return Learn::Refused;
         }
@@ -638,7 +679,7 @@ impl Fdb {
                 is_static: false,
             },
         );
-        st.ports[port as usize].queue.insert((now, key));
+        self.enqueue(&mut st, port, key, now);
         self.len.fetch_add(1, Relaxed);
         self.stats.learned.fetch_add(1, Relaxed);
         outcome
@@ -652,15 +693,16 @@ impl Fdb {
         map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
     ) -> bool {
         let Some((port, _)) = st
-            .ports
+            .queues
             .iter()
             .enumerate()
-            .filter(|(_, p)| !p.queue.is_empty())
-            .max_by(|(ia, a), (ib, b)| a.queue.len().cmp(&b.queue.len()).then(ib.cmp(ia)))
+            .filter(|(_, q)| !q.is_empty())
+            .max_by(|(ia, a), (ib, b)| a.len().cmp(&b.len()).then(ib.cmp(ia)))
         else {
             return false;
         };
-        let queue = &mut st.ports[port].queue;
+        let queue = &mut st.queues[port];
+        let mut evicted = false;
         while let Some((q, key)) = queue.pop_first() {
             let Some(e) = map.get(&key) else { continue };
             let seen = e.seen.load(Relaxed);
@@ -670,12 +712,16 @@ impl Fdb {
                 continue;
             }
             map.remove(&key);
+            evicted = true;
+            break;
+        }
+        self.recount(st, port);
+        if evicted {
             self.changed();
             self.len.fetch_sub(1, Relaxed);
             self.stats.evicted.fetch_add(1, Relaxed);
-            return true;
         }
-        false
+        evicted
     }
 
     /// Removes learned entries not seen for the ageing time. Returns how many.
@@ -693,26 +739,32 @@ impl Fdb {
     ) -> usize {
         let ageing = self.ageing_ms();
         let mut aged = 0;
-        for order in st.ports.iter_mut() {
-            while let Some(&(q, key)) = order.queue.first() {
+        for port in 0..st.queues.len() {
+            let queue = &mut st.queues[port];
+            let before = aged;
+            while let Some(&(q, key)) = queue.first() {
                 if now.saturating_sub(q) < ageing {
                     break;
                 }
-                order.queue.pop_first();
+                queue.pop_first();
                 let Some(e) = map.get(&key) else { continue };
                 let seen = e.seen.load(Relaxed);
                 if now.saturating_sub(seen) >= ageing {
                     map.remove(&key);
                     aged += 1;
                 } else {
-                    order.queue.insert((seen, key));
+                    queue.insert((seen, key));
                     e.queued.store(seen, Relaxed);
                 }
+            }
+            if aged > before {
+                self.recount(st, port);
             }
         }
         if aged > 0 {
             self.changed();
         }
+        self.set_sweep_due(st);
         self.len.fetch_sub(aged, Relaxed);
         self.stats.aged.fetch_add(aged as u64, Relaxed);
         aged
@@ -724,21 +776,20 @@ impl Fdb {
         let key = Key::new(mac, vid);
         let mut st = self.learn.lock();
         let map = self.map.pin();
-        match map.get(&key) {
+        let replaced = match map.get(&key) {
             Some(e) if !e.is_static => {
-                let old = e.port.load(Relaxed);
-                st.ports[old as usize]
-                    .queue
-                    .remove(&(e.queued.load(Relaxed), key));
+                self.dequeue(&mut st, e.port.load(Relaxed), key, e.queued.load(Relaxed));
+                true
             }
-            Some(_) => {}
+            Some(_) => true,
             None => {
                 if self.len() >= self.capacity() && !self.evict_one(&mut st, &map) {
                     return false;
                 }
                 self.len.fetch_add(1, Relaxed);
+                false
             }
-        }
+        };
         map.insert(
             key,
             Entry {
@@ -748,7 +799,9 @@ impl Fdb {
                 is_static: true,
             },
         );
-        self.changed();
+        if replaced {
+            self.changed();
+        }
         true
     }
 
@@ -771,9 +824,7 @@ impl Fdb {
         };
         self.changed();
         if !e.is_static {
-            st.ports[e.port.load(Relaxed) as usize]
-                .queue
-                .remove(&(e.queued.load(Relaxed), key));
+            self.dequeue(st, e.port.load(Relaxed), key, e.queued.load(Relaxed));
         }
         self.len.fetch_sub(1, Relaxed);
         true
@@ -800,7 +851,7 @@ impl Fdb {
 
     /// Number of learned (non-static) entries on `port`.
     pub fn learned_on(&self, port: PortId) -> usize {
-        self.learn.lock().ports[port as usize].queue.len()
+        self.learned[port as usize].load(Relaxed) as usize
     }
 
     /// A snapshot of all live entries, sorted by VLAN then MAC.
@@ -845,32 +896,38 @@ mod tests {
     #[test]
     fn a_cached_reader_follows_moves_removals_and_ageing() {
         let fdb = Fdb::new(16, 1000);
-        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        let mut cache = fdb.cache();
         assert_eq!(fdb.learn(mac(1), 1, 0, 0, None), Learn::Learned);
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         assert_eq!(r.lookup(mac(1), 1, 10), Some(0));
         assert_eq!(r.lookup(mac(1), 1, 11), Some(0), "from the cache");
         drop(r);
+        cache.refresh();
         // Another reader moves it: the generation moves, the slot is stale.
         assert_eq!(fdb.learn(mac(1), 1, 1, 20, None), Learn::Moved);
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         assert_eq!(r.lookup(mac(1), 1, 30), Some(1));
         assert_eq!(r.lookup(mac(1), 1, 31), Some(1));
         // Aged by the slot's own time, before any sweep.
         assert_eq!(r.lookup(mac(1), 1, 1020), None);
         assert_eq!(r.lookup(mac(1), 1, 1019), Some(1));
+        // Judged with the current ageing time, which moves no generation.
+        fdb.set_ageing_ms(500);
+        assert_eq!(r.lookup(mac(1), 1, 520), None);
+        fdb.set_ageing_ms(1000);
+        assert_eq!(r.lookup(mac(1), 1, 520), Some(1));
         drop(r);
         assert!(fdb.remove(mac(1), 1));
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         assert_eq!(r.lookup(mac(1), 1, 40), None);
     }
 
     #[test]
-    fn learning_through_the_cache_moves_seen_at_the_flush() {
+    fn learning_through_the_cache_moves_seen_at_the_refresh() {
         let fdb = Fdb::new(16, 1000);
-        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        let mut cache = fdb.cache();
         assert_eq!(fdb.learn(mac(1), 1, 0, 0, None), Learn::Learned);
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         // Not cached yet: refreshed in the table at once (and cached).
         assert_eq!(r.learn(mac(1), 1, 0, 500, None), Learn::Refreshed);
         assert_eq!(age(&fdb, mac(1), 500), Some(0));
@@ -879,53 +936,144 @@ mod tests {
         assert_eq!(r.learn(mac(1), 1, 0, 900, None), Learn::Refreshed);
         assert_eq!(age(&fdb, mac(1), 900), Some(400));
         drop(r);
-        cache.flush(&fdb, &guard);
+        cache.refresh();
         assert_eq!(age(&fdb, mac(1), 900), Some(0));
         // Alive by the refreshed time, for every reader.
         assert_eq!(fdb.lookup(mac(1), 1, 1800), Some(0));
         // A source on another port than the cache says is a move, at once.
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         assert_eq!(r.learn(mac(1), 1, 2, 1000, None), Learn::Moved);
         assert_eq!(fdb.lookup(mac(1), 1, 1000), Some(2));
     }
 
+    /// A put-off refresh only moves `seen` of the entry still on its port:
+    /// it neither brings back a flushed MAC nor moves back a moved one.
     #[test]
-    fn a_refresh_put_off_learns_anew_what_went_in_between() {
+    fn a_refresh_put_off_leaves_what_changed_in_between() {
         let fdb = Fdb::new(16, 1000);
-        let (guard, cache) = (fdb.guard(), FdbCache::new());
-        let r = fdb.reader_cached(&guard, &cache);
-        assert_eq!(r.learn(mac(1), 1, 0, 0, None), Learn::Learned);
-        assert_eq!(r.lookup(mac(1), 1, 1), Some(0));
-        assert_eq!(r.learn(mac(1), 1, 0, 5, None), Learn::Refreshed);
+        let mut cache = fdb.cache();
+        for m in [1, 2, 3] {
+            assert_eq!(fdb.learn(mac(m), 1, 0, 0, None), Learn::Learned);
+        }
+        let r = cache.reader();
+        for m in [1, 2, 3] {
+            assert_eq!(r.lookup(mac(m), 1, 1), Some(0));
+            assert_eq!(r.learn(mac(m), 1, 0, 5, None), Learn::Refreshed);
+        }
         drop(r);
-        // Flushed by the control plane before the refresh is carried out.
-        assert_eq!(
-            fdb.flush(Flush {
-                port: Some(0),
-                ..Flush::default()
-            }),
-            1
-        );
-        cache.flush(&fdb, &guard);
-        assert_eq!(fdb.lookup(mac(1), 1, 6), Some(0));
-        assert_eq!(age(&fdb, mac(1), 6), Some(1));
-        assert_eq!(fdb.stats().learned.load(Relaxed), 2);
+        // While the pass's refreshes wait: mac 1 is flushed with its port,
+        // mac 2 moves away, mac 3 is left alone.
+        assert!(fdb.remove(mac(1), 1));
+        assert_eq!(fdb.learn(mac(2), 1, 1, 3, None), Learn::Moved);
+        cache.refresh();
+        assert_eq!(fdb.lookup(mac(1), 1, 6), None, "not brought back");
+        assert_eq!(fdb.lookup(mac(2), 1, 6), Some(1), "not moved back");
+        assert_eq!(age(&fdb, mac(2), 6), Some(3));
+        assert_eq!(age(&fdb, mac(3), 6), Some(1), "refreshed");
+        assert_eq!(fdb.stats().learned.load(Relaxed), 3);
     }
 
     #[test]
     fn a_cached_static_entry_never_ages_and_is_not_moved() {
         let fdb = Fdb::new(16, 1000);
-        let (guard, cache) = (fdb.guard(), FdbCache::new());
+        let mut cache = fdb.cache();
         assert!(fdb.add_static(mac(1), 1, 2));
-        let r = fdb.reader_cached(&guard, &cache);
+        let r = cache.reader();
         assert_eq!(r.lookup(mac(1), 1, 0), Some(2));
         assert_eq!(r.lookup(mac(1), 1, 1_000_000), Some(2));
         assert_eq!(r.learn(mac(1), 1, 2, 1_000_001, None), Learn::Refreshed);
         assert_eq!(r.learn(mac(1), 1, 0, 1_000_002, None), Learn::Refused);
         assert_eq!(r.lookup(mac(1), 1, 1_000_003), Some(2));
         drop(r);
-        cache.flush(&fdb, &guard);
+        cache.refresh();
         assert_eq!(fdb.lookup(mac(1), 1, 1_000_004), Some(2));
+        assert_eq!(fdb.stats().refused.load(Relaxed), 1);
+    }
+
+    /// Refreshes and refusals, inserts and a new ageing time leave every
+    /// cache slot valid; moves, removals and static replacements do not.
+    #[test]
+    fn only_moves_and_removals_move_the_generation() {
+        let f = Fdb::new(16, 1000);
+        let g = f.generation();
+        assert_eq!(f.learn(mac(1), 1, 0, 0, None), Learn::Learned);
+        assert!(f.add_static(mac(2), 1, 3));
+        assert_eq!(f.learn(mac(1), 1, 0, 5, None), Learn::Refreshed);
+        assert_eq!(f.learn(mac(2), 1, 0, 6, None), Learn::Refused, "static");
+        assert_eq!(f.learn(mac(3), 1, 0, 7, Some(1)), Learn::Refused, "limit");
+        // Aged but not swept: learned again on its port, the slow way.
+        assert_eq!(f.learn(mac(1), 1, 0, 2000, None), Learn::Refreshed);
+        f.set_ageing_ms(500);
+        f.set_ageing_ms(1000);
+        assert_eq!(f.expire(2001), 0);
+        assert_eq!(f.generation(), g);
+        assert_eq!(f.flush(Flush::default()), 1, "mac 1");
+        assert_ne!(f.generation(), g, "a flush removes");
+        let mut last = f.generation();
+        let mut moved = |what: &str| {
+            assert!(f.generation() > last, "{what}");
+            last = f.generation();
+        };
+        assert_eq!(f.learn(mac(1), 1, 0, 2001, None), Learn::Learned);
+        assert_eq!(f.learn(mac(1), 1, 1, 2002, None), Learn::Moved);
+        moved("move");
+        assert!(f.add_static(mac(1), 1, 2));
+        moved("static replacing learned");
+        assert!(f.add_static(mac(2), 1, 2));
+        moved("static replacing static");
+        assert!(f.remove(mac(1), 1));
+        moved("remove");
+        assert_eq!(f.learn(mac(4), 1, 0, 2003, None), Learn::Learned);
+        assert_eq!(f.expire(5000), 1);
+        moved("ageing");
+        f.set_capacity(2);
+        assert_eq!(f.learn(mac(5), 1, 0, 5001, None), Learn::Learned);
+        assert_eq!(f.learn(mac(6), 1, 0, 5002, None), Learn::LearnedEvicting);
+        moved("eviction");
+    }
+
+    /// A port at its MAC limit fed new sources refuses them without the
+    /// learn lock while nothing can have aged, counting each; once an
+    /// entry can have aged the locked path sweeps and learns.
+    #[test]
+    fn mac_limit_refusals_take_no_lock_until_something_can_age() {
+        let f = Fdb::new(16, 1000);
+        assert_eq!(f.learn(mac(1), 1, 0, 0, Some(2)), Learn::Learned);
+        assert_eq!(f.learn(mac(2), 1, 0, 100, Some(2)), Learn::Learned);
+        assert_eq!(f.learn(mac(9), 1, 1, 100, None), Learn::Learned);
+        let refusals = std::thread::scope(|s| {
+            let held = f.learn.lock();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let f = &f;
+            s.spawn(move || {
+                let mut outcomes = Vec::new();
+                for m in 10..20 {
+                    outcomes.push(f.learn(mac(m), 1, 0, 500 + m as u64, Some(2)));
+                }
+                // A move onto the full port is refused the same way.
+                outcomes.push(f.learn(mac(9), 1, 0, 600, Some(2)));
+                tx.send(outcomes).unwrap();
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+            drop(held);
+            got.expect("a refusal at the limit waited for the learn lock")
+        });
+        assert!(
+            refusals.iter().all(|&r| r == Learn::Refused),
+            "{refusals:?}"
+        );
+        assert_eq!(f.stats().refused.load(Relaxed), 11);
+        assert_eq!(f.learned_on(0), 2);
+        assert_eq!(f.lookup(mac(9), 1, 600), Some(1));
+        // At 1000 mac 1 has aged: swept (counted), and mac 10 takes its place.
+        assert_eq!(f.learn(mac(10), 1, 0, 1000, Some(2)), Learn::Learned);
+        assert_eq!(f.stats().aged.load(Relaxed), 1);
+        assert_eq!(f.learn(mac(11), 1, 0, 1001, Some(2)), Learn::Refused);
+        assert_eq!(f.stats().refused.load(Relaxed), 12);
+        // A shorter ageing time applies at once: mac 2 (seen at 100) has aged.
+        f.set_ageing_ms(500);
+        assert_eq!(f.learn(mac(11), 1, 0, 1002, Some(2)), Learn::Learned);
+        assert_eq!(f.stats().aged.load(Relaxed), 3, "macs 2 and 9");
     }
 
     #[test]
@@ -1099,14 +1247,9 @@ mod tests {
         assert_eq!(f.lookup(mac(1), 1, 1000), Some(1));
     }
 
-    /// A reader held across changes (as a worker holds one per batch)
-    /// never answers from its memo once the table changed, even in the same
-    /// millisecond.
-    #[test]
-    fn a_held_reader_sees_every_change() {
-        let f = Fdb::new(8, 1000);
-        f.learn(mac(1), 1, 0, 0, None);
-        let r = f.reader();
+    /// A reader held across changes (as a worker holds one per pass)
+    /// never answers from before a change, even in the same millisecond.
+    fn sees_every_change(f: &Fdb, r: &FdbReader<'_>) {
         assert_eq!(r.lookup(mac(1), 1, 5), Some(0));
         assert_eq!(r.learn(mac(1), 1, 0, 5, None), Learn::Refreshed);
         // Moved by another reader (another worker).
@@ -1141,5 +1284,20 @@ mod tests {
         assert_eq!(f.learn(mac(2), 1, 5, 900, None), Learn::LearnedEvicting);
         assert_eq!(r.lookup(mac(1), 1, 900), None);
         assert_eq!(r.lookup(mac(2), 1, 900), Some(5));
+    }
+
+    #[test]
+    fn a_held_reader_sees_every_change() {
+        let f = Fdb::new(8, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        sees_every_change(&f, &f.reader());
+    }
+
+    #[test]
+    fn a_held_cached_reader_sees_every_change() {
+        let f = Fdb::new(8, 1000);
+        f.learn(mac(1), 1, 0, 0, None);
+        let cache = f.cache();
+        sees_every_change(&f, &cache.reader());
     }
 }

@@ -19,8 +19,8 @@ use arc_swap::ArcSwap;
 
 pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
 pub use fdb::{
-    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbCache, FdbGuard, FdbReader, FdbStats,
-    Flush, Learn,
+    DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbCache, FdbReader, FdbStats, Flush,
+    Learn,
 };
 pub use ports::{
     MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, Vid, VlanError, VlanMode, VlanSet,
@@ -399,9 +399,13 @@ impl Switch {
 
     /// Decides what to do with `frame`, received on `ingress` at `now`
     /// (milliseconds on any monotonic clock the caller keeps).
+    ///
+    /// For a frame now and then: it allocates and keeps nothing. A reader
+    /// of many frames keeps a [`ViewCache`] and takes [`Switch::view`]s.
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
-        let mut cache = self.view_cache();
-        self.view(&mut cache).decide(ingress, frame, now)
+        let table = self.table.load();
+        self.view_with(&table, self.fdb.reader())
+            .decide(ingress, frame, now)
     }
 
     /// What a reader keeps between views: see [`Switch::view`].
@@ -412,20 +416,17 @@ impl Switch {
         ViewCache {
             generation,
             table: self.table.load_full(),
-            fdb: &self.fdb,
-            guard: self.fdb.guard(),
-            answers: FdbCache::new(),
+            fdb: self.fdb.cache(),
         }
     }
 
     /// A view for deciding a batch of frames: it reads the port states
-    /// once, instead of per frame, and takes the port table, the FDB epoch
-    /// guard and the FDB answers kept ([`FdbCache`]) from `cache` — the
-    /// table renewed first if it changed since. A reader that keeps its
-    /// cache (a dataplane worker) touches no shared count and no epoch per
-    /// view while the table stays as it is, and no FDB entry for a MAC it
-    /// knows; it calls [`ViewCache::refresh`] between views. Changes made
-    /// while a view lives apply to the next view.
+    /// once, instead of per frame, and takes the port table and the FDB
+    /// cache ([`FdbCache`]) from `cache` — the table renewed first if it
+    /// changed since. A reader that keeps its cache (a dataplane worker)
+    /// touches no shared count and no epoch per view while the table stays
+    /// as it is; it calls [`ViewCache::refresh`] between views. Port
+    /// changes made while a view lives apply to the next view.
     pub fn view<'v>(&'v self, cache: &'v mut ViewCache<'_>) -> SwitchView<'v> {
         let generation = self.table_generation.load(Acquire);
         if generation != cache.generation {
@@ -433,34 +434,33 @@ impl Switch {
             cache.table = self.table.load_full();
         }
         let cache: &'v ViewCache<'_> = cache;
+        self.view_with(&cache.table, cache.fdb.reader())
+    }
+
+    fn view_with<'v>(&self, table: &'v PortTable, fdb: FdbReader<'v>) -> SwitchView<'v> {
         SwitchView {
-            table: &cache.table,
+            table,
             up: self.up.load(),
-            fdb: self.fdb.reader_cached(&cache.guard, &cache.answers),
+            fdb,
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
         }
     }
 }
 
 /// What a reader of the switch keeps between views ([`Switch::view`]): a
-/// copy of the port table, an FDB epoch guard and FDB answers. It belongs
-/// to the thread that made it.
+/// copy of the port table and an [`FdbCache`]. It belongs to the thread
+/// that made it.
 pub struct ViewCache<'s> {
     generation: u64,
     table: Arc<PortTable>,
-    fdb: &'s Fdb,
-    guard: fdb::FdbGuard<'s>,
-    answers: FdbCache,
+    fdb: FdbCache<'s>,
 }
 
 impl ViewCache<'_> {
-    /// Carries out the FDB refreshes the last views put off, then lets the
-    /// FDB free what was removed from it since the guard was taken or last
-    /// refreshed. Call it between views (not while one lives): after each
-    /// batch, and at least every few hundred milliseconds.
+    /// [`FdbCache::refresh`]. Call it between views (not while one lives):
+    /// after each batch, and at least every few hundred milliseconds.
     pub fn refresh(&mut self) {
-        self.answers.flush(self.fdb, &self.guard);
-        papaya::Guard::refresh(&mut self.guard);
+        self.fdb.refresh();
     }
 }
 
@@ -468,7 +468,7 @@ impl ViewCache<'_> {
 pub struct SwitchView<'a> {
     table: &'a PortTable,
     up: PortSet,
-    fdb: fdb::FdbReader<'a>,
+    fdb: FdbReader<'a>,
     group_fwd_mask: u16,
 }
 
