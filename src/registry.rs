@@ -281,9 +281,23 @@ impl PortRegistry {
                     .set_port_up(r.id, r.device.link_state() == LinkState::Up);
             }
         }
+        // Ports that went (or whose id another port took): a worker still
+        // reading one until it takes the snapshot may learn its MACs
+        // again after the install's flush; flushed once more below, when
+        // no worker reads it any more.
+        let gone: Vec<PortId> = cur
+            .iter()
+            .filter(|old| next.get(old.id).is_none_or(|r| r.name() != old.name()))
+            .map(|old| old.id)
+            .collect();
         drop(cur);
         self.current.store(next.clone());
         self.wait_for_workers(next.generation);
+        for id in gone {
+            if next.get(id).is_none() {
+                self.switch.forget_port(id);
+            }
+        }
         Ok(out)
     }
 

@@ -1115,54 +1115,18 @@ proptest! {
 // 4. No allocation per frame
 // ---------------------------------------------------------------------------
 
-/// The system allocator, counting each thread's allocations.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-fn count_allocation() {
-    // A thread being torn down may have lost its counter: not counted.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-/// Allocations made by this thread so far.
-fn allocations() -> u64 {
-    ALLOCATIONS.with(|n| n.get())
-}
-
-// SAFETY: every method passes its arguments unchanged to `System`, which
-// upholds the `GlobalAlloc` contract; counting touches only a thread-local
-// `Cell` that never allocates (const-initialised, no destructor).
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller's guarantees for `layout` are `System`'s.
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: as for `alloc`.
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: `ptr` came from `System` with this `layout`.
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: `ptr` came from `System` with this `layout`; `size` is
-        // the caller's, checked by it.
-        unsafe { std::alloc::System.realloc(ptr, layout, size) }
-    }
-}
-
+// The system allocator, which counts an allocation made inside
+// `assert_no_alloc(...)` on the calling thread (a maintained crate: no
+// `unsafe` allocator of our own).
 #[global_allocator]
-static COUNTING: Counting = Counting;
+static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+
+/// Allocations `f` made on this thread.
+fn allocations_in(f: impl FnOnce()) -> u32 {
+    assert_no_alloc::reset_violation_count();
+    assert_no_alloc::assert_no_alloc(f);
+    assert_no_alloc::violation_count()
+}
 
 /// A 64-byte frame from `src` to `dst`.
 fn plain_frame(dst: Mac, src: Mac) -> Vec<u8> {
@@ -1197,13 +1161,14 @@ fn switch_decide_allocates_nothing() {
     for (ingress, f) in &frames {
         sw.decide(*ingress, f, 1);
     }
-    let before = allocations();
-    for now in 2..200 {
-        for (ingress, f) in &frames {
-            assert!(sw.decide(*ingress, f, now).egress().is_some());
+    let n = allocations_in(|| {
+        for now in 2..200 {
+            for (ingress, f) in &frames {
+                assert!(sw.decide(*ingress, f, now).egress().is_some());
+            }
         }
-    }
-    assert_eq!(allocations() - before, 0);
+    });
+    assert_eq!(n, 0);
 }
 
 /// Nor do a worker's views and refreshes, once its cache is made and warm.
@@ -1219,14 +1184,15 @@ fn worker_views_allocate_nothing() {
         drop(view);
         cache.refresh();
     }
-    let before = allocations();
-    for now in 3..200 {
-        let view = sw.view(&mut cache);
-        for (ingress, f) in &frames {
-            assert!(view.decide(*ingress, f, now).egress().is_some());
+    let n = allocations_in(|| {
+        for now in 3..200 {
+            let view = sw.view(&mut cache);
+            for (ingress, f) in &frames {
+                assert!(view.decide(*ingress, f, now).egress().is_some());
+            }
+            drop(view);
+            cache.refresh();
         }
-        drop(view);
-        cache.refresh();
-    }
-    assert_eq!(allocations() - before, 0);
+    });
+    assert_eq!(n, 0);
 }

@@ -301,11 +301,7 @@ impl Switch {
         ports[id as usize] = None;
         self.up.set(id, false);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
-        self.fdb.flush(Flush {
-            port: Some(id),
-            vlan: None,
-            include_static: true,
-        });
+        self.forget_port(id);
         Ok(old)
     }
 
@@ -337,11 +333,7 @@ impl Switch {
         }
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         for id in gone {
-            self.fdb.flush(Flush {
-                port: Some(id),
-                vlan: None,
-                include_static: true,
-            });
+            self.forget_port(id);
         }
         for id in changed {
             self.fdb.flush(Flush {
@@ -349,6 +341,18 @@ impl Switch {
                 ..Flush::default()
             });
         }
+    }
+
+    /// Removes every FDB entry (static ones too) of port `id`, which is no
+    /// longer in the table (the port registry calls it again once no
+    /// worker reads the port: a reader still using the old table may have
+    /// learned for it after [`Switch::install`] flushed it).
+    pub fn forget_port(&self, id: PortId) {
+        self.fdb.flush(Flush {
+            port: Some(id),
+            vlan: None,
+            include_static: true,
+        });
     }
 
     /// Marks a port up or down. Going down flushes its learned entries,
