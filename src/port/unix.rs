@@ -121,6 +121,20 @@ fn epoll_add(ep: &OwnedFd, fd: RawFd, token: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes `fd` out of the epoll set (a connection replaced or closed).
+fn epoll_del(ep: &OwnedFd, fd: RawFd) {
+    // SAFETY: removing an fd from an epoll set; no memory is shared (the
+    // event pointer may be null for EPOLL_CTL_DEL).
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        );
+    }
+}
+
 fn epoll_ready(ep: &OwnedFd) -> io::Result<(bool, bool)> {
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 4];
     // SAFETY: `evs` has room for the 4 events we ask for.
@@ -209,15 +223,7 @@ impl UnixStreamPort {
         let mut conn = self.conn.lock();
         if let Some(old) = conn.take() {
             tracing::info!(port = %self.name, "new peer replaces the connected one");
-            // SAFETY: removing an fd from our epoll set; no memory shared.
-            unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    old.as_raw_fd(),
-                    std::ptr::null_mut(),
-                );
-            }
+            epoll_del(&self.epoll, old.as_raw_fd());
         } else {
             tracing::info!(port = %self.name, "peer connected");
         }
@@ -232,15 +238,7 @@ impl UnixStreamPort {
     fn disconnect(&self) {
         let mut conn = self.conn.lock();
         if let Some(old) = conn.take() {
-            // SAFETY: removing an fd from our epoll set; no memory shared.
-            unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    old.as_raw_fd(),
-                    std::ptr::null_mut(),
-                );
-            }
+            epoll_del(&self.epoll, old.as_raw_fd());
             tracing::info!(port = %self.name, "peer disconnected");
         }
     }

@@ -156,6 +156,9 @@ impl Key {
     }
 }
 
+/// The map as the learn-locked helpers see it (pinned with any guard).
+type MapRef<'a, G> = papaya::HashMapRef<'a, Key, Entry, foldhash::fast::RandomState, G>;
+
 struct Entry {
     port: AtomicU16,
     seen: AtomicU64,
@@ -687,11 +690,7 @@ impl Fdb {
 
     /// Removes the least recently seen entry of the port with the most
     /// learned entries. False if no learned entry exists.
-    fn evict_one<G: papaya::Guard>(
-        &self,
-        st: &mut LearnState,
-        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
-    ) -> bool {
+    fn evict_one<G: papaya::Guard>(&self, st: &mut LearnState, map: &MapRef<'_, G>) -> bool {
         let Some((port, _)) = st
             .queues
             .iter()
@@ -734,7 +733,7 @@ impl Fdb {
     fn expire_locked<G: papaya::Guard>(
         &self,
         st: &mut LearnState,
-        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
+        map: &MapRef<'_, G>,
         now: u64,
     ) -> usize {
         let ageing = self.ageing_ms();
@@ -816,7 +815,7 @@ impl Fdb {
     fn remove_locked<G: papaya::Guard>(
         &self,
         st: &mut LearnState,
-        map: &papaya::HashMapRef<'_, Key, Entry, foldhash::fast::RandomState, G>,
+        map: &MapRef<'_, G>,
         key: Key,
     ) -> bool {
         let Some(e) = map.remove(&key) else {
