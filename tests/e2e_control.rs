@@ -1027,7 +1027,9 @@ fn dist_files_are_valid() {
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectory=vswitchd",
-        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
+        // CAP_SYS_ADMIN: setns, to place a TAP in a namespace (the unit
+        // says how to drop it where no port uses `netns`).
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SYS_ADMIN",
         "Restart=on-failure",
     ] {
         assert!(
@@ -1038,7 +1040,7 @@ fn dist_files_are_valid() {
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();
         let unit = unit
-            .replace("/usr/local/sbin/vswitchd", vswitchd_bin())
+            .replace("/usr/sbin/vswitchd", vswitchd_bin())
             .replace(
                 "/etc/vswitchd/vswitchd.toml",
                 repo("dist/vswitchd.toml").to_str().unwrap(),
