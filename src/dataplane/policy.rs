@@ -1,6 +1,7 @@
 //! When a worker reads a TAP through its io_uring and when it polls it: a
 //! pure state machine over frame counts per window (no fds, no clock; the
-//! worker calls [`ReadPolicy::end_window`] every [`WINDOW_MS`]).
+//! worker counts each port's frames where it reads them and hands the
+//! counts to [`ReadPolicy::end_window`] every [`WINDOW_MS`]).
 //!
 //! A TAP attached to the ring starts *polled*: readiness from epoll, then
 //! `read()` — the shortest path for a frame reaching an idle switch. A TAP
@@ -35,8 +36,6 @@ pub struct ReadPolicy {
     list: Vec<PortId>,
     /// Per port id: attached.
     attached: Vec<bool>,
-    /// Per port id: frames in the current window.
-    window: Vec<u32>,
     /// Per port id: read through the ring now.
     in_ring: Vec<bool>,
 }
@@ -46,7 +45,6 @@ impl Default for ReadPolicy {
         ReadPolicy {
             list: Vec::new(),
             attached: vec![false; MAX_PORTS],
-            window: vec![0; MAX_PORTS],
             in_ring: vec![false; MAX_PORTS],
         }
     }
@@ -58,7 +56,6 @@ impl ReadPolicy {
         if !std::mem::replace(&mut self.attached[id as usize], true) {
             self.list.push(id);
         }
-        self.window[id as usize] = 0;
         self.in_ring[id as usize] = false;
     }
 
@@ -67,7 +64,6 @@ impl ReadPolicy {
         if std::mem::take(&mut self.attached[id as usize]) {
             self.list.retain(|&p| p != id);
         }
-        self.window[id as usize] = 0;
         self.in_ring[id as usize] = false;
     }
 
@@ -76,28 +72,22 @@ impl ReadPolicy {
         self.attached[id as usize]
     }
 
-    /// Whether port `id` is read through the ring now.
-    #[inline]
+    /// Whether port `id` is read through the ring now (the worker keeps
+    /// a copy in each port's slot, which its frame path reads).
+    #[cfg(test)]
     pub fn in_ring(&self, id: PortId) -> bool {
         self.in_ring[id as usize]
     }
 
-    /// A frame was read from port `id` (any port; only attached ones are
-    /// ever looked at).
-    #[inline]
-    pub fn frame(&mut self, id: PortId) {
-        let w = &mut self.window[id as usize];
-        *w = w.saturating_add(1);
-    }
-
-    /// Ends a window: appends to `out` the moves its counts call for and
-    /// starts the next window. The worker makes each move and reports it
-    /// with [`ReadPolicy::moved`] (a move it could not make is simply not
+    /// Ends a window: `frames(id)` gives (and starts afresh) each attached
+    /// port's count of frames read in it; appends to `out` the moves the
+    /// counts call for. The worker makes each move and reports it with
+    /// [`ReadPolicy::moved`] (a move it could not make is simply not
     /// reported: the port stays where it was).
-    pub fn end_window(&mut self, out: &mut Vec<Move>) {
+    pub fn end_window(&mut self, mut frames: impl FnMut(PortId) -> u32, out: &mut Vec<Move>) {
         for &id in &self.list {
             let i = id as usize;
-            let frames = std::mem::take(&mut self.window[i]);
+            let frames = frames(id);
             if self.in_ring[i] {
                 if frames < LEAVE_FRAMES {
                     out.push(Move::Leave(id));
@@ -121,13 +111,15 @@ mod tests {
     use super::*;
 
     fn window(p: &mut ReadPolicy, frames: &[(PortId, u32)]) -> Vec<Move> {
-        for &(id, n) in frames {
-            for _ in 0..n {
-                p.frame(id);
-            }
-        }
+        let count = |id| {
+            frames
+                .iter()
+                .filter(|(p, _)| *p == id)
+                .map(|(_, n)| n)
+                .sum()
+        };
         let mut out = Vec::new();
-        p.end_window(&mut out);
+        p.end_window(count, &mut out);
         for m in &out {
             match *m {
                 Move::Enter(id) => p.moved(id, true),
@@ -158,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_start_afresh_each_window() {
+    fn each_window_is_judged_on_its_own_count() {
         let mut p = ReadPolicy::default();
         p.attach(1);
         assert_eq!(window(&mut p, &[(1, ENTER_FRAMES / 2)]), vec![]);
@@ -195,8 +187,7 @@ mod tests {
             vec![],
             "no Leave for a gone port"
         );
-        // Re-attached (a device that came back): polled, counting from 0.
-        p.frame(5);
+        // Re-attached (a device that came back): polled.
         p.attach(5);
         assert!(!p.in_ring(5));
         assert_eq!(window(&mut p, &[(5, ENTER_FRAMES - 1)]), vec![]);
@@ -206,11 +197,8 @@ mod tests {
     fn a_move_not_made_is_tried_again_next_window() {
         let mut p = ReadPolicy::default();
         p.attach(7);
-        for _ in 0..ENTER_FRAMES {
-            p.frame(7);
-        }
         let mut out = Vec::new();
-        p.end_window(&mut out);
+        p.end_window(|_| ENTER_FRAMES, &mut out);
         assert_eq!(out, vec![Move::Enter(7)]);
         // The worker could not enter (not reported): still polled.
         assert!(!p.in_ring(7));

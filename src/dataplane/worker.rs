@@ -47,6 +47,11 @@ struct Slot {
     owned: bool,
     /// In the ready queue.
     queued: bool,
+    /// Read through this worker's ring now (mirrors the ring's policy, so
+    /// a frame's way in touches only this slot and the device).
+    in_ring: bool,
+    /// Frames read in the current window (for the ring's policy).
+    frames: u32,
 }
 
 /// A worker's io_uring for its busy TAPs, with the policy that picks them.
@@ -325,6 +330,8 @@ impl Worker {
             offloads: dev.port.offloads(),
             owned,
             queued: false,
+            in_ring: false,
+            frames: 0,
             dev,
         });
         if !owned {
@@ -378,8 +385,7 @@ impl Worker {
         }
         let fd = s.dev.port.fd();
         s.dev.set_reading(Reading::Polled);
-        let in_ring = self.ring.as_ref().is_some_and(|r| r.policy.in_ring(id));
-        if !in_ring {
+        if !std::mem::take(&mut s.in_ring) {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         if let Some(r) = &mut self.ring
@@ -399,9 +405,8 @@ impl Worker {
     /// Whether `id` is a polled port of this worker not in the ready queue
     /// yet; if so it is marked queued (the caller queues it).
     fn take_for_queue(&mut self, id: PortId) -> bool {
-        let in_ring = self.ring.as_ref().is_some_and(|r| r.policy.in_ring(id));
         match self.slots.get_mut(id as usize).and_then(Option::as_mut) {
-            Some(s) if s.owned && !s.queued && !in_ring => {
+            Some(s) if s.owned && !s.queued && !s.in_ring => {
                 s.queued = true;
                 true
             }
@@ -461,7 +466,13 @@ impl Worker {
         r.window_end = now + WINDOW_MS;
         let mut moves = std::mem::take(&mut r.moves);
         moves.clear();
-        r.policy.end_window(&mut moves);
+        let slots = &mut self.slots;
+        let frames = |id: PortId| {
+            slots[id as usize]
+                .as_mut()
+                .map_or(0, |s| std::mem::take(&mut s.frames))
+        };
+        r.policy.end_window(frames, &mut moves);
         for m in &moves {
             match *m {
                 Move::Enter(id) => self.enter_ring(id),
@@ -498,6 +509,9 @@ impl Worker {
         }
         r.policy.moved(id, true);
         dev.set_reading(Reading::Ring);
+        if let Some(s) = self.slots[id as usize].as_mut() {
+            s.in_ring = true;
+        }
         tracing::debug!(port = dev.name.as_str(), "busy: reading through io_uring");
     }
 
@@ -515,6 +529,9 @@ impl Worker {
         }
         r.policy.moved(id, false);
         dev.set_reading(Reading::Polled);
+        if let Some(s) = self.slots[id as usize].as_mut() {
+            s.in_ring = false;
+        }
         tracing::debug!(port = dev.name.as_str(), "quiet: polled again");
         if let Err(e) = self.poll_fd(id, fd) {
             tracing::error!(port = dev.name.as_str(), "cannot poll port: {e}");
@@ -526,14 +543,11 @@ impl Worker {
     /// Reads up to a batch of frames from one polled port and forwards them.
     fn service(&mut self, id: PortId, view: &SwitchView<'_>, now: u64) -> Drained {
         let i = id as usize;
-        if self.ring.as_ref().is_some_and(|r| r.policy.in_ring(id)) {
-            // Read through the ring; its fd is blocking.
-            return Drained::Empty;
-        }
         for _ in 0..BATCH {
             // The slot is borrowed only up to the read (no reference count
-            // touched per frame).
-            let Some(s) = self.slots[i].as_ref().filter(|s| s.owned) else {
+            // touched per frame). A port read through the ring is not read
+            // here (its fd is blocking).
+            let Some(s) = self.slots[i].as_mut().filter(|s| s.owned && !s.in_ring) else {
                 return Drained::Empty;
             };
             let n = match s.dev.port.recv(&mut self.bufs.frame) {
@@ -553,9 +567,7 @@ impl Worker {
                 }
             };
             s.dev.frame_received(&self.switch);
-            if let Some(r) = &mut self.ring {
-                r.policy.frame(id);
-            }
+            s.frames = s.frames.saturating_add(1);
             let buf = std::mem::take(&mut self.bufs.frame);
             if let Some(e) = self.receive(view, id, &buf[..n], now) {
                 self.send_out(view, &e, &buf[..n]);
@@ -768,11 +780,11 @@ impl Worker {
         len: usize,
         now: u64,
     ) -> bool {
-        let (Some(s), Some(buf)) = (self.slots[id as usize].as_ref(), r.tr.frame(slot, len)) else {
+        let (Some(s), Some(buf)) = (self.slots[id as usize].as_mut(), r.tr.frame(slot, len)) else {
             return false;
         };
         s.dev.frame_received(&self.switch);
-        r.policy.frame(id);
+        s.frames = s.frames.saturating_add(1);
         let Some(e) = self.receive(view, id, buf, now) else {
             return false;
         };
