@@ -246,7 +246,9 @@ fn inline(text: &str) -> String {
                 let fence = &rest[..ticks];
                 if let Some(end) = rest[ticks..].find(fence) {
                     let code = rest[ticks..ticks + end].trim();
-                    let _ = write!(out, "\\fB{}\\fR", code.replace('\\', "\\e"));
+                    // `\:` lets roff break a long option string after a comma.
+                    let code = code.replace('\\', "\\e").replace(',', ",\\:");
+                    let _ = write!(out, "\\fB{code}\\fR");
                     rest = &rest[ticks + end + ticks..];
                 } else {
                     out.push_str(fence);
