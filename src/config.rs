@@ -410,9 +410,10 @@ pub enum ConfigError {
         name: String,
         source: PortSectionError,
     },
-    /// A command-line setting is wrong: the error names the flag.
+    /// A command-line setting is wrong: the error names the flag (and
+    /// the value given).
     #[error("{flag}: {message}")]
-    Flag { flag: &'static str, message: String },
+    Flag { flag: String, message: String },
 }
 
 /// A checked configuration, ready to apply.
@@ -831,11 +832,10 @@ impl Overrides {
     /// Checks each command-line value on its own, so that an error names
     /// the flag rather than the file.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let flag =
-            |flag: &'static str, value: &dyn std::fmt::Display, m: String| ConfigError::Flag {
-                flag,
-                message: format!("{value}: {m}"),
-            };
+        let flag = |flag: &str, value: &dyn std::fmt::Display, m: String| ConfigError::Flag {
+            flag: format!("{flag} {value}"),
+            message: m,
+        };
         if let Some(n) = self.fdb_size {
             check_fdb_size(n).map_err(|m| flag("--fdb-size", &n, m))?;
         }
@@ -847,19 +847,19 @@ impl Overrides {
         }
         if let Some(a) = &self.metrics_addr {
             parse_metrics_addr(a).map_err(|m| ConfigError::Flag {
-                flag: "--metrics-addr",
+                flag: "--metrics-addr".into(),
                 message: m,
             })?;
         }
         if let Some(p) = &self.control_socket {
             parse_control_socket(p).map_err(|m| ConfigError::Flag {
-                flag: "--control-socket",
+                flag: "--control-socket".into(),
                 message: m,
             })?;
         }
         if let Some(g) = &self.control_socket_group {
             check_group_name(g).map_err(|m| ConfigError::Flag {
-                flag: "--control-socket-group",
+                flag: "--control-socket-group".into(),
                 message: m,
             })?;
         }
@@ -888,7 +888,7 @@ pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError
             source,
             ..
         } if number > from_file => ConfigError::Flag {
-            flag: "--ports",
+            flag: "--ports".into(),
             message: match source {
                 // A port in the file and on the command line.
                 PortSectionError::Twice => {
@@ -1077,6 +1077,43 @@ mac = "02:00:00:00:17:02"
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(json, r#"{"name":"tap0","mcast-flood":false}"#);
         assert_eq!(serde_json::from_str::<PortSection>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn hints_flags_and_one_interface_per_port() {
+        let e = check("[port]\nname = \"tap0\"\n").unwrap_err().to_string();
+        assert!(e.contains("[[port]] section (double brackets"), "{e}");
+        let e = check("[[port]]\nname = \"unix:/tmp/x\"\nsocket-mode = 0660\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0o660"), "{e}");
+        let e = check("[[port]]\nname = \"vm1\"\n[[port]]\nname = \"raw:vm1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("#2") && e.contains("already port `vm1`"), "{e}");
+        let c = check("[[port]]\nname = \"unix:/tmp/x\"\nsocket-group = \"kvm\"\n").unwrap();
+        assert_eq!(c.ports[0].section.socket_group.as_deref(), Some("kvm"));
+        assert!(check("[[port]]\nname = \"t\"\nsocket-group = \"kvm\"\n").is_err());
+        assert!(check("[switch]\ncontrol-socket-group = \"a b\"\n").is_err());
+        assert_eq!(parse_socket_mode("660"), Ok(0o660));
+        assert_eq!(parse_socket_mode("0o640"), Ok(0o640));
+        assert_eq!(parse_socket_mode("0600"), Ok(0o600));
+        assert!(parse_socket_mode("999").is_err());
+        let over = Overrides {
+            fdb_size: Some(5),
+            ..Overrides::default()
+        };
+        let e = load(None, &over).unwrap_err().to_string();
+        assert_eq!(e, "--fdb-size 5: must be 16 to 4000000 entries");
+        let over = Overrides {
+            ports: parse_port_list("vm1,raw:vm1").unwrap(),
+            ..Overrides::default()
+        };
+        let e = load(None, &over).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--ports: port `raw:vm1`") && !e.contains("config file"),
+            "{e}"
+        );
     }
 
     #[test]
