@@ -25,11 +25,17 @@ impl Notifier {
     }
 
     /// Sends `state` (newline-separated `KEY=VALUE` lines); failures are
-    /// logged, never fatal.
+    /// logged, never fatal. Never blocks: the control loop sends these,
+    /// and a receiver that does not read (its queue full) must not stop
+    /// it; such a message is dropped.
     pub fn send(&self, state: &str) {
         let Some(path) = &self.socket else { return };
-        if let Err(e) = send_to(path, state) {
-            tracing::warn!("sd_notify to {path} failed: {e}");
+        match send_to(path, state) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::debug!("sd_notify to {path}: queue full, dropped {state:?}");
+            }
+            Err(e) => tracing::warn!("sd_notify to {path} failed: {e}"),
         }
     }
 
@@ -89,6 +95,7 @@ fn monotonic_usec() -> Option<u64> {
 
 fn send_to(path: &str, state: &str) -> std::io::Result<()> {
     let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
     if let Some(abs) = path.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
         let a = std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())?;
@@ -144,5 +151,11 @@ mod tests {
         let m = recv();
         assert_eq!(m, "READY=1\nSTATUS=forwarding: 2 ports");
         Notifier::default().ready("nobody listens");
+        // A receiver that does not read: sends are dropped, never block.
+        let start = std::time::Instant::now();
+        for _ in 0..2000 {
+            n.watchdog();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }
