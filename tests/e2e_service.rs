@@ -302,8 +302,12 @@ socket-group = "{group}"
         (meta.gid(), meta.permissions().mode() & 0o777),
         (gid, 0o660)
     );
+    // A copy nobody can run wherever the build tree is (/root is 0700).
+    let ctl_copy = dir.path().join("vswitchctl");
+    std::fs::copy(vswitchctl_bin(), &ctl_copy).unwrap();
+    std::fs::set_permissions(&ctl_copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (ok, out, err) = out3(&as_nobody(&[
-        vswitchctl_bin(),
+        ctl_copy.to_str().unwrap(),
         "--socket",
         ctl_sock.to_str().unwrap(),
         "-j",
