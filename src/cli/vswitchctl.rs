@@ -80,7 +80,7 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PortCmd {
-    /// Open and attach a port, with the settings a [[port]] section takes.
+    /// Open and attach a port, with the settings a `[[port]]` section takes.
     #[command(after_help = "Examples:
   vswitchctl port add tap5
   vswitchctl port add raw:vnet3 --access 10
