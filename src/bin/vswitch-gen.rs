@@ -233,8 +233,8 @@ fn escape_code(line: &str) -> String {
     escape_line(&line.replace('\\', "\\e"))
 }
 
-/// Inline markdown to roff: `code` in bold, [text](link) as text,
-/// **bold** as bold.
+/// Inline markdown to roff: `code` in bold, `[text](link)` as text,
+/// `**bold**` as bold.
 fn inline(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;

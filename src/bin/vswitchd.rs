@@ -1,6 +1,6 @@
 //! vswitchd: the switch daemon. Thin: parses the command line
 //! ([`vswitch::cli::vswitchd`]), sets up logging, and hands the checked
-//! configuration to the library's [`daemon::run`]; turns its errors into
+//! configuration to the library's [`daemon::run()`]; turns its errors into
 //! exit codes (0 stopped, 1 failed, 2 bad command line).
 
 #![forbid(unsafe_code)]
