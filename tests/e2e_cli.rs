@@ -140,7 +140,10 @@ fn raw_port_of_a_missing_interface() {
         log.contains(&format!("no interface `{missing}`")) && log.contains("WARN"),
         "{log}"
     );
-    let _veth = Link::veth(&missing, &format!("{base}y"), None);
+    let peer = format!("{base}y");
+    let _veth = Link::veth(&missing, &peer, None);
+    // The far end up: the port has carrier.
+    assert!(run(&["ip", "link", "set", &peer, "up"]).status.success());
     assert!(
         wait_for(Duration::from_secs(15), || port_state(&sw, &raw).as_deref()
             == Some("up"))

@@ -1047,7 +1047,7 @@ fn dist_files_are_valid() {
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();
         let unit = unit
-            .replace("/usr/local/sbin/vswitchd", vswitchd_bin())
+            .replace("/usr/sbin/vswitchd", vswitchd_bin())
             .replace(
                 "/etc/vswitchd/vswitchd.toml",
                 repo("dist/vswitchd.toml").to_str().unwrap(),
