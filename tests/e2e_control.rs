@@ -1046,12 +1046,10 @@ fn dist_files_are_valid() {
     }
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();
-        let unit = unit
-            .replace("/usr/sbin/vswitchd", vswitchd_bin())
-            .replace(
-                "/etc/vswitchd/vswitchd.toml",
-                repo("dist/vswitchd.toml").to_str().unwrap(),
-            );
+        let unit = unit.replace("/usr/sbin/vswitchd", vswitchd_bin()).replace(
+            "/etc/vswitchd/vswitchd.toml",
+            repo("dist/vswitchd.toml").to_str().unwrap(),
+        );
         let path = dir.path().join("vswitchd.service");
         std::fs::write(&path, unit).unwrap();
         let o = run(&[
