@@ -3,9 +3,12 @@
 #
 #   scripts/package.sh      -> target/debian/vswitchd_VERSION-1_ARCH.deb (+ -dbgsym .ddeb)
 #
-#   1. cargo-deb (installed from crates.io at a pinned version if missing)
-#      builds the release binaries and the .deb, with the debug symbols in a
-#      separate -dbgsym package;
+#   1. the release binaries are built, and vswitch-gen writes the man pages
+#      (vswitchd(8), vswitchctl(8) and a page per vswitchctl command,
+#      vswitchd.toml(5)) and the bash/zsh/fish completions into target/gen;
+#      cargo-deb (installed from crates.io at a pinned version if missing)
+#      builds the .deb, with the debug symbols in a separate -dbgsym
+#      package;
 #   2. lintian checks it: no errors or warnings may remain (tags the package
 #      overrides are explained in dist/deb/lintian-overrides);
 #   3. `dpkg-deb -c` lists it, and every path the units, the docs and the
@@ -41,6 +44,11 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; t
   cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
 
+step "build, and generate man pages and completions (vswitch-gen)"
+cargo build --release --locked
+rm -rf target/gen
+target/release/vswitch-gen target/gen
+
 step "build the package (cargo deb)"
 out=target/debian
 rm -rf "$out"
@@ -71,7 +79,15 @@ for path in \
   ./usr/share/doc/vswitchd/copyright \
   ./usr/share/doc/vswitchd/operations.md \
   ./usr/share/doc/vswitchd/configuration.md \
-  ./usr/share/doc/vswitchd/qemu.md; do
+  ./usr/share/doc/vswitchd/qemu.md \
+  ./usr/share/man/man8/vswitchd.8.gz \
+  ./usr/share/man/man8/vswitchctl.8.gz \
+  ./usr/share/man/man8/vswitchctl-port-add.8.gz \
+  ./usr/share/man/man5/vswitchd.toml.5.gz \
+  ./usr/share/bash-completion/completions/vswitchctl \
+  ./usr/share/bash-completion/completions/vswitchd \
+  ./usr/share/zsh/vendor-completions/_vswitchctl \
+  ./usr/share/fish/vendor_completions.d/vswitchctl.fish; do
   grep -q " $path\$" <<<"$listing" || fail "$path is not in the package"
 done
 dpkg-deb -f "$deb" Package Version Architecture Depends
@@ -109,6 +125,15 @@ rc=0
 "$root/usr/lib/vswitchd/qemu-ifup" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "qemu-ifup without arguments exited $rc, expected 2"
 echo "qemu-ifup: answers"
+# The man pages render without warnings, and the completions parse.
+if command -v man >/dev/null; then
+  for page in "$root"/usr/share/man/man*/*.gz; do
+    warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null || true)
+    [ -z "$warnings" ] || fail "$(basename "$page"): $warnings"
+  done
+fi
+bash -n "$root/usr/share/bash-completion/completions/vswitchctl" || fail "bash completion does not parse"
+echo "man pages: render cleanly; completions: parse"
 
 echo
 echo "== package ok: $deb"

@@ -157,6 +157,8 @@ pub struct SwitchSection {
     pub metrics_addr: String,
     /// Path or `off`.
     pub control_socket: String,
+    /// Group given the control socket (mode 0660); none: root only (0600).
+    pub control_socket_group: Option<String>,
 }
 
 impl Default for SwitchSection {
@@ -171,6 +173,7 @@ impl Default for SwitchSection {
             io_uring: true,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
+            control_socket_group: None,
         }
     }
 }
@@ -275,9 +278,13 @@ macro_rules! port_section {
             pub mtu: Option<Mtu>,
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub static_macs: Vec<StaticMac>,
-            /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default 0o600).
+            /// File mode of a unix:/unixgram: socket, e.g. 0o660 (default
+            /// 0o600, or 0o660 with `socket-group`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub socket_mode: Option<u32>,
+            /// Group of a unix:/unixgram: socket: its members may connect.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub socket_group: Option<String>,
             /// Raw ports: take the interface from the host stack (no ARP replies,
             /// no IPv6 on it), as a kernel bridge does with its ports. Default true.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,6 +357,10 @@ pub enum PortSectionError {
     MtuNotTap,
     #[error("socket-mode applies only to unix: and unixgram: ports")]
     SocketModeNotUnix,
+    #[error("socket-group applies only to unix: and unixgram: ports")]
+    SocketGroupNotUnix,
+    #[error("socket-group = {0:?}: {1}")]
+    SocketGroup(String, String),
     #[error(
         "socket-mode = {0:#o}: the owner needs rw and others get nothing (e.g. 0o600 or 0o660)"
     )]
@@ -370,6 +381,10 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
+    #[error(
+        "interface `{ifname}` is already port `{other}` (a TAP and raw: of one interface would loop)"
+    )]
+    SameInterface { ifname: String, other: String },
 }
 
 /// A config problem, naming where it is.
@@ -395,6 +410,10 @@ pub enum ConfigError {
         name: String,
         source: PortSectionError,
     },
+    /// A command-line setting is wrong: the error names the flag (and
+    /// the value given).
+    #[error("{flag}: {message}")]
+    Flag { flag: String, message: String },
 }
 
 /// A checked configuration, ready to apply.
@@ -405,6 +424,8 @@ pub struct Config {
     pub tuning: crate::dataplane::Tuning,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<PathBuf>,
+    /// Group given the control socket (a name or a number).
+    pub control_socket_group: Option<String>,
     pub ports: Vec<PortPlan>,
 }
 
@@ -427,7 +448,11 @@ pub struct PortPlan {
 impl File {
     pub fn parse(text: &str, path: &Path) -> Result<File, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            let message = e.to_string().trim_end().to_string();
+            let mut message = e.to_string().trim_end().to_string();
+            if let Some(hint) = e.span().and_then(|at| hint(text, at)) {
+                message.push('\n');
+                message.push_str(hint);
+            }
             let within = e.span().and_then(|at| port_section_at(text, at.start));
             ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -454,35 +479,19 @@ impl File {
             message,
         };
         let s = &self.switch;
-        if !(16..=4_000_000).contains(&s.fdb_size) {
-            return Err(err(format!(
-                "[switch] fdb-size = {}: must be 16 to 4000000 entries",
-                s.fdb_size
-            )));
-        }
-        if !(1..=64).contains(&s.workers) {
-            return Err(err(format!(
-                "[switch] workers = {}: must be 1 to 64",
-                s.workers
-            )));
-        }
-        if s.busy_poll > MAX_BUSY_POLL_US {
-            return Err(err(format!(
-                "[switch] busy-poll = {}: must be 0 to {MAX_BUSY_POLL_US} microseconds",
-                s.busy_poll
-            )));
-        }
+        check_fdb_size(s.fdb_size)
+            .map_err(|m| err(format!("[switch] fdb-size = {}: {m}", s.fdb_size)))?;
+        check_workers(s.workers)
+            .map_err(|m| err(format!("[switch] workers = {}: {m}", s.workers)))?;
+        check_busy_poll(s.busy_poll)
+            .map_err(|m| err(format!("[switch] busy-poll = {}: {m}", s.busy_poll)))?;
         let metrics_addr = parse_metrics_addr(&s.metrics_addr)
             .map_err(|m| err(format!("[switch] metrics-addr: {m}")))?;
-        let control_socket = match s.control_socket.as_str() {
-            "off" => None,
-            "" => {
-                return Err(err(
-                    "[switch] control-socket: empty (use a path or \"off\")".into(),
-                ));
-            }
-            p => Some(PathBuf::from(p)),
-        };
+        let control_socket = parse_control_socket(&s.control_socket)
+            .map_err(|m| err(format!("[switch] control-socket: {m}")))?;
+        if let Some(g) = &s.control_socket_group {
+            check_group_name(g).map_err(|m| err(format!("[switch] control-socket-group: {m}")))?;
+        }
         let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
         let mut ports = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -496,6 +505,15 @@ impl File {
             let plan = p.plan().map_err(at)?;
             if !seen.insert(plan.spec.name()) {
                 return Err(at(PortSectionError::Twice));
+            }
+            if let Some(other) = ports
+                .iter()
+                .find(|o: &&PortPlan| same_interface(&o.spec, &plan.spec))
+            {
+                return Err(at(PortSectionError::SameInterface {
+                    ifname: plan.spec.ifname().unwrap_or_default().to_string(),
+                    other: other.spec.name(),
+                }));
             }
             ports.push(plan);
         }
@@ -514,9 +532,105 @@ impl File {
             },
             metrics_addr,
             control_socket,
+            control_socket_group: s.control_socket_group.clone(),
             ports,
         })
     }
+}
+
+/// Whether two ports would use one kernel interface (a TAP `vm1` and
+/// `raw:vm1`).
+pub fn same_interface(a: &PortSpec, b: &PortSpec) -> bool {
+    a.ifname().is_some() && a.ifname() == b.ifname()
+}
+
+/// What to write instead, for the mistakes TOML's own message does not
+/// explain: `[port]` for `[[port]]`, `0660` for `0o660`.
+fn hint(text: &str, at: std::ops::Range<usize>) -> Option<&'static str> {
+    let line_start = text[..at.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let line = text[line_start..line_end].trim();
+    let key_value = line.split_once('=').map(|(k, v)| (k.trim(), v.trim()));
+    if let Some(("socket-mode", v)) = key_value
+        && v.len() > 1
+        && v.starts_with('0')
+        && v[1..].chars().next().is_some_and(|c| c.is_ascii_digit())
+    {
+        return Some(
+            "hint: write a file mode in octal as 0o660 (TOML reads 0660 as an error, 660 as decimal)",
+        );
+    }
+    if text.lines().any(|l| l.trim_start().starts_with("[port]")) {
+        return Some(
+            "hint: each port is a [[port]] section (double brackets: an array of tables), not [port]",
+        );
+    }
+    None
+}
+
+/// `[switch] fdb-size` / `--fdb-size`.
+fn check_fdb_size(n: usize) -> Result<(), String> {
+    if (16..=4_000_000).contains(&n) {
+        Ok(())
+    } else {
+        Err("must be 16 to 4000000 entries".into())
+    }
+}
+
+/// `[switch] workers` / `--workers`.
+fn check_workers(n: usize) -> Result<(), String> {
+    if (1..=64).contains(&n) {
+        Ok(())
+    } else {
+        Err("must be 1 to 64".into())
+    }
+}
+
+/// `[switch] busy-poll` / `--busy-poll`.
+fn check_busy_poll(us: u64) -> Result<(), String> {
+    if us <= MAX_BUSY_POLL_US {
+        Ok(())
+    } else {
+        Err(format!("must be 0 to {MAX_BUSY_POLL_US} microseconds"))
+    }
+}
+
+/// `[switch] control-socket` / `--control-socket`: a path or `off`.
+fn parse_control_socket(s: &str) -> Result<Option<PathBuf>, String> {
+    match s {
+        "off" => Ok(None),
+        "" => Err("empty (use a path or \"off\")".into()),
+        p => Ok(Some(PathBuf::from(p))),
+    }
+}
+
+/// A group as `control-socket-group` and `socket-group` take it: a name
+/// or a number (whether it exists is checked when the socket is made).
+fn check_group_name(g: &str) -> Result<(), String> {
+    if g.is_empty() || g.contains(|c: char| c.is_whitespace() || c == ':' || c == ',') {
+        Err(format!(
+            "{g:?} is not a group name or number (see `getent group`)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A file mode as the command line takes it: octal, with or without a
+/// leading `0` or `0o` (`660`, `0660`, `0o660`).
+pub fn parse_socket_mode(s: &str) -> Result<u32, String> {
+    let digits = s
+        .strip_prefix("0o")
+        .or_else(|| s.strip_prefix("0O"))
+        .unwrap_or(s);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("`{s}`: an octal file mode, e.g. 660"))
 }
 
 /// The `[[port]]` section (its number from 1, and its name) that byte
@@ -574,8 +688,15 @@ impl PortSection {
         if self.mtu.is_some() && !matches!(spec, PortSpec::Tap(_)) {
             return Err(PortSectionError::MtuNotTap);
         }
+        let is_socket = matches!(spec, PortSpec::Unix(_) | PortSpec::UnixDgram(_));
+        if let Some(g) = &self.socket_group {
+            if !is_socket {
+                return Err(PortSectionError::SocketGroupNotUnix);
+            }
+            check_group_name(g).map_err(|m| PortSectionError::SocketGroup(g.clone(), m))?;
+        }
         if let Some(m) = self.socket_mode {
-            if !matches!(spec, PortSpec::Unix(_) | PortSpec::UnixDgram(_)) {
+            if !is_socket {
                 return Err(PortSectionError::SocketModeNotUnix);
             }
             if m & !0o777 != 0 || m & 0o600 != 0o600 || m & 0o007 != 0 {
@@ -669,6 +790,7 @@ pub struct Overrides {
     pub io_uring: Option<bool>,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<String>,
+    pub control_socket_group: Option<String>,
     /// Ports from `--ports`, added to the file's.
     pub ports: Vec<PortSpec>,
 }
@@ -697,23 +819,86 @@ impl Overrides {
         if let Some(v) = &self.control_socket {
             s.control_socket = v.clone();
         }
+        if let Some(v) = &self.control_socket_group {
+            s.control_socket_group = Some(v.clone());
+        }
         for spec in &self.ports {
             file.ports.push(PortSection::named(&spec.name()));
         }
     }
 }
 
+impl Overrides {
+    /// Checks each command-line value on its own, so that an error names
+    /// the flag rather than the file.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let flag = |flag: &str, value: &dyn std::fmt::Display, m: String| ConfigError::Flag {
+            flag: format!("{flag} {value}"),
+            message: m,
+        };
+        if let Some(n) = self.fdb_size {
+            check_fdb_size(n).map_err(|m| flag("--fdb-size", &n, m))?;
+        }
+        if let Some(n) = self.workers {
+            check_workers(n).map_err(|m| flag("--workers", &n, m))?;
+        }
+        if let Some(n) = self.busy_poll {
+            check_busy_poll(n).map_err(|m| flag("--busy-poll", &n, m))?;
+        }
+        if let Some(a) = &self.metrics_addr {
+            parse_metrics_addr(a).map_err(|m| ConfigError::Flag {
+                flag: "--metrics-addr".into(),
+                message: m,
+            })?;
+        }
+        if let Some(p) = &self.control_socket {
+            parse_control_socket(p).map_err(|m| ConfigError::Flag {
+                flag: "--control-socket".into(),
+                message: m,
+            })?;
+        }
+        if let Some(g) = &self.control_socket_group {
+            check_group_name(g).map_err(|m| ConfigError::Flag {
+                flag: "--control-socket-group".into(),
+                message: m,
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads the config file (if any), applies the command line, checks it.
+/// An error in a command-line setting names the flag (`--fdb-size`,
+/// `--ports`), one in the file names the file.
 pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
+    over.check()?;
     let mut file = match path {
         Some(p) => File::load(p)?,
         None => File::default(),
     };
+    let from_file = file.ports.len();
     over.apply(&mut file);
     let shown = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("(command line)"));
-    file.check(&shown)
+    file.check(&shown).map_err(|e| match e {
+        ConfigError::Port {
+            number,
+            name,
+            source,
+            ..
+        } if number > from_file => ConfigError::Flag {
+            flag: "--ports".into(),
+            message: match source {
+                // A port in the file and on the command line.
+                PortSectionError::Twice => {
+                    format!("port `{name}` is given twice (it is in the config file too)")
+                }
+                source => format!("port `{name}`: {source}"),
+            },
+        },
+        e => e,
+    })
 }
 
 /// Splits a `--ports` list, rejecting empty and duplicated names.
@@ -892,6 +1077,43 @@ mac = "02:00:00:00:17:02"
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(json, r#"{"name":"tap0","mcast-flood":false}"#);
         assert_eq!(serde_json::from_str::<PortSection>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn hints_flags_and_one_interface_per_port() {
+        let e = check("[port]\nname = \"tap0\"\n").unwrap_err().to_string();
+        assert!(e.contains("[[port]] section (double brackets"), "{e}");
+        let e = check("[[port]]\nname = \"unix:/tmp/x\"\nsocket-mode = 0660\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0o660"), "{e}");
+        let e = check("[[port]]\nname = \"vm1\"\n[[port]]\nname = \"raw:vm1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("#2") && e.contains("already port `vm1`"), "{e}");
+        let c = check("[[port]]\nname = \"unix:/tmp/x\"\nsocket-group = \"kvm\"\n").unwrap();
+        assert_eq!(c.ports[0].section.socket_group.as_deref(), Some("kvm"));
+        assert!(check("[[port]]\nname = \"t\"\nsocket-group = \"kvm\"\n").is_err());
+        assert!(check("[switch]\ncontrol-socket-group = \"a b\"\n").is_err());
+        assert_eq!(parse_socket_mode("660"), Ok(0o660));
+        assert_eq!(parse_socket_mode("0o640"), Ok(0o640));
+        assert_eq!(parse_socket_mode("0600"), Ok(0o600));
+        assert!(parse_socket_mode("999").is_err());
+        let over = Overrides {
+            fdb_size: Some(5),
+            ..Overrides::default()
+        };
+        let e = load(None, &over).unwrap_err().to_string();
+        assert_eq!(e, "--fdb-size 5: must be 16 to 4000000 entries");
+        let over = Overrides {
+            ports: parse_port_list("vm1,raw:vm1").unwrap(),
+            ..Overrides::default()
+        };
+        let e = load(None, &over).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--ports: port `raw:vm1`") && !e.contains("config file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`wire`]: checked, zero-copy frame views.
 //! - [`switch`]: the pure forwarding core (FDB, VLANs, flooding rules).
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;

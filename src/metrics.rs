@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
@@ -22,9 +23,64 @@ use tokio::net::TcpListener;
 use crate::dataplane::stats::PortTotals;
 use crate::dataplane::{Dataplane, LinkState, Reading};
 
+/// How the configuration last loaded: at start (always a success: a
+/// start that fails exits) and at each reload.
+#[derive(Debug)]
+pub struct ConfigStatus {
+    ok: AtomicBool,
+    /// Unix time of the last successful load, in seconds.
+    success_secs: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Default for ConfigStatus {
+    fn default() -> Self {
+        ConfigStatus::new()
+    }
+}
+
+impl ConfigStatus {
+    /// Loaded successfully, now.
+    pub fn new() -> ConfigStatus {
+        ConfigStatus {
+            ok: AtomicBool::new(true),
+            success_secs: AtomicU64::new(unix_now()),
+        }
+    }
+
+    /// A (re)load finished, well or not.
+    pub fn record(&self, ok: bool) {
+        self.record_at(ok, unix_now());
+    }
+
+    fn record_at(&self, ok: bool, secs: u64) {
+        self.ok.store(ok, Relaxed);
+        if ok {
+            self.success_secs.store(secs, Relaxed);
+        }
+    }
+
+    /// Whether the last (re)load worked.
+    pub fn last_ok(&self) -> bool {
+        self.ok.load(Relaxed)
+    }
+
+    /// When the configuration last loaded successfully (Unix seconds).
+    pub fn last_success_secs(&self) -> u64 {
+        self.success_secs.load(Relaxed)
+    }
+}
+
 /// Reads the switch's state into metric families at each scrape.
 pub struct SwitchCollector {
     dp: Arc<Dataplane>,
+    config: Arc<ConfigStatus>,
     descs: Vec<Desc>,
 }
 
@@ -58,6 +114,8 @@ struct Families {
     fdb_evicted: IntCounter,
     fdb_refused: IntCounter,
     build_info: IntGaugeVec,
+    config_ok: IntGauge,
+    config_success_time: IntGauge,
 }
 
 impl Families {
@@ -140,6 +198,14 @@ impl Families {
                 &["version"],
             )
             .expect("valid metric"),
+            config_ok: gauge(
+                "vswitchd_config_last_reload_successful",
+                "1 if the last load of the configuration (start, SIGHUP, vswitchctl reload) worked, 0 if the last reload failed (the switch runs on with the configuration before it).",
+            ),
+            config_success_time: gauge(
+                "vswitchd_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful load of the configuration (start or reload).",
+            ),
         }
     }
 
@@ -161,18 +227,20 @@ impl Families {
             &self.fdb_evicted,
             &self.fdb_refused,
             &self.build_info,
+            &self.config_ok,
+            &self.config_success_time,
         ]
     }
 }
 
 impl SwitchCollector {
-    pub fn new(dp: Arc<Dataplane>) -> SwitchCollector {
+    pub fn new(dp: Arc<Dataplane>, config: Arc<ConfigStatus>) -> SwitchCollector {
         let descs = Families::new()
             .all()
             .into_iter()
             .flat_map(|c| c.desc().into_iter().cloned())
             .collect();
-        SwitchCollector { dp, descs }
+        SwitchCollector { dp, config, descs }
     }
 }
 
@@ -213,15 +281,19 @@ impl Collector for SwitchCollector {
         f.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        f.config_ok.set(self.config.last_ok() as i64);
+        f.config_success_time
+            .set(self.config.last_success_secs() as i64);
         f.all().into_iter().flat_map(|c| c.collect()).collect()
     }
 }
 
-/// The registry vswitchd serves: the switch collector plus process metrics
-/// (CPU, memory, fds) under the `vswitchd_` prefix.
-pub fn registry(dp: Arc<Dataplane>) -> Registry {
+/// The registry vswitchd serves: the switch collector (with how the
+/// configuration last loaded) plus process metrics (CPU, memory, fds)
+/// under the `vswitchd_` prefix.
+pub fn registry(dp: Arc<Dataplane>, config: Arc<ConfigStatus>) -> Registry {
     let r = Registry::new();
-    r.register(Box::new(SwitchCollector::new(dp)))
+    r.register(Box::new(SwitchCollector::new(dp, config)))
         .expect("switch collector registers once");
     let pc =
         prometheus::process_collector::ProcessCollector::new(std::process::id() as i32, "vswitchd");
@@ -323,8 +395,12 @@ mod tests {
             Arc::new(Dataplane::start(sw.clone(), 1, Default::default(), Clock::new()).unwrap());
         let (p, _peer) = pair().unwrap();
         let id = dp.add_port(PortConfig::new("p0"), p).unwrap();
-        let reg = registry(dp.clone());
+        let config = Arc::new(ConfigStatus::new());
+        config.record_at(true, 1_000);
+        config.record_at(false, 1_500);
+        let reg = registry(dp.clone(), config.clone());
         let before = render(&reg);
+        config.record_at(true, 2_000);
         // Move every source once.
         let c = &dp.counters()[0];
         let pc = c.port(id);
@@ -357,7 +433,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 16);
+        assert_eq!(families.len(), 18);
         for fam in &families {
             assert!(after.contains(&format!("# TYPE {fam} ")), "{fam} missing");
             let value = |text: &str| -> f64 {
@@ -390,5 +466,13 @@ mod tests {
         }
         assert!(after.contains("vswitchd_process_cpu_seconds_total"));
         assert!(after.contains("vswitchd_build_info{version="));
+        assert!(after.contains("vswitchd_config_last_reload_successful 1"));
+        assert!(before.contains("vswitchd_config_last_reload_successful 0"));
+        assert!(after.contains("vswitchd_config_last_reload_success_timestamp_seconds 2000"));
+        // A failed reload keeps the time of the last success.
+        config.record_at(false, 3_000);
+        let failed = render(&reg);
+        assert!(failed.contains("vswitchd_config_last_reload_successful 0"));
+        assert!(failed.contains("vswitchd_config_last_reload_success_timestamp_seconds 2000"));
     }
 }

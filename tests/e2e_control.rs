@@ -983,7 +983,7 @@ fn service_capabilities_suffice() {
         .env("NO_COLOR", "1");
     let what = "READY=1 with the reduced capability set";
     let (_d, msg) = start_notified(cmd, &sock, &log, what);
-    assert_eq!(msg, "READY=1");
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
     ns[0].take(&tap, "198.18.106.1/24");
     assert!(
         ns[0].ping("198.18.106.2", 3),
@@ -1027,15 +1027,22 @@ fn dist_files_are_valid() {
         "Type=notify",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectory=vswitchd",
-        // CAP_SYS_ADMIN: setns, to place a TAP in a namespace (the unit
-        // says how to drop it where no port uses `netns`).
-        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SYS_ADMIN",
         "Restart=on-failure",
+        "WatchdogSec=30s",
     ] {
         assert!(
             unit.lines().any(|l| l.trim() == want),
             "unit lacks `{want}`"
         );
+    }
+    // The bounding set names at least what every port kind needs (the
+    // whole set is exercised by tests/e2e_service.rs).
+    let caps = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CapabilityBoundingSet="))
+        .expect("unit lacks CapabilityBoundingSet=");
+    for cap in ["CAP_NET_ADMIN", "CAP_NET_RAW"] {
+        assert!(caps.split_whitespace().any(|c| c == cap), "{caps}");
     }
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let dir = tempfile::tempdir().unwrap();

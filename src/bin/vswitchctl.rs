@@ -1,273 +1,88 @@
-//! vswitchctl: talks to a running vswitchd over its control socket.
+//! vswitchctl: talks to a running vswitchd over its control socket. The
+//! command line is [`vswitch::cli::vswitchctl`]; exit status 0 done, 1
+//! refused or failed (the error's code with `--json`), 2 bad command line.
 
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context;
+use clap::Parser;
 
-use vswitch::config::{AgeingTime, DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
+use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, PortCmd, flag_words};
 use vswitch::control::protocol::{
-    Envelope, FdbRow, FlagChange, FlagChanges, PortChanges, Request, Response, ShowInfo, VERSION,
+    Envelope, ErrorCode, FdbRow, Request, Response, ShowInfo, VERSION,
 };
 use vswitch::dataplane::Reading;
-use vswitch::switch::{MacLimit, PortFlags, Vid, VlanSet};
-use vswitch::wire::Mac;
 
-/// Control a running vswitchd.
-#[derive(Parser, Debug)]
-#[command(name = "vswitchctl", version)]
-struct Cli {
-    /// vswitchd's control socket.
-    #[arg(long, env = "VSWITCHD_SOCKET", default_value = DEFAULT_CONTROL_SOCKET, global = true)]
-    socket: PathBuf,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
+/// Why a command failed: vswitchd's answer (with its code), or no answer.
+struct Failure {
+    code: ErrorCode,
+    text: String,
 }
 
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Ports, their state, VLANs and counters.
-    Show,
-    /// Per-port counters and drops by reason (from the same answer as
-    /// `show`).
-    Stats,
-    /// Add, remove or change ports.
-    #[command(subcommand)]
-    Port(PortCmd),
-    /// Show and edit the forwarding database.
-    #[command(subcommand)]
-    Fdb(FdbCmd),
-    /// Change a switch setting.
-    #[command(subcommand)]
-    Set(SetCmd),
-    /// Re-read the config file (like SIGHUP).
-    Reload,
-}
-
-#[derive(Subcommand, Debug)]
-enum PortCmd {
-    /// Open and attach a port: NAME (TAP) or raw:IFNAME.
-    Add {
-        spec: String,
-        #[command(flatten)]
-        opts: PortOpts,
-        /// Move the new TAP into this network namespace.
-        #[arg(long, value_name = "NS")]
-        netns: Option<String>,
-        /// Give the new TAP this address (repeatable), e.g. 198.18.0.1/24.
-        #[arg(long = "address", value_name = "ADDR/LEN")]
-        addresses: Vec<String>,
-        /// Default route via this gateway, out of the new TAP.
-        #[arg(long, value_name = "IP")]
-        gateway: Option<String>,
-        /// MAC address of the new TAP.
-        #[arg(long)]
-        mac: Option<Mac>,
-    },
-    /// Detach and close a port.
-    Del { name: String },
-    /// Change settings of a port.
-    Set {
-        name: String,
-        #[command(flatten)]
-        opts: PortOpts,
-        /// Remove VLAN settings (back to access VLAN 1).
-        #[arg(long, conflicts_with_all = ["access", "trunk"])]
-        no_vlan: bool,
-    },
-}
-
-#[derive(Args, Debug, Default)]
-struct PortOpts {
-    /// Access port in this VLAN.
-    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
-    access: Option<Vid>,
-    /// Trunk carrying these VLANs tagged, e.g. 10,20-30.
-    #[arg(long, value_name = "VLANS")]
-    trunk: Option<VlanSet>,
-    /// Native (untagged) VLAN of the trunk.
-    #[arg(long, value_name = "VID", requires = "trunk")]
-    native: Option<Vid>,
-    #[command(flatten)]
-    flags: FlagOpts,
-}
-
-/// How a port flag of this type is given on the command line and listed
-/// by `show`.
-trait CliFlag: FlagChange {
-    const VALUE_NAME: &'static str;
-    fn parse(s: &str) -> Result<Self::Wire, String>;
-    /// The flag named `name` at this value, as `show` lists it when it is
-    /// not at its default.
-    fn word(&self, name: &str) -> String;
-}
-
-impl CliFlag for bool {
-    const VALUE_NAME: &'static str = "on|off";
-    fn parse(s: &str) -> Result<bool, String> {
-        match s {
-            "on" | "true" | "yes" | "1" => Ok(true),
-            "off" | "false" | "no" | "0" => Ok(false),
-            _ => Err(format!("`{s}`: use on or off")),
-        }
-    }
-    fn word(&self, name: &str) -> String {
-        if *self {
-            name.to_string()
-        } else {
-            format!("no-{name}")
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure {
+            code: ErrorCode::Internal,
+            text: format!("{e:#}"),
         }
     }
 }
 
-impl CliFlag for Option<MacLimit> {
-    const VALUE_NAME: &'static str = "N";
-    /// 0: no limit.
-    fn parse(s: &str) -> Result<usize, String> {
-        s.parse()
-            .map_err(|_| format!("`{s}`: a number of MACs (0: no limit)"))
-    }
-    fn word(&self, name: &str) -> String {
-        match self {
-            Some(l) => format!("{name}={l}"),
-            None => format!("no-{name}"),
-        }
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        Failure::from(anyhow::Error::from(e))
     }
 }
 
-macro_rules! flag_opts {
-    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
-        /// An option per port flag (`--mac-limit 0` removes the limit).
-        #[derive(Args, Debug, Default)]
-        struct FlagOpts {
-            $(
-                $(#[$doc])*
-                #[arg(
-                    long,
-                    value_name = <$ty as CliFlag>::VALUE_NAME,
-                    value_parser = <$ty as CliFlag>::parse,
-                )]
-                $flag: Option<<$ty as FlagChange>::Wire>,
-            )*
-        }
-
-        impl FlagOpts {
-            fn changes(&self) -> FlagChanges {
-                FlagChanges { $( $flag: self.$flag, )* }
-            }
-        }
-
-        /// A port's flags as `show` lists them: those not at their
-        /// defaults.
-        fn flag_words(flags: &PortFlags) -> Vec<String> {
-            let default = PortFlags::default();
-            let mut words = Vec::new();
-            $(
-                if flags.$flag != default.$flag {
-                    words.push(flags.$flag.word(&stringify!($flag).replace('_', "-")));
-                }
-            )*
-            words
-        }
-    };
-}
-vswitch::port_flags!(flag_opts);
-
-impl PortOpts {
-    fn vlan(&self) -> Option<VlanSection> {
-        if let Some(vid) = self.access {
-            return Some(VlanSection::Access { vid });
-        }
-        self.trunk.as_ref().map(|allowed| VlanSection::Trunk {
-            allowed: allowed.clone(),
-            native: self.native,
-        })
-    }
-
-    fn changes(&self, no_vlan: bool) -> PortChanges {
-        PortChanges {
-            vlan: self.vlan(),
-            no_vlan,
-            flags: self.flags.changes(),
-        }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-enum FdbCmd {
-    /// List entries.
-    Show {
-        #[arg(long)]
-        port: Option<String>,
-        #[arg(long)]
-        vlan: Option<Vid>,
-    },
-    /// Add a static entry (never ages, never moves).
-    Add {
-        mac: Mac,
-        #[arg(long)]
-        port: String,
-        #[arg(long)]
-        vlan: Option<Vid>,
-    },
-    /// Remove an entry (static or learned).
-    Del {
-        mac: Mac,
-        #[arg(long)]
-        vlan: Option<Vid>,
-    },
-    /// Forget learned entries (all, or of one port or VLAN).
-    Flush {
-        #[arg(long)]
-        port: Option<String>,
-        #[arg(long)]
-        vlan: Option<Vid>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum SetCmd {
-    /// FDB ageing time in seconds (10 to 1000000).
-    Ageing { seconds: AgeingTime },
-}
-
-fn call(socket: &PathBuf, req: Request) -> Result<serde_json::Value> {
+/// Sends one request and returns the answer's data.
+fn call(socket: &Path, req: Request) -> Result<serde_json::Value, Failure> {
     let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
-            "vswitchd is not running (no control socket at {}); start it, or point --socket at its socket",
-            socket.display()
-        ),
-        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
-            "permission denied on {}: the control socket is mode 0600; run as the user vswitchd runs as (usually root)",
-            socket.display()
-        ),
-        _ => anyhow::anyhow!("cannot connect to {}: {e}", socket.display()),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => Failure {
+            code: ErrorCode::NotRunning,
+            text: format!(
+                "vswitchd is not running (no control socket at {}); start it, or point --socket at its socket",
+                socket.display()
+            ),
+        },
+        std::io::ErrorKind::PermissionDenied => Failure {
+            code: ErrorCode::Permission,
+            text: format!(
+                "permission denied on {}: run as root, or as a member of the control-socket-group vswitchd was given",
+                socket.display()
+            ),
+        },
+        _ => Failure {
+            code: ErrorCode::NotRunning,
+            text: format!("cannot connect to {}: {e}", socket.display()),
+        },
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut line = serde_json::to_vec(&Envelope {
-        version: VERSION,
-        body: req,
-    })?;
-    line.push(b'\n');
-    s.write_all(&line)?;
-    let mut resp = String::new();
-    BufReader::new(&s)
-        .read_line(&mut resp)
-        .context("reading vswitchd's answer")?;
-    let r: Response = serde_json::from_str(&resp).context("vswitchd's answer is not valid")?;
-    if !r.ok {
-        bail!("{}", r.error.unwrap_or_else(|| "failed".into()));
+    let answer = (|| -> anyhow::Result<Response> {
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut line = serde_json::to_vec(&Envelope {
+            version: VERSION,
+            body: req,
+        })?;
+        line.push(b'\n');
+        s.write_all(&line)?;
+        let mut resp = String::new();
+        BufReader::new(&s)
+            .read_line(&mut resp)
+            .context("reading vswitchd's answer")?;
+        serde_json::from_str(&resp).context("vswitchd's answer is not valid")
+    })()?;
+    if !answer.ok {
+        return Err(Failure {
+            code: answer.code.unwrap_or(ErrorCode::Internal),
+            text: answer.error.unwrap_or_else(|| "failed".into()),
+        });
     }
-    Ok(r.data.unwrap_or(serde_json::Value::Null))
+    Ok(answer.data.unwrap_or(serde_json::Value::Null))
 }
 
 fn human_bytes(n: u64) -> String {
@@ -354,59 +169,25 @@ fn print_stats(s: &ShowInfo) {
     println!("fdb: {} of {} entries", s.fdb_entries, s.fdb_capacity);
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let req = match &cli.cmd {
-        Cmd::Show => Request::Show,
-        // The counters `stats` prints are in `show`'s answer.
-        Cmd::Stats => Request::Show,
-        Cmd::Reload => Request::Reload,
-        Cmd::Port(PortCmd::Add {
-            spec,
-            opts,
-            netns,
-            addresses,
-            gateway,
-            mac,
-        }) => {
-            let mut section = PortSection::named(spec);
-            opts.changes(false).apply(&mut section);
-            section.netns = netns.clone();
-            section.addresses = addresses.clone();
-            section.gateway = gateway.clone();
-            section.mac = *mac;
-            Request::PortAdd {
-                port: Box::new(section),
-            }
-        }
-        Cmd::Port(PortCmd::Del { name }) => Request::PortDel { name: name.clone() },
-        Cmd::Port(PortCmd::Set {
-            name,
-            opts,
-            no_vlan,
-        }) => Request::PortSet {
-            name: name.clone(),
-            changes: opts.changes(*no_vlan),
-        },
-        Cmd::Fdb(FdbCmd::Show { port, vlan }) => Request::FdbShow {
-            port: port.clone(),
-            vlan: *vlan,
-        },
-        Cmd::Fdb(FdbCmd::Add { mac, port, vlan }) => Request::FdbAdd {
-            mac: *mac,
-            vlan: *vlan,
-            port: port.clone(),
-        },
-        Cmd::Fdb(FdbCmd::Del { mac, vlan }) => Request::FdbDel {
-            mac: *mac,
-            vlan: *vlan,
-        },
-        Cmd::Fdb(FdbCmd::Flush { port, vlan }) => Request::FdbFlush {
-            port: port.clone(),
-            vlan: *vlan,
-        },
-        Cmd::Set(SetCmd::Ageing { seconds }) => Request::SetAgeing { seconds: *seconds },
-    };
-    let data = call(&cli.socket, req)?;
+fn print_fdb(rows: &[FdbRow]) {
+    println!(
+        "{:<18} {:>5} {:<18} {:>8}  type",
+        "MAC", "VLAN", "PORT", "AGE(s)"
+    );
+    for r in rows {
+        println!(
+            "{:<18} {:>5} {:<18} {:>8.1}  {}",
+            r.mac.to_string(),
+            r.vlan,
+            r.port,
+            r.age_seconds,
+            if r.is_static { "static" } else { "learned" }
+        );
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&data)?);
         return Ok(());
@@ -416,25 +197,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Stats => print_stats(&serde_json::from_value(data)?),
         Cmd::Fdb(FdbCmd::Show { .. }) => {
             let rows: Vec<FdbRow> = serde_json::from_value(data)?;
-            println!(
-                "{:<18} {:>5} {:<18} {:>8}  type",
-                "MAC", "VLAN", "PORT", "AGE(s)"
-            );
-            for r in &rows {
-                println!(
-                    "{:<18} {:>5} {:<18} {:>8.1}  {}",
-                    r.mac.to_string(),
-                    r.vlan,
-                    r.port,
-                    r.age_seconds,
-                    if r.is_static { "static" } else { "learned" }
-                );
-            }
+            print_fdb(&rows);
             println!("{} entries", rows.len());
         }
+        Cmd::Fdb(FdbCmd::Get { .. }) => print_fdb(&serde_json::from_value::<Vec<FdbRow>>(data)?),
         Cmd::Fdb(FdbCmd::Flush { .. }) => println!("flushed {} entries", data),
         Cmd::Port(PortCmd::Add { spec, .. }) => println!("port {spec} added (id {data})"),
         Cmd::Reload => println!("{}", data.as_str().unwrap_or("reloaded")),
+        Cmd::LogLevel { .. } => println!("{}", data.as_str().unwrap_or("")),
         _ => println!("ok"),
     }
     Ok(())
@@ -442,10 +212,14 @@ fn run(cli: Cli) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vswitchctl: {e:#}");
+        Err(f) => {
+            if cli.json {
+                let err = serde_json::json!({"ok": false, "code": f.code, "error": f.text});
+                println!("{err}");
+            }
+            eprintln!("vswitchctl: {}", f.text);
             ExitCode::FAILURE
         }
     }

@@ -2,9 +2,11 @@
 //!
 //! Request:  `{"version":1,"cmd":"fdb-show","port":"tap0"}`
 //! Response: `{"version":1,"ok":true,"data":...}` or
-//!           `{"version":1,"ok":false,"error":"..."}`
+//!           `{"version":1,"ok":false,"code":"exists","error":"..."}`
 //!
-//! A request with another `version` is refused with an error naming both.
+//! A failure carries an [`ErrorCode`] for programs (`code`, stable) and
+//! a sentence for people (`error`, may change). A request with another
+//! `version` is refused with an error naming both.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,11 @@ pub enum Request {
         port: Option<String>,
         vlan: Option<Vid>,
     },
+    /// Where one MAC is: its entries (one per VLAN, or in `vlan`).
+    FdbGet {
+        mac: Mac,
+        vlan: Option<Vid>,
+    },
     FdbAdd {
         mac: Mac,
         vlan: Option<Vid>,
@@ -58,6 +65,125 @@ pub enum Request {
     },
     /// Re-read the config file (as SIGHUP does).
     Reload,
+    /// Replace the log filter (`debug`, `vswitch::daemon=debug,info`);
+    /// without one, answer the current filter.
+    LogLevel {
+        #[serde(default)]
+        filter: Option<String>,
+    },
+}
+
+/// Why a request failed, for programs (the `code` of a failed response).
+/// New codes may be added; a client treats one it does not know as a
+/// failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A port of that name is on the switch already.
+    Exists,
+    /// No port of that name.
+    NoSuchPort,
+    /// No FDB entry for that MAC (and VLAN).
+    NoSuchEntry,
+    /// A value or a combination of settings is not allowed.
+    Invalid,
+    /// The interface a `raw:` port names does not exist.
+    NoSuchInterface,
+    /// The device is held by another process.
+    Busy,
+    /// vswitchd lacks a privilege (capability, file permission).
+    Permission,
+    /// The port was attached by a program, not opened by vswitchd.
+    NotOpenedHere,
+    /// A system call failed opening or placing a device.
+    Io,
+    /// The switch is full (ports, or the FDB of static entries).
+    Full,
+    /// The config file cannot be read or is wrong (a reload).
+    Config,
+    /// A reload stopped half-way (some ports changed).
+    ReloadIncomplete,
+    /// The request is not JSON, not a known command, or another protocol
+    /// version.
+    BadRequest,
+    /// Something else failed inside vswitchd.
+    Internal,
+    /// vswitchctl only: no vswitchd answers on the control socket.
+    NotRunning,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Exists => "exists",
+            ErrorCode::NoSuchPort => "no_such_port",
+            ErrorCode::NoSuchEntry => "no_such_entry",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::NoSuchInterface => "no_such_interface",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Permission => "permission",
+            ErrorCode::NotOpenedHere => "not_opened_here",
+            ErrorCode::Io => "io",
+            ErrorCode::Full => "full",
+            ErrorCode::Config => "config",
+            ErrorCode::ReloadIncomplete => "reload_incomplete",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Internal => "internal",
+            ErrorCode::NotRunning => "not_running",
+        }
+    }
+
+    /// What the code means, as vswitchctl(8) lists it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorCode::Exists => {
+                "A port of that name (or on that interface) is on the switch already."
+            }
+            ErrorCode::NoSuchPort => "No port of that name.",
+            ErrorCode::NoSuchEntry => "No FDB entry for that MAC (and VLAN).",
+            ErrorCode::Invalid => "A value or a combination of settings is not allowed.",
+            ErrorCode::NoSuchInterface => "The interface a raw: port names does not exist.",
+            ErrorCode::Busy => "The device is held by another process.",
+            ErrorCode::Permission => "vswitchd (or vswitchctl, on the socket) lacks a privilege.",
+            ErrorCode::NotOpenedHere => {
+                "The port was attached by a program, not opened by vswitchd."
+            }
+            ErrorCode::Io => "A system call failed opening or placing a device.",
+            ErrorCode::Full => "The switch has no room (ports, or static FDB entries).",
+            ErrorCode::Config => "The config file cannot be read or is wrong (reload).",
+            ErrorCode::ReloadIncomplete => {
+                "A reload stopped half-way; fix the file and reload again."
+            }
+            ErrorCode::BadRequest => "The request is malformed or of another protocol version.",
+            ErrorCode::Internal => "Something else failed.",
+            ErrorCode::NotRunning => "No vswitchd answers on the socket (vswitchctl only).",
+        }
+    }
+
+    /// Every code (for the man page and the tests).
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::Exists,
+        ErrorCode::NoSuchPort,
+        ErrorCode::NoSuchEntry,
+        ErrorCode::Invalid,
+        ErrorCode::NoSuchInterface,
+        ErrorCode::Busy,
+        ErrorCode::Permission,
+        ErrorCode::NotOpenedHere,
+        ErrorCode::Io,
+        ErrorCode::Full,
+        ErrorCode::Config,
+        ErrorCode::ReloadIncomplete,
+        ErrorCode::BadRequest,
+        ErrorCode::Internal,
+        ErrorCode::NotRunning,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +197,10 @@ pub struct Envelope<T> {
 pub struct Response {
     pub version: u32,
     pub ok: bool,
+    /// Why it failed, for programs (absent on success, and from a
+    /// vswitchd older than the codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,14 +212,16 @@ impl Response {
         Response {
             version: VERSION,
             ok: true,
+            code: None,
             error: None,
             data: Some(serde_json::to_value(data).unwrap_or(serde_json::Value::Null)),
         }
     }
-    pub fn err(msg: impl Into<String>) -> Response {
+    pub fn err(code: ErrorCode, msg: impl Into<String>) -> Response {
         Response {
             version: VERSION,
             ok: false,
+            code: Some(code),
             error: Some(msg.into()),
             data: None,
         }
@@ -182,7 +314,15 @@ pub struct PortInfo {
     /// read through io_uring).
     #[serde(default = "polled")]
     pub reading: Reading,
+    /// VLAN membership for people: `access 10`, `trunk 10,20 native 1`,
+    /// `-` when the switch does not filter VLANs.
     pub vlan: String,
+    /// VLAN membership for programs, as a `vlan` key of a `[[port]]`
+    /// section: `{"mode":"access","vid":10}`, `{"mode":"trunk",
+    /// "allowed":"10,20","native":1}`; `null` when the switch does not
+    /// filter VLANs.
+    #[serde(default)]
+    pub vlan_mode: Option<crate::config::VlanSection>,
     #[serde(flatten)]
     pub flags: PortFlags,
     pub mtu: usize,
@@ -291,6 +431,24 @@ mod tests {
             r#"{"version":1,"cmd":"fdb-flush","vlan":4095}"#,
         );
         assert!(bad.unwrap_err().to_string().contains("1-4094"));
+    }
+
+    #[test]
+    fn error_codes_are_snake_case_words() {
+        for c in ErrorCode::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), c);
+        }
+        let r = Response::err(ErrorCode::Exists, "port `x` already exists");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"version":1,"ok":false,"code":"exists","error":"port `x` already exists"}"#
+        );
+        // An answer without a code (an older vswitchd) still reads.
+        let old: Response =
+            serde_json::from_str(r#"{"version":1,"ok":false,"error":"x"}"#).unwrap();
+        assert_eq!(old.code, None);
     }
 
     #[test]

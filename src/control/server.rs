@@ -1,5 +1,6 @@
-//! The control socket server: a unix socket (mode 0600) on the control
-//! plane's tokio runtime, one JSON request per line, one response per line.
+//! The control socket server: a unix socket (mode 0600, or 0660 for the
+//! `control-socket-group`) on the control plane's tokio runtime, one JSON
+//! request per line, one response per line.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::protocol::{Envelope, Request, Response, VERSION};
+use super::protocol::{Envelope, ErrorCode, Request, Response, VERSION};
 use crate::daemon::{Daemon, DaemonError};
 
 /// Why the control socket could not be set up.
@@ -28,11 +29,14 @@ pub enum ControlError {
         step: &'static str,
         source: io::Error,
     },
+    #[error("control socket: {0} (fix control-socket-group / --control-socket-group)")]
+    Group(#[from] crate::daemon::access::GroupError),
 }
 
-/// Binds the control socket at `path` with mode 0600, replacing a stale
-/// socket file left by a vswitchd that died.
-pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+/// Binds the control socket at `path` with mode 0600 (0660 and owned by
+/// `group`, when given), replacing a stale socket file left by a vswitchd
+/// that died.
+pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ControlError> {
     let io = |step| {
         move |e| ControlError::Io {
             path: path.to_path_buf(),
@@ -61,8 +65,16 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     let l = UnixListener::bind(path);
     crate::os::sys::umask(old);
     let l = l.map_err(io("bind"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io("chmod 0600"))?;
+    match group {
+        Some(g) => {
+            if let Err(e) = crate::daemon::access::give_to_group(path, g, 0o660) {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+        }
+        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("chmod 0600"))?,
+    }
     Ok(l)
 }
 
@@ -92,7 +104,7 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
             return Ok(());
         }
         let resp = match serde_json::from_str::<serde_json::Value>(&line) {
-            Err(e) => Response::err(format!("not JSON: {e}")),
+            Err(e) => Response::err(ErrorCode::BadRequest, format!("not JSON: {e}")),
             Ok(v) => match v.get("version").and_then(|x| x.as_u64()) {
                 Some(ver) if ver == VERSION as u64 => {
                     match serde_json::from_value::<Envelope<Request>>(v) {
@@ -100,15 +112,23 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
                             let d = daemon.clone();
                             tokio::task::spawn_blocking(move || execute(&d, env.body))
                                 .await
-                                .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                                .unwrap_or_else(|e| {
+                                    Response::err(
+                                        ErrorCode::Internal,
+                                        format!("internal error: {e}"),
+                                    )
+                                })
                         }
-                        Err(e) => Response::err(format!("bad request: {e}")),
+                        Err(e) => Response::err(ErrorCode::BadRequest, format!("bad request: {e}")),
                     }
                 }
-                Some(ver) => Response::err(format!(
-                    "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
-                )),
-                None => Response::err("request has no \"version\""),
+                Some(ver) => Response::err(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
+                    ),
+                ),
+                None => Response::err(ErrorCode::BadRequest, "request has no \"version\""),
             },
         };
         let mut out = serde_json::to_vec(&resp).unwrap_or_default();
@@ -120,7 +140,7 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
 fn result<T: serde::Serialize>(r: Result<T, DaemonError>) -> Response {
     match r {
         Ok(v) => Response::ok(v),
-        Err(e) => Response::err(e.to_string()),
+        Err(e) => Response::err(e.code(), e.to_string()),
     }
 }
 
@@ -132,6 +152,7 @@ fn execute(d: &Daemon, req: Request) -> Response {
         Request::PortDel { name } => result(d.del_port(&name)),
         Request::PortSet { name, changes } => result(d.set_port(&name, &changes)),
         Request::FdbShow { port, vlan } => result(d.fdb_show(port.as_deref(), vlan)),
+        Request::FdbGet { mac, vlan } => result(d.fdb_get(mac, vlan)),
         Request::FdbAdd { mac, vlan, port } => result(d.fdb_add(mac, vlan, &port)),
         Request::FdbDel { mac, vlan } => result(d.fdb_del(mac, vlan)),
         Request::FdbFlush { port, vlan } => result(d.fdb_flush(port.as_deref(), vlan)),
@@ -140,5 +161,6 @@ fn execute(d: &Daemon, req: Request) -> Response {
             Response::ok(())
         }
         Request::Reload => result(d.reload().map(|r| r.to_string())),
+        Request::LogLevel { filter } => result(d.log_level(filter.as_deref())),
     }
 }

@@ -5,6 +5,7 @@
 use std::io;
 
 use crate::config::{ConfigError, PortSectionError};
+use crate::control::protocol::ErrorCode;
 use crate::port::PortError;
 use crate::registry::RegistryError;
 use crate::wire::Mac;
@@ -33,6 +34,12 @@ pub enum DaemonError {
     /// its addresses.
     #[error("port `{port}`: {source}")]
     Place { port: String, source: PlaceError },
+    /// A socket port's file could not be given to its `socket-group`.
+    #[error("port `{port}`: {source}")]
+    Group {
+        port: String,
+        source: super::access::GroupError,
+    },
     /// The config file could not be read or is wrong (the error names the
     /// file and line).
     #[error(transparent)]
@@ -54,6 +61,58 @@ pub enum DaemonError {
     FdbFull,
     #[error("no FDB entry for {0}")]
     NoFdbEntry(Mac),
+    /// `log-level` with a filter that does not parse.
+    #[error("bad log filter `{filter}`: {why}")]
+    LogFilter { filter: String, why: String },
+    /// `log-level` on a daemon whose logging cannot change (embedded,
+    /// tests).
+    #[error("this vswitchd cannot change its log filter")]
+    NoLogControl,
+}
+
+impl DaemonError {
+    /// The protocol's code for this error (what a script tests, rather
+    /// than the text).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DaemonError::NoSuchPort(_) => ErrorCode::NoSuchPort,
+            DaemonError::Exists(_) => ErrorCode::Exists,
+            DaemonError::NotOpenedHere(_) => ErrorCode::NotOpenedHere,
+            DaemonError::Settings { .. }
+            | DaemonError::StaticMac(_)
+            | DaemonError::LogFilter { .. } => ErrorCode::Invalid,
+            DaemonError::Open(e) => match e {
+                PortError::BadName { .. } | PortError::Duplicate { .. } => ErrorCode::Invalid,
+                PortError::TunDevice { .. } | PortError::Permission { .. } => ErrorCode::Permission,
+                PortError::Busy { .. } => ErrorCode::Busy,
+                PortError::NotATap { .. } => ErrorCode::Exists,
+                PortError::NoInterface { .. } => ErrorCode::NoSuchInterface,
+                PortError::Io { .. } => ErrorCode::Io,
+            },
+            DaemonError::Place { source, .. } => match source {
+                PlaceError::NoNamespace(_) => ErrorCode::Invalid,
+                PlaceError::Move { .. } | PlaceError::Configure(_) => ErrorCode::Io,
+            },
+            DaemonError::Group { source, .. } => match source {
+                super::access::GroupError::NoSuchGroup(_) => ErrorCode::Invalid,
+                super::access::GroupError::Lookup { .. } => ErrorCode::Io,
+                super::access::GroupError::Chown { .. } => ErrorCode::Permission,
+            },
+            DaemonError::Config(_) => ErrorCode::Config,
+            DaemonError::Registry(e) => match e {
+                RegistryError::Full => ErrorCode::Full,
+                RegistryError::Duplicate(_) => ErrorCode::Exists,
+                RegistryError::NoSuchPort(_) => ErrorCode::NoSuchPort,
+            },
+            // The file, or a port it adds: the cause's code, except that
+            // the switch kept its configuration.
+            DaemonError::Reload(inner) => inner.code(),
+            DaemonError::ReloadIncomplete(_) => ErrorCode::ReloadIncomplete,
+            DaemonError::FdbFull => ErrorCode::Full,
+            DaemonError::NoFdbEntry(_) => ErrorCode::NoSuchEntry,
+            DaemonError::NoLogControl => ErrorCode::Internal,
+        }
+    }
 }
 
 impl DaemonError {

@@ -7,11 +7,18 @@
 //! - [`open`]: the [`PortOpener`] seam between the daemon and the devices
 //!   (tests open socket pairs instead);
 //! - [`run`](mod@run): signals, ticks, reload on SIGHUP, link
-//!   notifications, the metrics and control servers.
+//!   notifications, the metrics and control servers;
+//! - [`log`]: logging, with journal priorities and a filter changed at
+//!   run time;
+//! - [`notify`]: sd_notify (ready, reloading, status, watchdog);
+//! - [`access`]: the groups that may use the control and port sockets.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod error;
+pub mod log;
+pub mod notify;
 pub mod open;
 pub mod run;
 #[cfg(test)]
@@ -21,17 +28,19 @@ pub use error::{DaemonError, PlaceError};
 pub use open::{Opened, PortOpener, SystemPorts};
 pub use run::{RunError, run};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parking_lot::ReentrantMutex;
+use parking_lot::{Mutex, ReentrantMutex};
 
 use crate::config::{self, AgeingTime, Config, PortPlan, PortSection};
 use crate::control::protocol::{FdbRow, PortChanges, PortInfo, ShowInfo, state_name};
 use crate::dataplane::stats::PortTotals;
 use crate::dataplane::{Dataplane, Device, LinkState};
+use crate::metrics::ConfigStatus;
+use crate::port::{PairPeer, PortError, PortSpec};
 use crate::registry::PortRecord;
 use crate::switch::{Flush, PortId, Vid};
 use crate::wire::Mac;
@@ -48,6 +57,17 @@ pub struct Daemon {
     opener: Box<dyn PortOpener>,
     /// Serialises operations (re-entrant: a reload adds and removes ports).
     ops: ReentrantMutex<()>,
+    /// The log filter `log-level` changes (none: it cannot change).
+    log: Option<Arc<log::LogControl>>,
+    /// systemd, told about reloads.
+    notifier: notify::Notifier,
+    /// How the configuration last loaded, for the metrics.
+    config_status: Arc<ConfigStatus>,
+    /// `raw:` ports from the configuration whose interface was missing:
+    /// each holds a placeholder device, marked gone, until hot-plug
+    /// attaches the interface. The placeholder's other end is kept here
+    /// (closing it would make the placeholder readable).
+    placeholders: Mutex<HashMap<String, PairPeer>>,
 }
 
 /// What a reload changed.
@@ -122,7 +142,39 @@ impl Daemon {
             overrides,
             opener: Box::new(SystemPorts),
             ops: ReentrantMutex::new(()),
+            log: None,
+            notifier: notify::Notifier::default(),
+            config_status: Arc::new(ConfigStatus::new()),
+            placeholders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets `log-level` requests change the log filter through `log`.
+    pub fn with_log_control(mut self, log: Arc<log::LogControl>) -> Daemon {
+        self.log = Some(log);
+        self
+    }
+
+    /// Tells systemd about reloads through `n`.
+    pub fn with_notifier(mut self, n: notify::Notifier) -> Daemon {
+        self.notifier = n;
+        self
+    }
+
+    /// How the configuration last loaded (start, reloads).
+    pub fn config_status(&self) -> &Arc<ConfigStatus> {
+        &self.config_status
+    }
+
+    /// The status line systemd shows: ports, and how many are up.
+    pub fn status_line(&self) -> String {
+        let sw = self.dp.switch();
+        let ports = self.dp.ports();
+        let up = ports
+            .iter()
+            .filter(|r| sw.port_up(r.id) && r.device.link_state() == LinkState::Up)
+            .count();
+        format!("forwarding: {} ports, {} up", ports.len(), up)
     }
 
     /// Opens ports with `opener` instead (tests: socket pairs).
@@ -136,9 +188,54 @@ impl Daemon {
     }
 
     /// Opens and attaches a port from the configuration. On failure nothing
-    /// is left behind.
+    /// is left behind. A `raw:` port whose interface does not exist (yet)
+    /// is attached gone, with a warning: hot-plug attaches the interface
+    /// when it appears, so a missing uplink does not stop the switch.
     pub fn add_port(&self, plan: PortPlan) -> Result<PortId, DaemonError> {
-        self.attach(plan, false)
+        let _op = self.ops.lock();
+        match self.attach(plan.clone(), false) {
+            Err(DaemonError::Open(PortError::NoInterface { .. }))
+                if matches!(plan.spec, PortSpec::Raw(_)) =>
+            {
+                self.attach_missing(plan)
+            }
+            r => r,
+        }
+    }
+
+    /// Attaches a `raw:` port whose interface is missing: a placeholder
+    /// device, marked gone at once.
+    fn attach_missing(&self, plan: PortPlan) -> Result<PortId, DaemonError> {
+        let name = plan.spec.name();
+        let (port, peer) = crate::port::pair().map_err(|source| PortError::Io {
+            port: name.clone(),
+            step: "placeholder",
+            source,
+        })?;
+        let workers = self.dp.workers();
+        let id = self.dp.registry().change(|d| {
+            let id = d.free_id()?;
+            let device = Arc::new(Device::new(port.into(), id, &name, d.least_loaded(workers)));
+            d.add(PortRecord {
+                id,
+                cfg: plan.cfg.clone(),
+                device,
+                plan: Some(plan.clone()),
+                runtime: false,
+                fell_back: false,
+            })
+        })?;
+        self.dp.mark_gone(id);
+        self.placeholders.lock().insert(name.clone(), peer);
+        tracing::warn!(
+            port = %name,
+            "no interface `{}` (yet): the port is gone until it appears, then it is attached",
+            plan.spec.ifname().unwrap_or_default()
+        );
+        for (mac, vid) in &plan.static_macs {
+            self.dp.switch().fdb().add_static(*mac, vid.get(), id);
+        }
+        Ok(id)
     }
 
     /// Adds a port from a `port-add` request.
@@ -155,9 +252,24 @@ impl Daemon {
     fn attach(&self, plan: PortPlan, runtime: bool) -> Result<PortId, DaemonError> {
         let _op = self.ops.lock();
         let name = plan.spec.name();
-        if self.dp.registry().snapshot().by_name(&name).is_some() {
+        let snap = self.dp.registry().snapshot();
+        if snap.by_name(&name).is_some() {
             return Err(DaemonError::Exists(name));
         }
+        if let Some(other) = snap.iter().find(|r| {
+            r.plan
+                .as_ref()
+                .is_some_and(|p| config::same_interface(&p.spec, &plan.spec))
+        }) {
+            return Err(DaemonError::Settings {
+                port: name,
+                source: config::PortSectionError::SameInterface {
+                    ifname: plan.spec.ifname().unwrap_or_default().to_string(),
+                    other: other.cfg.name.clone(),
+                },
+            });
+        }
+        drop(snap);
         let Opened { port, fell_back } = self.opener.open(&plan)?;
         let workers = self.dp.workers();
         let id = self.dp.registry().change(|d| {
@@ -184,6 +296,7 @@ impl Daemon {
     pub fn del_port(&self, name: &str) -> Result<(), DaemonError> {
         let _op = self.ops.lock();
         self.dp.registry().change(|d| d.remove(name))?;
+        self.placeholders.lock().remove(name);
         tracing::info!(port = name, "port removed");
         Ok(())
     }
@@ -273,8 +386,19 @@ impl Daemon {
     /// Re-reads the config file and applies it. New ports are opened
     /// first: if the file is wrong or a new port cannot be opened, the
     /// running switch keeps its configuration.
+    ///
+    /// systemd is told (`RELOADING=1`, then `READY=1` with the status),
+    /// and the outcome is kept for the metrics.
     pub fn reload(&self) -> Result<Reloaded, DaemonError> {
         let _op = self.ops.lock();
+        self.notifier.reloading();
+        let r = self.reload_inner();
+        self.config_status.record(r.is_ok());
+        self.notifier.ready(&self.status_line());
+        r
+    }
+
+    fn reload_inner(&self) -> Result<Reloaded, DaemonError> {
         let unchanged = |e| DaemonError::Reload(Box::new(e));
         let cfg = self.load_config().map_err(unchanged)?;
         let plan = ReloadPlan::new(&self.dp.ports(), &cfg.ports);
@@ -331,6 +455,8 @@ impl Daemon {
                     Ok(Some(p)) => {
                         if let Err(e) = self.dp.replace_port(r.id, p) {
                             tracing::warn!(port = %plan.spec, "re-attach failed: {e}");
+                        } else {
+                            self.placeholders.lock().remove(r.name());
                         }
                     }
                     Ok(None) => {}
@@ -361,6 +487,7 @@ impl Daemon {
     pub fn show(&self) -> ShowInfo {
         let sw = self.dp.switch();
         let counters = self.dp.counters();
+        let placeholders = self.placeholders.lock();
         let ports = self
             .dp
             .ports()
@@ -368,10 +495,15 @@ impl Daemon {
             .map(|h| {
                 let cfg = &h.cfg;
                 let dev = &h.device;
+                let kind = if placeholders.contains_key(&cfg.name) {
+                    "raw".to_string()
+                } else {
+                    dev.port.kind().to_string()
+                };
                 PortInfo {
                     id: h.id,
                     name: cfg.name.clone(),
-                    kind: dev.port.kind().to_string(),
+                    kind,
                     state: state_name(sw.port_up(h.id), dev.link_state()).to_string(),
                     reading: dev.reading(),
                     vlan: if sw.vlan_filtering() {
@@ -379,6 +511,7 @@ impl Daemon {
                     } else {
                         "-".to_string()
                     },
+                    vlan_mode: sw.vlan_filtering().then(|| vlan_section(&cfg.vlan)),
                     flags: cfg.flags,
                     mtu: dev.port.mtu(),
                     learned_macs: sw.fdb().learned_on(h.id),
@@ -435,6 +568,38 @@ impl Daemon {
             .unwrap_or(Vid::ONE)
     }
 
+    /// The entries for `mac` (in `vlan`, or in every VLAN); an error when
+    /// there is none.
+    pub fn fdb_get(&self, mac: Mac, vlan: Option<Vid>) -> Result<Vec<FdbRow>, DaemonError> {
+        let rows: Vec<FdbRow> = self
+            .fdb_show(None, vlan)?
+            .into_iter()
+            .filter(|r| r.mac == mac)
+            .collect();
+        if rows.is_empty() {
+            Err(DaemonError::NoFdbEntry(mac))
+        } else {
+            Ok(rows)
+        }
+    }
+
+    /// Replaces the log filter (`None`: leaves it); returns the filter in
+    /// force.
+    pub fn log_level(&self, filter: Option<&str>) -> Result<String, DaemonError> {
+        let log = self.log.as_ref().ok_or(DaemonError::NoLogControl)?;
+        match filter {
+            None => Ok(log.current()),
+            Some(f) => {
+                let new = log.set(f).map_err(|e| DaemonError::LogFilter {
+                    filter: e.filter,
+                    why: e.why,
+                })?;
+                tracing::info!(filter = %new, "log filter changed");
+                Ok(new)
+            }
+        }
+    }
+
     pub fn fdb_add(&self, mac: Mac, vlan: Option<Vid>, port: &str) -> Result<(), DaemonError> {
         let _op = self.ops.lock();
         if !mac.is_valid_source() {
@@ -477,5 +642,16 @@ impl Daemon {
 
     pub fn set_ageing(&self, ageing: AgeingTime) {
         self.dp.switch().fdb().set_ageing_ms(ageing.ms());
+    }
+}
+
+/// A port's VLAN membership as a `vlan` key of a `[[port]]` section.
+fn vlan_section(mode: &crate::switch::VlanMode) -> config::VlanSection {
+    match mode {
+        crate::switch::VlanMode::Access { vid } => config::VlanSection::Access { vid: *vid },
+        crate::switch::VlanMode::Trunk { allowed, native } => config::VlanSection::Trunk {
+            allowed: allowed.clone(),
+            native: *native,
+        },
     }
 }

@@ -34,10 +34,27 @@ pub struct SystemPorts;
 fn open_options(plan: &PortPlan) -> OpenOptions {
     OpenOptions {
         mtu: plan.mtu.map(|m| m.get()),
-        socket_mode: plan.section.socket_mode,
+        socket_mode: Some(super::access::socket_mode(
+            plan.section.socket_mode,
+            plan.section.socket_group.as_deref(),
+        )),
         no_claim: plan.section.claim == Some(false),
         mac: plan.section.mac.map(|m| m.0),
     }
+}
+
+/// Gives a socket port's file to its `socket-group`, if it has one.
+fn give_socket(plan: &PortPlan) -> Result<(), DaemonError> {
+    let (Some(group), PortSpec::Unix(path) | PortSpec::UnixDgram(path)) =
+        (&plan.section.socket_group, &plan.spec)
+    else {
+        return Ok(());
+    };
+    let mode = super::access::socket_mode(plan.section.socket_mode, Some(group));
+    super::access::give_to_group(path, group, mode).map_err(|source| DaemonError::Group {
+        port: plan.spec.name(),
+        source,
+    })
 }
 
 /// Whether a new TAP is to be moved or given addresses.
@@ -70,6 +87,7 @@ fn place(plan: &PortPlan) -> Result<(), DaemonError> {
 impl PortOpener for SystemPorts {
     fn open(&self, plan: &PortPlan) -> Result<Opened, DaemonError> {
         let (port, fell_back) = port::open(&plan.spec, &open_options(plan))?;
+        give_socket(plan)?;
         if fell_back {
             tracing::info!(
                 port = %plan.spec,
@@ -107,7 +125,11 @@ impl PortOpener for SystemPorts {
                 }
             }
             (PortSpec::Tap(name), true) => port::RawPort::open(name, !opts.no_claim)?.into(),
-            _ => port::open(&plan.spec, &opts)?.0,
+            _ => {
+                let p = port::open(&plan.spec, &opts)?.0;
+                give_socket(plan)?;
+                p
+            }
         };
         tracing::info!(port = %plan.spec, kind = p.kind().as_str(), "port re-attached");
         Ok(Some(p))

@@ -1,7 +1,8 @@
 //! vswitchd's main loop: binds the metrics and control endpoints, starts
 //! the dataplane, opens the configured ports, then serves until SIGTERM or
 //! SIGINT — reloading on SIGHUP, ageing the FDB and checking for vanished
-//! or returning devices once a second and on every link notification.
+//! or returning devices once a second and on every link notification,
+//! keeping systemd informed (status, watchdog) all along.
 
 use std::io;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::log::LogControl;
+use super::notify::Notifier;
 use super::{Daemon, DaemonError};
 use crate::config::{Config, Overrides};
 use crate::control::server::{self as control, ControlError};
@@ -38,10 +41,12 @@ pub enum RunError {
 /// and `overrides` are what a reload reads again. The endpoints are bound
 /// before any port is opened, so a taken address fails before a TAP
 /// exists; on return every port is closed and the control socket removed.
+/// `log`, when given, is the filter `vswitchctl log-level` changes.
 pub fn run(
     cfg: Config,
     config_path: Option<PathBuf>,
     overrides: Overrides,
+    log: Option<LogControl>,
 ) -> Result<(), RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,20 +58,27 @@ pub fn run(
         None => None,
     };
     let control = match &cfg.control_socket {
-        Some(p) => Some(control::bind(p)?),
+        Some(p) => Some(control::bind(p, cfg.control_socket_group.as_deref())?),
         None => None,
     };
 
     let clock = Clock::new();
     let switch = Arc::new(Switch::new(&cfg.switch));
     let dp = Arc::new(Dataplane::start(switch, cfg.workers, cfg.tuning, clock)?);
-    let daemon = Arc::new(Daemon::new(dp.clone(), config_path, overrides));
+    let notifier = Notifier::from_env();
+    let mut daemon =
+        Daemon::new(dp.clone(), config_path, overrides).with_notifier(notifier.clone());
+    if let Some(log) = log {
+        daemon = daemon.with_log_control(Arc::new(log));
+    }
+    let daemon = Arc::new(daemon);
     let result = cfg
         .ports
         .iter()
         .try_for_each(|plan| daemon.add_port(plan.clone()).map(|_| ()))
         .map_err(RunError::from)
-        .and_then(|()| rt.block_on(serve(daemon, metrics, control, cfg.ports.len())));
+        .and_then(|()| rt.block_on(serve(daemon, metrics, control, cfg.ports.len(), &notifier)));
+    notifier.stopping();
     dp.shutdown();
     if let Some(p) = &cfg.control_socket {
         let _ = std::fs::remove_file(p);
@@ -92,13 +104,17 @@ async fn serve(
     metrics: Option<TcpListener>,
     control: Option<UnixListener>,
     ports: usize,
+    notifier: &Notifier,
 ) -> Result<(), RunError> {
     let dp = daemon.dataplane().clone();
     if let Some(l) = metrics {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "metrics at /metrics");
         }
-        let registry = Arc::new(crate::metrics::registry(dp.clone()));
+        let registry = Arc::new(crate::metrics::registry(
+            dp.clone(),
+            daemon.config_status().clone(),
+        ));
         tokio::spawn(crate::metrics::serve(l, registry));
     }
     if let Some(l) = control {
@@ -121,7 +137,15 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tracing::info!(ports, "vswitchd forwarding");
-    notify_ready();
+    let mut status = daemon.status_line();
+    notifier.ready(&status);
+    // The watchdog is fed from this loop: if it stops turning (a stuck
+    // operation), systemd restarts the service.
+    let watchdog_every = notifier.watchdog_interval();
+    if let Some(every) = watchdog_every {
+        tracing::info!("systemd watchdog: WATCHDOG=1 every {every:?}");
+    }
+    let mut watchdog = tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
     // The daemon's operations block (they wait for the workers): they run
     // off the runtime's thread.
     let blocking = |f: fn(&Daemon)| {
@@ -146,32 +170,17 @@ async fn serve(
             _ = tick.tick() => {
                 dp.switch().expire(dp.clock().now_ms());
                 let _ = blocking(Daemon::hotplug_tick).await;
+                let now = daemon.status_line();
+                if now != status {
+                    notifier.status(&now);
+                    status = now;
+                }
             }
+            _ = watchdog.tick(), if watchdog_every.is_some() => notifier.watchdog(),
             Some(()) = link_rx.recv() => {
                 let _ = blocking(Daemon::hotplug_tick).await;
             }
         }
     }
     Ok(())
-}
-
-/// Tells systemd (Type=notify) that the switch is forwarding.
-fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let path = path.to_string_lossy().to_string();
-    let r = if let Some(abs) = path.strip_prefix('@') {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
-            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
-    } else {
-        sock.send_to(b"READY=1", &path)
-    };
-    if let Err(e) = r {
-        tracing::warn!("sd_notify failed: {e}");
-    }
 }

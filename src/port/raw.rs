@@ -68,8 +68,18 @@ fn claim(ifname: &str) -> Vec<(String, String)> {
         let Ok(old) = std::fs::read_to_string(&path) else {
             continue;
         };
-        if old.trim() != value && std::fs::write(&path, value).is_ok() {
-            changed.push((path, old.trim().to_string()));
+        if old.trim() == value {
+            continue;
+        }
+        match std::fs::write(&path, value) {
+            Ok(()) => changed.push((path, old.trim().to_string())),
+            // A read-only /proc/sys (a sandbox: ProtectKernelTunables=
+            // without the unit's carve-out) leaves the host stack on the
+            // interface: say so, the port still works.
+            Err(e) => tracing::warn!(
+                port = %format!("raw:{ifname}"),
+                "cannot claim the interface: writing {value} to {path}: {e} (the host may answer ARP on it; allow writes to /proc/sys/net/ipv4/conf and /proc/sys/net/ipv6/conf, or set claim = false)"
+            ),
         }
     }
     changed

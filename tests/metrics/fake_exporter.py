@@ -100,6 +100,12 @@ def render(now=None):
     ports = sorted(PORTS)
     family(out, "vswitchd_build_info", "gauge",
            "Build information; the value is always 1.", [((("version", VERSION),), 1)])
+    family(out, "vswitchd_config_last_reload_successful", "gauge",
+           "1 if the last load of the configuration worked, 0 if the last reload failed.",
+           [((), 1)])
+    family(out, "vswitchd_config_last_reload_success_timestamp_seconds", "gauge",
+           "Unix time of the last successful load of the configuration.",
+           [((), int(time.time() - t))])
 
     fdb_learned = 96 + count(0.4)
     fdb_aged = count(0.35)

@@ -15,7 +15,9 @@
 //!   tcpdump (`Capture`, the independent decoder);
 //! - [`state`]: the switch-state reader: `vswitchctl --json show` / `fdb
 //!   show` and the Prometheus scrape, parsed;
-//! - [`qemu`]: the QEMU test guest.
+//! - [`qemu`]: the QEMU test guest;
+//! - [`sandbox`]: a systemd unit's capability bounding set and read-only
+//!   mounts, read from the unit file, without systemd.
 //!
 //! Rules every test follows:
 //! - names are unique per test and per run ([`cmd::names`]): tests run in
@@ -35,6 +37,7 @@ pub mod cmd;
 pub mod frame;
 pub mod net;
 pub mod qemu;
+pub mod sandbox;
 pub mod state;
 pub mod switchd;
 pub mod traffic;

@@ -1,0 +1,415 @@
+//! `vswitchctl`'s command line, and how it turns into a control request.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{AgeingTime, DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
+use crate::control::protocol::{FlagChange, FlagChanges, PortChanges, Request};
+use crate::switch::{MacLimit, PortFlags, Vid, VlanSet};
+use crate::wire::Mac;
+
+/// Control a running vswitchd.
+#[derive(Parser, Debug)]
+#[command(name = "vswitchctl", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// vswitchd's control socket (vswitchd@NAME.service: /run/vswitchd/NAME.sock).
+    #[arg(
+        short,
+        long,
+        env = "VSWITCHD_SOCKET",
+        default_value = DEFAULT_CONTROL_SOCKET,
+        global = true,
+        value_name = "PATH"
+    )]
+    pub socket: PathBuf,
+    /// Print JSON instead of tables; on failure print
+    /// {"ok":false,"code":CODE,"error":TEXT} on one line to stdout.
+    #[arg(short, long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+const EXAMPLES: &str = "Examples:
+  vswitchctl show
+  vswitchctl -j show
+  vswitchctl port add raw:vnet3 --access 10
+  vswitchctl port set tap0 --trunk 10,20 --native 1
+  vswitchctl fdb show --port tap0
+  vswitchctl fdb get 02:00:00:00:00:01 --vlan 10
+  vswitchctl log-level debug
+  vswitchctl --socket /run/vswitchd/lab.sock reload
+
+Exit status: 0 done; 1 vswitchd refused or failed the request (or is not
+running); 2 bad command line. With --json a failure prints its code (exists,
+no_such_port, invalid, ...: see vswitchctl(8)).";
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Ports, their state, VLANs and counters.
+    Show,
+    /// Per-port counters and drops by reason (from the same answer as
+    /// `show`).
+    Stats,
+    /// Add, remove or change ports.
+    #[command(subcommand)]
+    Port(PortCmd),
+    /// Show and edit the forwarding database.
+    #[command(subcommand)]
+    Fdb(FdbCmd),
+    /// Change a switch setting.
+    #[command(subcommand)]
+    Set(SetCmd),
+    /// Re-read the config file (like SIGHUP); prints what changed.
+    Reload,
+    /// Show or change vswitchd's log filter at run time (until it
+    /// restarts).
+    #[command(after_help = "Examples:
+  vswitchctl log-level
+  vswitchctl log-level debug
+  vswitchctl log-level 'vswitch::daemon=debug,info'")]
+    LogLevel {
+        /// New filter: error, warn, info, debug, trace, off, or tracing
+        /// directives (e.g. `vswitch::daemon=debug,info`); none: print the
+        /// current one.
+        #[arg(value_name = "FILTER")]
+        filter: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PortCmd {
+    /// Open and attach a port, with the settings a `[[port]]` section takes.
+    #[command(after_help = "Examples:
+  vswitchctl port add tap5
+  vswitchctl port add raw:vnet3 --access 10
+  vswitchctl port add c1 --netns blue --address 198.18.0.2/24 --gateway 198.18.0.1
+  vswitchctl port add unix:/run/vswitchd/vm1.sock --socket-group kvm")]
+    Add {
+        /// The port: NAME (a TAP), raw:IFNAME (an existing interface),
+        /// unix:PATH or unixgram:PATH (a socket for QEMU).
+        #[arg(value_name = "SPEC")]
+        spec: String,
+        #[command(flatten)]
+        opts: PortOpts,
+        /// Move the new TAP into this network namespace.
+        #[arg(long, value_name = "NS")]
+        netns: Option<String>,
+        /// Give the new TAP this address (repeatable), e.g. 198.18.0.1/24.
+        #[arg(long = "address", value_name = "ADDR/LEN")]
+        addresses: Vec<String>,
+        /// Default route via this gateway, out of the new TAP.
+        #[arg(long, value_name = "IP")]
+        gateway: Option<String>,
+        /// MAC address of the new TAP, e.g. 02:00:00:00:00:01.
+        #[arg(long, value_name = "MAC")]
+        mac: Option<Mac>,
+        /// MTU of the new TAP, 68 to 65521.
+        #[arg(long, value_name = "BYTES", value_parser = parse_mtu)]
+        mtu: Option<crate::config::Mtu>,
+        /// File mode of a unix:/unixgram: socket, octal, e.g. 660
+        /// [default: 600, or 660 with --socket-group].
+        #[arg(long, value_name = "MODE", value_parser = crate::config::parse_socket_mode)]
+        socket_mode: Option<u32>,
+        /// Group of a unix:/unixgram: socket (its users may connect).
+        #[arg(long, value_name = "GROUP")]
+        socket_group: Option<String>,
+        /// raw: ports: take the interface from the host stack
+        /// (arp_ignore, disable_ipv6) [default: on].
+        #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
+        claim: Option<bool>,
+    },
+    /// Detach and close a port.
+    #[command(after_help = "Example:\n  vswitchctl port del raw:vnet3")]
+    Del {
+        /// The port's name as `show` lists it (tap0, raw:vnet3, unix:/path).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Change settings of a port (those not given stay).
+    #[command(after_help = "Examples:
+  vswitchctl port set tap0 --access 20
+  vswitchctl port set raw:eth1 --trunk 10,20-30 --native 1
+  vswitchctl port set tap0 --mac-limit 16 --flood off
+  vswitchctl port set tap0 --no-vlan")]
+    Set {
+        /// The port's name as `show` lists it.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        opts: PortOpts,
+        /// Remove VLAN settings (back to access VLAN 1).
+        #[arg(long, conflicts_with_all = ["access", "trunk"])]
+        no_vlan: bool,
+    },
+}
+
+fn parse_mtu(s: &str) -> Result<crate::config::Mtu, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}`: a number"))?;
+    crate::config::Mtu::new(n).map_err(|e| e.to_string())
+}
+
+/// VLAN and flag options of `port add` and `port set`.
+#[derive(Args, Debug, Default)]
+pub struct PortOpts {
+    /// Access port in this VLAN (1-4094).
+    #[arg(long, value_name = "VID", conflicts_with = "trunk")]
+    pub access: Option<Vid>,
+    /// Trunk carrying these VLANs tagged, e.g. 10,20-30.
+    #[arg(long, value_name = "VLANS")]
+    pub trunk: Option<VlanSet>,
+    /// Native (untagged) VLAN of the trunk.
+    #[arg(long, value_name = "VID", requires = "trunk")]
+    pub native: Option<Vid>,
+    #[command(flatten)]
+    pub flags: FlagOpts,
+}
+
+/// How a port flag of this type is given on the command line and listed
+/// by `show`.
+pub trait CliFlag: FlagChange {
+    const VALUE_NAME: &'static str;
+    fn parse(s: &str) -> Result<Self::Wire, String>;
+    /// The flag named `name` at this value, as `show` lists it when it is
+    /// not at its default.
+    fn word(&self, name: &str) -> String;
+}
+
+impl CliFlag for bool {
+    const VALUE_NAME: &'static str = "on|off";
+    fn parse(s: &str) -> Result<bool, String> {
+        match s {
+            "on" | "true" | "yes" | "1" => Ok(true),
+            "off" | "false" | "no" | "0" => Ok(false),
+            _ => Err(format!("`{s}`: use on or off")),
+        }
+    }
+    fn word(&self, name: &str) -> String {
+        if *self {
+            name.to_string()
+        } else {
+            format!("no-{name}")
+        }
+    }
+}
+
+impl CliFlag for Option<MacLimit> {
+    const VALUE_NAME: &'static str = "N";
+    /// 0: no limit.
+    fn parse(s: &str) -> Result<usize, String> {
+        s.parse()
+            .map_err(|_| format!("`{s}`: a number of MACs (0: no limit)"))
+    }
+    fn word(&self, name: &str) -> String {
+        match self {
+            Some(l) => format!("{name}={l}"),
+            None => format!("no-{name}"),
+        }
+    }
+}
+
+macro_rules! flag_opts {
+    ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
+        /// An option per port flag (`--mac-limit 0` removes the limit).
+        #[derive(Args, Debug, Default)]
+        pub struct FlagOpts {
+            $(
+                $(#[$doc])*
+                #[arg(
+                    long,
+                    value_name = <$ty as CliFlag>::VALUE_NAME,
+                    value_parser = <$ty as CliFlag>::parse,
+                )]
+                pub $flag: Option<<$ty as FlagChange>::Wire>,
+            )*
+        }
+
+        impl FlagOpts {
+            pub fn changes(&self) -> FlagChanges {
+                FlagChanges { $( $flag: self.$flag, )* }
+            }
+        }
+
+        /// A port's flags as `show` lists them: those not at their
+        /// defaults.
+        pub fn flag_words(flags: &PortFlags) -> Vec<String> {
+            let default = PortFlags::default();
+            let mut words = Vec::new();
+            $(
+                if flags.$flag != default.$flag {
+                    words.push(flags.$flag.word(&stringify!($flag).replace('_', "-")));
+                }
+            )*
+            words
+        }
+    };
+}
+crate::port_flags!(flag_opts);
+
+impl PortOpts {
+    pub fn vlan(&self) -> Option<VlanSection> {
+        if let Some(vid) = self.access {
+            return Some(VlanSection::Access { vid });
+        }
+        self.trunk.as_ref().map(|allowed| VlanSection::Trunk {
+            allowed: allowed.clone(),
+            native: self.native,
+        })
+    }
+
+    pub fn changes(&self, no_vlan: bool) -> PortChanges {
+        PortChanges {
+            vlan: self.vlan(),
+            no_vlan,
+            flags: self.flags.changes(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FdbCmd {
+    /// List entries (all, or of one port or VLAN).
+    #[command(
+        after_help = "Examples:\n  vswitchctl fdb show\n  vswitchctl fdb show --port tap0 --vlan 10"
+    )]
+    Show {
+        /// Only entries on this port.
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+        /// Only entries in this VLAN.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+    /// Look up one MAC: the port it is on, in each VLAN (or one). Fails
+    /// (code no_such_entry) when the switch does not know it.
+    #[command(
+        after_help = "Examples:\n  vswitchctl fdb get 02:00:00:00:00:01\n  vswitchctl -j fdb get 02:00:00:00:00:01 --vlan 10"
+    )]
+    Get {
+        /// The MAC address, e.g. 02:00:00:00:00:01.
+        #[arg(value_name = "MAC")]
+        mac: Mac,
+        /// Only in this VLAN.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+    /// Add a static entry (never ages, never moves).
+    #[command(
+        after_help = "Example:\n  vswitchctl fdb add 02:00:00:00:00:01 --port tap0 --vlan 10"
+    )]
+    Add {
+        /// The MAC address (unicast, not all-zero).
+        #[arg(value_name = "MAC")]
+        mac: Mac,
+        /// The port frames to the MAC go out of.
+        #[arg(long, value_name = "NAME")]
+        port: String,
+        /// The VLAN [default: the port's untagged VLAN, or 1].
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+    /// Remove an entry (static or learned).
+    #[command(after_help = "Example:\n  vswitchctl fdb del 02:00:00:00:00:01")]
+    Del {
+        /// The MAC address.
+        #[arg(value_name = "MAC")]
+        mac: Mac,
+        /// Only in this VLAN [default: every VLAN].
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+    /// Forget learned entries (all, or of one port or VLAN).
+    #[command(after_help = "Example:\n  vswitchctl fdb flush --port tap0")]
+    Flush {
+        /// Only entries on this port.
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+        /// Only entries in this VLAN.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SetCmd {
+    /// FDB ageing time in seconds, 10 to 1000000 (until a reload or restart).
+    #[command(after_help = "Example:\n  vswitchctl set ageing 600")]
+    Ageing {
+        /// Seconds an unseen MAC stays learned.
+        #[arg(value_name = "SECONDS")]
+        seconds: AgeingTime,
+    },
+}
+
+impl Cmd {
+    /// The control request this command sends.
+    pub fn request(&self) -> Request {
+        match self {
+            Cmd::Show => Request::Show,
+            // The counters `stats` prints are in `show`'s answer.
+            Cmd::Stats => Request::Show,
+            Cmd::Reload => Request::Reload,
+            Cmd::LogLevel { filter } => Request::LogLevel {
+                filter: filter.clone(),
+            },
+            Cmd::Port(PortCmd::Add {
+                spec,
+                opts,
+                netns,
+                addresses,
+                gateway,
+                mac,
+                mtu,
+                socket_mode,
+                socket_group,
+                claim,
+            }) => {
+                let mut section = PortSection::named(spec);
+                opts.changes(false).apply(&mut section);
+                section.netns = netns.clone();
+                section.addresses = addresses.clone();
+                section.gateway = gateway.clone();
+                section.mac = *mac;
+                section.mtu = *mtu;
+                section.socket_mode = *socket_mode;
+                section.socket_group = socket_group.clone();
+                section.claim = *claim;
+                Request::PortAdd {
+                    port: Box::new(section),
+                }
+            }
+            Cmd::Port(PortCmd::Del { name }) => Request::PortDel { name: name.clone() },
+            Cmd::Port(PortCmd::Set {
+                name,
+                opts,
+                no_vlan,
+            }) => Request::PortSet {
+                name: name.clone(),
+                changes: opts.changes(*no_vlan),
+            },
+            Cmd::Fdb(FdbCmd::Show { port, vlan }) => Request::FdbShow {
+                port: port.clone(),
+                vlan: *vlan,
+            },
+            Cmd::Fdb(FdbCmd::Get { mac, vlan }) => Request::FdbGet {
+                mac: *mac,
+                vlan: *vlan,
+            },
+            Cmd::Fdb(FdbCmd::Add { mac, port, vlan }) => Request::FdbAdd {
+                mac: *mac,
+                vlan: *vlan,
+                port: port.clone(),
+            },
+            Cmd::Fdb(FdbCmd::Del { mac, vlan }) => Request::FdbDel {
+                mac: *mac,
+                vlan: *vlan,
+            },
+            Cmd::Fdb(FdbCmd::Flush { port, vlan }) => Request::FdbFlush {
+                port: port.clone(),
+                vlan: *vlan,
+            },
+            Cmd::Set(SetCmd::Ageing { seconds }) => Request::SetAgeing { seconds: *seconds },
+        }
+    }
+}
