@@ -134,15 +134,17 @@ impl Device {
     }
 
     /// A frame came in from the peer: a port that was down is up again
-    /// (a gone port stays gone).
+    /// (a gone port stays gone). Returns whether it just came up.
     #[inline]
-    pub(super) fn frame_received(&self, switch: &Switch) {
+    pub(super) fn frame_received(&self, switch: &Switch) -> bool {
         let l = self.link();
         if l != Phase::Up && l != Phase::Gone {
             self.swap_link(Phase::Up);
             switch.set_port_up(self.id, true);
             tracing::info!(port = self.name.as_str(), "link up");
+            return true;
         }
+        false
     }
 
     /// A write went out: a link being retried is up again.

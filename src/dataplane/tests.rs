@@ -244,3 +244,26 @@ fn reading_the_egress_port_first_keeps_each_ports_order() {
     assert_eq!(peers[0].recv_timeout(QUIET).unwrap(), None);
     assert_eq!(peers[1].recv_timeout(QUIET).unwrap(), None);
 }
+
+/// The first frame a `unix:` peer sends right after connecting is the link
+/// coming up: it is forwarded, not dropped as `port_down` (a guest's first
+/// ARP or DHCP request).
+#[test]
+fn the_frame_that_brings_a_link_up_is_forwarded() {
+    use std::io::Write;
+    let (dp, peers) = setup(ports(1), SwitchConfig::default(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vm.sock");
+    let port = crate::port::UnixStreamPort::open(&path, 0o600).unwrap();
+    let id = dp.add_port(PortConfig::new("vm"), port).unwrap();
+    assert!(!dp.switch().port_up(id), "no peer yet: down");
+    let mut guest = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let f = frame(BCAST, A, 60);
+    let mut framed = (f.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&f);
+    guest.write_all(&framed).unwrap();
+    assert_eq!(peers[0].recv_timeout(WAIT).unwrap(), Some(f), "first frame");
+    assert!(dp.switch().port_up(id));
+    let t = stats::PortTotals::sum(&dp.counters(), id);
+    assert_eq!(t.dropped(), 0, "{:?}", t.drops);
+}

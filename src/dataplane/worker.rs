@@ -566,7 +566,11 @@ impl Worker {
                     return Drained::Empty;
                 }
             };
-            s.dev.frame_received(&self.switch);
+            if s.dev.frame_received(&self.switch) {
+                // A frame is the link coming up: forward it (the view was
+                // made while the port was down).
+                view.port_came_up(id);
+            }
             s.frames = s.frames.saturating_add(1);
             let buf = std::mem::take(&mut self.bufs.frame);
             if let Some(e) = self.receive(view, id, &buf[..n], now) {
@@ -783,7 +787,11 @@ impl Worker {
         let (Some(s), Some(buf)) = (self.slots[id as usize].as_mut(), r.tr.frame(slot, len)) else {
             return false;
         };
-        s.dev.frame_received(&self.switch);
+        if s.dev.frame_received(&self.switch) {
+            // A frame is the link coming up: forward it (the view was
+            // made while the port was down).
+            view.port_came_up(id);
+        }
         s.frames = s.frames.saturating_add(1);
         let Some(e) = self.receive(view, id, buf, now) else {
             return false;

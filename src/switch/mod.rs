@@ -444,7 +444,7 @@ impl Switch {
     fn view_with<'v>(&self, table: &'v PortTable, fdb: FdbReader<'v>) -> SwitchView<'v> {
         SwitchView {
             table,
-            up: self.up.load(),
+            up: std::cell::Cell::new(self.up.load()),
             fdb,
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
         }
@@ -471,12 +471,23 @@ impl ViewCache<'_> {
 /// See [`Switch::view`].
 pub struct SwitchView<'a> {
     table: &'a PortTable,
-    up: PortSet,
+    /// The ports up when the view was made, plus those that came up since
+    /// ([`SwitchView::port_came_up`]).
+    up: std::cell::Cell<PortSet>,
     fdb: FdbReader<'a>,
     group_fwd_mask: u16,
 }
 
 impl SwitchView<'_> {
+    /// Port `id` came up while this view lives (a frame arrived on a link
+    /// that was down): the frame that brought it up is decided as from an
+    /// up port, not dropped as `port_down`.
+    pub fn port_came_up(&self, id: PortId) {
+        let mut up = self.up.get();
+        up.insert(id);
+        self.up.set(up);
+    }
+
     /// The VLAN protocol (TPID) pushed tags use.
     pub fn vlan_protocol(&self) -> u16 {
         self.table.vlan_protocol
@@ -485,7 +496,7 @@ impl SwitchView<'_> {
     /// See [`Switch::decide`].
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
         let table = self.table;
-        let up = self.up;
+        let up = self.up.get();
         let Some(Some(port)) = table.ports.get(ingress as usize) else {
             return Decision::drop(DropReason::PortDown);
         };
