@@ -106,7 +106,8 @@ pub(super) struct Worker {
     slots: Vec<Option<Slot>>,
     /// Owned ports with frames possibly waiting (edge-triggered polling).
     ready: VecDeque<PortId>,
-    ring: Option<RingReader>,
+    /// Boxed: the worker's own fields stay on a few cache lines.
+    ring: Option<Box<RingReader>>,
     counters: Arc<WorkerCounters>,
     stop: Arc<AtomicBool>,
     clock: Clock,
@@ -144,7 +145,7 @@ impl Worker {
                     .register(&mut SourceFd(&r.ring_fd()), RING, Interest::READABLE)
                     .map(|()| r)
             }) {
-                Ok(tr) => Some(RingReader {
+                Ok(tr) => Some(Box::new(RingReader {
                     tr,
                     policy: ReadPolicy::default(),
                     window_end: 0,
@@ -152,7 +153,7 @@ impl Worker {
                     done: Vec::new(),
                     touched: Vec::new(),
                     gone: Vec::new(),
-                }),
+                })),
                 Err(e) => {
                     if index == 0 {
                         tracing::warn!(
