@@ -324,7 +324,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `GET /metrics` (and `HEAD`) on `listener` until the task is
 /// dropped: one request per connection, the head within
-/// [`HEADER_TIMEOUT`], at most `MAX_CONNECTIONS` connections, the oldest idle
+/// `HEADER_TIMEOUT` (5 s), at most `MAX_CONNECTIONS` connections, the oldest idle
 /// one shed for a newcomer.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
     let conns = crate::control::limit::Conns::new(crate::control::limit::conn_cap(MAX_CONNECTIONS));
