@@ -29,7 +29,16 @@ struct Inner {
 #[derive(Debug)]
 struct Entry {
     abort: AbortHandle,
-    busy: Arc<AtomicBool>,
+    state: Arc<State>,
+}
+
+/// What the table and the connection's task share.
+#[derive(Debug, Default)]
+struct State {
+    /// Answering a request: shed only when no connection is idle.
+    busy: AtomicBool,
+    /// The slot is dropped (the task ended or was aborted).
+    done: AtomicBool,
 }
 
 /// One connection's place in [`Conns`]: tells whether it is answering
@@ -37,7 +46,7 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Slot {
     id: u64,
-    busy: Arc<AtomicBool>,
+    state: Arc<State>,
     conns: Arc<Conns>,
 }
 
@@ -45,12 +54,13 @@ impl Slot {
     /// Marks the connection as answering a request (`true`) or waiting
     /// for one (`false`); only waiting connections are shed first.
     pub(crate) fn busy(&self, b: bool) {
-        self.busy.store(b, Ordering::Relaxed);
+        self.state.busy.store(b, Ordering::Relaxed);
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.state.done.store(true, Ordering::Release);
         self.conns.inner.lock().live.remove(&self.id);
     }
 }
@@ -77,7 +87,7 @@ impl Conns {
             let id = g
                 .live
                 .iter()
-                .find(|(_, e)| !e.busy.load(Ordering::Relaxed))
+                .find(|(_, e)| !e.state.busy.load(Ordering::Relaxed))
                 .or_else(|| g.live.iter().next())
                 .map(|(id, _)| *id);
             id.and_then(|id| g.live.remove(&id))
@@ -101,25 +111,34 @@ impl Conns {
         Fut: Future<Output = ()> + Send + 'static,
     {
         while self.len() >= self.cap && self.shed_oldest() {}
-        let busy = Arc::new(AtomicBool::new(false));
-        // Hold the lock across spawn so the slot is in the table before
-        // the task can finish and remove it.
-        let mut g = self.inner.lock();
-        let id = g.next;
-        g.next += 1;
+        let state = Arc::new(State::default());
+        let id = {
+            let mut g = self.inner.lock();
+            g.next += 1;
+            g.next
+        };
         let slot = Slot {
             id,
-            busy: busy.clone(),
+            state: state.clone(),
             conns: self.clone(),
         };
+        // Neither `conn` (which may drop the slot at once) nor spawn
+        // runs under the lock: Slot::drop takes it.
         let task = tokio::spawn(conn(slot));
+        let mut g = self.inner.lock();
         g.live.insert(
             id,
             Entry {
                 abort: task.abort_handle(),
-                busy,
+                state: state.clone(),
             },
         );
+        // The task may have ended before it was in the table (its Slot
+        // then removed nothing): take it out again. Slot::drop sets
+        // `done` before it locks, so one of the two removes it.
+        if state.done.load(Ordering::Acquire) {
+            g.live.remove(&id);
+        }
     }
 }
 
@@ -165,6 +184,8 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(conns.len(), 2);
         let tx2 = tx.clone();
+        // This closure drops its slot at once (before the task runs):
+        // spawn must not hold the table's lock then.
         conns.spawn(move |_slot| async move {
             let _ = tx2.send(2);
         });
@@ -172,7 +193,9 @@ mod tests {
         assert_eq!(rx.recv().await, Some(2));
         tokio::task::yield_now().await;
         assert_eq!(conns.len(), 1);
-        let g = conns.inner.lock();
-        assert!(g.live.contains_key(&0));
+        assert!(
+            conns.inner.lock().live.contains_key(&1),
+            "the busy connection was shed"
+        );
     }
 }
