@@ -311,56 +311,88 @@ pub fn render(r: &Registry) -> String {
     String::from_utf8(buf).expect("text format is UTF-8")
 }
 
-const MAX_CONNECTIONS: usize = 16;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many connections are held (fewer when the fd limit is
+/// low, see `control::limit::conn_cap`); past it the oldest idle one is shed, so a
+/// scrape always gets in however many idle or slow clients are connected.
+const MAX_CONNECTIONS: usize = 1024;
+/// The request head (line and headers) must arrive within this time...
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// ...and be at most this long.
+const MAX_HEADER: usize = 8192;
+/// The response must be taken by the client within this time.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
+/// Serves `GET /metrics` (and `HEAD`) on `listener` until the task is
+/// dropped: one request per connection, the head within
+/// `HEADER_TIMEOUT` (5 s), at most `MAX_CONNECTIONS` connections, the oldest idle
+/// one shed for a newcomer.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let conns = crate::control::limit::Conns::new(crate::control::limit::conn_cap(MAX_CONNECTIONS));
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(sock); // over the limit: refuse rather than queue
-            continue;
+        let mut sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors: free one by shedding, then retry.
+                if !(crate::control::limit::out_of_fds(&e) && conns.shed_oldest()) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
         };
         let registry = registry.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, handle(&mut sock, &registry)).await;
+        conns.spawn(move |slot| async move {
+            let _ = handle(&mut sock, &registry, &slot).await;
         });
     }
 }
 
-async fn handle(sock: &mut tokio::net::TcpStream, registry: &Registry) -> std::io::Result<()> {
+/// Reads the request head: `None` when the client closes, sends too much
+/// or is too slow.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     let mut req = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = sock.read(&mut chunk).await?;
-        if n == 0 || req.len() > 8192 {
-            return Ok(());
+    let read = async {
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut chunk).await.ok()?;
+            if n == 0 || req.len() > MAX_HEADER {
+                return None;
+            }
+            req.extend_from_slice(&chunk[..n]);
         }
-        req.extend_from_slice(&chunk[..n]);
-    }
+        Some(())
+    };
+    tokio::time::timeout(HEADER_TIMEOUT, read).await.ok()??;
+    Some(req)
+}
+
+async fn handle(
+    sock: &mut tokio::net::TcpStream,
+    registry: &Registry,
+    slot: &crate::control::limit::Slot,
+) -> std::io::Result<()> {
+    let Some(req) = read_head(sock).await else {
+        return Ok(());
+    };
+    // Answering now: not to be shed for a newcomer.
+    slot.busy(true);
     let line = req.split(|b| *b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
-    let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => (
+    let get = method == "GET" || method == "HEAD";
+    let (status, ctype, body) = match (get, path) {
+        (true, "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             render(registry),
         ),
-        ("GET", "/") => (
+        (true, "/") => (
             "200 OK",
             "text/plain; charset=utf-8",
             "vswitchd: metrics at /metrics\n".to_string(),
         ),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        (true, _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
@@ -371,11 +403,16 @@ async fn handle(sock: &mut tokio::net::TcpStream, registry: &Registry) -> std::i
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    sock.write_all(head.as_bytes()).await?;
-    if method != "HEAD" {
-        sock.write_all(body.as_bytes()).await?;
-    }
-    sock.shutdown().await
+    let write = async {
+        sock.write_all(head.as_bytes()).await?;
+        if method != "HEAD" {
+            sock.write_all(body.as_bytes()).await?;
+        }
+        sock.shutdown().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 #[cfg(test)]

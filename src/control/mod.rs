@@ -3,5 +3,6 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod limit;
 pub mod protocol;
 pub mod server;

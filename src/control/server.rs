@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use super::limit::{self, Conns, Slot};
 use super::protocol::{Envelope, ErrorCode, Request, Response, VERSION};
 use crate::daemon::{Daemon, DaemonError};
 
@@ -78,32 +79,101 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ControlErr
     Ok(l)
 }
 
-/// Serves requests until the task is dropped.
+/// At most this many clients are connected (fewer when the fd limit is
+/// low, see `limit::conn_cap`); past it the oldest idle one is shed.
+const MAX_CONNECTIONS: usize = 1024;
+/// A request line longer than this is refused (and the connection closed).
+pub const MAX_LINE: usize = 1 << 20;
+/// A client that sends no request for this long is disconnected.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A response the client does not take within this time closes it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves requests until the task is dropped: at most `MAX_CONNECTIONS`
+/// clients, the oldest idle one shed for a newcomer, lines of at most
+/// [`MAX_LINE`] bytes.
 pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    let conns = Conns::new(limit::conn_cap(MAX_CONNECTIONS));
     loop {
-        let Ok((sock, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        let sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors: free one by shedding, then retry.
+                if !(limit::out_of_fds(&e) && conns.shed_oldest()) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
         };
         let daemon = daemon.clone();
-        tokio::spawn(async move {
-            let _ = connection(sock, daemon).await;
+        conns.spawn(move |slot| async move {
+            let _ = connection(sock, daemon, &slot).await;
         });
     }
 }
 
-async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
+/// One request line read: the line, the end of the stream, or a line
+/// over [`MAX_LINE`] (whose bytes are not kept past the limit).
+enum Line {
+    Text(Vec<u8>),
+    Eof,
+    TooLong,
+}
+
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> io::Result<Line> {
+    buf.clear();
+    // One byte more than the limit (plus the newline) tells "too long".
+    let n = (&mut *r)
+        .take(MAX_LINE as u64 + 2)
+        .read_until(b'\n', buf)
+        .await?;
+    if n == 0 {
+        return Ok(Line::Eof);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    if buf.len() > MAX_LINE {
+        return Ok(Line::TooLong);
+    }
+    Ok(Line::Text(std::mem::take(buf)))
+}
+
+async fn respond(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> io::Result<()> {
+    let mut out = serde_json::to_vec(resp).unwrap_or_default();
+    out.push(b'\n');
+    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&out))
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+async fn connection(sock: UnixStream, daemon: Arc<Daemon>, slot: &Slot) -> io::Result<()> {
     let (r, mut w) = sock.into_split();
-    let mut lines = BufReader::new(r).lines();
+    let mut r = BufReader::new(r);
+    let mut buf = Vec::new();
     loop {
-        let line = match tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await {
-            Ok(Ok(Some(l))) => l,
+        slot.busy(false);
+        let line = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut r, &mut buf)).await {
+            Ok(Ok(Line::Text(l))) => l,
+            Ok(Ok(Line::TooLong)) => {
+                slot.busy(true);
+                let resp = Response::err(
+                    ErrorCode::BadRequest,
+                    format!("request line over {MAX_LINE} bytes; closing the connection"),
+                );
+                respond(&mut w, &resp).await?;
+                return w.shutdown().await;
+            }
             _ => return Ok(()),
         };
-        if line.len() > 1 << 20 {
-            return Ok(());
-        }
-        let resp = match serde_json::from_str::<serde_json::Value>(&line) {
+        slot.busy(true);
+        let resp = match serde_json::from_slice::<serde_json::Value>(&line) {
             Err(e) => Response::err(ErrorCode::BadRequest, format!("not JSON: {e}")),
             Ok(v) => match v.get("version").and_then(|x| x.as_u64()) {
                 Some(ver) if ver == VERSION as u64 => {
@@ -131,9 +201,7 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>) -> io::Result<()> {
                 None => Response::err(ErrorCode::BadRequest, "request has no \"version\""),
             },
         };
-        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
-        out.push(b'\n');
-        w.write_all(&out).await?;
+        respond(&mut w, &resp).await?;
     }
 }
 
