@@ -48,6 +48,7 @@ pub fn run(
     overrides: Overrides,
     log: Option<LogControl>,
 ) -> Result<(), RunError> {
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -183,4 +184,18 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one, as most daemons
+/// do: every port and every metrics or control client holds an fd, and
+/// the endpoints' connection caps are a share of the soft limit (a shell's
+/// default of 1 024 would leave them at 256).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the open-files limit from {soft} to {hard}: {e}");
+    }
 }
