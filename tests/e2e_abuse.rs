@@ -14,24 +14,16 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::cmd::require_root;
+use support::net::free_port;
 use support::switchd::Switchd;
 use support::wait::wait_for;
-
-/// A port the kernel says is free now (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Raises this process's soft fd limit to the hard one; the 2 000+
 /// sockets below need it.
@@ -53,6 +45,21 @@ fn threads_rss(pid: u32) -> (u64, u64) {
             .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
     };
     (field("Threads:"), field("VmRSS:"))
+}
+
+/// vswitchd's threads and RSS did not grow with the connections held
+/// since `before` (from [`threads_rss`]): at most 4 threads, under 50 MiB.
+fn assert_bounded(pid: u32, (threads0, rss0): (u64, u64)) {
+    let (threads1, rss1) = threads_rss(pid);
+    eprintln!("vswitchd threads {threads0} -> {threads1}, RSS {rss0} KiB -> {rss1} KiB");
+    assert!(
+        threads1 <= threads0 + 4,
+        "threads grew with connections: {threads0} -> {threads1}"
+    );
+    assert!(
+        rss1 < rss0 + 50 * 1024,
+        "RSS grew by more than 50 MiB: {rss0} KiB -> {rss1} KiB"
+    );
 }
 
 /// One `GET /metrics`, bounded; `None` if it gets no complete answer.
@@ -106,7 +113,7 @@ fn metrics_answers_under_idle_and_slowloris_connections() {
         "no first scrape: {}",
         sw.log_text()
     );
-    let (threads0, rss0) = threads_rss(pid);
+    let before = threads_rss(pid);
 
     // 1 000 idle connections: connected, nothing sent.
     let idle: Vec<TcpStream> = (0..1_000)
@@ -172,16 +179,7 @@ fn metrics_answers_under_idle_and_slowloris_connections() {
         );
     }
 
-    let (threads1, rss1) = threads_rss(pid);
-    eprintln!("vswitchd threads {threads0} -> {threads1}, RSS {rss0} KiB -> {rss1} KiB");
-    assert!(
-        threads1 <= threads0 + 4,
-        "threads grew with connections: {threads0} -> {threads1}"
-    );
-    assert!(
-        rss1 < rss0 + 50 * 1024,
-        "RSS grew by more than 50 MiB: {rss0} KiB -> {rss1} KiB"
-    );
+    assert_bounded(pid, before);
     stop.store(true, Ordering::Relaxed);
     drop(feeder.join().unwrap());
     drop(idle);
@@ -196,7 +194,7 @@ fn control_socket_refuses_a_long_line_and_serves_many_clients() {
     let sw = &mut fx.sw;
     let pid = sw.proc.pid();
     sw.ctl_ok(&["show"]);
-    let (threads0, rss0) = threads_rss(pid);
+    let before = threads_rss(pid);
 
     // 5 MiB without a newline: an error response, then the close.
     let s = UnixStream::connect(&sw.socket).unwrap();
@@ -254,16 +252,7 @@ fn control_socket_refuses_a_long_line_and_serves_many_clients() {
         sw.log_text()
     );
     eprintln!("show with 1 100 clients connected: {:?}", t.elapsed());
-    let (threads1, rss1) = threads_rss(pid);
-    eprintln!("vswitchd threads {threads0} -> {threads1}, RSS {rss0} KiB -> {rss1} KiB");
-    assert!(
-        threads1 <= threads0 + 4,
-        "threads grew with connections: {threads0} -> {threads1}"
-    );
-    assert!(
-        rss1 < rss0 + 50 * 1024,
-        "RSS grew by more than 50 MiB: {rss0} KiB -> {rss1} KiB"
-    );
+    assert_bounded(pid, before);
     drop(clients);
     assert!(sw.alive(), "vswitchd died: {}", sw.log_text());
 }

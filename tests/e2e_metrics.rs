@@ -12,27 +12,17 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::agent::send_frames;
 use support::cmd::{repo, require_root, run};
 use support::frame::test_frame;
-use support::net::Netns;
+use support::net::{Netns, free_port};
 use support::state::{Scrape, http, scrape};
 use support::switchd::Lan;
 use support::traffic::iperf3;
 use support::wait::wait_for;
-
-/// A port the kernel says is free now (bound and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `promtool check metrics` on a scrape, fed on stdin.
 fn promtool_check_metrics(text: &str) {

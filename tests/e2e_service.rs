@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use support::cmd::{
     Bg, names, out3, repo, require_root, run, signal, vswitchctl_bin, vswitchd_bin,
 };
-use support::net::{Link, Netns, iface_exists, quiet_ipv6};
+use support::net::{Link, Netns, free_port, iface_exists, quiet_ipv6};
 use support::sandbox::Unit;
 use support::state::{port_info, port_state, scrape};
 use support::switchd::{Switchd, write_config};
@@ -117,14 +117,6 @@ impl Notifications {
 fn journal_stream(file: &Path) -> String {
     let m = std::fs::metadata(file).unwrap();
     format!("{}:{}", m.dev(), m.ino())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn read_sysctl(path: &str) -> String {

@@ -178,6 +178,16 @@ impl At<'_> {
     }
 }
 
+/// A loopback TCP port the kernel says is free now (bound and released),
+/// for a metrics endpoint.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Whether interface `name` exists in the root namespace.
 pub fn iface_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
