@@ -31,8 +31,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Poll, Waker};
-
 use crate::port::Port;
 use crate::registry::{PortRecord, PortRegistry, RegistryError, WorkerLink};
 use crate::switch::{PortConfig, PortId, Switch};
@@ -103,23 +101,17 @@ impl Dataplane {
     ) -> Result<Dataplane, DataplaneError> {
         let registry = Arc::new(PortRegistry::new(switch));
         let stop = Arc::new(AtomicBool::new(false));
+        let settings = worker::Settings {
+            stop: stop.clone(),
+            clock,
+            tuning,
+        };
         let mut ws = Vec::new();
         for i in 0..workers.max(1) {
-            let poll = Poll::new().map_err(DataplaneError::Start)?;
-            let waker =
-                Waker::new(poll.registry(), worker::WAKER).map_err(DataplaneError::Start)?;
-            let link = Arc::new(WorkerLink::new(waker));
             let counters = Arc::new(WorkerCounters::default());
-            let w = worker::Worker::new(
-                i,
-                poll,
-                link.clone(),
-                registry.clone(),
-                counters.clone(),
-                stop.clone(),
-                clock,
-                tuning,
-            );
+            let w = worker::Worker::new(i, registry.clone(), counters.clone(), settings.clone())
+                .map_err(DataplaneError::Start)?;
+            let link = w.link();
             let thread = std::thread::Builder::new()
                 .name(format!("vswitchd-dp{i}"))
                 .spawn(move || w.run())

@@ -127,18 +127,30 @@ impl Drop for Running {
     }
 }
 
+/// What every worker of a dataplane shares.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub stop: Arc<AtomicBool>,
+    pub clock: Clock,
+    pub tuning: Tuning,
+}
+
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
+    /// Worker `index` of `registry`'s dataplane, with its own poll set and
+    /// the link through which the registry wakes it.
     pub(super) fn new(
         index: usize,
-        poll: Poll,
-        link: Arc<WorkerLink>,
         registry: Arc<PortRegistry>,
         counters: Arc<WorkerCounters>,
-        stop: Arc<AtomicBool>,
-        clock: Clock,
-        tuning: Tuning,
-    ) -> Worker {
+        settings: Settings,
+    ) -> io::Result<Worker> {
+        let Settings {
+            stop,
+            clock,
+            tuning,
+        } = settings;
+        let poll = Poll::new()?;
+        let link = Arc::new(WorkerLink::new(mio::Waker::new(poll.registry(), WAKER)?));
         let ring = if tuning.io_uring {
             match TapRing::new().and_then(|r| {
                 poll.registry()
@@ -166,7 +178,7 @@ impl Worker {
         } else {
             None
         };
-        Worker {
+        Ok(Worker {
             index,
             poll,
             link,
@@ -186,7 +198,12 @@ impl Worker {
                 soft: Vec::with_capacity(BUF_LEN),
             },
             last: LastOut::default(),
-        }
+        })
+    }
+
+    /// How the registry reaches this worker.
+    pub(super) fn link(&self) -> Arc<WorkerLink> {
+        self.link.clone()
     }
 
     pub(super) fn run(mut self) {

@@ -376,17 +376,6 @@ impl Switch {
         self.table.load().ports.get(id as usize)?.clone()
     }
 
-    /// All ports with their ids.
-    pub fn ports(&self) -> Vec<(PortId, PortConfig)> {
-        self.table
-            .load()
-            .ports
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i as PortId, p.clone()?)))
-            .collect()
-    }
-
     pub fn port_id(&self, name: &str) -> Option<PortId> {
         self.table
             .load()
