@@ -268,7 +268,12 @@ impl PortRegistry {
             generation: cur.generation + 1,
             ports: draft.ports,
         });
-        self.switch
+        // Ports that went (or whose id another port took): a worker still
+        // reading one until it takes the snapshot may learn its MACs
+        // again after the install's flush; flushed once more below, when
+        // no worker reads it any more.
+        let gone = self
+            .switch
             .install(next.ports.iter().map(|p| p.as_ref().map(|r| r.cfg.clone())));
         // A new device (a port added, or re-attached) is up in the switch
         // unless it knows its link is down.
@@ -281,15 +286,6 @@ impl PortRegistry {
                     .set_port_up(r.id, r.device.link_state() == LinkState::Up);
             }
         }
-        // Ports that went (or whose id another port took): a worker still
-        // reading one until it takes the snapshot may learn its MACs
-        // again after the install's flush; flushed once more below, when
-        // no worker reads it any more.
-        let gone: Vec<PortId> = cur
-            .iter()
-            .filter(|old| next.get(old.id).is_none_or(|r| r.name() != old.name()))
-            .map(|old| old.id)
-            .collect();
         drop(cur);
         self.current.store(next.clone());
         self.wait_for_workers(next.generation);

@@ -309,9 +309,10 @@ impl Switch {
     /// registry derives it from each snapshot. Learned entries of a port
     /// whose VLANs changed or that stopped learning are flushed; a port
     /// that is gone (or whose id another port took) goes down and loses
-    /// every entry, static ones too. A port's settings are checked where
-    /// they are made (config, control requests), not here.
-    pub fn install(&self, ports: impl IntoIterator<Item = Option<PortConfig>>) {
+    /// every entry, static ones too; their ids are returned. A port's
+    /// settings are checked where they are made (config, control
+    /// requests), not here.
+    pub fn install(&self, ports: impl IntoIterator<Item = Option<PortConfig>>) -> Vec<PortId> {
         let _w = self.writer.lock();
         let cur = self.table.load();
         let ports: Vec<Option<PortConfig>> = ports.into_iter().take(MAX_PORTS).collect();
@@ -332,7 +333,7 @@ impl Switch {
             self.up.set(id, false);
         }
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
-        for id in gone {
+        for &id in &gone {
             self.forget_port(id);
         }
         for id in changed {
@@ -341,6 +342,7 @@ impl Switch {
                 ..Flush::default()
             });
         }
+        gone
     }
 
     /// Removes every FDB entry (static ones too) of port `id`, which is no
