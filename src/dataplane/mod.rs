@@ -207,6 +207,22 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Sends a frame the control plane made (a BPDU, a multicast query)
+    /// out of port `id`, as it is: no tag action, no virtio-net offloads.
+    /// Any thread may call it; the port's worker is not involved. `None`
+    /// when there is no such port.
+    pub fn send_frame(&self, id: PortId, frame: &[u8]) -> Option<egress::Sent> {
+        let rec = self.port(id)?;
+        let io = egress::PortIo {
+            mtu: rec.device.port.mtu(),
+            offloads: rec.device.port.offloads(),
+        };
+        let mut buf = vec![0u8; crate::wire::vnet::VNET_HDR_LEN];
+        buf.extend_from_slice(frame);
+        let hdr = crate::wire::vnet::VnetHdr::default();
+        Some(egress::send(&rec.device.port, &io, hdr, &buf, &mut Vec::new()))
+    }
+
     /// Marks a port's link down (its carrier dropped): it stops receiving
     /// frames and its learned MACs are flushed, like a bridge port whose
     /// link goes down. It comes back when the carrier returns.
