@@ -19,9 +19,11 @@ pub enum Reason {
     Malformed,
     /// Any other I/O error on the port.
     IoError,
+    /// A frame for the control plane (a BPDU) found its queue full.
+    ControlQueueFull,
 }
 
-pub const N_REASONS: usize = DropReason::ALL.len() + 4;
+pub const N_REASONS: usize = DropReason::ALL.len() + 5;
 
 impl Reason {
     pub fn all() -> impl Iterator<Item = Reason> {
@@ -30,6 +32,7 @@ impl Reason {
             Reason::TooBig,
             Reason::Malformed,
             Reason::IoError,
+            Reason::ControlQueueFull,
         ])
     }
 
@@ -41,6 +44,7 @@ impl Reason {
             Reason::TooBig => n + 1,
             Reason::Malformed => n + 2,
             Reason::IoError => n + 3,
+            Reason::ControlQueueFull => n + 4,
         }
     }
 
@@ -51,6 +55,7 @@ impl Reason {
             Reason::TooBig => "too_big",
             Reason::Malformed => "malformed",
             Reason::IoError => "io_error",
+            Reason::ControlQueueFull => "control_queue_full",
         }
     }
 }

@@ -18,7 +18,7 @@ use super::egress::{self, Failure, Sent};
 use super::policy::{Move, ReadPolicy, WINDOW_MS};
 use super::stats::{Reason, WorkerCounters, bump};
 use super::tapring::{PER_PASS, ReadDone, TapRing};
-use super::{Clock, Tuning};
+use super::{Clock, Punted, Tuning};
 use crate::os::sys;
 use crate::os::uring::Completion;
 use crate::port::PortKind;
@@ -114,6 +114,8 @@ pub(super) struct Worker {
     busy_poll: Duration,
     bufs: Buffers,
     last: LastOut,
+    /// Where frames for the control plane go ([`super::Punted`]).
+    punt: crossbeam_channel::Sender<Punted>,
 }
 
 /// Clears the worker's `running` flag when its thread ends, however.
@@ -133,6 +135,7 @@ pub(super) struct Settings {
     pub stop: Arc<AtomicBool>,
     pub clock: Clock,
     pub tuning: Tuning,
+    pub punt: crossbeam_channel::Sender<Punted>,
 }
 
 impl Worker {
@@ -148,6 +151,7 @@ impl Worker {
             stop,
             clock,
             tuning,
+            punt,
         } = settings;
         let poll = Poll::new()?;
         let link = Arc::new(WorkerLink::new(mio::Waker::new(poll.registry(), WAKER)?));
@@ -198,6 +202,7 @@ impl Worker {
                 soft: Vec::with_capacity(BUF_LEN),
             },
             last: LastOut::default(),
+            punt,
         })
     }
 
@@ -637,6 +642,13 @@ impl Worker {
                     bump(&c.flooded, 1);
                 }
                 Some(e)
+            }
+            Action::Punt => {
+                let frame = buf[VNET_HDR_LEN..].to_vec();
+                if self.punt.try_send(Punted { port: id, frame }).is_err() {
+                    self.counters.count_drop(id, Reason::ControlQueueFull);
+                }
+                None
             }
         }
     }
