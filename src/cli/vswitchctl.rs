@@ -209,6 +209,17 @@ impl CliFlag for Option<MacLimit> {
     }
 }
 
+impl CliFlag for crate::switch::StormControl {
+    const VALUE_NAME: &'static str = "CLASS=FPS,...|off";
+    /// `broadcast=1000,multicast=1000,unknown-unicast=1000`, or `off`.
+    fn parse(s: &str) -> Result<crate::switch::StormControl, String> {
+        crate::switch::StormControl::parse(s)
+    }
+    fn word(&self, name: &str) -> String {
+        format!("{name}={self}")
+    }
+}
+
 macro_rules! flag_opts {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// An option per port flag (`--mac-limit 0` removes the limit).

@@ -274,6 +274,14 @@ impl FlagChange for Option<MacLimit> {
     }
 }
 
+impl FlagChange for crate::switch::StormControl {
+    /// The new limits, all three classes (`off` clears them).
+    type Wire = crate::switch::StormControl;
+    fn from_wire(sc: crate::switch::StormControl) -> crate::switch::StormControl {
+        sc
+    }
+}
+
 macro_rules! flag_changes {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// New values for some port flags (one field per

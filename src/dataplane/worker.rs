@@ -23,7 +23,10 @@ use crate::os::sys;
 use crate::os::uring::Completion;
 use crate::port::PortKind;
 use crate::registry::{PortRegistry, Snapshot, WorkerLink};
-use crate::switch::{Action, DropReason, Egress, MAX_PORTS, PortId, Switch, SwitchView, TagAction};
+use crate::switch::{
+    Action, DropReason, Egress, MAX_PORTS, PortId, StormClass, StormMeter, Switch, SwitchView,
+    TagAction,
+};
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
 
 /// Frames read from one port before the worker turns to the next.
@@ -52,6 +55,8 @@ struct Slot {
     in_ring: bool,
     /// Frames read in the current window (for the ring's policy).
     frames: u32,
+    /// Storm-control meters of frames received here.
+    storm: StormMeter,
 }
 
 /// A worker's io_uring for its busy TAPs, with the policy that picks them.
@@ -355,6 +360,7 @@ impl Worker {
             queued: false,
             in_ring: false,
             frames: 0,
+            storm: StormMeter::default(),
             dev,
         });
         if !owned {
@@ -638,6 +644,17 @@ impl Worker {
                 None
             }
             Action::Forward(e) => {
+                let dst: &[u8; 6] = buf[VNET_HDR_LEN..VNET_HDR_LEN + 6].try_into().ok()?;
+                if let Some(class) = StormClass::of(dst, e.flooded) {
+                    let limits = view.storm_control(id);
+                    if !limits.is_off()
+                        && let Some(s) = self.slots[id as usize].as_mut()
+                        && !s.storm.admit(&limits, class, now)
+                    {
+                        self.counters.count_drop(id, Reason::Storm(class));
+                        return None;
+                    }
+                }
                 if e.flooded {
                     bump(&c.flooded, 1);
                 }

@@ -9,6 +9,7 @@
 pub mod decision;
 pub mod fdb;
 pub mod ports;
+pub mod storm;
 
 use std::sync::Arc;
 use std::sync::atomic::{
@@ -25,6 +26,8 @@ pub use fdb::{
 pub use ports::{
     MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, Vid, VlanError, VlanMode, VlanSet,
 };
+
+pub use storm::{StormClass, StormControl, StormMeter};
 
 use crate::wire::{Frame, FrameError};
 
@@ -557,6 +560,15 @@ impl SwitchView<'_> {
         let mut up = self.up.get();
         up.insert(id);
         self.up.set(up);
+    }
+
+    /// Port `id`'s storm-control limits (none for an unknown port).
+    #[inline]
+    pub fn storm_control(&self, id: PortId) -> StormControl {
+        match self.table.ports.get(id as usize) {
+            Some(Some(p)) => p.flags.storm_control,
+            _ => StormControl::OFF,
+        }
     }
 
     /// The VLAN protocol (TPID) pushed tags use.

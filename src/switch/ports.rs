@@ -430,6 +430,9 @@ macro_rules! port_flags {
             /// learned (their frames still flood), like the kernel's
             /// `fdb_max_learned`. None by default; a change to 0 removes it.
             mac_limit: Option<$crate::switch::MacLimit> = None,
+            /// Rate limits, frames per second, on broadcast, multicast and
+            /// unknown unicast received here (none by default).
+            storm_control: $crate::switch::StormControl = $crate::switch::StormControl::OFF,
         }
     };
 }
