@@ -159,6 +159,27 @@ pub struct SwitchSection {
     pub control_socket: String,
     /// Group given the control socket (mode 0660); none: root only (0600).
     pub control_socket_group: Option<String>,
+    /// Spanning tree: `off`, `stp` (802.1D-1998 BPDUs) or `rstp`.
+    pub stp: StpMode,
+    /// Bridge priority (multiple of 4096); the lowest becomes root.
+    pub bridge_priority: u32,
+    /// Seconds between BPDUs.
+    pub hello_time: u32,
+    /// Seconds a root's information is kept without hearing it again.
+    pub max_age: u32,
+    /// Seconds in each of listening and learning (STP), or before a
+    /// non-edge port without an agreement forwards (RSTP).
+    pub forward_delay: u32,
+}
+
+/// `[switch] stp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StpMode {
+    #[default]
+    Off,
+    Stp,
+    Rstp,
 }
 
 impl Default for SwitchSection {
@@ -174,7 +195,41 @@ impl Default for SwitchSection {
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
             control_socket_group: None,
+            stp: StpMode::Off,
+            bridge_priority: 32768,
+            hello_time: 2,
+            max_age: 20,
+            forward_delay: 15,
         }
+    }
+}
+
+impl SwitchSection {
+    /// The spanning-tree settings, checked (also while `stp = "off"`, so a
+    /// later switch-on cannot fail); `None` when spanning tree is off.
+    pub fn stp(&self) -> Result<Option<crate::stp::BridgeConfig>, String> {
+        let byte = |key: &str, v: u32| {
+            u8::try_from(v).map_err(|_| format!("[switch] {key} = {v}: out of range"))
+        };
+        let cfg = crate::stp::BridgeConfig {
+            mode: match self.stp {
+                StpMode::Stp => crate::stp::Mode::Stp,
+                StpMode::Off | StpMode::Rstp => crate::stp::Mode::Rstp,
+            },
+            priority: u16::try_from(self.bridge_priority).map_err(|_| {
+                format!(
+                    "[switch] bridge-priority = {}: must be a multiple of 4096 from 0 to 61440",
+                    self.bridge_priority
+                )
+            })?,
+            hello_time: byte("hello-time", self.hello_time)?,
+            max_age: byte("max-age", self.max_age)?,
+            forward_delay: byte("forward-delay", self.forward_delay)?,
+            ..crate::stp::BridgeConfig::default()
+        };
+        cfg.validate()
+            .map_err(|e| format!("[switch] spanning tree: {e}"))?;
+        Ok((self.stp != StpMode::Off).then_some(cfg))
     }
 }
 
@@ -426,6 +481,8 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Group given the control socket (a name or a number).
     pub control_socket_group: Option<String>,
+    /// Spanning tree's settings; `None`: off.
+    pub stp: Option<crate::stp::BridgeConfig>,
     pub ports: Vec<PortPlan>,
 }
 
@@ -492,6 +549,7 @@ impl File {
         if let Some(g) = &s.control_socket_group {
             check_group_name(g).map_err(|m| err(format!("[switch] control-socket-group: {m}")))?;
         }
+        let stp = s.stp().map_err(err)?;
         let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
         let mut ports = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -533,6 +591,7 @@ impl File {
             metrics_addr,
             control_socket,
             control_socket_group: s.control_socket_group.clone(),
+            stp,
             ports,
         })
     }

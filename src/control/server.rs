@@ -230,5 +230,7 @@ fn execute(d: &Daemon, req: Request) -> Response {
         }
         Request::Reload => result(d.reload().map(|r| r.to_string())),
         Request::LogLevel { filter } => result(d.log_level(filter.as_deref())),
+        Request::StpShow => result(d.stp_show()),
+        Request::StpEnable { port } => result(d.stp_enable(&port)),
     }
 }

@@ -24,7 +24,8 @@ pub use fdb::{
     Learn,
 };
 pub use ports::{
-    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, Vid, VlanError, VlanMode, VlanSet,
+    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, StpCost, StpPriority, Vid,
+    VlanError, VlanMode, VlanSet,
 };
 
 pub use storm::{StormClass, StormControl, StormMeter};

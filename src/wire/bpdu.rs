@@ -597,7 +597,11 @@ mod tests {
     #[test]
     fn error_names_are_distinct_labels() {
         let mut names: Vec<_> = BpduError::ALL.iter().map(|e| e.as_str()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
         names.sort();
         names.dedup();
         assert_eq!(names.len(), BpduError::ALL.len());
