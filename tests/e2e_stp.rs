@@ -386,3 +386,117 @@ fn stp_triangle_with_two_kernel_bridges() {
     assert!(v["topology_changes"].as_u64().unwrap_or(0) >= 1, "{v}");
     eprintln!("e2e_stp done in {:?}", t0.elapsed());
 }
+
+/// Three vswitchd in a ring (raw: ports on veth pairs), RSTP on all, one
+/// host on each: converged with one discarding port, then the root
+/// link of one switch goes down while a host pings across it every
+/// 10 ms. Reports how long traffic stopped (RSTP's rapid transitions;
+/// the kernel's STP needs max age plus twice the forward delay).
+#[test]
+fn rstp_ring_of_three_reconverges_after_a_link_flap() {
+    require_root();
+    let base = names("rsr");
+    // Links: s0-s1, s1-s2, s2-s0; switch i holds ends `{base}{i}a` (to
+    // the next switch) and `{base}{i}b` (from the previous one).
+    let links: Vec<Link> = (0..3)
+        .map(|i| {
+            let a = format!("{base}{i}a");
+            let b = format!("{base}{}b", (i + 1) % 3);
+            Link::veth(&a, &b, None)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut switches = Vec::new();
+    let mut hosts = Vec::new();
+    for i in 0..3 {
+        let conf = dir.path().join(format!("s{i}.toml"));
+        let tap = format!("{base}t{i}");
+        // s0 is the root.
+        let priority = if i == 0 { 4096 } else { 32768 };
+        write_config(
+            &conf,
+            &format!(
+                "[switch]\nstp = \"rstp\"\nbridge-priority = {priority}\n\
+                 [[port]]\nname = \"raw:{base}{i}a\"\n[[port]]\nname = \"raw:{base}{i}b\"\n\
+                 [[port]]\nname = \"{tap}\"\nstp-edge = true\n"
+            ),
+        );
+        let sw = Switchd::start(&["--config", conf.to_str().unwrap()], &[&tap]);
+        let ns = Netns::new(&format!("{base}h{i}"));
+        quiet_ipv6(&ns);
+        let ip = format!("198.18.131.{}", 10 + i);
+        ns.take(&tap, &format!("{ip}/24"));
+        switches.push(sw);
+        hosts.push(Host { ns, dev: tap, ip });
+    }
+    let states = || -> Vec<(usize, String, String, String)> {
+        let mut v = Vec::new();
+        for (i, sw) in switches.iter().enumerate() {
+            let s = stp(sw);
+            for p in s["ports"].as_array().into_iter().flatten() {
+                let port = p["port"].as_str().unwrap_or("").to_string();
+                if port.starts_with("raw:") {
+                    v.push((
+                        i,
+                        port,
+                        p["role"].as_str().unwrap_or("").to_string(),
+                        p["state"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        }
+        v
+    };
+    let one_blocked = || {
+        let s = states();
+        let roots: Vec<String> = switches
+            .iter()
+            .map(|sw| stp(sw)["root_id"].as_str().unwrap_or("").to_string())
+            .collect();
+        let discarding = s.iter().filter(|p| p.3 == "discarding").count();
+        let forwarding = s.iter().filter(|p| p.3 == "forwarding").count();
+        (roots.iter().all(|r| *r == roots[0]) && discarding == 1 && forwarding == 5).then_some(s)
+    };
+    let t0 = Instant::now();
+    let got = wait_for(CONVERGE, one_blocked);
+    assert!(got.is_some(), "ring did not converge: {:?}", states());
+    eprintln!("ring converged after {:?}: {:?}", t0.elapsed(), got);
+    assert!(
+        wait_for(Duration::from_secs(10), || hosts[1]
+            .ns
+            .ping(&hosts[0].ip, 1))
+        .is_some(),
+        "h1 cannot reach h0"
+    );
+
+    // s1's root port is its link to s0 (`{base}1b`, the far end of s0's
+    // `{base}0a`). Take it down while h1 pings h0 every 10 ms.
+    let ping = support::traffic::BgPing::start(&hosts[1].ns, &hosts[0].ip, 400, "0.01");
+    std::thread::sleep(Duration::from_secs(1));
+    run(&["ip", "link", "set", &format!("{base}1b"), "down"]);
+    let (sent, received, summary) = ping.finish();
+    let lost = sent.saturating_sub(received);
+    eprintln!(
+        "RSTP ring, link flap: {lost} of {sent} pings lost at 10 ms intervals \
+         (about {} ms without traffic); {:?}",
+        lost * 10,
+        states()
+    );
+    assert!(received > 0, "no ping came back: {summary}");
+    let healed = wait_for(CONVERGE, || {
+        let s = states();
+        let fwd = s.iter().filter(|p| p.3 == "forwarding").count();
+        (fwd == 4).then_some(s)
+    });
+    assert!(healed.is_some(), "ring did not heal: {:?}", states());
+    assert!(hosts[1].ns.ping(&hosts[0].ip, 2) && hosts[2].ns.ping(&hosts[1].ip, 2));
+    // The link comes back: one port blocks again.
+    run(&["ip", "link", "set", &format!("{base}1b"), "up"]);
+    let back = wait_for(CONVERGE, one_blocked);
+    assert!(
+        back.is_some(),
+        "ring did not converge again: {:?}",
+        states()
+    );
+    drop(links);
+}
