@@ -390,7 +390,8 @@ impl Bridge {
 
     /// The port's current role and state, if it exists.
     pub fn port(&self, id: PortId) -> Option<(PortRole, PortState)> {
-        self.index(id).map(|i| (self.ports[i].role, self.ports[i].state()))
+        self.index(id)
+            .map(|i| (self.ports[i].role, self.ports[i].state()))
     }
 
     // ---- transmission (17.21.19, 17.21.20, 17.21.21) ----

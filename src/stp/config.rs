@@ -224,18 +224,36 @@ mod tests {
             e(BridgeConfig { hello_time: 0, ..d }),
             StpConfigError::HelloTime(0)
         );
-        assert_eq!(e(BridgeConfig { max_age: 41, ..d }), StpConfigError::MaxAge(41));
         assert_eq!(
-            e(BridgeConfig { forward_delay: 3, ..d }),
+            e(BridgeConfig { max_age: 41, ..d }),
+            StpConfigError::MaxAge(41)
+        );
+        assert_eq!(
+            e(BridgeConfig {
+                forward_delay: 3,
+                ..d
+            }),
             StpConfigError::ForwardDelay(3)
         );
         assert_eq!(
-            e(BridgeConfig { tx_hold_count: 0, ..d }),
+            e(BridgeConfig {
+                tx_hold_count: 0,
+                ..d
+            }),
             StpConfigError::TxHoldCount(0)
         );
-        let err = e(BridgeConfig { forward_delay: 4, ..d });
-        assert!(matches!(err, StpConfigError::MaxAgeAboveForwardDelay { limit: 6, .. }));
-        assert!(err.to_string().contains("2 x (forward-delay - 1) >= max-age"));
+        let err = e(BridgeConfig {
+            forward_delay: 4,
+            ..d
+        });
+        assert!(matches!(
+            err,
+            StpConfigError::MaxAgeAboveForwardDelay { limit: 6, .. }
+        ));
+        assert!(
+            err.to_string()
+                .contains("2 x (forward-delay - 1) >= max-age")
+        );
         let err = e(BridgeConfig {
             hello_time: 10,
             max_age: 20,

@@ -29,11 +29,11 @@ pub(crate) mod sim;
 mod tests;
 pub mod vector;
 
+pub use crate::wire::bpdu::BpduError;
 pub use bridge::{Bridge, BridgeStatus, PortStatus};
 pub use config::{BridgeConfig, Mode, PortStpConfig, StpConfigError, default_cost};
 pub use port::{PortRole, PortState};
 pub use vector::BridgeId;
-pub use crate::wire::bpdu::BpduError;
 
 /// The switch's port index.
 pub type PortId = crate::switch::PortId;

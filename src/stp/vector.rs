@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(v(1, 11, 4, 0x8001).compare(&port), Cmp::Inferior);
         // Same designated bridge address and port number: replaces.
         assert_eq!(v(2, 11, 5, 0x8001).compare(&port), Cmp::Superior);
-        assert_eq!(v(2, 11, 0x9000_0000_0000_0005, 0x4001).compare(&port), Cmp::Superior);
+        assert_eq!(
+            v(2, 11, 0x9000_0000_0000_0005, 0x4001).compare(&port),
+            Cmp::Superior
+        );
     }
 
     #[test]

@@ -19,9 +19,7 @@ pub(crate) fn step(b: &mut Bridge, i: usize) -> bool {
     } else {
         match p.sm.receive {
             State::Discard if p.rcvd_bpdu && p.port_enabled => Some(State::Receive),
-            State::Receive if p.rcvd_bpdu && p.port_enabled && !p.rcvd_msg => {
-                Some(State::Receive)
-            }
+            State::Receive if p.rcvd_bpdu && p.port_enabled && !p.rcvd_msg => Some(State::Receive),
             _ => None,
         }
     };

@@ -34,9 +34,9 @@ pub enum State {
 
 /// allSynced (17.20.3).
 fn all_synced(b: &Bridge) -> bool {
-    b.ports.iter().all(|p| {
-        p.selected && p.role == p.selected_role && (p.role == PortRole::Root || p.synced)
-    })
+    b.ports
+        .iter()
+        .all(|p| p.selected && p.role == p.selected_role && (p.role == PortRole::Root || p.synced))
 }
 
 /// reRooted (17.20.10).
@@ -80,11 +80,11 @@ fn next(b: &Bridge, i: usize) -> Option<State> {
     let rstp = b.rstp_version();
     match p.sm.role {
         DisablePort => (!p.learning && !p.forwarding).then_some(DisabledPort),
-        DisabledPort => (p.fd_while != p.max_age() || p.sync || p.re_root || !p.synced)
-            .then_some(DisabledPort),
+        DisabledPort => {
+            (p.fd_while != p.max_age() || p.sync || p.re_root || !p.synced).then_some(DisabledPort)
+        }
         RootPort => {
-            let may_learn =
-                p.fd_while == 0 || (re_rooted(b, i) && p.rb_while == 0 && rstp);
+            let may_learn = p.fd_while == 0 || (re_rooted(b, i) && p.rb_while == 0 && rstp);
             if p.rr_while != p.fwd_delay() {
                 Some(RootPort)
             } else if p.re_root && p.forward {

@@ -109,8 +109,7 @@ fn updt_roles_tree(b: &mut Bridge) {
             }
             InfoIs::Mine => {
                 p.selected_role = PortRole::Designated;
-                if p.port_priority != p.designated_priority || p.port_times != p.designated_times
-                {
+                if p.port_priority != p.designated_priority || p.port_times != p.designated_times {
                     p.updt_info = true;
                 }
             }
@@ -119,13 +118,12 @@ fn updt_roles_tree(b: &mut Bridge) {
                     p.selected_role = PortRole::Root;
                     p.updt_info = false;
                 } else if p.designated_priority.order(&p.port_priority) != Ordering::Less {
-                    p.selected_role = if p.port_priority.designated_bridge.address()
-                        == own.address()
-                    {
-                        PortRole::Backup
-                    } else {
-                        PortRole::Alternate
-                    };
+                    p.selected_role =
+                        if p.port_priority.designated_bridge.address() == own.address() {
+                            PortRole::Backup
+                        } else {
+                            PortRole::Alternate
+                        };
                     p.updt_info = false;
                 } else {
                     p.selected_role = PortRole::Designated;

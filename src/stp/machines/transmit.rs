@@ -21,17 +21,13 @@ fn next(b: &Bridge, i: usize) -> Option<State> {
         return Some(TransmitInit);
     }
     match p.sm.transmit {
-        TransmitInit | TransmitPeriodic | TransmitConfig | TransmitTcn | TransmitRstp => {
-            Some(Idle)
-        }
+        TransmitInit | TransmitPeriodic | TransmitConfig | TransmitTcn | TransmitRstp => Some(Idle),
         Idle => {
             // No BPDUs from a disabled port (17.26: role Disabled).
             if p.role == PortRole::Disabled || !p.port_enabled || !p.selected || p.updt_info {
                 return None;
             }
-            let can = p.new_info
-                && p.tx_count < b.cfg.tx_hold_count as u16
-                && p.hello_when != 0;
+            let can = p.new_info && p.tx_count < b.cfg.tx_hold_count as u16 && p.hello_when != 0;
             if p.hello_when == 0 {
                 Some(TransmitPeriodic)
             } else if p.send_rstp && can {
