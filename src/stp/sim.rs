@@ -34,6 +34,10 @@ pub struct Sim {
     pending: Vec<(At, Vec<u8>)>,
     /// Frames delivered, in total.
     pub delivered: u64,
+    /// Check after every delivered BPDU and every tick that forwarding
+    /// ports form no loop; the first violation is kept here.
+    pub check_loops: bool,
+    pub loop_seen: Option<String>,
 }
 
 pub fn mac(b: usize) -> [u8; 6] {
@@ -57,6 +61,8 @@ impl Sim {
             log: Vec::new(),
             pending: Vec::new(),
             delivered: 0,
+            check_loops: false,
+            loop_seen: None,
         }
     }
 
@@ -153,6 +159,15 @@ impl Sim {
         }
     }
 
+    fn check_forest(&mut self) {
+        if self.check_loops
+            && self.loop_seen.is_none()
+            && let Err(e) = self.forwarding_forest()
+        {
+            self.loop_seen = Some(format!("tick {}: {e}", self.now));
+        }
+    }
+
     /// One second for every bridge, then delivery.
     pub fn tick(&mut self) {
         self.now += 1;
@@ -162,8 +177,9 @@ impl Sim {
                 .expect("valid BPDU");
             self.delivered += 1;
         }
-        for b in &mut self.bridges {
-            b.tick();
+        for i in 0..self.bridges.len() {
+            self.bridges[i].tick();
+            self.check_forest();
         }
         self.settle();
     }
@@ -237,6 +253,33 @@ impl Sim {
                 return Err(format!("bridge {i} port {} learning", p.port));
             }
         }
+        let mut set = self.forwarding_forest()?;
+        let n = self.bridges.len();
+        fn find(c: &mut [usize], x: usize) -> usize {
+            let mut r = x;
+            while c[r] != r {
+                r = c[r];
+            }
+            c[x] = r;
+            r
+        }
+        for (li, l) in self.lans.iter().enumerate() {
+            if !l.up {
+                continue;
+            }
+            for &(b, _) in &l.ports {
+                if find(&mut set, b) != find(&mut set, n + li) {
+                    return Err(format!("LAN {li} not reached from bridge {b}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The forwarding ports joining bridges (nodes 0..n) and up LANs
+    /// (nodes n..n+m) must form a forest: Err names the port closing a loop.
+    /// Returns the union-find sets.
+    pub fn forwarding_forest(&self) -> Result<Vec<usize>, String> {
         // Nodes: bridges 0..n, then LANs n..n+m. Union-find over forwarding
         // attachments; a cycle shows as a union within one set.
         let n = self.bridges.len();
@@ -263,17 +306,7 @@ impl Sim {
                 }
             }
         }
-        for (li, l) in self.lans.iter().enumerate() {
-            if !l.up {
-                continue;
-            }
-            for &(b, _) in &l.ports {
-                if find(&mut set, b) != find(&mut set, n + li) {
-                    return Err(format!("LAN {li} not reached from bridge {b}"));
-                }
-            }
-        }
-        Ok(())
+        Ok(set)
     }
 
     /// Flush events logged since tick `from`.
