@@ -591,8 +591,10 @@ fn cost_change_keeps_or_moves_the_tree() {
     assert_eq!(s.role((1, 1)), Root);
     assert_eq!(s.role((1, 0)), Alternate);
     // A port priority change on the root's side moves it back.
-    let mut hi = PortStpConfig::default();
-    hi.priority = 16;
+    let hi = PortStpConfig {
+        priority: 16,
+        ..PortStpConfig::default()
+    };
     s.bridges[0].set_port_config(0, hi);
     s.bridges[1].set_port_config(1, PortStpConfig::default());
     s.bridges[1].set_port_config(0, PortStpConfig::default());
@@ -734,8 +736,8 @@ mod random {
         #[test]
         fn random_mixed_stp_rstp_converge(t in topo(), legacy in proptest::collection::vec(any::<bool>(), 8)) {
             let mut s = build(&t, rstp());
-            for i in 0..t.n {
-                if legacy[i] {
+            for (i, _) in legacy.iter().enumerate().take(t.n).filter(|x| *x.1) {
+                {
                     let c = s.bridges[i].config();
                     s.bridges[i].set_config(BridgeConfig { mode: Mode::Stp, ..c });
                 }
