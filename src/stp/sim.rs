@@ -8,7 +8,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{Bridge, BridgeConfig, Event, PortId, PortRole, PortState, PortStpConfig};
+use super::legacy::{LState, Legacy};
+use super::{Bridge, BridgeConfig, BridgeId, Event, PortId, PortRole, PortState, PortStpConfig};
+
+/// Bridge indices from here on name [`Sim::legacy`] bridges.
+pub const LEGACY: usize = 1000;
 
 /// A bridge port: (bridge index, port id).
 pub type At = (usize, PortId);
@@ -21,6 +25,8 @@ pub struct Lan {
 
 pub struct Sim {
     pub bridges: Vec<Bridge>,
+    /// Legacy 802.1D-1998 bridges (kernel-like), addressed as LEGACY + k.
+    pub legacy: Vec<Legacy>,
     pub lans: Vec<Lan>,
     /// Deliver BPDUs at the next tick instead of at once.
     pub delay: bool,
@@ -37,6 +43,8 @@ pub struct Sim {
     /// Check after every delivered BPDU and every tick that forwarding
     /// ports form no loop; the first violation is kept here.
     pub check_loops: bool,
+    /// Print every delivery (debugging).
+    pub trace: bool,
     pub loop_seen: Option<String>,
 }
 
@@ -54,6 +62,7 @@ impl Sim {
     pub fn new(n: usize, cfg: BridgeConfig) -> Sim {
         Sim {
             bridges: (0..n).map(|i| Bridge::new(mac(i), cfg)).collect(),
+            legacy: Vec::new(),
             lans: Vec::new(),
             delay: false,
             duplicate: false,
@@ -62,8 +71,92 @@ impl Sim {
             pending: Vec::new(),
             delivered: 0,
             check_loops: false,
+            trace: false,
             loop_seen: None,
         }
+    }
+
+    /// Adds a legacy STP bridge (MAC 02:00:00:00:01:k); returns its index.
+    pub fn add_legacy(&mut self, priority: u16) -> usize {
+        let k = self.legacy.len();
+        self.legacy.push(Legacy::new(priority, mac(0x100 + k)));
+        LEGACY + k
+    }
+
+    fn set_link(&mut self, (b, p): At, up: bool) {
+        if b >= LEGACY {
+            self.legacy[b - LEGACY].set_link(p, up);
+        } else {
+            self.bridges[b].set_link(p, up);
+        }
+    }
+
+    fn deliver(&mut self, (b, p): At, frame: &[u8]) {
+        self.delivered += 1;
+        if self.trace {
+            eprintln!(
+                "deliver to {:?}: {:?}",
+                (b, p),
+                crate::wire::bpdu::Bpdu::parse_frame(frame)
+            );
+        }
+        if b >= LEGACY {
+            self.legacy[b - LEGACY].receive(p, frame);
+        } else {
+            self.bridges[b]
+                .receive(p, frame)
+                .expect("simulated BPDUs are valid");
+            if self.trace {
+                for q in &self.bridges[b].ports {
+                    eprintln!(
+                        "      b{b} port {} {:?}/{:?} {:?} info {:?} pp=({},{},{:04x}) agreed {} agree {} sync {} synced {} prop {}/{} {:?} fd {}",
+                        q.id,
+                        q.role,
+                        q.selected_role,
+                        q.state(),
+                        q.info_is,
+                        q.port_priority.root,
+                        q.port_priority.root_path_cost,
+                        q.port_priority.designated_port,
+                        q.agreed,
+                        q.agree,
+                        q.sync,
+                        q.synced,
+                        q.proposing,
+                        q.proposed,
+                        q.sm.role,
+                        q.fd_while
+                    );
+                }
+            }
+        }
+        self.check_forest();
+    }
+
+    /// Node index of a bridge: RSTP bridges first, then legacy ones.
+    fn node(&self, b: usize) -> usize {
+        if b >= LEGACY {
+            self.bridges.len() + b - LEGACY
+        } else {
+            b
+        }
+    }
+
+    fn nodes(&self) -> usize {
+        self.bridges.len() + self.legacy.len()
+    }
+
+    fn ids(&self) -> Vec<(BridgeId, BridgeId)> {
+        let mut v: Vec<_> = self
+            .bridges
+            .iter()
+            .map(|b| {
+                let s = b.status();
+                (s.bridge_id, s.root_id)
+            })
+            .collect();
+        v.extend(self.legacy.iter().map(|l| (l.id, l.root())));
+        v
     }
 
     /// Adds a LAN joining the given ports (created if missing, link up).
@@ -76,14 +169,18 @@ impl Sim {
                 point_to_point: p2p,
                 ..PortStpConfig::default()
             };
-            self.bridges[b].add_port(p, cfg, port_mac(b, p));
+            if b >= LEGACY {
+                self.legacy[b - LEGACY].add_port(p);
+            } else {
+                self.bridges[b].add_port(p, cfg, port_mac(b, p));
+            }
         }
         self.lans.push(Lan {
             ports: ports.to_vec(),
             up: true,
         });
-        for &(b, p) in ports {
-            self.bridges[b].set_link(p, true);
+        for &at in ports {
+            self.set_link(at, true);
         }
         self.settle();
         self.lans.len() - 1
@@ -104,8 +201,8 @@ impl Sim {
 
     pub fn set_lan(&mut self, lan: usize, up: bool) {
         self.lans[lan].up = up;
-        for (b, p) in self.lans[lan].ports.clone() {
-            self.bridges[b].set_link(p, up);
+        for at in self.lans[lan].ports.clone() {
+            self.set_link(at, up);
         }
         self.settle();
     }
@@ -119,6 +216,22 @@ impl Sim {
         let mut work: VecDeque<(At, Vec<u8>)> = VecDeque::new();
         let mut rounds = 0;
         loop {
+            for k in 0..self.legacy.len() {
+                for (port, frame) in std::mem::take(&mut self.legacy[k].out) {
+                    let from = (LEGACY + k, port);
+                    let Some(lan) = self.lan_of(from) else {
+                        continue;
+                    };
+                    if !lan.up {
+                        continue;
+                    }
+                    for to in lan.ports.clone() {
+                        if to != from {
+                            work.push_back((to, frame.clone()));
+                        }
+                    }
+                }
+            }
             for bi in 0..self.bridges.len() {
                 for ev in self.bridges[bi].take_events() {
                     match ev {
@@ -147,13 +260,10 @@ impl Sim {
                     }
                 }
             }
-            let Some(((b, p), frame)) = work.pop_front() else {
+            let Some((to, frame)) = work.pop_front() else {
                 break;
             };
-            self.delivered += 1;
-            self.bridges[b]
-                .receive(p, &frame)
-                .expect("simulated BPDUs are valid");
+            self.deliver(to, &frame);
             rounds += 1;
             assert!(rounds < 1_000_000, "BPDU storm");
         }
@@ -165,6 +275,9 @@ impl Sim {
             && let Err(e) = self.forwarding_forest()
         {
             self.loop_seen = Some(format!("tick {}: {e}", self.now));
+            if self.trace {
+                eprintln!("LOOP {e}");
+            }
         }
     }
 
@@ -172,15 +285,16 @@ impl Sim {
     pub fn tick(&mut self) {
         self.now += 1;
         for (to, frame) in std::mem::take(&mut self.pending) {
-            self.bridges[to.0]
-                .receive(to.1, &frame)
-                .expect("valid BPDU");
-            self.delivered += 1;
+            self.deliver(to, &frame);
         }
         for i in 0..self.bridges.len() {
             self.bridges[i].tick();
             self.check_forest();
         }
+        for l in &mut self.legacy {
+            l.tick();
+        }
+        self.check_forest();
         self.settle();
     }
 
@@ -195,6 +309,14 @@ impl Sim {
     }
 
     pub fn state(&self, (b, p): At) -> PortState {
+        if b >= LEGACY {
+            return match self.legacy[b - LEGACY].state(p) {
+                LState::Disabled => PortState::Disabled,
+                LState::Blocking | LState::Listening => PortState::Discarding,
+                LState::Learning => PortState::Learning,
+                LState::Forwarding => PortState::Forwarding,
+            };
+        }
         self.bridges[b].port(p).expect("port exists").1
     }
 
@@ -211,7 +333,7 @@ impl Sim {
 
     /// Physical components: sets of bridges joined by up LANs.
     fn components(&self) -> Vec<usize> {
-        let n = self.bridges.len();
+        let n = self.nodes();
         let mut comp: Vec<usize> = (0..n).collect();
         fn find(c: &mut [usize], x: usize) -> usize {
             let mut r = x;
@@ -223,7 +345,8 @@ impl Sim {
         }
         for l in self.lans.iter().filter(|l| l.up) {
             for w in l.ports.windows(2) {
-                let (a, b) = (find(&mut comp, w[0].0), find(&mut comp, w[1].0));
+                let (x, y) = (self.node(w[0].0), self.node(w[1].0));
+                let (a, b) = (find(&mut comp, x), find(&mut comp, y));
                 comp[a] = b;
             }
         }
@@ -235,26 +358,26 @@ impl Sim {
     /// up LANs that spans each component.
     pub fn converged(&self) -> Result<(), String> {
         let comp = self.components();
-        let mut best: BTreeMap<usize, super::BridgeId> = BTreeMap::new();
-        for (i, b) in self.bridges.iter().enumerate() {
-            let id = b.status().bridge_id;
-            let e = best.entry(comp[i]).or_insert(id);
-            *e = (*e).min(id);
+        let ids = self.ids();
+        let mut best: BTreeMap<usize, BridgeId> = BTreeMap::new();
+        for (i, (id, _)) in ids.iter().enumerate() {
+            let e = best.entry(comp[i]).or_insert(*id);
+            *e = (*e).min(*id);
         }
-        for (i, b) in self.bridges.iter().enumerate() {
-            let s = b.status();
-            if s.root_id != best[&comp[i]] {
-                return Err(format!(
-                    "bridge {i} has root {} not {}",
-                    s.root_id, best[&comp[i]]
-                ));
+        for (i, (_, root)) in ids.iter().enumerate() {
+            if *root != best[&comp[i]] {
+                return Err(format!("node {i} has root {root} not {}", best[&comp[i]]));
             }
-            if let Some(p) = s.ports.iter().find(|p| p.state == PortState::Learning) {
-                return Err(format!("bridge {i} port {} learning", p.port));
+        }
+        for l in &self.lans {
+            for &at in &l.ports {
+                if self.state(at) == PortState::Learning {
+                    return Err(format!("{at:?} learning"));
+                }
             }
         }
         let mut set = self.forwarding_forest()?;
-        let n = self.bridges.len();
+        let n = self.nodes();
         fn find(c: &mut [usize], x: usize) -> usize {
             let mut r = x;
             while c[r] != r {
@@ -268,7 +391,7 @@ impl Sim {
                 continue;
             }
             for &(b, _) in &l.ports {
-                if find(&mut set, b) != find(&mut set, n + li) {
+                if find(&mut set, self.node(b)) != find(&mut set, n + li) {
                     return Err(format!("LAN {li} not reached from bridge {b}"));
                 }
             }
@@ -282,7 +405,7 @@ impl Sim {
     pub fn forwarding_forest(&self) -> Result<Vec<usize>, String> {
         // Nodes: bridges 0..n, then LANs n..n+m. Union-find over forwarding
         // attachments; a cycle shows as a union within one set.
-        let n = self.bridges.len();
+        let n = self.nodes();
         let mut set: Vec<usize> = (0..n + self.lans.len()).collect();
         fn find(c: &mut [usize], x: usize) -> usize {
             let mut r = x;
@@ -298,7 +421,7 @@ impl Sim {
             }
             for &at in &l.ports {
                 if self.state(at) == PortState::Forwarding {
-                    let (a, b) = (find(&mut set, at.0), find(&mut set, n + li));
+                    let (a, b) = (find(&mut set, self.node(at.0)), find(&mut set, n + li));
                     if a == b {
                         return Err(format!("loop through LAN {li} at {at:?}"));
                     }

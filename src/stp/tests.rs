@@ -1,6 +1,6 @@
 //! Protocol tests on the simulator (src/stp/sim.rs).
 
-use super::sim::{Sim, mac, port_mac};
+use super::sim::{self, Sim, mac, port_mac};
 use super::*;
 use crate::wire::Mac;
 use crate::wire::bpdu::{Bpdu, BpduBody, Flags, SECOND};
@@ -693,8 +693,65 @@ mod random {
         s
     }
 
+    /// Like [`build`], but bridges whose flag is set are kernel-like legacy
+    /// bridges (src/stp/legacy.rs).
+    fn build_with_legacy(t: &Topo, legacy: &[bool]) -> Sim {
+        let mut s = Sim::new(0, rstp());
+        s.check_loops = true;
+        let mut idx = Vec::new();
+        for i in 0..t.n {
+            if legacy[i] {
+                idx.push(s.add_legacy(t.priorities[i]));
+            } else {
+                s.bridges.push(Bridge::new(
+                    mac(i),
+                    BridgeConfig {
+                        priority: t.priorities[i],
+                        ..rstp()
+                    },
+                ));
+                idx.push(s.bridges.len() - 1);
+            }
+        }
+        let mut next_port = vec![0u16; t.n];
+        let mut port = |b: usize| {
+            let p = next_port[b];
+            next_port[b] += 1;
+            (idx[b], p)
+        };
+        for (i, &parent) in t.parents.iter().enumerate() {
+            let (a, b) = (port(i + 1), port(parent));
+            s.link(a, b);
+        }
+        for lan in &t.extra {
+            // Legacy bridges here model point-to-point kernel ports only.
+            let ports: Vec<_> = lan.iter().take(2).map(|&b| port(b)).collect();
+            s.lan(&ports);
+        }
+        s
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        // 48 cases unless PROPTEST_CASES says otherwise.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn random_topologies_with_kernel_like_bridges(t in topo(), legacy in proptest::collection::vec(any::<bool>(), 8)) {
+            let mut s = build_with_legacy(&t, &legacy);
+            let r = s.run_until_converged(200);
+            prop_assert!(r.is_some(), "not converged: {:?}", s.converged());
+            let lan = t.cut % s.lans.len();
+            s.set_lan(lan, false);
+            let r = s.run_until_converged(200);
+            prop_assert!(r.is_some(), "not converged after cut: {:?}", s.converged());
+            s.set_lan(lan, true);
+            let r = s.run_until_converged(200);
+            prop_assert!(r.is_some(), "not converged after repair: {:?}", s.converged());
+            prop_assert!(s.loop_seen.is_none(), "transient loop: {:?}", s.loop_seen);
+        }
 
         #[test]
         fn random_topologies_converge_loop_free(t in topo()) {
@@ -746,4 +803,134 @@ mod random {
             prop_assert!(r.is_some(), "not converged: {:?}", s.converged());
         }
     }
+}
+
+mod with_legacy {
+    //! Interoperation with a kernel-like 802.1D-1998 bridge (src/stp/legacy.rs).
+    use super::*;
+
+    /// vswitch bridge 0 and two legacy bridges in a triangle.
+    fn triangle(cfg: BridgeConfig, legacy_prio: [u16; 2]) -> (Sim, [usize; 2], Vec<usize>) {
+        let mut s = Sim::new(1, cfg);
+        s.check_loops = true;
+        let a = s.add_legacy(legacy_prio[0]);
+        let b = s.add_legacy(legacy_prio[1]);
+        let lans = vec![
+            s.link((0, 0), (a, 0)),
+            s.link((0, 1), (b, 0)),
+            s.link((a, 1), (b, 1)),
+        ];
+        (s, [a, b], lans)
+    }
+
+    fn all_discarding(s: &Sim) -> Vec<(usize, PortId)> {
+        s.lans
+            .iter()
+            .filter(|l| l.up)
+            .flat_map(|l| l.ports.iter().copied())
+            .filter(|&at| s.state(at) == Discarding)
+            .collect()
+    }
+
+    #[test]
+    fn triangle_with_two_kernel_bridges_converges() {
+        for (name, cfg, prio) in [
+            ("rstp, kernel root", rstp(), [0x1000, 0x8000]),
+            ("stp, kernel root", stp(), [0x1000, 0x8000]),
+            ("rstp, vswitch root", rstp(), [0x8000, 0x9000]),
+            ("stp, vswitch root", stp(), [0x8000, 0x9000]),
+        ] {
+            let (mut s, [a, b], lans) = triangle(cfg, prio);
+            let t = s
+                .run_until_converged(120)
+                .unwrap_or_else(|| panic!("{name}: {:?}", s.converged()));
+            assert_eq!(
+                all_discarding(&s).len(),
+                1,
+                "{name}: {:?}",
+                all_discarding(&s)
+            );
+            let st = s.bridges[0].status();
+            assert!(
+                st.ports.iter().all(|p| p.mode == "stp"),
+                "{name}: fell back"
+            );
+            assert_eq!(s.loop_seen, None, "{name}");
+            // Fail the forwarding link on the root path: the blocked port
+            // takes over after the legacy timers.
+            let root_lan = if prio[0] == 0x1000 { lans[0] } else { lans[1] };
+            s.set_lan(root_lan, false);
+            let t1 = s
+                .run_until_converged(120)
+                .unwrap_or_else(|| panic!("{name} after cut: {:?}", s.converged()));
+            s.run(10);
+            assert!(
+                all_discarding(&s).is_empty(),
+                "{name}: {:?}",
+                all_discarding(&s)
+            );
+            assert_eq!(s.loop_seen, None, "{name}");
+            // Topology changes reached the kernel bridges' root port
+            // handshake in both directions.
+            let tcns: u64 = s.legacy.iter().map(|l| l.tcns_sent).sum();
+            let acks: u64 = s.legacy.iter().map(|l| l.acks_received).sum();
+            eprintln!(
+                "triangle {name}: converged in {t} ticks, after cut {t1}; kernel TCNs {tcns}, acks {acks}; \
+                 root {}",
+                s.legacy[a - sim::LEGACY].root()
+            );
+            let _ = b;
+            if prio[0] != 0x1000 {
+                // vswitch is root.
+                assert_eq!(s.legacy[0].root(), s.bridges[0].status().bridge_id);
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_tcn_is_acknowledged_by_vswitch_root() {
+        let (mut s, _, lans) = triangle(rstp(), [0x8000, 0x9000]);
+        s.run_until_converged(120).unwrap();
+        s.run(40);
+        let before: u64 = s.legacy.iter().map(|l| l.acks_received).sum();
+        // Break vswitch's link to kernel bridge b: b re-roots through a; its
+        // port starts forwarding after the legacy timers, b sends a TCN to
+        // a, a sends one to vswitch, which must acknowledge.
+        s.set_lan(lans[1], false);
+        s.run(60);
+        let tcns: u64 = s.legacy.iter().map(|l| l.tcns_sent).sum();
+        let acks: u64 = s.legacy.iter().map(|l| l.acks_received).sum();
+        assert!(tcns > 0);
+        assert!(acks > before, "no TC-ack from vswitch");
+        assert!(s.bridges[0].status().topology_changes > 0);
+    }
+}
+#[test]
+#[ignore]
+fn debug_tri() {
+    let mut s = Sim::new(4, rstp());
+    s.check_loops = true;
+    for i in 0..4 {
+        let c = s.bridges[i].config();
+        s.bridges[i].set_config(BridgeConfig {
+            priority: 28672,
+            ..c
+        });
+    }
+    s.link((1, 0), (0, 0));
+    s.link((2, 0), (1, 1));
+    s.link((3, 0), (2, 1));
+    s.link((1, 2), (3, 1));
+    let t = s.run_until_converged(200);
+    eprintln!("converged {t:?} now {}", s.now);
+    s.set_lan(0, false);
+    eprintln!("after cut loop={:?}", s.loop_seen);
+    s.trace = true;
+    let t = s.run_until_converged(200);
+    s.trace = false;
+    eprintln!("converged {t:?} now {}", s.now);
+    s.trace = true;
+    s.set_lan(0, true);
+    s.trace = false;
+    eprintln!("after repair loop={:?}", s.loop_seen);
 }
