@@ -347,12 +347,10 @@ impl Legacy {
         }
         match Bpdu::parse_frame(frame) {
             Ok(Bpdu::Config(b)) => self.received_config(i, &b),
-            Ok(Bpdu::Tcn) => {
-                if self.is_designated(i) {
-                    self.topology_change_detection();
-                    self.ports[i].tc_ack = true;
-                    self.transmit_config(i);
-                }
+            Ok(Bpdu::Tcn) if self.is_designated(i) => {
+                self.topology_change_detection();
+                self.ports[i].tc_ack = true;
+                self.transmit_config(i);
             }
             _ => {}
         }
