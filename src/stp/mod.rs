@@ -21,6 +21,8 @@
 
 pub mod bridge;
 pub mod config;
+#[cfg(test)]
+pub(crate) mod legacy;
 pub(crate) mod machines;
 pub mod port;
 #[cfg(test)]

@@ -61,12 +61,17 @@ pub const HEADER_LEN: usize = field::BPDU;
 /// One second in the wire's timer unit (9.2.8).
 pub const SECOND: u16 = 256;
 
-/// Received timers above these are refused as absurd: the largest values
-/// 802.1D-1998 and the Linux bridge accept (hello 10 s, max age 40 s,
-/// forward delay 30 s), in 1/256 s.
+/// Received timers outside these are refused as absurd: the ranges
+/// 802.1D-1998 and the Linux bridge accept (hello at most 10 s, max age
+/// 6..=40 s, forward delay at most 30 s, message age at most 40 s), in
+/// 1/256 s. A message age at or above max age is not absurd: the
+/// information is expired and ages out at once (17.21.23), which is how
+/// stale root information dies after a root change.
 pub const MAX_HELLO: u16 = 10 * SECOND;
+pub const MIN_MAX_AGE: u16 = 6 * SECOND;
 pub const MAX_MAX_AGE: u16 = 40 * SECOND;
 pub const MAX_FORWARD_DELAY: u16 = 30 * SECOND;
+pub const MAX_MESSAGE_AGE: u16 = 40 * SECOND;
 
 /// The BPDU types of 9.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +109,7 @@ pub enum BpduError {
     WrongVersion,
     #[error("unknown BPDU type")]
     UnknownType,
-    #[error("timer values outside any bridge's range, or message age not below max age")]
+    #[error("timer values outside any bridge's range")]
     AbsurdTimers,
     #[error("the BPDU is this port's own, looped back")]
     Looped,
@@ -265,8 +270,8 @@ impl<'a> BpduFrame<'a> {
         let v = BpduFrame { frame, bpdu, kind };
         if kind != BpduType::Tcn {
             let (age, max_age) = (v.message_age(), v.max_age());
-            if age >= max_age
-                || max_age > MAX_MAX_AGE
+            if age > MAX_MESSAGE_AGE
+                || !(MIN_MAX_AGE..=MAX_MAX_AGE).contains(&max_age)
                 || v.hello_time() > MAX_HELLO
                 || v.forward_delay() > MAX_FORWARD_DELAY
             {
@@ -585,9 +590,16 @@ mod tests {
         let mut f = Bpdu::Rst(body()).to_frame(SRC);
         f[19] = 1;
         assert_eq!(e(&f), BpduError::WrongVersion);
-        // Message age at max age; absurd max age.
+        // Message age at max age is expired information, not absurd; a
+        // message age beyond any max age and an absurd max age are.
         let mut f = good.clone();
         f[44..46].copy_from_slice(&[0x14, 0x00]);
+        assert!(Bpdu::parse_frame(&f).is_ok());
+        let mut f = good.clone();
+        f[44..46].copy_from_slice(&[0x29, 0x00]);
+        assert_eq!(e(&f), BpduError::AbsurdTimers);
+        let mut f = good.clone();
+        f[46..48].copy_from_slice(&[0x05, 0x00]);
         assert_eq!(e(&f), BpduError::AbsurdTimers);
         let mut f = good.clone();
         f[46..48].copy_from_slice(&[0xff, 0x00]);

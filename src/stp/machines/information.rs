@@ -4,7 +4,8 @@
 //! Where 802.1D-2004 had errors later fixed in 802.1Q, the fix is used:
 //! betterorsameInfo() guards agree/agreed, recordAgreement() also runs on
 //! superior and repeated designated information, recordDispute() sets
-//! disputed, and a TCN sets rcvdTcn in rcvInfo().
+//! disputed, and a TCN sets rcvdTcn in rcvInfo(). recordAgreement() also
+//! checks the agreement refers to the current root (see there).
 
 use std::cmp::Ordering;
 
@@ -192,9 +193,17 @@ fn rst_flags(p: &Port) -> Option<crate::wire::bpdu::Flags> {
     }
 }
 
-/// recordAgreement() (17.21.9).
+/// recordAgreement() (17.21.9), with one check more: the agreement counts
+/// only if the message names the same root as the port's priority vector
+/// and a root path cost no better than it, i.e. the agreeing port's view
+/// of the tree is the one the agreement is for. Without it an agreement
+/// sent under an older root (a BPDU still in flight when the root changed)
+/// let a designated port forward at once and closed a loop in the
+/// simulator (random_topologies_with_kernel_like_bridges).
 fn record_agreement(p: &mut Port, rstp: bool) {
-    if rstp && p.cfg.point_to_point && rst_flags(p).is_some_and(|f| f.agreement()) {
+    let consistent = p.msg_priority.root == p.port_priority.root
+        && p.msg_priority.root_path_cost >= p.port_priority.root_path_cost;
+    if rstp && p.cfg.point_to_point && consistent && rst_flags(p).is_some_and(|f| f.agreement()) {
         p.agreed = true;
         p.proposing = false;
     } else {

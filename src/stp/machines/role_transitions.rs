@@ -32,11 +32,18 @@ pub enum State {
     BackupPort,
 }
 
-/// allSynced (17.20.3).
+/// allSynced (17.20.3), with 802.1Q's extra condition that no port has
+/// updtInfo pending: a port about to take new (worse) designated
+/// information has not yet cleared its stale `synced`, and without this a
+/// root port re-agreed in that window (a loop in the simulator during
+/// count-to-infinity).
 fn all_synced(b: &Bridge) -> bool {
-    b.ports
-        .iter()
-        .all(|p| p.selected && p.role == p.selected_role && (p.role == PortRole::Root || p.synced))
+    b.ports.iter().all(|p| {
+        p.selected
+            && p.role == p.selected_role
+            && !p.updt_info
+            && (p.role == PortRole::Root || p.synced)
+    })
 }
 
 /// reRooted (17.20.10).

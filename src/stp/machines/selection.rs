@@ -62,8 +62,12 @@ fn updt_roles_tree(b: &mut Bridge) {
     let mut root_idx = None;
     let mut root_times = b.bridge_times;
     for (i, p) in b.ports.iter().enumerate() {
+        // Expired information (message age at max age; it ages out on
+        // the next step of the Port Information machine) is no path to the
+        // root: taking it would send BPDUs older than max age.
         if p.info_is != InfoIs::Received
             || p.port_priority.designated_bridge.address() == own.address()
+            || p.port_times.message_age >= p.port_times.max_age
         {
             continue;
         }

@@ -28,7 +28,7 @@ fn next(b: &Bridge, i: usize) -> Option<State> {
     match p.sm.topology {
         Inactive => (p.learn && !p.fdb_flush).then_some(Learning),
         Learning => {
-            if !root_or_designated && !(p.learn || p.learning) && !any_rcvd {
+            if !(root_or_designated || p.learn || p.learning || any_rcvd) {
                 Some(Inactive)
             } else if any_rcvd {
                 Some(Learning)
