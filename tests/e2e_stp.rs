@@ -500,3 +500,99 @@ fn rstp_ring_of_three_reconverges_after_a_link_flap() {
     );
     drop(links);
 }
+
+/// A Configuration BPDU from `src` claiming `root` (priority 0x8000), or
+/// with a wrong protocol identifier when `malformed`.
+fn config_bpdu(src: [u8; 6], malformed: bool) -> Vec<u8> {
+    let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&38u16.to_be_bytes()); // 802.3 length: LLC + 35
+    f.extend_from_slice(&[0x42, 0x42, 0x03]);
+    f.extend_from_slice(&[0, u8::from(malformed), 0, 0, 0]); // protocol, version, type, flags
+    let id = [0x80, 0x00, src[0], src[1], src[2], src[3], src[4], src[5]];
+    f.extend_from_slice(&id); // root
+    f.extend_from_slice(&0u32.to_be_bytes()); // root path cost
+    f.extend_from_slice(&id); // bridge
+    f.extend_from_slice(&0x8001u16.to_be_bytes());
+    for t in [0u16, 20, 2, 15] {
+        f.extend_from_slice(&(t * 256).to_be_bytes()); // age, max age, hello, forward delay
+    }
+    f.resize(60, 0);
+    f
+}
+
+/// BPDU guard and malformed BPDUs, as a guest would send them: a
+/// malformed BPDU is counted and changes nothing; a BPDU on a guarded port
+/// disables it (state, log, metric) until `vswitchctl stp enable`.
+#[test]
+fn bpdu_guard_and_malformed_bpdus() {
+    require_root();
+    let addr = format!("127.0.0.1:{}", support::net::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("vswitchd.toml");
+    let lan = support::switchd::Lan::with_args("sbg", 2, 132, |taps| {
+        write_config(
+            &conf,
+            &format!(
+                "[switch]\nstp = \"rstp\"\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\nbpdu-guard = true\n",
+                taps[0], taps[1]
+            ),
+        );
+        vec![
+            "--config".into(),
+            conf.display().to_string(),
+            "--metrics-addr".into(),
+            addr.clone(),
+        ]
+    });
+    let sw = &lan.sw;
+    let (t0, t1) = (lan.taps[0].clone(), lan.taps[1].clone());
+    assert!(lan.ping_eventually(0, 1), "{}", sw.ctl_ok(&["stp", "show"]));
+    let port = |name: &str| -> Value {
+        stp(sw)["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["port"] == name).cloned())
+            .unwrap_or(Value::Null)
+    };
+
+    // Malformed, on the unguarded port: counted, nothing changes.
+    let mut a0 = Agent::start(&lan.ns[0], &t0);
+    a0.send(&config_bpdu([2, 0, 0, 0, 0x32, 1], true));
+    let bad = wait_for(Duration::from_secs(5), || {
+        (port(&t0)["bpdus_bad"].as_u64() == Some(1)).then_some(())
+    });
+    assert!(bad.is_some(), "malformed BPDU not counted: {}", port(&t0));
+    assert_eq!(port(&t0)["state"], "forwarding");
+    assert!(lan.ns[0].ping(&lan.ips[1], 2));
+
+    // A valid BPDU on the guarded port: the port is disabled.
+    let mut a1 = Agent::start(&lan.ns[1], &t1);
+    a1.send(&config_bpdu([2, 0, 0, 0, 0x32, 2], false));
+    let tripped = wait_for(Duration::from_secs(5), || {
+        let p = port(&t1);
+        (p["bpdu_guard_tripped"] == true && p["state"] == "disabled").then_some(p)
+    });
+    assert!(tripped.is_some(), "guard did not trip: {}", port(&t1));
+    assert!(
+        !lan.ns[0].ping(&lan.ips[1], 2),
+        "a tripped port still forwards"
+    );
+    assert!(sw.log_text().contains("BPDU guard"), "{}", sw.log_text());
+    let (_, _, metrics) = support::state::http(&addr, "GET", "/metrics");
+    let s = support::state::Scrape::parse(&metrics);
+    assert_eq!(
+        s.port("vswitchd_stp_bpdu_guard_trips_total", &t1),
+        1.0,
+        "{metrics}"
+    );
+    // Enabling a port that did not trip is refused.
+    let o = sw.ctl(&["stp", "enable", &t0]);
+    assert!(!o.status.success());
+
+    // Re-enabled: forwarding again (an edge port, at once).
+    sw.ctl_ok(&["stp", "enable", &t1]);
+    assert!(lan.ping_eventually(0, 1), "{}", sw.ctl_ok(&["stp", "show"]));
+    assert_eq!(port(&t1)["bpdu_guard_tripped"], false);
+}
