@@ -526,6 +526,10 @@ impl File {
             path: path.to_path_buf(),
             source: e,
         })?;
+        check_private(path, "config file").map_err(|message| ConfigError::Check {
+            path: path.to_path_buf(),
+            message,
+        })?;
         File::parse(&text, path)
     }
 
@@ -595,6 +599,50 @@ impl File {
             ports,
         })
     }
+}
+
+/// Refuses a file others may write, or one in a directory others may
+/// write without the sticky bit (they could replace it): anyone could
+/// then rewrite the switch's configuration or take its control socket.
+/// `what` names the file in the message.
+pub fn check_private(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.is_file()
+        && m.mode() & 0o002 != 0
+    {
+        return Err(format!(
+            "{what} {} is world-writable (mode {:04o}): anyone could change it; `chmod o-w {}`",
+            path.display(),
+            m.mode() & 0o7777,
+            path.display()
+        ));
+    }
+    check_private_dir(path, what)
+}
+
+/// Refuses a path whose directory others may write without the sticky
+/// bit (like /tmp, whose sticky bit keeps others from replacing files).
+pub fn check_private_dir(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.mode() & 0o002 != 0
+        && m.mode() & 0o1000 == 0
+    {
+        return Err(format!(
+            "the directory of {what} {}, {}, is world-writable without the sticky bit (mode {:04o}): \
+             anyone could replace the file; `chmod o-w {}` or use another directory",
+            path.display(),
+            dir.display(),
+            m.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether two ports would use one kernel interface (a TAP `vm1` and
@@ -1205,5 +1253,74 @@ mac = "02:00:00:00:17:02"
             }
         }
         assert!(n > 0, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn spanning_tree_keys() {
+        let c = check(
+            "[switch]\nstp = \"rstp\"\nbridge-priority = 4096\nhello-time = 1\n\
+             max-age = 6\nforward-delay = 4\n[[port]]\nname = \"tap0\"\nstp-cost = 100\n\
+             stp-priority = 64\nstp-edge = true\nbpdu-guard = true\n",
+        )
+        .unwrap();
+        let stp = c.stp.unwrap();
+        assert_eq!(
+            (stp.priority, stp.hello_time, stp.max_age, stp.forward_delay),
+            (4096, 1, 6, 4)
+        );
+        let f = c.ports[0].cfg.flags;
+        assert_eq!(f.stp_cost.map(switch::StpCost::get), Some(100));
+        assert_eq!(f.stp_priority.get(), 64);
+        assert!(f.stp_edge && f.bpdu_guard);
+        assert!(check("").unwrap().stp.is_none(), "off by default");
+    }
+
+    #[test]
+    fn spanning_tree_settings_out_of_range_say_which_rule() {
+        let e = check("[switch]\nstp = \"stp\"\nmax-age = 40\nforward-delay = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 x (forward-delay - 1) >= max-age"), "{e}");
+        let e = check("[switch]\nhello-time = 10\nmax-age = 20\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-age >= 2 x (hello-time + 1)"), "{e}");
+        let e = check("[switch]\nbridge-priority = 1000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4096"), "{e}");
+        let e = check("[switch]\nstp = \"mstp\"\n").unwrap_err().to_string();
+        assert!(e.contains("rstp"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nstp-priority = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("multiple of 16"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nstp-cost = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("200000000"), "{e}");
+    }
+
+    #[test]
+    fn a_config_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vswitchd.toml");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = File::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("world-writable") && e.contains("chmod o-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        File::load(&p).unwrap();
+        // A directory others may write, without the sticky bit.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = File::load(&p).unwrap_err().to_string();
+        assert!(e.contains("without the sticky bit"), "{e}");
+        // With it (like /tmp): others cannot replace the file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        File::load(&p).unwrap();
     }
 }

@@ -49,6 +49,11 @@ pub fn run(
     log: Option<LogControl>,
 ) -> Result<(), RunError> {
     raise_fd_limit();
+    // Before any thread starts (capabilities are per thread, inherited).
+    match crate::os::caps::reduce_to_needed() {
+        Ok(kept) => tracing::info!(capabilities = kept.join(",").as_str(), "privileges reduced"),
+        Err(e) => tracing::warn!("cannot reduce capabilities: {e}"),
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -132,7 +132,14 @@ impl Dataplane {
             let link = w.link();
             let thread = std::thread::Builder::new()
                 .name(format!("vswitchd-dp{i}"))
-                .spawn(move || w.run())
+                .spawn(move || {
+                    // Frames from guests are parsed here: a dataplane
+                    // thread holds no capability.
+                    if let Err(e) = crate::os::caps::drop_all_in_this_thread() {
+                        tracing::debug!("dataplane thread keeps its capabilities: {e}");
+                    }
+                    w.run()
+                })
                 .map_err(DataplaneError::Start)?;
             registry.add_worker(link.clone());
             ws.push(WorkerThread {
