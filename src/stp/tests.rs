@@ -971,6 +971,10 @@ fn layered_network_with_shared_segments() {
         .filter(|&l| s.lans[l].ports.iter().any(|&(b, _)| b == 0))
         .collect();
     s.set_lans(&dead, false);
+    // Losing the root bridge itself in a mesh is RSTP's slow case: the dead
+    // root's information counts to infinity (message age +1 per hop, a hop
+    // per information timeout) until max age kills it. Link failures are
+    // the fast case.
     let t1 = s.run_until_converged(60).expect("reconverges");
     for a in 2..5 {
         assert_eq!((s.role((a, 1)), s.state((a, 1))), (Root, Forwarding));
