@@ -1003,3 +1003,79 @@ fn two_trees_merge_under_the_better_root() {
     assert_eq!(s.loop_seen, None);
     eprintln!("two trees merged in {t} ticks");
 }
+
+#[test]
+fn timer_change_keeps_the_tree() {
+    let (mut s, _) = ring(4, rstp());
+    s.run_until_converged(60).unwrap();
+    s.run(10);
+    s.log.clear();
+    let c = s.bridges[0].config();
+    s.bridges[0].set_config(BridgeConfig {
+        hello_time: 1,
+        max_age: 10,
+        forward_delay: 8,
+        ..c
+    });
+    s.settle();
+    s.run(5);
+    assert!(
+        !s.log
+            .iter()
+            .any(|(_, _, e)| matches!(e, Event::PortState { .. })),
+        "{:?}",
+        s.log
+    );
+    // The root's max age and forward delay reach every bridge.
+    for b in &s.bridges {
+        assert_eq!(b.root_times.max_age, 10);
+        assert_eq!(b.root_times.forward_delay, 8);
+    }
+    assert_eq!(discarding_ports(&s).len(), 1);
+}
+
+#[test]
+fn ports_come_and_go_on_a_running_bridge() {
+    let mut s = Sim::new(2, rstp());
+    s.link((0, 0), (1, 0));
+    s.link((0, 1), (1, 1));
+    s.run_until_converged(10).unwrap();
+    assert_eq!(s.role((1, 1)), Alternate);
+    // The root port disappears: the alternate takes over.
+    s.bridges[1].remove_port(0);
+    s.lans[0].ports.retain(|&(b, _)| b != 1);
+    s.settle();
+    assert_eq!((s.role((1, 1)), s.state((1, 1))), (Root, Forwarding));
+    assert!(s.bridges[1].port(0).is_none());
+    s.run_until_converged(10).expect("still converged");
+}
+
+#[test]
+fn mcheck_returns_a_port_to_rstp_after_the_stp_neighbour_upgraded() {
+    let mut s = Sim::new(2, rstp());
+    s.bridges[1] = Bridge::new(mac(1), stp());
+    s.link((0, 0), (1, 0));
+    s.run_until_converged(60).unwrap();
+    let modes = |s: &Sim| {
+        (
+            s.bridges[0].status().ports[0].mode,
+            s.bridges[1].status().ports[0].mode,
+        )
+    };
+    assert_eq!(modes(&s).0, "stp");
+    let c = s.bridges[1].config();
+    s.bridges[1].set_config(BridgeConfig {
+        mode: Mode::Rstp,
+        ..c
+    });
+    s.settle();
+    s.run(10);
+    // Depending on timing both ends may now be stuck sending STP BPDUs to
+    // each other (802.1D-2004 17.24 leaves that to mcheck). mcheck on one
+    // end makes it send RST BPDUs, which brings the other back too.
+    s.bridges[0].mcheck(0);
+    s.settle();
+    s.run(10);
+    assert_eq!(modes(&s), ("rstp", "rstp"));
+    s.run_until_converged(10).expect("converged");
+}
