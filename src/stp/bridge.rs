@@ -143,6 +143,10 @@ impl Bridge {
         self.cfg = cfg;
         self.apply_bridge_params();
         if old.mode != cfg.mode {
+            if self.fast_ageing_while > 0 {
+                self.fast_ageing_while = 0;
+                self.events.push(Event::FastAgeing { on: false });
+            }
             self.begin = true;
             for p in &mut self.ports {
                 p.begin = true;

@@ -12,7 +12,7 @@
 //!   learned addresses, switch ageing with [`Event::FastAgeing`].
 //!
 //! Layout: [`config`] parameters and validation, [`vector`] identifiers and
-//! priority vectors (17.5, 17.6), [`port`] per-port variables (17.17, 17.19),
+//! priority vectors (17.5, 17.6), `port` per-port variables (17.17, 17.19),
 //! [`bridge`] the [`Bridge`] and its API, `machines` one module per state
 //! machine of 17.23–17.31 and the driver that runs them to a fixed point,
 //! `sim` an in-process simulator of bridges and LANs for the tests.
@@ -24,7 +24,7 @@ pub mod config;
 #[cfg(test)]
 pub(crate) mod legacy;
 pub(crate) mod machines;
-pub mod port;
+pub(crate) mod port;
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]

@@ -200,9 +200,17 @@ impl Sim {
     }
 
     pub fn set_lan(&mut self, lan: usize, up: bool) {
-        self.lans[lan].up = up;
-        for at in self.lans[lan].ports.clone() {
-            self.set_link(at, up);
+        self.set_lans(&[lan], up);
+    }
+
+    /// Several LANs fail (or return) at the same instant, as when a bridge
+    /// dies: every link state changes before any BPDU is delivered.
+    pub fn set_lans(&mut self, lans: &[usize], up: bool) {
+        for &lan in lans {
+            self.lans[lan].up = up;
+            for at in self.lans[lan].ports.clone() {
+                self.set_link(at, up);
+            }
         }
         self.settle();
     }

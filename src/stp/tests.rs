@@ -919,3 +919,163 @@ mod with_legacy {
         assert!(s.bridges[0].status().topology_changes > 0);
     }
 }
+
+#[test]
+fn layered_network_with_shared_segments() {
+    // Two core bridges (0 root, 1 backup root by priority), three access
+    // bridges dual-homed to both cores, a shared segment joining the
+    // access bridges 2, 3, 4 and a hub where bridge 4 has two ports.
+    let mut s = Sim::new(5, rstp());
+    s.check_loops = true;
+    for (i, prio) in [(0, 4096), (1, 8192)] {
+        let c = s.bridges[i].config();
+        s.bridges[i].set_config(BridgeConfig {
+            priority: prio,
+            ..c
+        });
+    }
+    s.link((0, 0), (1, 0));
+    for a in 2..5 {
+        s.link((0, a as PortId), (a, 0));
+        s.link((1, a as PortId), (a, 1));
+    }
+    s.lan(&[(2, 2), (3, 2), (4, 2), (4, 3)]);
+    let t = s.run_until_converged(60).expect("converges");
+    let root = s.bridges[0].status().bridge_id;
+    assert!(s.bridges.iter().all(|b| b.status().root_id == root));
+    assert_eq!(
+        s.role((1, 0)),
+        Root,
+        "backup core reaches the root directly"
+    );
+    for a in 2..5 {
+        assert_eq!(s.role((a, 0)), Root, "access {a} uplink to the root core");
+        assert_eq!(
+            s.role((a, 1)),
+            Alternate,
+            "access {a} uplink to the other core"
+        );
+        assert_eq!(s.state((1, a as PortId)), Forwarding);
+    }
+    // On the shared segment bridge 2 (lowest id, equal cost) is designated;
+    // the other bridges' ports there, both of bridge 4's included, are
+    // alternates (a backup needs its own bridge designated on the segment).
+    assert_eq!(s.role((2, 2)), Designated);
+    assert_eq!(s.role((3, 2)), Alternate);
+    assert_eq!(s.role((4, 2)), Alternate);
+    assert_eq!(s.role((4, 3)), Alternate);
+    // Lose the root core: bridge 1 becomes root, every access bridge
+    // re-roots through its alternate.
+    s.run(10);
+    let dead: Vec<usize> = (0..s.lans.len())
+        .filter(|&l| s.lans[l].ports.iter().any(|&(b, _)| b == 0))
+        .collect();
+    s.set_lans(&dead, false);
+    // Losing the root bridge itself in a mesh is RSTP's slow case: the dead
+    // root's information counts to infinity (message age +1 per hop, a hop
+    // per information timeout) until max age kills it. Link failures are
+    // the fast case.
+    let t1 = s.run_until_converged(60).expect("reconverges");
+    for a in 2..5 {
+        assert_eq!((s.role((a, 1)), s.state((a, 1))), (Root, Forwarding));
+    }
+    eprintln!("layered network: {t} ticks, {t1} ticks after the root core died");
+    assert_eq!(s.loop_seen, None);
+    no_runaways(&s);
+}
+
+#[test]
+fn two_trees_merge_under_the_better_root() {
+    // Two rings converged apart, then joined by one link.
+    let mut s = Sim::new(6, rstp());
+    s.check_loops = true;
+    for (a, b) in [(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3)] {
+        s.link((a, 10 + b as PortId), (b, 20 + a as PortId));
+    }
+    s.run_until_converged(60).unwrap();
+    assert_ne!(s.bridges[3].status().root_id, s.bridges[0].status().root_id);
+    s.run(10);
+    s.link((2, 1), (4, 1));
+    let t = s.run_until_converged(60).expect("merged");
+    let root = s.bridges[0].status().bridge_id;
+    assert!(s.bridges.iter().all(|b| b.status().root_id == root));
+    assert_eq!(discarding_ports(&s).len(), 2, "one blocked port per ring");
+    assert_eq!(s.loop_seen, None);
+    eprintln!("two trees merged in {t} ticks");
+}
+
+#[test]
+fn timer_change_keeps_the_tree() {
+    let (mut s, _) = ring(4, rstp());
+    s.run_until_converged(60).unwrap();
+    s.run(10);
+    s.log.clear();
+    let c = s.bridges[0].config();
+    s.bridges[0].set_config(BridgeConfig {
+        hello_time: 1,
+        max_age: 10,
+        forward_delay: 8,
+        ..c
+    });
+    s.settle();
+    s.run(5);
+    assert!(
+        !s.log
+            .iter()
+            .any(|(_, _, e)| matches!(e, Event::PortState { .. })),
+        "{:?}",
+        s.log
+    );
+    // The root's max age and forward delay reach every bridge.
+    for b in &s.bridges {
+        assert_eq!(b.root_times.max_age, 10);
+        assert_eq!(b.root_times.forward_delay, 8);
+    }
+    assert_eq!(discarding_ports(&s).len(), 1);
+}
+
+#[test]
+fn ports_come_and_go_on_a_running_bridge() {
+    let mut s = Sim::new(2, rstp());
+    s.link((0, 0), (1, 0));
+    s.link((0, 1), (1, 1));
+    s.run_until_converged(10).unwrap();
+    assert_eq!(s.role((1, 1)), Alternate);
+    // The root port disappears: the alternate takes over.
+    s.bridges[1].remove_port(0);
+    s.lans[0].ports.retain(|&(b, _)| b != 1);
+    s.settle();
+    assert_eq!((s.role((1, 1)), s.state((1, 1))), (Root, Forwarding));
+    assert!(s.bridges[1].port(0).is_none());
+    s.run_until_converged(10).expect("still converged");
+}
+
+#[test]
+fn mcheck_returns_a_port_to_rstp_after_the_stp_neighbour_upgraded() {
+    let mut s = Sim::new(2, rstp());
+    s.bridges[1] = Bridge::new(mac(1), stp());
+    s.link((0, 0), (1, 0));
+    s.run_until_converged(60).unwrap();
+    let modes = |s: &Sim| {
+        (
+            s.bridges[0].status().ports[0].mode,
+            s.bridges[1].status().ports[0].mode,
+        )
+    };
+    assert_eq!(modes(&s).0, "stp");
+    let c = s.bridges[1].config();
+    s.bridges[1].set_config(BridgeConfig {
+        mode: Mode::Rstp,
+        ..c
+    });
+    s.settle();
+    s.run(10);
+    // Depending on timing both ends may now be stuck sending STP BPDUs to
+    // each other (802.1D-2004 17.24 leaves that to mcheck). mcheck on one
+    // end makes it send RST BPDUs, which brings the other back too.
+    s.bridges[0].mcheck(0);
+    s.settle();
+    s.run(10);
+    assert_eq!(modes(&s), ("rstp", "rstp"));
+    s.run_until_converged(10).expect("converged");
+}
