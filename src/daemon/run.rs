@@ -20,6 +20,10 @@ use crate::control::server::{self as control, ControlError};
 use crate::dataplane::{Clock, Dataplane, DataplaneError};
 use crate::switch::Switch;
 
+/// Threads for the daemon's blocking operations (control requests,
+/// reload, hot-plug).
+pub const CONTROL_THREADS: usize = 2;
+
 /// Why vswitchd could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -56,6 +60,11 @@ pub fn run(
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Control requests, reloads and hot-plug run on these threads;
+        // the daemon serialises its operations anyway, so a small bound
+        // keeps the thread count flat however many clients connect.
+        .max_blocking_threads(CONTROL_THREADS)
+        .thread_name("vswitchd-ctl")
         .build()
         .map_err(RunError::Runtime)?;
     let _guard = rt.enter();

@@ -28,6 +28,12 @@ impl BgPing {
         BgPing { proc }
     }
 
+    /// Ends the ping early, as Ctrl-C would (it still prints its summary
+    /// for [`BgPing::finish`]).
+    pub fn interrupt(&self) {
+        super::cmd::signal(self.proc.pid(), "INT");
+    }
+
     /// Whether the ping is still running.
     pub fn running(&mut self) -> bool {
         self.proc.alive()
