@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ethernet;
+pub mod igmp;
 pub mod mac;
 pub mod vnet;
 
