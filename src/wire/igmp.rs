@@ -749,6 +749,95 @@ fn encode_float(v: u64, mant_bits: u32, exp_bits: u32) -> u64 {
     (linear << 1) - 1
 }
 
+/// A whole Ethernet frame carrying IGMP message `igmp` (its checksum is
+/// filled in) from `src` to `dst`, with the router alert option, as
+/// hosts send them. For tests and tools.
+pub fn igmp_frame(src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, igmp: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + 24 + igmp.len());
+    f.extend_from_slice(&ipv4_group_mac(dst));
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00, 0x46, 0xc0]);
+    f.extend_from_slice(&((24 + igmp.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 1, IPPROTO_IGMP, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&[0x94, 0x04, 0, 0]);
+    set_ipv4_checksum(&mut f[14..38]);
+    let t = f.len();
+    f.extend_from_slice(igmp);
+    if igmp.len() >= 4 {
+        f[t + 2] = 0;
+        f[t + 3] = 0;
+        let c = fold(sum16(&f[t..], 0));
+        f[t + 2..t + 4].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+/// A whole Ethernet frame carrying ICMPv6 message `icmp` (its checksum is
+/// filled in) after a hop-by-hop router alert header, as MLD is sent. For
+/// tests and tools.
+pub fn mld_frame(src_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + 48 + icmp.len());
+    f.extend_from_slice(&ipv6_group_mac(dst));
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&((8 + icmp.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 1]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&[IPPROTO_ICMPV6, 0, 5, 2, 0, 0, 1, 0]);
+    let t = f.len();
+    f.extend_from_slice(icmp);
+    if icmp.len() >= 4 {
+        f[t + 2] = 0;
+        f[t + 3] = 0;
+        let sum = pseudo6(&src, &dst, icmp.len() as u32, IPPROTO_ICMPV6);
+        let c = fold(sum16(&f[t..], sum));
+        f[t + 2..t + 4].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+/// A UDP-less IP data frame to group `dst` (IPv4 protocol 17 / IPv6 next
+/// header 17 with `len` zero bytes of payload). For tests and benchmarks.
+pub fn data_frame(src_mac: [u8; 6], src: IpAddr, dst: IpAddr, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + 40 + len);
+    let mut payload = len;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            f.extend_from_slice(&ipv4_group_mac(d));
+            f.extend_from_slice(&src_mac);
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            f.extend_from_slice(&((20 + len) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 0, 1, 17, 0, 0]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+            set_ipv4_checksum(&mut f[14..34]);
+        }
+        (s, d) => {
+            let s = match s {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            let d = match d {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            f.extend_from_slice(&ipv6_group_mac(d));
+            f.extend_from_slice(&src_mac);
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            payload = len.max(1);
+            f.extend_from_slice(&(payload as u16).to_be_bytes());
+            f.extend_from_slice(&[17, 1]);
+            f.extend_from_slice(&s.octets());
+            f.extend_from_slice(&d.octets());
+        }
+    }
+    f.resize(f.len() + payload, 0);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
