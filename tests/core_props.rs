@@ -803,6 +803,7 @@ fn port_config() -> impl Strategy<Value = (PortConfig, bool)> {
                     isolated,
                     hairpin,
                     mac_limit: mac_limit.map(|n| MacLimit::new(n).unwrap()),
+                    ..PortFlags::default()
                 },
             };
             (cfg, up)
@@ -944,6 +945,7 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
         group_fwd_mask: sc.group_fwd_mask,
         vlan_filtering,
         vlan_protocol: sc.vlan_protocol,
+        ..SwitchConfig::default()
     });
     let mut cfgs = Vec::new();
     let mut up = Vec::new();

@@ -209,6 +209,16 @@ impl CliFlag for Option<MacLimit> {
     }
 }
 
+impl CliFlag for crate::mcast::RouterMode {
+    const VALUE_NAME: &'static str = "off|auto|on";
+    fn parse(s: &str) -> Result<crate::mcast::RouterMode, String> {
+        s.parse()
+    }
+    fn word(&self, name: &str) -> String {
+        format!("{name}={self}")
+    }
+}
+
 macro_rules! flag_opts {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// An option per port flag (`--mac-limit 0` removes the limit).

@@ -274,6 +274,13 @@ impl FlagChange for Option<MacLimit> {
     }
 }
 
+impl FlagChange for crate::mcast::RouterMode {
+    type Wire = crate::mcast::RouterMode;
+    fn from_wire(m: crate::mcast::RouterMode) -> crate::mcast::RouterMode {
+        m
+    }
+}
+
 macro_rules! flag_changes {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// New values for some port flags (one field per

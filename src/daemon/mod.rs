@@ -427,6 +427,7 @@ impl Daemon {
         sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
         sw.fdb().set_capacity(cfg.switch.fdb_capacity);
         sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
+        sw.set_mcast_config(cfg.switch.mcast.clone(), self.dp.clock().now_ms());
         let incomplete = |e| DaemonError::ReloadIncomplete(Box::new(e));
         for name in &plan.remove {
             self.del_port(name).map_err(incomplete)?;

@@ -28,10 +28,16 @@ pub enum DropReason {
     /// Nowhere to send it: no other port in the VLAN accepts the flood, or the
     /// destination port is down or not in the VLAN.
     NoEgress,
+    /// IGMP/MLD (or the IP header around it) the Linux bridge refuses: bad
+    /// checksum, truncated message or record, a malformed query. Dropped
+    /// whenever snooping is on, querier or not.
+    McastMalformed,
+    /// A report for a new group while the multicast database is full.
+    MdbFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::PortDown,
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -42,6 +48,8 @@ impl DropReason {
         DropReason::SameSegment,
         DropReason::Isolated,
         DropReason::NoEgress,
+        DropReason::McastMalformed,
+        DropReason::MdbFull,
     ];
 
     /// Metrics label value.
@@ -57,6 +65,8 @@ impl DropReason {
             DropReason::SameSegment => "same_segment",
             DropReason::Isolated => "isolated",
             DropReason::NoEgress => "no_egress",
+            DropReason::McastMalformed => "mcast_malformed",
+            DropReason::MdbFull => "mdb_full",
         }
     }
 
