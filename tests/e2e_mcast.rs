@@ -316,8 +316,6 @@ impl Fabric {
             "30000",
             "mcast_snooping",
             "1",
-            "mcast_querier",
-            if s.querier { "1" } else { "0" },
             "mcast_query_interval",
             &qi,
             "mcast_query_response_interval",
@@ -333,6 +331,13 @@ impl Fabric {
             "mcast_startup_query_interval",
             &sqi,
         ]);
+        if s.querier {
+            // Apart, after the intervals: the kernel starts the querier's
+            // delay (frames still flood) with the response interval in
+            // force when the querier is turned on, and `ip link add`
+            // applies mcast_querier before the intervals.
+            sw.ip(&["link", "set", "br0", "type", "bridge", "mcast_querier", "1"]);
+        }
         sw.ip(&["link", "set", "br0", "up"]);
         let mut ns = Vec::new();
         let mut hosts = Vec::new();
@@ -476,6 +481,10 @@ impl Fabric {
                 }
             }
         }
+        // vswitchd's TAPs start in the root namespace with IPv6 on and
+        // report their solicited-node groups before they move: not part
+        // of any scenario.
+        v.retain(|(g, _)| !g.starts_with("ff02::1:ff"));
         v.sort();
         v
     }
