@@ -553,8 +553,43 @@ impl Fabric {
     }
 }
 
-/// Runs `script` on a kernel bridge and on vswitchd and compares.
-fn differential(tag: &str, net: u8, setup: Setup, script: fn() -> Script, title: &str) {
+/// vswitchd's router ports at the end, as (family, host), from
+/// `vswitchctl -j mdb router`, and whether it counts a querier present per
+/// family.
+fn routers(f: &Fabric) -> (Vec<(String, usize)>, Vec<bool>) {
+    let lan = f.lan.as_ref().expect("vswitchd fabric");
+    let j = lan.sw.ctl_json(&["mdb", "router"]);
+    let mut r: Vec<(String, usize)> = j["routers"]
+        .as_array()
+        .expect("routers")
+        .iter()
+        .map(|e| {
+            let port = e["port"].as_str().unwrap();
+            let h = lan.taps.iter().position(|t| t == port).expect("a tap");
+            (e["family"].as_str().unwrap().to_string(), h)
+        })
+        .collect();
+    r.sort();
+    let present = j["queriers"]
+        .as_array()
+        .expect("queriers")
+        .iter()
+        .map(|q| q["present"].as_bool().unwrap())
+        .collect();
+    (r, present)
+}
+
+/// Runs `script` on a kernel bridge and on vswitchd and compares; checks
+/// vswitchd's router ports (family, host) and querier presence at the end.
+fn differential(
+    tag: &str,
+    net: u8,
+    setup: Setup,
+    script: fn() -> Script,
+    title: &str,
+    want_routers: &[(&str, usize)],
+    want_present: [bool; 2],
+) {
     require_root();
     let s = script();
     let (kernel, kmdb) = {
@@ -566,12 +601,13 @@ fn differential(tag: &str, net: u8, setup: Setup, script: fn() -> Script, title:
         }
         f.run(&s)
     };
-    let (vsw, vmdb) = {
+    let (vsw, vmdb, vrouters) = {
         let mut f = Fabric::vswitchd(tag, net, &setup);
         if setup.querier {
             std::thread::sleep(Duration::from_millis(setup.response_interval + 500));
         }
-        f.run(&s)
+        let (rx, mdb) = f.run(&s);
+        (rx, mdb, routers(&f))
     };
     let mut table = format!(
         "\n== {title}\n{:<3} {:<40} {:<7} {:<7} {:<8} {}\n",
@@ -632,6 +668,16 @@ fn differential(tag: &str, net: u8, setup: Setup, script: fn() -> Script, title:
         "kernel bridge and vswitchd differ (or differ from the rules) at {bad:?}:{table}"
     );
     assert_eq!(kmdb, vmdb, "the MDBs differ:{table}");
+    let mut want: Vec<(String, usize)> = want_routers
+        .iter()
+        .map(|(f, h)| (f.to_string(), *h))
+        .collect();
+    want.sort();
+    assert_eq!(vrouters.0, want, "vswitchd's router ports");
+    assert_eq!(
+        vrouters.1, want_present,
+        "vswitchd's querier present (v4, v6)"
+    );
 }
 
 const G1: &str = "239.1.1.1";
@@ -752,7 +798,15 @@ fn own_querier_setup() -> Setup {
 
 #[test]
 fn no_querier_floods() {
-    differential("vmc", 71, Setup::default(), no_querier, "(1) no querier");
+    differential(
+        "vmc",
+        71,
+        Setup::default(),
+        no_querier,
+        "(1) no querier",
+        &[],
+        [false, false],
+    );
 }
 
 #[test]
@@ -763,6 +817,8 @@ fn external_querier_host() {
         Setup::default(),
         external_querier,
         "(2) an external querier host",
+        &[("ipv4", A), ("ipv6", A)],
+        [true, true],
     );
 }
 
@@ -774,5 +830,7 @@ fn switch_is_the_querier() {
         own_querier_setup(),
         own_querier,
         "(3) the switch's own querier, fast leave, static router port",
+        &[("ipv4", D), ("ipv6", D)],
+        [true, true],
     );
 }

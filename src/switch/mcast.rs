@@ -536,6 +536,36 @@ mod tests {
     }
 
     #[test]
+    fn a_join_flood_stays_bounded() {
+        let sw = Switch::new(&SwitchConfig {
+            mcast: MdbConfig {
+                hash_max: 64,
+                ..MdbConfig::default()
+            },
+            ..SwitchConfig::default()
+        });
+        for i in 0..2 {
+            let id = sw.add_port(PortConfig::new(format!("p{i}"))).unwrap();
+            sw.set_port_up(id, true);
+        }
+        let mut refused = 0;
+        for i in 0..100_000u32 {
+            let g = Ipv4Addr::from(0xef00_0000 | i);
+            let mut m = vec![0x16, 0, 0, 0];
+            m.extend_from_slice(&g.octets());
+            let f = igmp_frame(H[1], v4("198.18.0.9"), g, &m);
+            if sw.decide(1, &f, i as u64).drop_reason() == Some(DropReason::MdbFull) {
+                refused += 1;
+            }
+        }
+        let st = sw.mcast_stats(100_000);
+        assert_eq!(
+            (st.groups, st.full, refused),
+            (64, 100_000 - 64, 100_000 - 64)
+        );
+    }
+
+    #[test]
     fn known_unicast_is_untouched() {
         let sw = sw4(|_, _| {});
         let mut a = vec![0u8; 60];
