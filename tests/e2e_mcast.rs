@@ -46,6 +46,8 @@ struct Setup {
     membership_interval: u64,
     querier_interval: u64,
     last_member_interval: u64,
+    /// The querier's IGMP version (2 or 3).
+    igmp_version: u8,
     /// Per host: fast leave, static router port.
     fast_leave: [bool; HOSTS],
     router_on: [bool; HOSTS],
@@ -60,6 +62,7 @@ impl Default for Setup {
             membership_interval: 60_000,
             querier_interval: 60_000,
             last_member_interval: 1_000,
+            igmp_version: 2,
             fast_leave: [false; HOSTS],
             router_on: [false; HOSTS],
         }
@@ -79,6 +82,8 @@ enum Action {
     Sleep(u64, &'static str),
     /// `ip addr add GROUP/32 dev X autojoin` on a host (its stack reports).
     Join(usize, &'static str),
+    /// `ip addr del GROUP/32 dev X` (its stack reports the leave).
+    Part(usize, &'static str),
 }
 
 struct Script {
@@ -306,6 +311,7 @@ impl Fabric {
             cs(s.last_member_interval),
         );
         let sqi = cs(s.query_interval / 4);
+        let igmp_version = s.igmp_version.to_string();
         sw.ip(&[
             "link",
             "add",
@@ -330,6 +336,8 @@ impl Fabric {
             "2",
             "mcast_startup_query_interval",
             &sqi,
+            "mcast_igmp_version",
+            &igmp_version,
         ]);
         if s.querier {
             // Apart, after the intervals: the kernel starts the querier's
@@ -404,13 +412,15 @@ impl Fabric {
                 "[switch]\nageing-time = 300\nmcast-snooping = true\nmcast-querier = {}\n\
                  mcast-query-interval = {}\nmcast-query-response-interval = {}\n\
                  mcast-membership-interval = {}\nmcast-querier-interval = {}\n\
-                 mcast-last-member-interval = {}\nmcast-last-member-count = 2\n",
+                 mcast-last-member-interval = {}\nmcast-last-member-count = 2\n\
+                 mcast-igmp-version = {}\n",
                 s.querier,
                 secs(s.query_interval),
                 secs(s.response_interval),
                 secs(s.membership_interval),
                 secs(s.querier_interval),
                 secs(s.last_member_interval),
+                s.igmp_version,
             );
             for (i, t) in taps.iter().enumerate() {
                 let _ = write!(
@@ -511,6 +521,15 @@ impl Fabric {
                         "autojoin",
                     ]);
                     // Its report goes out at once; let it cross.
+                    std::thread::sleep(Duration::from_millis(500));
+                    self.barrier(*h);
+                }
+                Action::Part(h, g) => {
+                    let (ns, dev) = &self.hosts[*h];
+                    let addr = format!("{g}/32");
+                    support::cmd::ok(&[
+                        "ip", "netns", "exec", ns, "ip", "addr", "del", &addr, "dev", dev,
+                    ]);
                     std::thread::sleep(Duration::from_millis(500));
                     self.barrier(*h);
                 }
@@ -621,6 +640,7 @@ fn differential(
             } => (format!("{}: {what}", HOST_NAMES[*from]), *expect),
             Action::Sleep(ms, why) => (format!("sleep {ms} ms: {why}"), ""),
             Action::Join(h, g) => (format!("{} joins {g} (autojoin)", HOST_NAMES[*h]), ""),
+            Action::Part(h, g) => (format!("{} leaves {g} (addr del)", HOST_NAMES[*h]), ""),
         };
         let is_send = matches!(act, Action::Send { .. });
         let agree = kernel[i] == vsw[i];
@@ -794,6 +814,47 @@ fn own_querier_setup() -> Setup {
         router_on: [false, false, false, true],
         ..Setup::default()
     }
+}
+
+/// The switch queries with IGMPv3; real host stacks join, answer the
+/// queries (so memberships outlive the membership interval) and leave.
+fn own_querier_v3_hosts() -> Script {
+    let mut s = Script::new(4);
+    s.actions.push(Action::Join(B, "239.3.3.3"));
+    s.actions.push(Action::Join(C, "239.3.3.4"));
+    s.data(A, "239.3.3.3", "B");
+    s.data(D, "239.3.3.4", "C");
+    s.data(A, "239.9.9.9", "");
+    s.sleep(
+        6000,
+        "past the membership interval (4 s): hosts answered queries",
+    );
+    s.data(A, "239.3.3.3", "B");
+    s.data(A, "239.3.3.4", "C");
+    s.actions.push(Action::Part(B, "239.3.3.3"));
+    s.sleep(2500, "the last member time (2 x 1 s) after B's leave");
+    s.data(A, "239.3.3.3", "");
+    s.data(A, "239.3.3.4", "C");
+    s
+}
+
+#[test]
+fn switch_querier_v3_with_real_hosts() {
+    differential(
+        "vmc",
+        74,
+        Setup {
+            querier: true,
+            igmp_version: 3,
+            query_interval: 2_000,
+            membership_interval: 4_000,
+            ..Setup::default()
+        },
+        own_querier_v3_hosts,
+        "(4) the switch's IGMPv3 querier, hosts joining with autojoin",
+        &[],
+        [true, true],
+    );
 }
 
 #[test]
