@@ -10,7 +10,14 @@
 //! link-local / same-MAC groups, non-IP L2 multicast, a leave with and then
 //! without the querier's group-specific query, bad checksums, a host that
 //! autojoins); the switch's own querier (fast leave, a static router port,
-//! leave then traffic, membership timeout).
+//! leave then traffic, membership timeout); the switch's IGMPv3 querier
+//! with real host stacks joining, answering queries and leaving; the
+//! switch's MLDv1 querier (the kernel bridge then needs an IPv6 address).
+//! At the end of each, both MDBs must hold the same (group, port) pairs,
+//! and vswitchd's router ports and querier state are checked.
+//!
+//! Run as root, one at a time: `flock /tmp/vswitch-e2e.lock cargo test
+//! --test e2e_mcast -- --test-threads 1` (about 70 s).
 //!
 //! After every frame the sender floods a barrier and the test waits until
 //! every other host saw it (no sleeps for forwarding); sleeps only let the
@@ -48,6 +55,9 @@ struct Setup {
     last_member_interval: u64,
     /// The querier's IGMP version (2 or 3).
     igmp_version: u8,
+    /// The kernel bridge gets an IPv6 link-local address (its MLD querier
+    /// needs one; vswitchd's does not).
+    bridge_ipv6: bool,
     /// Per host: fast leave, static router port.
     fast_leave: [bool; HOSTS],
     router_on: [bool; HOSTS],
@@ -63,6 +73,7 @@ impl Default for Setup {
             querier_interval: 60_000,
             last_member_interval: 1_000,
             igmp_version: 2,
+            bridge_ipv6: false,
             fast_leave: [false; HOSTS],
             router_on: [false; HOSTS],
         }
@@ -339,6 +350,10 @@ impl Fabric {
             "mcast_igmp_version",
             &igmp_version,
         ]);
+        if s.bridge_ipv6 {
+            sw.at().sysctl("net.ipv6.conf.br0.accept_dad", "0");
+            sw.at().sysctl("net.ipv6.conf.br0.disable_ipv6", "0");
+        }
         if s.querier {
             // Apart, after the intervals: the kernel starts the querier's
             // delay (frames still flood) with the response interval in
@@ -836,6 +851,47 @@ fn own_querier_v3_hosts() -> Script {
     s.data(A, "239.3.3.3", "");
     s.data(A, "239.3.3.4", "C");
     s
+}
+
+/// The switch's MLDv1 querier: MLD reports and dones, IPv6 data.
+fn own_querier_mld() -> Script {
+    let mut s = Script::new(5);
+    s.mld1_report(B, "ff05::1:3", "");
+    s.data(A, "ff05::1:3", "B");
+    s.data(A, "ff05::9", "");
+    s.data(A, "ff02::fb", "");
+    s.data(A, "ff02::1", "BCD");
+    s.mld2_report(C, "ff05::1:4", "ABD");
+    s.data(D, "ff05::1:4", "C");
+    s.mld(
+        B,
+        "ff02::2",
+        mld_msg(132, 0, "ff05::1:3"),
+        "MLDv1 done ff05::1:3",
+        "ACD",
+    );
+    s.data(A, "ff05::1:3", "B");
+    s.sleep(2500, "the last member time (2 x 1 s)");
+    s.data(A, "ff05::1:3", "");
+    s.data(A, "ff05::1:4", "C");
+    s
+}
+
+#[test]
+fn switch_mld_querier() {
+    differential(
+        "vmc",
+        75,
+        Setup {
+            querier: true,
+            bridge_ipv6: true,
+            ..Setup::default()
+        },
+        own_querier_mld,
+        "(5) the switch's MLDv1 querier",
+        &[],
+        [true, true],
+    );
 }
 
 #[test]
