@@ -12,7 +12,9 @@
 //! autojoins); the switch's own querier (fast leave, a static router port,
 //! leave then traffic, membership timeout); the switch's IGMPv3 querier
 //! with real host stacks joining, answering queries and leaving; the
-//! switch's MLDv1 querier (the kernel bridge then needs an IPv6 address).
+//! switch's IGMPv2 querier with hosts forced to IGMPv2 (and a static router
+//! port); the switch's MLDv1 querier (the kernel bridge then needs an IPv6
+//! address).
 //! At the end of each, both MDBs must hold the same (group, port) pairs,
 //! and vswitchd's router ports and querier state are checked.
 //!
@@ -95,6 +97,8 @@ enum Action {
     Join(usize, &'static str),
     /// `ip addr del GROUP/32 dev X` (its stack reports the leave).
     Part(usize, &'static str),
+    /// Makes a host's stack speak IGMPv2 (`force_igmp_version 2`).
+    IgmpV2(usize),
 }
 
 struct Script {
@@ -539,6 +543,13 @@ impl Fabric {
                     std::thread::sleep(Duration::from_millis(500));
                     self.barrier(*h);
                 }
+                Action::IgmpV2(h) => {
+                    let (ns, dev) = &self.hosts[*h];
+                    for conf in ["all", dev.as_str()] {
+                        let key = format!("net.ipv4.conf.{conf}.force_igmp_version=2");
+                        support::cmd::ok(&["ip", "netns", "exec", ns, "sysctl", "-q", "-w", &key]);
+                    }
+                }
                 Action::Part(h, g) => {
                     let (ns, dev) = &self.hosts[*h];
                     let addr = format!("{g}/32");
@@ -656,6 +667,7 @@ fn differential(
             Action::Sleep(ms, why) => (format!("sleep {ms} ms: {why}"), ""),
             Action::Join(h, g) => (format!("{} joins {g} (autojoin)", HOST_NAMES[*h]), ""),
             Action::Part(h, g) => (format!("{} leaves {g} (addr del)", HOST_NAMES[*h]), ""),
+            Action::IgmpV2(h) => (format!("{} speaks IGMPv2", HOST_NAMES[*h]), ""),
         };
         let is_send = matches!(act, Action::Send { .. });
         let agree = kernel[i] == vsw[i];
@@ -890,6 +902,47 @@ fn switch_mld_querier() {
         own_querier_mld,
         "(5) the switch's MLDv1 querier",
         &[],
+        [true, true],
+    );
+}
+
+/// The switch queries with IGMPv2; real host stacks forced to IGMPv2
+/// join (v2 reports: to router ports only), answer and leave (v2 leaves).
+fn own_querier_v2_hosts() -> Script {
+    let mut s = Script::new(6);
+    s.actions.push(Action::IgmpV2(B));
+    s.actions.push(Action::IgmpV2(C));
+    s.actions.push(Action::Join(B, "239.4.4.4"));
+    s.actions.push(Action::Join(C, "239.4.4.5"));
+    s.data(A, "239.4.4.4", "BD");
+    s.data(A, "239.4.4.5", "CD");
+    s.sleep(
+        6000,
+        "past the membership interval (4 s): hosts answered queries",
+    );
+    s.data(A, "239.4.4.4", "BD");
+    s.actions.push(Action::Part(B, "239.4.4.4"));
+    s.sleep(2500, "the last member time (2 x 1 s) after B's leave");
+    s.data(A, "239.4.4.4", "D");
+    s.data(A, "239.4.4.5", "CD");
+    s
+}
+
+#[test]
+fn switch_querier_v2_with_real_hosts() {
+    differential(
+        "vmc",
+        76,
+        Setup {
+            querier: true,
+            query_interval: 2_000,
+            membership_interval: 4_000,
+            router_on: [false, false, false, true],
+            ..Setup::default()
+        },
+        own_querier_v2_hosts,
+        "(6) the switch's IGMPv2 querier, IGMPv2 hosts, static router port D",
+        &[("ipv4", D), ("ipv6", D)],
         [true, true],
     );
 }
