@@ -19,7 +19,7 @@
 //! and vswitchd's router ports and querier state are checked.
 //!
 //! Run as root, one at a time: `flock /tmp/vswitch-e2e.lock cargo test
-//! --test e2e_mcast -- --test-threads 1` (about 70 s).
+//! --test e2e_mcast -- --test-threads 1` (about 95 s).
 //!
 //! After every frame the sender floods a barrier and the test waits until
 //! every other host saw it (no sleeps for forwarding); sleeps only let the
