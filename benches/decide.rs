@@ -10,6 +10,9 @@
 //! - `known_unicast_vlan/1000`: VLAN filtering on, tagged frames on trunks.
 //! - `flood_broadcast/1000`: broadcasts from 1 000 learned sources to 3
 //!   other ports.
+//! - `mcast_registered/100`: IPv4 multicast data to 100 groups registered
+//!   by IGMP reports on ports 1-3, an external querier known on port 0:
+//!   each frame goes to its group's member port (the MDB path).
 //!
 //! Run: `cargo bench --bench decide` (about two minutes).
 //!
@@ -123,6 +126,50 @@ fn flood_broadcast(macs: u32) -> Workload {
     Workload { sw, frames }
 }
 
+/// IPv4 multicast data from port 0 to `groups` groups, each joined (an
+/// IGMPv2 report) on port 1 + g % 3, with an external querier on port 0
+/// (a general IGMPv3 query, so the delay before it is trusted is 1 ms).
+fn mcast_registered(groups: u32) -> Workload {
+    use std::net::{IpAddr, Ipv4Addr};
+    use vswitch::wire::igmp::{data_frame, igmp_frame};
+    let sw = switch(1_024, false);
+    let querier = Ipv4Addr::new(198, 18, 0, 1);
+    let q = [0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let f = igmp_frame(host(0).0, querier, Ipv4Addr::new(224, 0, 0, 1), &q);
+    assert!(sw.decide(0, &f, 1).egress().is_some());
+    let group = |g: u32| Ipv4Addr::new(239, 2, (g >> 8) as u8, g as u8);
+    for g in 0..groups {
+        let p = 1 + (g % 3) as PortId;
+        let mut m = vec![0x16, 0, 0, 0];
+        m.extend_from_slice(&group(g).octets());
+        let src = Ipv4Addr::new(198, 18, 0, 2 + p as u8);
+        let r = igmp_frame(host(p as u32).0, src, group(g), &m);
+        assert!(sw.decide(p, &r, 1).egress().is_some());
+    }
+    let frames = (0..groups)
+        .map(|g| {
+            let d = data_frame(host(0).0, IpAddr::V4(querier), IpAddr::V4(group(g)), 30);
+            let mut f = [0u8; 64];
+            f.copy_from_slice(&d);
+            (0, f)
+        })
+        .collect();
+    Workload { sw, frames }
+}
+
+/// Checks once that every frame of the multicast case reaches just its
+/// group's member port.
+fn check_mcast(w: &Workload) {
+    for (g, (ingress, f)) in w.frames.iter().enumerate() {
+        let d = w.sw.decide(*ingress, f, 3);
+        let e = d.egress().expect("registered group is forwarded");
+        assert_eq!(
+            e.ports.iter().collect::<Vec<_>>(),
+            vec![1 + (g % 3) as PortId]
+        );
+    }
+}
+
 /// Decides `BATCH` frames of `frames` starting at `*pos` under one
 /// [`Switch::view`], advancing `*pos`
 /// (the clock is derived from the running frame count).
@@ -179,6 +226,13 @@ fn single_thread(c: &mut Criterion) {
     let w = flood_broadcast(1_000);
     check(&w, true);
     g.bench_with_input(BenchmarkId::new("flood_broadcast", 1_000), &w, |b, w| {
+        let (mut pos, mut table) = (0, w.sw.view_cache());
+        b.iter(|| run_batch(&w.sw, &mut table, &w.frames, &mut pos));
+    });
+
+    let w = mcast_registered(100);
+    check_mcast(&w);
+    g.bench_with_input(BenchmarkId::new("mcast_registered", 100), &w, |b, w| {
         let (mut pos, mut table) = (0, w.sw.view_cache());
         b.iter(|| run_batch(&w.sw, &mut table, &w.frames, &mut pos));
     });
@@ -263,12 +317,13 @@ fn two_threads(c: &mut Criterion) {
 fn fixed_workload(frames: u64) {
     let batches = frames.div_ceil(BATCH as u64);
     type Case = (&'static str, fn() -> Workload);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         ("known_unicast/2", || known_unicast(2, None)),
         ("known_unicast/1000", || known_unicast(1_000, None)),
         ("known_unicast/100000", || known_unicast(100_000, None)),
         ("known_unicast_vlan/1000", || known_unicast(1_000, Some(10))),
         ("flood_broadcast/1000", || flood_broadcast(1_000)),
+        ("mcast_registered/100", || mcast_registered(100)),
     ];
     let only = std::env::var("DECIDE_CASE").ok();
     for (name, make) in cases {

@@ -170,6 +170,90 @@ pub struct SwitchSection {
     /// Seconds in each of listening and learning (STP), or before a
     /// non-edge port without an agreement forwards (RSTP).
     pub forward_delay: u32,
+    /// IGMP/MLD snooping (the Linux bridge's `mcast_snooping`).
+    pub mcast_snooping: bool,
+    /// The switch's own querier (`mcast_querier`).
+    pub mcast_querier: bool,
+    /// Seconds between general queries.
+    pub mcast_query_interval: McastSecs,
+    /// Max response time of general queries, seconds.
+    pub mcast_query_response_interval: McastSecs,
+    /// Seconds a membership lasts without a report.
+    pub mcast_membership_interval: McastSecs,
+    /// Seconds another querier (and a learned router port) is remembered.
+    pub mcast_querier_interval: McastSecs,
+    /// Group-specific queries' count: the last member time is this times
+    /// `mcast-last-member-interval`.
+    pub mcast_last_member_count: u32,
+    /// Seconds between group-specific queries (their max response time).
+    pub mcast_last_member_interval: McastSecs,
+    /// General queries sent at startup, `mcast-startup-query-interval`
+    /// apart.
+    pub mcast_startup_query_count: u32,
+    /// Default: a quarter of `mcast-query-interval`.
+    pub mcast_startup_query_interval: Option<McastSecs>,
+    /// 2 or 3.
+    pub mcast_igmp_version: u8,
+    /// 1 or 2.
+    pub mcast_mld_version: u8,
+    /// Source address of IGMP queries (default 0.0.0.0, as the kernel).
+    pub mcast_querier_source: std::net::Ipv4Addr,
+    /// Source address of MLD queries (link-local; default the EUI-64
+    /// address of `mcast-querier-mac`).
+    pub mcast_querier_source6: Option<std::net::Ipv6Addr>,
+    /// Source MAC of queries (default: a locally administered MAC made from
+    /// the host name).
+    pub mcast_querier_mac: Option<Mac>,
+    /// Most (group, VLAN) entries in the multicast database.
+    pub mcast_hash_max: usize,
+}
+
+/// A time in seconds (a whole or fractional number, at least 0.01 and at
+/// most a day), kept in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastSecs(pub u64);
+
+impl McastSecs {
+    pub fn secs(s: u64) -> McastSecs {
+        McastSecs(s * 1000)
+    }
+    pub fn ms(self) -> u64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for McastSecs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+        }
+        use serde::de::Error;
+        let secs = match Raw::deserialize(d)? {
+            Raw::Int(n) => n as f64,
+            Raw::Float(f) => f,
+        };
+        if !(0.01..=86_400.0).contains(&secs) {
+            return Err(D::Error::custom(format!(
+                "{secs} seconds: use 0.01 to 86400"
+            )));
+        }
+        Ok(McastSecs((secs * 1000.0).round() as u64))
+    }
+}
+
+/// The querier's default source MAC: locally administered, from a hash of
+/// the host name, so two hosts' switches differ and a restart keeps it.
+pub fn default_querier_mac() -> Mac {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.trim().bytes().chain(*b"vswitchd") {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    Mac([0x02, b[1], b[2], b[3], b[4], b[5]])
 }
 
 /// `[switch] stp`.
@@ -200,6 +284,22 @@ impl Default for SwitchSection {
             hello_time: 2,
             max_age: 20,
             forward_delay: 15,
+            mcast_snooping: true,
+            mcast_querier: false,
+            mcast_query_interval: McastSecs::secs(125),
+            mcast_query_response_interval: McastSecs::secs(10),
+            mcast_membership_interval: McastSecs::secs(260),
+            mcast_querier_interval: McastSecs::secs(255),
+            mcast_last_member_count: 2,
+            mcast_last_member_interval: McastSecs::secs(1),
+            mcast_startup_query_count: 2,
+            mcast_startup_query_interval: None,
+            mcast_igmp_version: 2,
+            mcast_mld_version: 1,
+            mcast_querier_source: std::net::Ipv4Addr::UNSPECIFIED,
+            mcast_querier_source6: None,
+            mcast_querier_mac: None,
+            mcast_hash_max: crate::mcast::DEFAULT_HASH_MAX,
         }
     }
 }
@@ -230,6 +330,64 @@ impl SwitchSection {
         cfg.validate()
             .map_err(|e| format!("[switch] spanning tree: {e}"))?;
         Ok((self.stp != StpMode::Off).then_some(cfg))
+    }
+
+    /// The snooping settings, checked.
+    pub fn mcast(&self) -> Result<crate::mcast::MdbConfig, String> {
+        if !matches!(self.mcast_igmp_version, 2 | 3) {
+            return Err(format!(
+                "mcast-igmp-version = {}: use 2 or 3",
+                self.mcast_igmp_version
+            ));
+        }
+        if !matches!(self.mcast_mld_version, 1 | 2) {
+            return Err(format!(
+                "mcast-mld-version = {}: use 1 or 2",
+                self.mcast_mld_version
+            ));
+        }
+        if self.mcast_last_member_count == 0 || self.mcast_startup_query_count == 0 {
+            return Err("mcast-last-member-count and mcast-startup-query-count: at least 1".into());
+        }
+        if self.mcast_hash_max == 0 {
+            return Err("mcast-hash-max: at least 1".into());
+        }
+        if self.mcast_query_response_interval.ms() >= self.mcast_query_interval.ms() {
+            return Err(format!(
+                "mcast-query-response-interval ({} ms) must be shorter than mcast-query-interval ({} ms)",
+                self.mcast_query_response_interval.ms(),
+                self.mcast_query_interval.ms()
+            ));
+        }
+        if let Some(s) = self.mcast_querier_source6
+            && s.segments()[0] & 0xffc0 != 0xfe80
+        {
+            return Err(format!(
+                "mcast-querier-source6 = {s}: MLD queries need a link-local (fe80::/10) source"
+            ));
+        }
+        let qi = self.mcast_query_interval.ms();
+        Ok(crate::mcast::MdbConfig {
+            snooping: self.mcast_snooping,
+            querier: self.mcast_querier,
+            query_interval_ms: qi,
+            query_response_interval_ms: self.mcast_query_response_interval.ms(),
+            membership_interval_ms: self.mcast_membership_interval.ms(),
+            querier_interval_ms: self.mcast_querier_interval.ms(),
+            startup_query_count: self.mcast_startup_query_count,
+            startup_query_interval_ms: self
+                .mcast_startup_query_interval
+                .map(McastSecs::ms)
+                .unwrap_or(qi / 4),
+            last_member_count: self.mcast_last_member_count,
+            last_member_interval_ms: self.mcast_last_member_interval.ms(),
+            igmp_version: self.mcast_igmp_version,
+            mld_version: self.mcast_mld_version,
+            source4: self.mcast_querier_source,
+            source6: self.mcast_querier_source6,
+            mac: self.mcast_querier_mac.unwrap_or_else(default_querier_mac),
+            hash_max: self.mcast_hash_max,
+        })
     }
 }
 
@@ -554,6 +712,7 @@ impl File {
             check_group_name(g).map_err(|m| err(format!("[switch] control-socket-group: {m}")))?;
         }
         let stp = s.stp().map_err(err)?;
+        let mcast = s.mcast().map_err(|m| err(format!("[switch] {m}")))?;
         let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
         let mut ports = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -586,6 +745,7 @@ impl File {
                 group_fwd_mask: s.group_fwd_mask.0,
                 vlan_filtering,
                 vlan_protocol: s.vlan_protocol.tpid(),
+                mcast,
             },
             workers: s.workers,
             tuning: crate::dataplane::Tuning {
@@ -1031,9 +1191,46 @@ mod tests {
     }
 
     #[test]
+    fn mcast_keys() {
+        let c = check(
+            "[switch]\nmcast-querier = true\nmcast-query-interval = 4\nmcast-query-response-interval = 0.5\n\
+             mcast-igmp-version = 3\nmcast-querier-source = \"198.18.0.1\"\n\
+             [[port]]\nname = \"tap0\"\nmcast-router = \"on\"\nmcast-fast-leave = true\n",
+        )
+        .unwrap();
+        let m = &c.switch.mcast;
+        assert!(m.querier && m.snooping);
+        assert_eq!(
+            (m.query_interval_ms, m.query_response_interval_ms),
+            (4000, 500)
+        );
+        assert_eq!(m.startup_query_interval_ms, 1000);
+        assert_eq!(m.igmp_version, 3);
+        assert_eq!(
+            m.source4,
+            "198.18.0.1".parse::<std::net::Ipv4Addr>().unwrap()
+        );
+        let f = c.ports[0].section.flags();
+        assert_eq!(f.mcast_router, crate::mcast::RouterMode::On);
+        assert!(f.mcast_fast_leave);
+        for bad in [
+            "mcast-igmp-version = 1",
+            "mcast-mld-version = 3",
+            "mcast-query-interval = 0",
+            "mcast-querier-source6 = \"fd00::1\"",
+            "mcast-query-response-interval = 200",
+        ] {
+            assert!(check(&format!("[switch]\n{bad}\n")).is_err(), "{bad}");
+        }
+        assert!(check("[[port]]\nname = \"t\"\nmcast-router = \"yes\"\n").is_err());
+    }
+
+    #[test]
     fn empty_file_is_defaults() {
         let c = check("").unwrap();
-        assert_eq!(c.switch, SwitchConfig::default());
+        let mut want = SwitchConfig::default();
+        want.mcast.mac = default_querier_mac();
+        assert_eq!(c.switch, want);
         assert_eq!(c.metrics_addr.as_deref(), Some(DEFAULT_METRICS_ADDR));
         assert!(c.ports.is_empty());
     }

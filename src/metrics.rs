@@ -113,6 +113,15 @@ struct Families {
     fdb_aged: IntCounter,
     fdb_evicted: IntCounter,
     fdb_refused: IntCounter,
+    mdb_groups: IntGauge,
+    mdb_full: IntCounter,
+    mcast_reports: IntCounter,
+    mcast_leaves: IntCounter,
+    mcast_queries: IntCounter,
+    mcast_queries_sent: IntCounter,
+    mcast_malformed: IntCounterVec,
+    igmp_querier: IntGauge,
+    mld_querier: IntGauge,
     build_info: IntGaugeVec,
     config_ok: IntGauge,
     config_success_time: IntGauge,
@@ -190,6 +199,43 @@ impl Families {
                 "vswitchd_fdb_refused_total",
                 "MACs not learned: port MAC limit reached or table full of static entries.",
             ),
+            mdb_groups: gauge(
+                "vswitchd_mdb_groups",
+                "(group, VLAN) entries in the multicast database.",
+            ),
+            mdb_full: counter(
+                "vswitchd_mdb_full_total",
+                "IGMP/MLD reports for a new group dropped because the multicast database was full (mcast-hash-max).",
+            ),
+            mcast_reports: counter(
+                "vswitchd_mcast_reports_total",
+                "IGMP and MLD membership reports received (all versions).",
+            ),
+            mcast_leaves: counter(
+                "vswitchd_mcast_leaves_total",
+                "IGMPv2 leaves and MLDv1 dones received.",
+            ),
+            mcast_queries: counter(
+                "vswitchd_mcast_queries_total",
+                "IGMP and MLD queries received.",
+            ),
+            mcast_queries_sent: counter(
+                "vswitchd_mcast_queries_sent_total",
+                "Queries the switch's own querier sent (one per port and query).",
+            ),
+            mcast_malformed: counter_vec(
+                "vswitchd_mcast_malformed_total",
+                "IGMP/MLD frames dropped as malformed, by reason.",
+                &["reason"],
+            ),
+            igmp_querier: gauge(
+                "vswitchd_mcast_igmp_querier_present",
+                "1 while an IGMP querier is known (IPv4 multicast then follows the multicast database), else 0.",
+            ),
+            mld_querier: gauge(
+                "vswitchd_mcast_mld_querier_present",
+                "1 while an MLD querier is known (IPv6 multicast then follows the multicast database), else 0.",
+            ),
             build_info: IntGaugeVec::new(
                 Opts::new(
                     "vswitchd_build_info",
@@ -226,6 +272,15 @@ impl Families {
             &self.fdb_aged,
             &self.fdb_evicted,
             &self.fdb_refused,
+            &self.mdb_groups,
+            &self.mdb_full,
+            &self.mcast_reports,
+            &self.mcast_leaves,
+            &self.mcast_queries,
+            &self.mcast_queries_sent,
+            &self.mcast_malformed,
+            &self.igmp_querier,
+            &self.mld_querier,
             &self.build_info,
             &self.config_ok,
             &self.config_success_time,
@@ -278,6 +333,20 @@ impl Collector for SwitchCollector {
         f.fdb_aged.inc_by(s.aged.load(Relaxed));
         f.fdb_evicted.inc_by(s.evicted.load(Relaxed));
         f.fdb_refused.inc_by(s.refused.load(Relaxed));
+        let m = sw.mcast_stats(self.dp.clock().now_ms());
+        f.mdb_groups.set(m.groups as i64);
+        f.mdb_full.inc_by(m.full);
+        f.mcast_reports.inc_by(m.reports);
+        f.mcast_leaves.inc_by(m.leaves);
+        f.mcast_queries.inc_by(m.queries);
+        f.mcast_queries_sent.inc_by(m.queries_sent);
+        for e in crate::wire::igmp::McastError::ALL {
+            f.mcast_malformed
+                .with_label_values(&[e.as_str()])
+                .inc_by(m.errors[e.index()]);
+        }
+        f.igmp_querier.set(m.querier[0] as i64);
+        f.mld_querier.set(m.querier[1] as i64);
         f.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -427,7 +496,17 @@ mod tests {
     /// and appears in the text output.
     #[test]
     fn every_family_can_be_incremented_and_is_exported() {
-        let sw = Arc::new(Switch::new(&SwitchConfig::default()));
+        // The switch's own querier, trusted at once (no response delay),
+        // and room for one group: every multicast family can move.
+        let sw = Arc::new(Switch::new(&SwitchConfig {
+            mcast: crate::mcast::MdbConfig {
+                querier: true,
+                query_response_interval_ms: 0,
+                hash_max: 1,
+                ..Default::default()
+            },
+            ..SwitchConfig::default()
+        }));
         let dp =
             Arc::new(Dataplane::start(sw.clone(), 1, Default::default(), Clock::new()).unwrap());
         let (p, _peer) = pair().unwrap();
@@ -459,6 +538,7 @@ mod tests {
         }
         sw.fdb()
             .add_static("02:00:00:00:00:01".parse().unwrap(), 1, id);
+        feed_igmp(&sw, id);
         let after = render(&reg);
         let families: Vec<String> = Families::new()
             .all()
@@ -470,7 +550,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 18);
+        assert_eq!(families.len(), 27);
         for fam in &families {
             assert!(after.contains(&format!("# TYPE {fam} ")), "{fam} missing");
             let value = |text: &str| -> f64 {
@@ -485,6 +565,7 @@ mod tests {
             } else if fam != "vswitchd_fdb_capacity"
                 && fam != "vswitchd_build_info"
                 && fam != "vswitchd_port_up"
+                && !fam.ends_with("_querier_present")
             {
                 assert!(value(&after) > value(&before), "{fam} did not move");
             } else {
@@ -511,5 +592,34 @@ mod tests {
         let failed = render(&reg);
         assert!(failed.contains("vswitchd_config_last_reload_successful 0"));
         assert!(failed.contains("vswitchd_config_last_reload_success_timestamp_seconds 2000"));
+    }
+
+    /// A report, a second group refused (full), a leave (the querier
+    /// answers with a query), a group query and a malformed report on port `id`.
+    fn feed_igmp(sw: &Switch, id: crate::switch::PortId) {
+        use crate::wire::igmp::igmp_frame;
+        use std::net::Ipv4Addr;
+        sw.set_port_up(id, true);
+        let mac = [2, 0, 0, 0, 0, 7];
+        let src = Ipv4Addr::new(198, 18, 0, 7);
+        let g1 = Ipv4Addr::new(239, 1, 1, 1);
+        let g2 = Ipv4Addr::new(239, 1, 1, 2);
+        let msg = |t: u8, g: Ipv4Addr| {
+            let mut m = vec![t, 0, 0, 0];
+            m.extend_from_slice(&g.octets());
+            m
+        };
+        sw.decide(id, &igmp_frame(mac, src, g1, &msg(0x16, g1)), 0);
+        sw.decide(id, &igmp_frame(mac, src, g2, &msg(0x16, g2)), 0);
+        let all_routers = Ipv4Addr::new(224, 0, 0, 2);
+        sw.decide(id, &igmp_frame(mac, src, all_routers, &msg(0x17, g1)), 0);
+        // Group-specific: the querier stays the switch itself.
+        let mut q = msg(0x11, g1);
+        q[1] = 10;
+        sw.decide(id, &igmp_frame(mac, src, g1, &q), 0);
+        let mut bad = igmp_frame(mac, src, g1, &msg(0x16, g1));
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        sw.decide(id, &bad, 0);
     }
 }

@@ -947,6 +947,7 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
         group_fwd_mask: sc.group_fwd_mask,
         vlan_filtering,
         vlan_protocol: sc.vlan_protocol,
+        ..SwitchConfig::default()
     });
     let mut cfgs = Vec::new();
     let mut up = Vec::new();

@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, PortCmd, StpCmd, flag_words};
+use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, PortCmd, StpCmd, flag_words};
 use vswitch::control::protocol::{
-    Envelope, ErrorCode, FdbRow, Request, Response, ShowInfo, StpInfo, VERSION,
+    Envelope, ErrorCode, FdbRow, MdbRouterInfo, MdbRow, Request, Response, ShowInfo, StpInfo,
+    VERSION,
 };
 use vswitch::dataplane::Reading;
 
@@ -229,6 +230,55 @@ fn print_stp(s: &StpInfo) {
     }
 }
 
+fn print_mdb(rows: &[MdbRow]) {
+    println!(
+        "{:<28} {:>5} {:<18} {:>9}  version",
+        "GROUP", "VLAN", "PORT", "LEFT(s)"
+    );
+    for r in rows {
+        println!(
+            "{:<28} {:>5} {:<18} {:>9.1}  {}",
+            r.group.to_string(),
+            r.vlan,
+            r.port,
+            r.remaining_seconds,
+            r.version
+        );
+    }
+}
+
+fn print_mdb_router(i: &MdbRouterInfo) {
+    println!(
+        "snooping {}, own querier {}",
+        if i.snooping { "on" } else { "off" },
+        if i.own_querier { "on" } else { "off" }
+    );
+    for q in &i.queriers {
+        let who = match (&q.address, &q.port) {
+            (None, _) => "none".to_string(),
+            (Some(a), Some(p)) => format!("{a} on {p}"),
+            (Some(a), None) => format!("{a} (this switch)"),
+        };
+        let left = q
+            .remaining_seconds
+            .map(|s| format!(", {s:.1} s left"))
+            .unwrap_or_default();
+        let present = if q.present { "present" } else { "not present" };
+        println!("querier {:<5} {who}{left} ({present})", q.family);
+    }
+    println!(
+        "{:<18} {:<6} {:<5} {:>9}",
+        "PORT", "FAMILY", "MODE", "LEFT(s)"
+    );
+    for r in &i.routers {
+        let left = r
+            .remaining_seconds
+            .map(|s| format!("{s:.1}"))
+            .unwrap_or_else(|| "-".into());
+        println!("{:<18} {:<6} {:<5} {:>9}", r.port, r.family, r.mode, left);
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
     let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
@@ -243,6 +293,12 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             print_fdb(&rows);
             println!("{} entries", rows.len());
         }
+        Cmd::Mdb(MdbCmd::Show { .. }) => {
+            let rows: Vec<MdbRow> = serde_json::from_value(data)?;
+            print_mdb(&rows);
+            println!("{} memberships", rows.len());
+        }
+        Cmd::Mdb(MdbCmd::Router) => print_mdb_router(&serde_json::from_value(data)?),
         Cmd::Fdb(FdbCmd::Get { .. }) => print_fdb(&serde_json::from_value::<Vec<FdbRow>>(data)?),
         Cmd::Fdb(FdbCmd::Flush { .. }) => println!("flushed {} entries", data),
         Cmd::Port(PortCmd::Add { spec, .. }) => println!("port {spec} added (id {data})"),

@@ -58,6 +58,9 @@ pub enum Cmd {
     /// Show and edit the forwarding database.
     #[command(subcommand)]
     Fdb(FdbCmd),
+    /// Show the multicast database (IGMP/MLD snooping).
+    #[command(subcommand)]
+    Mdb(MdbCmd),
     /// Change a switch setting.
     #[command(subcommand)]
     Set(SetCmd),
@@ -271,6 +274,16 @@ impl CliFlag for crate::switch::StormControl {
     }
 }
 
+impl CliFlag for crate::mcast::RouterMode {
+    const VALUE_NAME: &'static str = "off|auto|on";
+    fn parse(s: &str) -> Result<crate::mcast::RouterMode, String> {
+        s.parse()
+    }
+    fn word(&self, name: &str) -> String {
+        format!("{name}={self}")
+    }
+}
+
 macro_rules! flag_opts {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// An option per port flag (`--mac-limit 0` removes the limit).
@@ -327,6 +340,27 @@ impl PortOpts {
             flags: self.flags.changes(),
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MdbCmd {
+    /// Group memberships: group, VLAN, port, time left, the message that
+    /// made it (all, or of one port or VLAN).
+    #[command(
+        after_help = "Examples:\n  vswitchctl mdb show\n  vswitchctl -j mdb show --port tap0 --vlan 10"
+    )]
+    Show {
+        /// Only memberships of this port.
+        #[arg(long, value_name = "NAME")]
+        port: Option<String>,
+        /// Only memberships in this VLAN.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<Vid>,
+    },
+    /// Multicast router ports (learned or configured) and the querier of
+    /// IPv4 and IPv6.
+    #[command(after_help = "Examples:\n  vswitchctl mdb router\n  vswitchctl -j mdb router")]
+    Router,
 }
 
 #[derive(Subcommand, Debug)]
@@ -452,6 +486,11 @@ impl Cmd {
                 name: name.clone(),
                 changes: opts.changes(*no_vlan),
             },
+            Cmd::Mdb(MdbCmd::Show { port, vlan }) => Request::MdbShow {
+                port: port.clone(),
+                vlan: *vlan,
+            },
+            Cmd::Mdb(MdbCmd::Router) => Request::MdbRouter,
             Cmd::Fdb(FdbCmd::Show { port, vlan }) => Request::FdbShow {
                 port: port.clone(),
                 vlan: *vlan,

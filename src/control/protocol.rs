@@ -63,6 +63,15 @@ pub enum Request {
     SetAgeing {
         seconds: AgeingTime,
     },
+    /// Multicast group memberships (all, or of one port or VLAN).
+    MdbShow {
+        #[serde(default)]
+        port: Option<String>,
+        #[serde(default)]
+        vlan: Option<Vid>,
+    },
+    /// Multicast router ports and the querier of each family.
+    MdbRouter,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// Replace the log filter (`debug`, `vswitch::daemon=debug,info`);
@@ -381,6 +390,13 @@ impl FlagChange for crate::switch::StormControl {
     }
 }
 
+impl FlagChange for crate::mcast::RouterMode {
+    type Wire = crate::mcast::RouterMode;
+    fn from_wire(m: crate::mcast::RouterMode) -> crate::mcast::RouterMode {
+        m
+    }
+}
+
 macro_rules! flag_changes {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// New values for some port flags (one field per
@@ -493,6 +509,55 @@ pub struct FdbRow {
     #[serde(rename = "static")]
     pub is_static: bool,
     pub age_seconds: f64,
+}
+
+/// One multicast group membership (`mdb show`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MdbRow {
+    pub group: std::net::IpAddr,
+    pub vlan: u16,
+    pub port: String,
+    /// Seconds until the membership runs out without a report.
+    pub remaining_seconds: f64,
+    /// The message that last refreshed it: igmpv1, igmpv2, igmpv3, mldv1,
+    /// mldv2.
+    pub version: String,
+}
+
+/// One router port (`mdb router`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MdbRouterRow {
+    pub port: String,
+    /// ipv4 or ipv6.
+    pub family: String,
+    /// The port's mcast-router setting: auto (learned) or on.
+    pub mode: String,
+    /// Seconds a learned router port has left; none when configured on.
+    pub remaining_seconds: Option<f64>,
+}
+
+/// The querier of one family (`mdb router`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QuerierRow {
+    pub family: String,
+    /// The elected querier's address; none when no querier is known.
+    pub address: Option<std::net::IpAddr>,
+    /// The port it is heard on; none when it is the switch itself.
+    pub port: Option<String>,
+    /// Seconds before another querier counts as gone.
+    pub remaining_seconds: Option<f64>,
+    /// Whether multicast forwarding treats a querier as present (after the
+    /// first query's response time).
+    pub present: bool,
+}
+
+/// `mdb router` as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MdbRouterInfo {
+    pub snooping: bool,
+    pub own_querier: bool,
+    pub routers: Vec<MdbRouterRow>,
+    pub queriers: Vec<QuerierRow>,
 }
 
 pub fn state_name(up: bool, link: LinkState) -> &'static str {

@@ -237,6 +237,8 @@ fn execute(d: &Daemon, req: Request) -> Response {
             d.set_ageing(seconds);
             Response::ok(())
         }
+        Request::MdbShow { port, vlan } => result(d.mdb_show(port.as_deref(), vlan)),
+        Request::MdbRouter => Response::ok(d.mdb_router()),
         Request::Reload => result(d.reload().map(|r| r.to_string())),
         Request::LogLevel { filter } => result(d.log_level(filter.as_deref())),
         Request::StpShow => result(d.stp_show()),

@@ -456,6 +456,7 @@ impl Daemon {
         self.stp.set_ageing_ms(cfg.switch.ageing_ms);
         sw.fdb().set_capacity(cfg.switch.fdb_capacity);
         sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
+        sw.set_mcast_config(cfg.switch.mcast.clone(), self.dp.clock().now_ms());
         let incomplete = |e| DaemonError::ReloadIncomplete(Box::new(e));
         for name in &plan.remove {
             self.del_port(name).map_err(incomplete)?;
@@ -584,6 +585,63 @@ impl Daemon {
                 age_seconds: e.age_ms as f64 / 1000.0,
             })
             .collect())
+    }
+
+    /// Multicast memberships, of one port or VLAN or all.
+    pub fn mdb_show(
+        &self,
+        port: Option<&str>,
+        vlan: Option<Vid>,
+    ) -> Result<Vec<crate::control::protocol::MdbRow>, DaemonError> {
+        let pid = port.map(|p| self.port_id(p)).transpose()?;
+        let vlan = vlan.map(Vid::get);
+        let now = self.dp.clock().now_ms();
+        Ok(self
+            .dp
+            .switch()
+            .mdb_entries(now)
+            .into_iter()
+            .filter(|e| pid.is_none_or(|p| e.port == p) && vlan.is_none_or(|v| e.vid == v))
+            .map(|e| crate::control::protocol::MdbRow {
+                group: e.group,
+                vlan: e.vid,
+                port: self.name_of(e.port),
+                remaining_seconds: e.remaining_ms as f64 / 1000.0,
+                version: e.version,
+            })
+            .collect())
+    }
+
+    /// Multicast router ports and queriers.
+    pub fn mdb_router(&self) -> crate::control::protocol::MdbRouterInfo {
+        use crate::control::protocol::{MdbRouterInfo, MdbRouterRow, QuerierRow};
+        let now = self.dp.clock().now_ms();
+        let sw = self.dp.switch();
+        let (routers, queriers) = sw.mdb_routers(now);
+        let cfg = sw.mcast_config();
+        MdbRouterInfo {
+            snooping: cfg.snooping,
+            own_querier: cfg.querier,
+            routers: routers
+                .into_iter()
+                .map(|r| MdbRouterRow {
+                    port: self.name_of(r.port),
+                    family: r.family,
+                    mode: r.mode,
+                    remaining_seconds: r.remaining_ms.map(|ms| ms as f64 / 1000.0),
+                })
+                .collect(),
+            queriers: queriers
+                .into_iter()
+                .map(|q| QuerierRow {
+                    family: q.family,
+                    address: q.address,
+                    port: q.port.map(|p| self.name_of(p)),
+                    remaining_seconds: q.other_remaining_ms.map(|ms| ms as f64 / 1000.0),
+                    present: q.present,
+                })
+                .collect(),
+        }
     }
 
     /// The VLAN a static entry of port `id` goes in when none is given:

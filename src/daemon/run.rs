@@ -172,6 +172,10 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The multicast timers (memberships, queriers) and the querier's
+    // frames: 100 ms, so a leave's group-specific query is not late.
+    let mut mcast_tick = tokio::time::interval(Duration::from_millis(100));
+    mcast_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(ports, "vswitchd forwarding");
     let mut status = daemon.status_line();
     notifier.ready(&status);
@@ -210,6 +214,11 @@ async fn serve(
                 if now != status {
                     notifier.status(&now);
                     status = now;
+                }
+            }
+            _ = mcast_tick.tick() => {
+                for out in dp.switch().mcast_tick(dp.clock().now_ms()) {
+                    dp.send_frame(out.port, &out.frame);
                 }
             }
             _ = watchdog.tick(), if watchdog_every.is_some() => notifier.watchdog(),

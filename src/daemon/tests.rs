@@ -190,6 +190,31 @@ fn reload_applies_switch_settings() {
 }
 
 #[test]
+fn reload_applies_multicast_settings() {
+    let s = Setup::new(&ports(&["a"]));
+    assert!(s.switch().mcast_config().snooping);
+    assert!(!s.switch().mcast_config().querier);
+    s.write(&format!(
+        "[switch]\nmcast-querier = true\nmcast-last-member-interval = 0.5\n{}mcast-router = \"on\"\n",
+        ports(&["a"])
+    ));
+    s.daemon.reload().unwrap();
+    let m = s.switch().mcast_config();
+    assert!(m.querier);
+    assert_eq!(m.last_member_interval_ms, 500);
+    let now = s.daemon.dataplane().clock().now_ms();
+    let (routers, _) = s.switch().mdb_routers(now);
+    assert_eq!(
+        routers.len(),
+        2,
+        "port a is a router port for IPv4 and IPv6"
+    );
+    let r = s.daemon.mdb_router();
+    assert!(r.own_querier && r.routers.iter().all(|r| r.port == "a" && r.mode == "on"));
+    assert!(s.daemon.mdb_show(None, None).unwrap().is_empty());
+}
+
+#[test]
 fn a_port_that_cannot_be_opened_leaves_the_configuration_unchanged() {
     let s = Setup::new(&ports(&["a", "b", "c"]));
     let before: Vec<PortRecord> = s.daemon.dataplane().ports();

@@ -31,10 +31,16 @@ pub enum DropReason {
     /// Received on a port that spanning tree keeps from forwarding
     /// (discarding, or learning: learned from, then dropped).
     StpBlocked,
+    /// IGMP/MLD (or the IP header around it) the Linux bridge refuses: bad
+    /// checksum, truncated message or record, a malformed query. Dropped
+    /// whenever snooping is on, querier or not.
+    McastMalformed,
+    /// A report for a new group while the multicast database is full.
+    MdbFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::PortDown,
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -46,6 +52,8 @@ impl DropReason {
         DropReason::Isolated,
         DropReason::NoEgress,
         DropReason::StpBlocked,
+        DropReason::McastMalformed,
+        DropReason::MdbFull,
     ];
 
     /// Metrics label value.
@@ -62,6 +70,8 @@ impl DropReason {
             DropReason::Isolated => "isolated",
             DropReason::NoEgress => "no_egress",
             DropReason::StpBlocked => "stp_blocked",
+            DropReason::McastMalformed => "mcast_malformed",
+            DropReason::MdbFull => "mdb_full",
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod decision;
 pub mod fdb;
+pub mod mcast;
 pub mod ports;
 pub mod storm;
 
@@ -49,6 +50,8 @@ pub struct SwitchConfig {
     /// The tag the switch treats as its VLAN tag: 0x8100 (802.1Q) or 0x88a8
     /// (802.1ad). Frames with the other TPID count as untagged.
     pub vlan_protocol: u16,
+    /// IGMP/MLD snooping and the querier.
+    pub mcast: crate::mcast::MdbConfig,
 }
 
 impl Default for SwitchConfig {
@@ -59,6 +62,7 @@ impl Default for SwitchConfig {
             group_fwd_mask: 0,
             vlan_filtering: false,
             vlan_protocol: 0x8100,
+            mcast: crate::mcast::MdbConfig::default(),
         }
     }
 }
@@ -179,6 +183,7 @@ pub struct Switch {
     up: AtomicPortSet,
     fdb: Fdb,
     group_fwd_mask: AtomicU16,
+    mcast: mcast::McastShared,
     /// Spanning tree runs: BPDUs are punted, and [`Switch::stp`]'s port
     /// states gate learning and forwarding.
     stp_on: AtomicBool,
@@ -214,6 +219,7 @@ impl Switch {
             up: AtomicPortSet::empty(),
             fdb: Fdb::new(cfg.fdb_capacity, cfg.ageing_ms),
             group_fwd_mask: AtomicU16::new(cfg.group_fwd_mask),
+            mcast: mcast::McastShared::new(cfg.mcast.clone()),
             stp_on: AtomicBool::new(false),
             stp_learning: AtomicPortSet::empty(),
             stp_forwarding: AtomicPortSet::empty(),
@@ -289,6 +295,7 @@ impl Switch {
 
     /// Puts a new port table in place (writers hold `writer`).
     fn set_table(&self, table: PortTable) {
+        self.mcast.set_ports(&table.ports);
         self.table.store(Arc::new(table));
         self.table_generation.fetch_add(1, Release);
     }
@@ -430,6 +437,7 @@ impl Switch {
     /// like the kernel does when a bridge port's link goes down.
     pub fn set_port_up(&self, id: PortId, up: bool) {
         self.up.set(id, up);
+        self.mcast.set_port_up(id, up);
         if !up {
             self.fdb.flush(Flush {
                 port: Some(id),
@@ -459,6 +467,43 @@ impl Switch {
     /// Ages out learned MACs; call about once a second. Returns how many.
     pub fn expire(&self, now: u64) -> usize {
         self.fdb.expire(now)
+    }
+
+    /// Runs the multicast timers (memberships, routers, queriers); call
+    /// every 100 ms to 1 s. Returns the frames the switch's own querier
+    /// wants sent, each out of one port as it is.
+    pub fn mcast_tick(&self, now: u64) -> Vec<crate::mcast::Outgoing> {
+        self.mcast.tick(now)
+    }
+
+    /// Applies new snooping and querier settings.
+    pub fn set_mcast_config(&self, cfg: crate::mcast::MdbConfig, now: u64) {
+        self.mcast.set_config(cfg, now);
+    }
+
+    pub fn mcast_config(&self) -> crate::mcast::MdbConfig {
+        self.mcast.config()
+    }
+
+    /// Every group membership (`mdb show`).
+    pub fn mdb_entries(&self, now: u64) -> Vec<crate::mcast::MemberInfo> {
+        self.mcast.entries(now)
+    }
+
+    /// Router ports and queriers (`mdb router`).
+    pub fn mdb_routers(
+        &self,
+        now: u64,
+    ) -> (
+        Vec<crate::mcast::RouterInfo>,
+        Vec<crate::mcast::QuerierInfo>,
+    ) {
+        self.mcast.routers(now)
+    }
+
+    /// Snooping counters and gauges for metrics.
+    pub fn mcast_stats(&self, now: u64) -> mcast::McastStats {
+        self.mcast.stats(now)
     }
 
     /// Decides what to do with `frame`, received on `ingress` at `now`
@@ -501,12 +546,13 @@ impl Switch {
         self.view_with(&cache.table, cache.fdb.reader())
     }
 
-    fn view_with<'v>(&self, table: &'v PortTable, fdb: FdbReader<'v>) -> SwitchView<'v> {
+    fn view_with<'v>(&'v self, table: &'v PortTable, fdb: FdbReader<'v>) -> SwitchView<'v> {
         let stp = self.stp_on.load(Acquire).then(|| StpView {
             learning: self.stp_learning.load(),
             forwarding: self.stp_forwarding.load(),
         });
         SwitchView {
+            mcast: &self.mcast,
             table,
             up: std::cell::Cell::new(self.up.load()),
             fdb,
@@ -535,6 +581,7 @@ impl ViewCache<'_> {
 
 /// See [`Switch::view`].
 pub struct SwitchView<'a> {
+    mcast: &'a mcast::McastShared,
     table: &'a PortTable,
     /// The ports up when the view was made, plus those that came up since
     /// ([`SwitchView::port_came_up`]).
@@ -686,6 +733,29 @@ impl SwitchView<'_> {
                 return decided(Action::Drop(DropReason::NoEgress));
             }
             return decided(egress(PortSet::single(out), false));
+        }
+
+        if dst.is_multicast() && !dst.is_broadcast() {
+            match self.mcast.route(ingress, &f, vid, now) {
+                mcast::Route::Flood => {}
+                mcast::Route::Ports(to) => {
+                    let mut out = usable.and(to);
+                    if !hairpin {
+                        out.remove(ingress);
+                    }
+                    if ingress_isolated {
+                        out = out.and_not(table.isolated);
+                    }
+                    if out.is_empty() {
+                        return decided(Action::Drop(DropReason::NoEgress));
+                    }
+                    return decided(egress(out, true));
+                }
+                mcast::Route::Malformed => {
+                    return decided(Action::Drop(DropReason::McastMalformed));
+                }
+                mcast::Route::Full => return decided(Action::Drop(DropReason::MdbFull)),
+            }
         }
 
         let allowed = if dst.is_broadcast() {

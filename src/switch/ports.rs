@@ -54,6 +54,14 @@ impl PortSet {
         r
     }
 
+    pub fn or(self, o: PortSet) -> PortSet {
+        let mut r = self;
+        for (a, b) in r.0.iter_mut().zip(o.0) {
+            *a |= b;
+        }
+        r
+    }
+
     pub fn and_not(self, o: PortSet) -> PortSet {
         let mut r = self;
         for (a, b) in r.0.iter_mut().zip(o.0) {
@@ -534,6 +542,14 @@ macro_rules! port_flags {
             /// A BPDU received on this port disables it (until `vswitchctl
             /// stp enable`).
             bpdu_guard: bool = false,
+            /// Whether the port leads to a multicast router: `off`, `auto`
+            /// (while queries or PIM hellos arrive on it) or `on`, like the
+            /// kernel's `multicast_router` 0 / 1 / 2.
+            mcast_router: $crate::mcast::RouterMode = $crate::mcast::RouterMode::Auto,
+            /// A leave or done removes the port from the group at once
+            /// (one host behind the port), like the kernel's
+            /// `mcast_fast_leave`.
+            mcast_fast_leave: bool = false,
         }
     };
 }

@@ -7,11 +7,13 @@ const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
 const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
 const C: Mac = Mac([2, 0, 0, 0, 0, 0xc]);
 
+/// A frame of local experimental EtherType 0x88b5: not IP, so multicast
+/// snooping (src/switch/mcast.rs, tested there) leaves it alone.
 fn eth(dst: Mac, src: Mac) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst.0);
     f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x88, 0xb5]);
     f.extend_from_slice(&[0u8; 46]);
     f
 }
@@ -22,7 +24,7 @@ fn tagged(dst: Mac, src: Mac, tpid: u16, pcp: u8, vid: u16) -> Vec<u8> {
     f.extend_from_slice(&src.0);
     f.extend_from_slice(&tpid.to_be_bytes());
     f.extend_from_slice(&crate::wire::ethernet::tci(pcp, false, vid).to_be_bytes());
-    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x88, 0xb5]);
     f.extend_from_slice(&[0u8; 46]);
     f
 }

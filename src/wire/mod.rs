@@ -4,6 +4,7 @@
 
 pub mod bpdu;
 pub mod ethernet;
+pub mod igmp;
 pub mod mac;
 pub mod vnet;
 

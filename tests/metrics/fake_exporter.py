@@ -36,7 +36,8 @@ PORTS = {
 }
 
 FORWARD_REASONS = ["port_down", "runt", "truncated_tag", "invalid_source", "pause_frame",
-                   "link_local", "vlan_ingress", "same_segment", "isolated", "no_egress"]
+                   "link_local", "vlan_ingress", "same_segment", "isolated", "no_egress",
+                   "mcast_malformed", "mdb_full"]
 IO_REASONS = ["queue_full", "too_big", "malformed", "io_error"]
 
 # (port, reason): drops/s. Everything else exists at 0 (the exporter is expected
