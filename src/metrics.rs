@@ -104,6 +104,7 @@ struct Families {
     tx_bytes: IntCounterVec,
     drops: IntCounterVec,
     flooded: IntCounterVec,
+    forwarded: IntCounterVec,
     up: IntGaugeVec,
     io_uring: IntGaugeVec,
     fdb_entries: IntGauge,
@@ -159,6 +160,11 @@ impl Families {
             flooded: counter_vec(
                 "vswitchd_port_flooded_frames_total",
                 "Frames received on the port that were flooded (unknown unicast, broadcast, multicast).",
+                port,
+            ),
+            forwarded: counter_vec(
+                "vswitchd_port_forwarded_frames_total",
+                "Frames received on the port that were forwarded (with the frames dropped on it as ingress and BPDUs taken by spanning tree, they make up its received frames).",
                 port,
             ),
             up: IntGaugeVec::new(
@@ -263,6 +269,7 @@ impl Families {
             &self.tx_bytes,
             &self.drops,
             &self.flooded,
+            &self.forwarded,
             &self.up,
             &self.io_uring,
             &self.fdb_entries,
@@ -316,6 +323,7 @@ impl Collector for SwitchCollector {
             f.tx_frames.with_label_values(&[name]).inc_by(t.tx_frames);
             f.tx_bytes.with_label_values(&[name]).inc_by(t.tx_bytes);
             f.flooded.with_label_values(&[name]).inc_by(t.flooded);
+            f.forwarded.with_label_values(&[name]).inc_by(t.forwarded);
             for (reason, n) in &t.drops {
                 f.drops.with_label_values(&[name, reason]).inc_by(*n);
             }
@@ -526,6 +534,7 @@ mod tests {
             &pc.tx_frames,
             &pc.tx_bytes,
             &pc.flooded,
+            &pc.forwarded,
         ] {
             bump(a, 1);
         }
@@ -550,7 +559,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 27);
+        assert_eq!(families.len(), 28);
         for fam in &families {
             assert!(after.contains(&format!("# TYPE {fam} ")), "{fam} missing");
             let value = |text: &str| -> f64 {

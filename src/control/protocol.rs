@@ -465,6 +465,14 @@ pub struct PortCounters {
     pub tx_frames: u64,
     pub tx_bytes: u64,
     pub flooded: u64,
+    /// Frames received on the port that were forwarded. With `punted` and
+    /// the drops counted on this port as ingress (forwarding decisions,
+    /// storm control, `control_queue_full`), they add up to `rx_frames`.
+    #[serde(default)]
+    pub forwarded: u64,
+    /// Frames received on the port for the switch itself (BPDUs).
+    #[serde(default)]
+    pub punted: u64,
     pub dropped: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
 }
@@ -477,6 +485,8 @@ impl From<PortTotals> for PortCounters {
             tx_frames: t.tx_frames,
             tx_bytes: t.tx_bytes,
             flooded: t.flooded,
+            forwarded: t.forwarded,
+            punted: t.punted,
             dropped: t.dropped(),
             drops: t
                 .drops

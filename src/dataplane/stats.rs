@@ -78,6 +78,11 @@ pub struct PortCounters {
     pub tx_frames: AtomicU64,
     pub tx_bytes: AtomicU64,
     pub flooded: AtomicU64,
+    /// Frames received here that the switch forwarded (to one port or
+    /// flooded).
+    pub forwarded: AtomicU64,
+    /// Frames received here for the switch's own control plane (BPDUs).
+    pub punted: AtomicU64,
     pub drops: [AtomicU64; N_REASONS],
 }
 
@@ -95,6 +100,8 @@ impl PortCounters {
             &self.tx_frames,
             &self.tx_bytes,
             &self.flooded,
+            &self.forwarded,
+            &self.punted,
         ]
         .into_iter()
         .chain(self.drops.iter())
@@ -142,6 +149,8 @@ pub struct PortTotals {
     pub tx_frames: u64,
     pub tx_bytes: u64,
     pub flooded: u64,
+    pub forwarded: u64,
+    pub punted: u64,
     pub drops: Vec<(&'static str, u64)>,
 }
 
@@ -158,6 +167,8 @@ impl PortTotals {
             t.tx_frames += p.tx_frames.load(Relaxed);
             t.tx_bytes += p.tx_bytes.load(Relaxed);
             t.flooded += p.flooded.load(Relaxed);
+            t.forwarded += p.forwarded.load(Relaxed);
+            t.punted += p.punted.load(Relaxed);
             for (i, d) in p.drops.iter().enumerate() {
                 t.drops[i].1 += d.load(Relaxed);
             }

@@ -658,12 +658,15 @@ impl Worker {
                 if e.flooded {
                     bump(&c.flooded, 1);
                 }
+                bump(&c.forwarded, 1);
                 Some(e)
             }
             Action::Punt => {
                 let frame = buf[VNET_HDR_LEN..].to_vec();
                 if self.punt.try_send(Punted { port: id, frame }).is_err() {
                     self.counters.count_drop(id, Reason::ControlQueueFull);
+                } else {
+                    bump(&self.counters.port(id).punted, 1);
                 }
                 None
             }
