@@ -5,6 +5,7 @@
 pub mod ethernet;
 pub mod mac;
 pub mod vnet;
+pub mod vxlan;
 
 pub use ethernet::{EtherType, Frame, FrameError, Tag};
 pub use mac::Mac;
