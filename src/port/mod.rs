@@ -12,6 +12,7 @@ pub mod pair;
 pub mod raw;
 pub mod tap;
 pub mod unix;
+pub mod vxlan;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -22,6 +23,7 @@ pub use pair::{PairPeer, PairPort, pair};
 pub use raw::RawPort;
 pub use tap::TapPort;
 pub use unix::{UnixDgramPort, UnixStreamPort};
+pub use vxlan::{VxlanOptions, VxlanPort};
 
 /// What kind of port an open [`Port`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -38,6 +40,8 @@ pub enum PortKind {
     UnixDgram,
     /// One end of an in-memory socket pair (tests, embedding programs).
     Pair,
+    /// A VXLAN tunnel (`vxlan:NAME`).
+    Vxlan,
 }
 
 impl PortKind {
@@ -49,6 +53,7 @@ impl PortKind {
             PortKind::Unix => "unix",
             PortKind::UnixDgram => "unixgram",
             PortKind::Pair => "pair",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -68,6 +73,7 @@ pub enum Port {
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
     Pair(PairPort),
+    Vxlan(VxlanPort),
 }
 
 /// Runs `$body` with `$p` bound to the port inside whichever variant.
@@ -79,6 +85,7 @@ macro_rules! each_kind {
             Port::Unix($p) => $body,
             Port::UnixDgram($p) => $body,
             Port::Pair($p) => $body,
+            Port::Vxlan($p) => $body,
         }
     };
 }
@@ -91,6 +98,7 @@ impl Port {
             Port::Unix(_) => PortKind::Unix,
             Port::UnixDgram(_) => PortKind::UnixDgram,
             Port::Pair(_) => PortKind::Pair,
+            Port::Vxlan(_) => PortKind::Vxlan,
         }
     }
 
@@ -116,6 +124,7 @@ impl Port {
             Port::Unix(p) => p.send(buf),
             Port::UnixDgram(p) => p.send(buf),
             Port::Pair(p) => p.send(buf),
+            Port::Vxlan(p) => p.send(buf),
         }
     }
 
@@ -127,6 +136,7 @@ impl Port {
             Port::Unix(p) => p.send2(hdr, frame),
             Port::UnixDgram(p) => p.send2(hdr, frame),
             Port::Pair(p) => p.send2(hdr, frame),
+            Port::Vxlan(p) => p.send2(hdr, frame),
         }
     }
 
@@ -159,7 +169,7 @@ impl Port {
             Port::Raw(p) => p.carrier(),
             Port::Unix(p) => p.carrier(),
             Port::UnixDgram(p) => p.carrier(),
-            Port::Tap(_) | Port::Pair(_) => None,
+            Port::Tap(_) | Port::Pair(_) | Port::Vxlan(_) => None,
         }
     }
 }
@@ -178,7 +188,8 @@ from_kind!(
     Raw(RawPort),
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
-    Pair(PairPort)
+    Pair(PairPort),
+    Vxlan(VxlanPort)
 );
 
 /// How the user names a port.
@@ -192,12 +203,29 @@ pub enum PortSpec {
     Unix(std::path::PathBuf),
     /// `unixgram:PATH`: a datagram socket for QEMU's `-netdev dgram`.
     UnixDgram(std::path::PathBuf),
+    /// `vxlan:NAME`: a VXLAN tunnel (its settings come from the config).
+    Vxlan(String),
 }
 
 impl PortSpec {
-    /// Parses `tap0`, `raw:eth0`, `unix:/path` or `unixgram:/path`.
+    /// Parses `tap0`, `raw:eth0`, `unix:/path`, `unixgram:/path` or
+    /// `vxlan:NAME`.
     pub fn parse(s: &str) -> Result<PortSpec, PortError> {
         let s = s.trim();
+        if let Some(rest) = s.strip_prefix("vxlan:") {
+            if rest.is_empty()
+                || rest.len() > 32
+                || !rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                return Err(PortError::BadName {
+                    port: s.to_string(),
+                    why: "a vxlan port's name is 1 to 32 letters, digits, `-`, `_` or `.`".into(),
+                });
+            }
+            return Ok(PortSpec::Vxlan(rest.to_string()));
+        }
         if let Some(rest) = s.strip_prefix("raw:") {
             // Errors name the port as written (`raw:...`).
             check_ifname(rest).map_err(|e| match e {
@@ -230,7 +258,7 @@ impl PortSpec {
             return Err(PortError::BadName {
                 port: s.to_string(),
                 why: format!(
-                    "unknown port kind `{kind}:` (use NAME for a TAP, raw:IFNAME, unix:PATH or unixgram:PATH)"
+                    "unknown port kind `{kind}:` (use NAME for a TAP, raw:IFNAME, unix:PATH, unixgram:PATH or vxlan:NAME)"
                 ),
             });
         }
@@ -245,6 +273,7 @@ impl PortSpec {
             PortSpec::Raw(n) => format!("raw:{n}"),
             PortSpec::Unix(p) => format!("unix:{}", p.display()),
             PortSpec::UnixDgram(p) => format!("unixgram:{}", p.display()),
+            PortSpec::Vxlan(n) => format!("vxlan:{n}"),
         }
     }
 
@@ -252,7 +281,7 @@ impl PortSpec {
     pub fn ifname(&self) -> Option<&str> {
         match self {
             PortSpec::Tap(n) | PortSpec::Raw(n) => Some(n),
-            PortSpec::Unix(_) | PortSpec::UnixDgram(_) => None,
+            PortSpec::Unix(_) | PortSpec::UnixDgram(_) | PortSpec::Vxlan(_) => None,
         }
     }
 }
@@ -340,6 +369,8 @@ pub struct OpenOptions {
     pub no_claim: bool,
     /// MAC address for a TAP vswitchd creates.
     pub mac: Option<[u8; 6]>,
+    /// A `vxlan:` port's tunnel settings (required for one).
+    pub vxlan: Option<VxlanOptions>,
 }
 
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
@@ -361,6 +392,13 @@ pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Port, bool), PortErr
             UnixDgramPort::open(path, opts.socket_mode.unwrap_or(0o600))?.into(),
             false,
         )),
+        PortSpec::Vxlan(name) => {
+            let o = opts.vxlan.as_ref().ok_or_else(|| PortError::BadName {
+                port: spec.name(),
+                why: "a vxlan port needs its settings (vni, local, remote) from the config or `vswitchctl port add`".into(),
+            })?;
+            Ok((VxlanPort::open(name, o)?.into(), false))
+        }
     }
 }
 
