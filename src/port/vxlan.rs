@@ -19,7 +19,10 @@
 //! a datagram too short for the headers is dropped and counted against
 //! its sender (`Interrupted` tells the worker to read on). Frames from any
 //! sender are accepted, also with `learning = false` (the kernel's vxlan
-//! does the same: it accepts and only does not learn).
+//! does the same: it accepts and only does not learn). An inner TCP/UDP
+//! checksum left for offload by a sender on this host (a kernel VTEP over
+//! a veth) goes on with NEEDS_CSUM in the virtio-net header, so it is
+//! finished where the frame leaves (by the TAP's kernel, or in software).
 //!
 //! **Send: the remote table.** Like the kernel's vxlan device, the port
 //! keeps its own table inner MAC → remote VTEP ([`RemoteTable`]). A known
@@ -59,7 +62,7 @@ use parking_lot::{Mutex, RwLock};
 use super::PortError;
 use crate::os::sys;
 use crate::wire::Mac;
-use crate::wire::vnet::VNET_HDR_LEN;
+use crate::wire::vnet::{F_NEEDS_CSUM, VNET_HDR_LEN, VnetHdr};
 use crate::wire::vxlan::{self, HEADER_LEN, VxlanError};
 
 /// Remotes with their own counter row; the rest share `other`.
@@ -719,7 +722,25 @@ impl VxlanPort {
             let now = self.clock.load(Relaxed);
             self.table.learn(mac, src, now, || row.clone());
         }
-        buf[..VNET_HDR_LEN].fill(0);
+        // A sender on this host (a kernel VTEP over a veth) may have left
+        // the inner checksum for offload, or handed its socket a whole GSO
+        // packet: pass them on as such (see `vxlan::partial_checksum`,
+        // `vxlan::oversize_tcp`), finished where the frame leaves.
+        let big = inner.len() > self.mtu + crate::wire::ethernet::HEADER_LEN + 4;
+        let frame = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n - HEADER_LEN];
+        let hdr = match big.then(|| vxlan::oversize_tcp(frame, self.mtu)).flatten() {
+            Some(h) => h,
+            None => match vxlan::partial_checksum(frame) {
+                Some((csum_start, csum_offset)) => VnetHdr {
+                    flags: F_NEEDS_CSUM,
+                    csum_start,
+                    csum_offset,
+                    ..VnetHdr::default()
+                },
+                None => VnetHdr::default(),
+            },
+        };
+        hdr.write(&mut buf[..VNET_HDR_LEN]);
         Ok(n - HEADER_LEN + VNET_HDR_LEN)
     }
 

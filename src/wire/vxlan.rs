@@ -208,6 +208,134 @@ pub fn source_port(hash: u32, min: u16, max: u16) -> u16 {
     lo + ((u64::from(hash) * span) >> 32) as u16
 }
 
+/// Where a received inner frame's TCP/UDP checksum is still to be done:
+/// `(csum_start, csum_offset)` if the checksum field holds exactly the
+/// pseudo-header sum, as a Linux sender leaves it for offload
+/// (CHECKSUM_PARTIAL). A kernel VTEP on the same host (over a veth)
+/// sends such frames as they are: no NIC ever finished them. The port
+/// then hands the frame on with NEEDS_CSUM, as a TAP's own partial frames
+/// go, so the checksum is finished where the frame leaves. A complete or
+/// a wrong checksum is left alone (the receiver judges it). IPv4
+/// (unfragmented) and IPv6 without extension headers, behind at most one
+/// tag. Never panics.
+pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
+    use super::vnet::checksum;
+    let mut at = 12;
+    let mut ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    if ety == 0x8100 || ety == 0x88a8 {
+        at += 4;
+        ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    }
+    let l3 = at + 2;
+    let (proto, l4, l4_len, pseudo) = match ety {
+        0x0800 => {
+            let ip = frame.get(l3..l3 + 20)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+            if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || frag {
+                return None;
+            }
+            let len = total - ihl;
+            let mut p = [0u8; 12];
+            p[..8].copy_from_slice(&ip[12..20]);
+            p[9] = ip[9];
+            p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
+            (ip[9], l3 + ihl, len, checksum(0, &p))
+        }
+        0x86dd => {
+            let ip = frame.get(l3..l3 + 40)?;
+            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            let mut p = [0u8; 40];
+            p[..32].copy_from_slice(&ip[8..40]);
+            p[34..36].copy_from_slice(&(len as u16).to_be_bytes());
+            p[39] = ip[6];
+            (ip[6], l3 + 40, len, checksum(0, &p))
+        }
+        _ => return None,
+    };
+    let off: usize = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return None,
+    };
+    if l4_len < off + 2 || frame.len() < l4 + l4_len {
+        return None;
+    }
+    let field = u16::from_be_bytes([frame[l4 + off], frame[l4 + off + 1]]);
+    // UDP over IPv4 may send no checksum at all (0).
+    if proto == 17 && field == 0 {
+        return None;
+    }
+    (field == !pseudo).then_some((l4 as u16, off as u16))
+}
+
+/// A received inner TCP frame larger than the port's MTU (`mtu`, L3): a
+/// kernel VTEP on this host hands its UDP socket a GSO packet whole (or
+/// the underlay reassembled fragments). Rather than drop it, make it a
+/// GSO frame again: the returned virtio-net header cuts it into segments
+/// of at most `mtu` (MSS = `mtu` less the IP and TCP headers), and the
+/// TCP checksum field is set to the pseudo-header sum, as NEEDS_CSUM
+/// expects, so each segment's checksum is computed where it leaves. None
+/// for anything else (not TCP, a fragment, IPv6 with extension headers,
+/// or within the MTU). Never panics.
+pub fn oversize_tcp(frame: &mut [u8], mtu: usize) -> Option<super::vnet::VnetHdr> {
+    use super::vnet::{F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHdr, checksum};
+    let mut at = 12;
+    let mut ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    if ety == 0x8100 || ety == 0x88a8 {
+        at += 4;
+        ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    }
+    let l3 = at + 2;
+    let (gso_type, l4, l4_len, pseudo) = match ety {
+        0x0800 => {
+            let ip = frame.get(l3..l3 + 20)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+            if ip[0] >> 4 != 4 || ip[9] != 6 || ihl < 20 || total < ihl || frag {
+                return None;
+            }
+            let len = total - ihl;
+            let mut p = [0u8; 12];
+            p[..8].copy_from_slice(&ip[12..20]);
+            p[9] = 6;
+            p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
+            (GSO_TCPV4, l3 + ihl, len, checksum(0, &p))
+        }
+        0x86dd => {
+            let ip = frame.get(l3..l3 + 40)?;
+            if ip[6] != 6 {
+                return None;
+            }
+            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            let mut p = [0u8; 40];
+            p[..32].copy_from_slice(&ip[8..40]);
+            p[34..36].copy_from_slice(&(len as u16).to_be_bytes());
+            p[39] = 6;
+            (GSO_TCPV6, l3 + 40, len, checksum(0, &p))
+        }
+        _ => return None,
+    };
+    let tcp = frame.get(l4..l4 + 20)?;
+    let thl = usize::from(tcp[12] >> 4) * 4;
+    let ip_len = l4 - l3 + l4_len;
+    if thl < 20 || l4_len < thl || frame.len() < l4 + l4_len || ip_len <= mtu {
+        return None;
+    }
+    let mss = mtu.checked_sub(l4 - l3 + thl).filter(|m| *m > 0)?;
+    frame[l4 + 16..l4 + 18].copy_from_slice(&(!pseudo).to_be_bytes());
+    Some(VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type,
+        hdr_len: (l4 + thl) as u16,
+        gso_size: mss as u16,
+        csum_start: l4 as u16,
+        csum_offset: 16,
+    })
+}
+
 /// The inner destination MAC of a frame, if it has one.
 pub fn inner_dst(frame: &[u8]) -> Option<Mac> {
     frame
@@ -300,6 +428,50 @@ mod tests {
         assert!(ports.iter().all(|p| (32768..=60999).contains(p)));
     }
 
+    #[test]
+    fn finds_a_partial_checksum_and_leaves_a_full_one() {
+        use crate::wire::vnet::{F_NEEDS_CSUM, VnetHdr, finish_checksum};
+        let mut f = tcp4(40000);
+        let total = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        // The pseudo-header sum, as Linux leaves it for offload.
+        let mut p = [0u8; 12];
+        p[..8].copy_from_slice(&f[26..34]);
+        p[9] = 6;
+        p[10..12].copy_from_slice(&(total - 20).to_be_bytes());
+        let pseudo = !crate::wire::vnet::checksum(0, &p);
+        f[50..52].copy_from_slice(&pseudo.to_be_bytes());
+        assert_eq!(partial_checksum(&f), Some((34, 16)));
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        finish_checksum(&h, &mut f).unwrap();
+        assert_eq!(partial_checksum(&f), None, "a finished checksum is left alone");
+        assert_eq!(partial_checksum(&f[..40]), None);
+    }
+
+    #[test]
+    fn an_oversize_tcp_frame_becomes_gso_and_segments() {
+        use crate::wire::vnet::segment;
+        let mut f = tcp4(40000);
+        f.truncate(54);
+        f.extend(std::iter::repeat_n(0x5a, 4000));
+        let total = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[46] = 0x50; // data offset 5
+        let h = oversize_tcp(&mut f, 1450).unwrap();
+        assert_eq!((h.gso_size, h.hdr_len, h.csum_start), (1410, 54, 34));
+        let mut segs = Vec::new();
+        let mut scratch = Vec::new();
+        segment(&h, &f, &mut scratch, |s| segs.push(s.len())).unwrap();
+        assert_eq!(segs, vec![1464, 1464, 1234]);
+        let mut small = tcp4(1);
+        assert!(oversize_tcp(&mut small, 1450).is_none());
+    }
+
     proptest! {
         #[test]
         fn never_panics(d in proptest::collection::vec(any::<u8>(), 0..80), vni in 0u32..=MAX_VNI) {
@@ -307,6 +479,10 @@ mod tests {
             let _ = flow_hash(&d);
             let _ = inner_dst(&d);
             let _ = inner_src(&d);
+            let _ = partial_checksum(&d);
+            let mut m = d.clone();
+            let _ = oversize_tcp(&mut m, 1450);
+            let _ = oversize_tcp(&mut m, 0);
             if let Ok(h) = Header::new_checked(&d[..]) {
                 let _ = (h.flags(), h.vni(), h.payload());
             }
