@@ -113,7 +113,14 @@ impl KernelVtep {
     /// Head-end replication to `dst`, as the kernel does it.
     fn flood_to(&self, dst: &str) {
         self.k.at().ok(&[
-            "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", dst,
+            "bridge",
+            "fdb",
+            "append",
+            "00:00:00:00:00:00",
+            "dev",
+            "vx0",
+            "dst",
+            dst,
         ]);
     }
 
@@ -323,7 +330,11 @@ fn vswitchd_and_two_kernel_vteps() {
             .iter()
             .find(|(_, b)| contains(b, marker.as_bytes()))
             .unwrap();
-        assert_eq!(&bytes[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0], "VXLAN header");
+        assert_eq!(
+            &bytes[42..50],
+            &[0x08, 0, 0, 0, 0, 0, 100, 0],
+            "VXLAN header"
+        );
     }
     assert_eq!(with_marker(&seen[0], umarker.as_bytes()), 1);
     assert_eq!(
@@ -375,7 +386,10 @@ for p in [bytes([8,0,0,0,0,0,101,0])+f, bytes([0,0,0,0,0,0,100,0])+f, bytes([8,0
     assert!(r["flood"].as_bool().unwrap(), "{r}");
     // vswitchctl show lists the remotes for people too.
     let text = sw.ctl_ok(&["show"]);
-    assert!(text.contains("vni 100") && text.contains("198.19.7.2"), "{text}");
+    assert!(
+        text.contains("vni 100") && text.contains("198.19.7.2"),
+        "{text}"
+    );
     let mut sw = sw;
     assert!(sw.alive());
 }

@@ -449,7 +449,11 @@ mod tests {
             ..VnetHdr::default()
         };
         finish_checksum(&h, &mut f).unwrap();
-        assert_eq!(partial_checksum(&f), None, "a finished checksum is left alone");
+        assert_eq!(
+            partial_checksum(&f),
+            None,
+            "a finished checksum is left alone"
+        );
         assert_eq!(partial_checksum(&f[..40]), None);
     }
 
