@@ -141,10 +141,11 @@ impl Port {
     }
 
     /// Whether the port takes GSO frames and partial checksums (TAP and raw
-    /// ports pass the virtio-net header to and from the kernel; the others
-    /// are only handed plain frames).
+    /// ports pass the virtio-net header to and from the kernel; a vxlan
+    /// port segments for itself and sends with UDP GSO; the others are
+    /// only handed plain frames).
     pub fn offloads(&self) -> bool {
-        matches!(self, Port::Tap(_) | Port::Raw(_))
+        matches!(self, Port::Tap(_) | Port::Raw(_) | Port::Vxlan(_))
     }
 
     /// Largest frame payload (L3 MTU) the port carries.
