@@ -1291,6 +1291,31 @@ mod tests {
     }
 
     #[test]
+    fn without_learning_frames_from_unknown_remotes_are_accepted_not_learned() {
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut o = opts(vec![], peer.local_addr().unwrap().port());
+        o.local = B;
+        o.learning = false;
+        let p = VxlanPort::open("n", &o).unwrap();
+        let mut d = vxlan::header(100).to_vec();
+        d.extend_from_slice(&frame(mac(1), mac(7)));
+        peer.send_to(&d, p.rx_addr()).unwrap();
+        let mut buf = vec![0u8; 65536 + 10];
+        let n = wait_recv(&p, &mut buf).unwrap();
+        assert_eq!(&buf[10..n], &frame(mac(1), mac(7))[..]);
+        assert_eq!(p.remote_of(mac(7)), None, "not learned");
+        assert!(p.table().is_empty());
+        let s = p.remote_stats();
+        assert_eq!(
+            (s[0].remote.as_str(), s[0].flood, s[0].rx_frames),
+            ("127.0.0.1", false, 1)
+        );
+        // Nowhere to send an unknown destination: counted.
+        p.send2(&[0; 10], &frame(mac(9), mac(1))).unwrap();
+        assert_eq!(p.no_remote.load(Relaxed), 1);
+    }
+
+    #[test]
     fn counter_rows_are_bounded() {
         let r = Remotes::new();
         for i in 0..200u32 {
