@@ -418,10 +418,35 @@ fn two_vswitchd_hosts() {
         &ta,
         &vxlan_section("198.19.8.1", &["198.19.8.2", "198.19.8.3"]),
     );
-    let swb = start_switchd(
-        dir.path(),
-        &tb,
-        &vxlan_section("198.19.8.2", &["198.19.8.1", "198.19.8.3"]),
+    // B's tunnel comes at run time, by `vswitchctl port add`.
+    let swb = start_switchd(dir.path(), &tb, "");
+    swb.ctl_ok(&[
+        "port",
+        "add",
+        "vxlan:vx100",
+        "--vni",
+        VNI,
+        "--local",
+        "198.19.8.2",
+        "--remote",
+        "198.19.8.1",
+        "--remote",
+        "198.19.8.3",
+    ]);
+    let bad = swb.ctl(&[
+        "port",
+        "add",
+        "vxlan:bad",
+        "--vni",
+        "16777216",
+        "--local",
+        "198.19.8.2",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("0 to 16777215"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
     );
     for (from, to) in [
         (&ha, "198.18.78.2"),

@@ -1316,6 +1316,37 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_underlay_works() {
+        let v6: IpAddr = "::1".parse().unwrap();
+        let free = UdpSocket::bind("[::1]:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The port floods to itself: what it sends comes back to it.
+        let o = VxlanOptions {
+            vni: 7,
+            local: v6,
+            remotes: vec![v6],
+            dstport: free,
+            learning: true,
+            statics: vec![],
+        };
+        let p = VxlanPort::open("v6", &o).unwrap();
+        let f = frame(mac(2), mac(3));
+        p.send2(&[0; 10], &f).unwrap();
+        let mut buf = vec![0u8; 65536 + 10];
+        let n = wait_recv(&p, &mut buf).unwrap();
+        assert_eq!(&buf[10..n], &f[..]);
+        assert_eq!(p.remote_of(mac(3)), Some(v6));
+        let s = p.remote_stats();
+        assert_eq!(
+            (s[0].remote.as_str(), s[0].tx_frames, s[0].rx_frames),
+            ("::1", 1, 1)
+        );
+    }
+
+    #[test]
     fn counter_rows_are_bounded() {
         let r = Remotes::new();
         for i in 0..200u32 {
