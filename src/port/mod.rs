@@ -73,7 +73,8 @@ pub enum Port {
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
     Pair(PairPort),
-    Vxlan(VxlanPort),
+    /// Boxed: its tables would make every `Port` (and `Device`) larger.
+    Vxlan(Box<VxlanPort>),
 }
 
 /// Runs `$body` with `$p` bound to the port inside whichever variant.
@@ -189,9 +190,14 @@ from_kind!(
     Raw(RawPort),
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
-    Pair(PairPort),
-    Vxlan(VxlanPort)
+    Pair(PairPort)
 );
+
+impl From<VxlanPort> for Port {
+    fn from(p: VxlanPort) -> Port {
+        Port::Vxlan(Box::new(p))
+    }
+}
 
 /// How the user names a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
