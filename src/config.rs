@@ -159,6 +159,27 @@ pub struct SwitchSection {
     pub control_socket: String,
     /// Group given the control socket (mode 0660); none: root only (0600).
     pub control_socket_group: Option<String>,
+    /// Spanning tree: `off`, `stp` (802.1D-1998 BPDUs) or `rstp`.
+    pub stp: StpMode,
+    /// Bridge priority (multiple of 4096); the lowest becomes root.
+    pub bridge_priority: u32,
+    /// Seconds between BPDUs.
+    pub hello_time: u32,
+    /// Seconds a root's information is kept without hearing it again.
+    pub max_age: u32,
+    /// Seconds in each of listening and learning (STP), or before a
+    /// non-edge port without an agreement forwards (RSTP).
+    pub forward_delay: u32,
+}
+
+/// `[switch] stp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StpMode {
+    #[default]
+    Off,
+    Stp,
+    Rstp,
 }
 
 impl Default for SwitchSection {
@@ -174,7 +195,41 @@ impl Default for SwitchSection {
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
             control_socket_group: None,
+            stp: StpMode::Off,
+            bridge_priority: 32768,
+            hello_time: 2,
+            max_age: 20,
+            forward_delay: 15,
         }
+    }
+}
+
+impl SwitchSection {
+    /// The spanning-tree settings, checked (also while `stp = "off"`, so a
+    /// later switch-on cannot fail); `None` when spanning tree is off.
+    pub fn stp(&self) -> Result<Option<crate::stp::BridgeConfig>, String> {
+        let byte = |key: &str, v: u32| {
+            u8::try_from(v).map_err(|_| format!("[switch] {key} = {v}: out of range"))
+        };
+        let cfg = crate::stp::BridgeConfig {
+            mode: match self.stp {
+                StpMode::Stp => crate::stp::Mode::Stp,
+                StpMode::Off | StpMode::Rstp => crate::stp::Mode::Rstp,
+            },
+            priority: u16::try_from(self.bridge_priority).map_err(|_| {
+                format!(
+                    "[switch] bridge-priority = {}: must be a multiple of 4096 from 0 to 61440",
+                    self.bridge_priority
+                )
+            })?,
+            hello_time: byte("hello-time", self.hello_time)?,
+            max_age: byte("max-age", self.max_age)?,
+            forward_delay: byte("forward-delay", self.forward_delay)?,
+            ..crate::stp::BridgeConfig::default()
+        };
+        cfg.validate()
+            .map_err(|e| format!("[switch] spanning tree: {e}"))?;
+        Ok((self.stp != StpMode::Off).then_some(cfg))
     }
 }
 
@@ -462,6 +517,8 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Group given the control socket (a name or a number).
     pub control_socket_group: Option<String>,
+    /// Spanning tree's settings; `None`: off.
+    pub stp: Option<crate::stp::BridgeConfig>,
     pub ports: Vec<PortPlan>,
 }
 
@@ -507,6 +564,10 @@ impl File {
             path: path.to_path_buf(),
             source: e,
         })?;
+        check_private(path, "config file").map_err(|message| ConfigError::Check {
+            path: path.to_path_buf(),
+            message,
+        })?;
         File::parse(&text, path)
     }
 
@@ -530,6 +591,7 @@ impl File {
         if let Some(g) = &s.control_socket_group {
             check_group_name(g).map_err(|m| err(format!("[switch] control-socket-group: {m}")))?;
         }
+        let stp = s.stp().map_err(err)?;
         let vlan_filtering = self.ports.iter().any(|p| p.vlan.is_some());
         let mut ports = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -571,9 +633,54 @@ impl File {
             metrics_addr,
             control_socket,
             control_socket_group: s.control_socket_group.clone(),
+            stp,
             ports,
         })
     }
+}
+
+/// Refuses a file others may write, or one in a directory others may
+/// write without the sticky bit (they could replace it): anyone could
+/// then rewrite the switch's configuration or take its control socket.
+/// `what` names the file in the message.
+pub fn check_private(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.is_file()
+        && m.mode() & 0o002 != 0
+    {
+        return Err(format!(
+            "{what} {} is world-writable (mode {:04o}): anyone could change it; `chmod o-w {}`",
+            path.display(),
+            m.mode() & 0o7777,
+            path.display()
+        ));
+    }
+    check_private_dir(path, what)
+}
+
+/// Refuses a path whose directory others may write without the sticky
+/// bit (like /tmp, whose sticky bit keeps others from replacing files).
+pub fn check_private_dir(path: &Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.mode() & 0o002 != 0
+        && m.mode() & 0o1000 == 0
+    {
+        return Err(format!(
+            "the directory of {what} {}, {}, is world-writable without the sticky bit (mode {:04o}): \
+             anyone could replace the file; `chmod o-w {}` or use another directory",
+            path.display(),
+            dir.display(),
+            m.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether two ports would use one kernel interface (a TAP `vm1` and
@@ -1336,5 +1443,74 @@ static-macs = [{ mac = "02:00:00:00:00:01", remote = "198.19.7.9" }, { mac = "02
             }
         }
         assert!(n > 0, "no example configs in {}", dir.display());
+    }
+
+    #[test]
+    fn spanning_tree_keys() {
+        let c = check(
+            "[switch]\nstp = \"rstp\"\nbridge-priority = 4096\nhello-time = 1\n\
+             max-age = 6\nforward-delay = 4\n[[port]]\nname = \"tap0\"\nstp-cost = 100\n\
+             stp-priority = 64\nstp-edge = true\nbpdu-guard = true\n",
+        )
+        .unwrap();
+        let stp = c.stp.unwrap();
+        assert_eq!(
+            (stp.priority, stp.hello_time, stp.max_age, stp.forward_delay),
+            (4096, 1, 6, 4)
+        );
+        let f = c.ports[0].cfg.flags;
+        assert_eq!(f.stp_cost.map(switch::StpCost::get), Some(100));
+        assert_eq!(f.stp_priority.get(), 64);
+        assert!(f.stp_edge && f.bpdu_guard);
+        assert!(check("").unwrap().stp.is_none(), "off by default");
+    }
+
+    #[test]
+    fn spanning_tree_settings_out_of_range_say_which_rule() {
+        let e = check("[switch]\nstp = \"stp\"\nmax-age = 40\nforward-delay = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 x (forward-delay - 1) >= max-age"), "{e}");
+        let e = check("[switch]\nhello-time = 10\nmax-age = 20\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-age >= 2 x (hello-time + 1)"), "{e}");
+        let e = check("[switch]\nbridge-priority = 1000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4096"), "{e}");
+        let e = check("[switch]\nstp = \"mstp\"\n").unwrap_err().to_string();
+        assert!(e.contains("rstp"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nstp-priority = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("multiple of 16"), "{e}");
+        let e = check("[[port]]\nname = \"tap0\"\nstp-cost = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("200000000"), "{e}");
+    }
+
+    #[test]
+    fn a_config_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vswitchd.toml");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = File::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("world-writable") && e.contains("chmod o-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        File::load(&p).unwrap();
+        // A directory others may write, without the sticky bit.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = File::load(&p).unwrap_err().to_string();
+        assert!(e.contains("without the sticky bit"), "{e}");
+        // With it (like /tmp): others cannot replace the file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        File::load(&p).unwrap();
     }
 }

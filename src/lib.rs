@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod os;
 pub mod port;
 pub mod registry;
+pub mod stp;
 pub mod switch;
 pub mod wire;

@@ -803,6 +803,9 @@ fn port_config() -> impl Strategy<Value = (PortConfig, bool)> {
                     isolated,
                     hairpin,
                     mac_limit: mac_limit.map(|n| MacLimit::new(n).unwrap()),
+                    // Storm control is the dataplane's (per-port meters),
+                    // not the core's decision.
+                    ..PortFlags::default()
                 },
             };
             (cfg, up)

@@ -13,9 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, PortCmd, flag_words};
+use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, PortCmd, StpCmd, flag_words};
 use vswitch::control::protocol::{
-    Envelope, ErrorCode, FdbRow, Request, Response, ShowInfo, VERSION,
+    Envelope, ErrorCode, FdbRow, Request, Response, ShowInfo, StpInfo, VERSION,
 };
 use vswitch::dataplane::Reading;
 
@@ -220,6 +220,49 @@ fn print_fdb(rows: &[FdbRow]) {
     }
 }
 
+fn print_stp(s: &StpInfo) {
+    let root = match &s.root_port {
+        None => "this bridge is the root".to_string(),
+        Some(p) => format!("root port {p}, path cost {}", s.root_path_cost),
+    };
+    println!(
+        "spanning tree {}  bridge {}  root {}  ({root})",
+        s.mode, s.bridge_id, s.root_id
+    );
+    let since = s
+        .time_since_topology_change
+        .map_or_else(|| "never".to_string(), |t| format!("{t} s ago"));
+    println!(
+        "topology changes {} (last {since}){}",
+        s.topology_changes,
+        if s.fast_ageing { "  fast ageing" } else { "" }
+    );
+    println!(
+        "{:<18} {:<11} {:<11} {:<5} {:>9} {:<5} {:<17} {:<5} {:>8} {:>8}",
+        "PORT", "ROLE", "STATE", "EDGE", "COST", "ID", "DESIGNATED", "PROTO", "BPDU-RX", "BPDU-TX"
+    );
+    for p in &s.ports {
+        let state = if p.bpdu_guard_tripped {
+            "guard-off"
+        } else {
+            p.state.as_str()
+        };
+        println!(
+            "{:<18} {:<11} {:<11} {:<5} {:>9} {:<5} {:<17} {:<5} {:>8} {:>8}",
+            p.port,
+            p.role,
+            state,
+            if p.edge { "yes" } else { "no" },
+            p.cost,
+            p.port_id,
+            p.designated_bridge,
+            p.protocol,
+            p.bpdus_received,
+            p.bpdus_sent
+        );
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
     let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
@@ -239,6 +282,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Port(PortCmd::Add { spec, .. }) => println!("port {spec} added (id {data})"),
         Cmd::Reload => println!("{}", data.as_str().unwrap_or("reloaded")),
         Cmd::LogLevel { .. } => println!("{}", data.as_str().unwrap_or("")),
+        Cmd::Stp(StpCmd::Show) => print_stp(&serde_json::from_value(data)?),
         _ => println!("ok"),
     }
     Ok(())

@@ -45,6 +45,9 @@ Exit status: 0 done; 1 vswitchd refused or failed the request (or is not
 running); 2 bad command line. With --json a failure prints its code (exists,
 no_such_port, invalid, ...: see vswitchctl(8)).";
 
+// `port add` carries every `[[port]]` key (tunnel settings too): the enum is
+// parsed once per run, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Ports, their state, VLANs and counters.
@@ -61,6 +64,9 @@ pub enum Cmd {
     /// Change a switch setting.
     #[command(subcommand)]
     Set(SetCmd),
+    /// Spanning tree: roles and states, BPDU guard.
+    #[command(subcommand)]
+    Stp(StpCmd),
     /// Re-read the config file (like SIGHUP); prints what changed.
     Reload,
     /// Show or change vswitchd's log filter at run time (until it
@@ -75,6 +81,21 @@ pub enum Cmd {
         /// current one.
         #[arg(value_name = "FILTER")]
         filter: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StpCmd {
+    /// The bridge, the root, and every port's role, state and cost.
+    #[command(after_help = "Examples:\n  vswitchctl stp show\n  vswitchctl --json stp show")]
+    Show,
+    /// Re-enable a port that BPDU guard disabled (after the bridge or
+    /// switch behind it is gone).
+    #[command(after_help = "Example:\n  vswitchctl stp enable tap3")]
+    Enable {
+        /// The port.
+        #[arg(value_name = "PORT")]
+        port: String,
     },
 }
 
@@ -223,6 +244,50 @@ impl CliFlag for Option<MacLimit> {
     }
 }
 
+impl CliFlag for Option<crate::switch::StpCost> {
+    const VALUE_NAME: &'static str = "COST";
+    /// 0: from the link speed.
+    fn parse(s: &str) -> Result<u32, String> {
+        let n: u32 = s
+            .parse()
+            .map_err(|_| format!("`{s}`: a path cost, 1-200000000 (0: from the link speed)"))?;
+        if n != 0 {
+            crate::switch::StpCost::new(n).map_err(|e| e.to_string())?;
+        }
+        Ok(n)
+    }
+    fn word(&self, name: &str) -> String {
+        match self {
+            Some(c) => format!("{name}={c}"),
+            None => format!("{name}=auto"),
+        }
+    }
+}
+
+impl CliFlag for crate::switch::StpPriority {
+    const VALUE_NAME: &'static str = "0-240";
+    fn parse(s: &str) -> Result<crate::switch::StpPriority, String> {
+        let n: u32 = s
+            .parse()
+            .map_err(|_| format!("`{s}`: a multiple of 16 from 0 to 240"))?;
+        crate::switch::StpPriority::new(n).map_err(|e| e.to_string())
+    }
+    fn word(&self, name: &str) -> String {
+        format!("{name}={self}")
+    }
+}
+
+impl CliFlag for crate::switch::StormControl {
+    const VALUE_NAME: &'static str = "CLASS=FPS,...|off";
+    /// `broadcast=1000,multicast=1000,unknown-unicast=1000`, or `off`.
+    fn parse(s: &str) -> Result<crate::switch::StormControl, String> {
+        crate::switch::StormControl::parse(s)
+    }
+    fn word(&self, name: &str) -> String {
+        format!("{name}={self}")
+    }
+}
+
 macro_rules! flag_opts {
     ($( $(#[$doc:meta])* $flag:ident: $ty:ty = $default:expr, )*) => {
         /// An option per port flag (`--mac-limit 0` removes the limit).
@@ -364,6 +429,8 @@ impl Cmd {
             // The counters `stats` prints are in `show`'s answer.
             Cmd::Stats => Request::Show,
             Cmd::Reload => Request::Reload,
+            Cmd::Stp(StpCmd::Show) => Request::StpShow,
+            Cmd::Stp(StpCmd::Enable { port }) => Request::StpEnable { port: port.clone() },
             Cmd::LogLevel { filter } => Request::LogLevel {
                 filter: filter.clone(),
             },

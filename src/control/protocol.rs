@@ -71,6 +71,90 @@ pub enum Request {
         #[serde(default)]
         filter: Option<String>,
     },
+    /// Spanning tree: the bridge, the root and every port's role and
+    /// state.
+    StpShow,
+    /// Re-enable a port that BPDU guard disabled.
+    StpEnable {
+        port: String,
+    },
+}
+
+/// `stp show`: the bridge and its ports as spanning tree sees them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StpInfo {
+    /// `stp` or `rstp`.
+    pub mode: String,
+    /// `8000.020000000001`: priority, then MAC (as `ip -d link` and
+    /// `ovs-appctl rstp/show` write them).
+    pub bridge_id: String,
+    pub root_id: String,
+    /// The port towards the root; none on the root bridge.
+    pub root_port: Option<String>,
+    pub root_path_cost: u32,
+    pub topology_changes: u64,
+    /// Seconds since the last topology change began (none yet: null).
+    pub time_since_topology_change: Option<u64>,
+    /// A legacy STP topology change holds the FDB's ageing at the forward
+    /// delay.
+    pub fast_ageing: bool,
+    pub ports: Vec<StpPortInfo>,
+}
+
+/// One port in `stp show`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StpPortInfo {
+    pub port: String,
+    /// root, designated, alternate, backup or disabled.
+    pub role: String,
+    /// discarding, learning, forwarding or disabled.
+    pub state: String,
+    pub edge: bool,
+    pub cost: u32,
+    /// The port identifier in BPDUs (priority and number), e.g. `8001`.
+    pub port_id: String,
+    pub designated_bridge: String,
+    /// `stp` while the port talks to an STP-only bridge, else `rstp`.
+    pub protocol: String,
+    pub bpdu_guard_tripped: bool,
+    pub bpdus_received: u64,
+    pub bpdus_sent: u64,
+    /// Malformed (or our own, looped back) BPDUs, ignored.
+    pub bpdus_bad: u64,
+}
+
+impl StpInfo {
+    /// From the protocol's status, naming ports with `name`.
+    pub fn new(s: crate::stp::BridgeStatus, name: impl Fn(PortId) -> String) -> StpInfo {
+        StpInfo {
+            mode: s.mode.as_str().to_string(),
+            bridge_id: s.bridge_id.to_string(),
+            root_id: s.root_id.to_string(),
+            root_port: s.root_port.map(&name),
+            root_path_cost: s.root_path_cost,
+            topology_changes: s.topology_changes,
+            time_since_topology_change: s.time_since_topology_change,
+            fast_ageing: s.fast_ageing,
+            ports: s
+                .ports
+                .into_iter()
+                .map(|p| StpPortInfo {
+                    port: name(p.port),
+                    role: p.role.as_str().to_string(),
+                    state: p.state.as_str().to_string(),
+                    edge: p.edge,
+                    cost: p.cost,
+                    port_id: p.port_id,
+                    designated_bridge: p.designated_bridge.to_string(),
+                    protocol: p.mode.to_string(),
+                    bpdu_guard_tripped: p.guard_tripped,
+                    bpdus_received: p.bpdus_rx,
+                    bpdus_sent: p.bpdus_tx,
+                    bpdus_bad: p.bpdus_bad,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a request failed, for programs (the `code` of a failed response).
@@ -271,6 +355,29 @@ impl FlagChange for Option<MacLimit> {
     type Wire = usize;
     fn from_wire(n: usize) -> Option<MacLimit> {
         MacLimit::new(n).ok()
+    }
+}
+
+impl FlagChange for Option<crate::switch::StpCost> {
+    /// The new cost; 0: from the link speed again.
+    type Wire = u32;
+    fn from_wire(n: u32) -> Option<crate::switch::StpCost> {
+        crate::switch::StpCost::new(n).ok()
+    }
+}
+
+impl FlagChange for crate::switch::StpPriority {
+    type Wire = crate::switch::StpPriority;
+    fn from_wire(p: crate::switch::StpPriority) -> crate::switch::StpPriority {
+        p
+    }
+}
+
+impl FlagChange for crate::switch::StormControl {
+    /// The new limits, all three classes (`off` clears them).
+    type Wire = crate::switch::StormControl;
+    fn from_wire(sc: crate::switch::StormControl) -> crate::switch::StormControl {
+        sc
     }
 }
 

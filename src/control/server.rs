@@ -32,6 +32,9 @@ pub enum ControlError {
     },
     #[error("control socket: {0} (fix control-socket-group / --control-socket-group)")]
     Group(#[from] crate::daemon::access::GroupError),
+    /// Its directory lets others replace it.
+    #[error("{message}")]
+    Unsafe { path: PathBuf, message: String },
 }
 
 /// Binds the control socket at `path` with mode 0600 (0660 and owned by
@@ -53,6 +56,12 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, ControlErr
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
             .map_err(io("set directory mode"))?;
     }
+    crate::config::check_private_dir(path, "the control socket").map_err(|message| {
+        ControlError::Unsafe {
+            path: path.to_path_buf(),
+            message,
+        }
+    })?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(ControlError::InUse {
@@ -230,5 +239,7 @@ fn execute(d: &Daemon, req: Request) -> Response {
         }
         Request::Reload => result(d.reload().map(|r| r.to_string())),
         Request::LogLevel { filter } => result(d.log_level(filter.as_deref())),
+        Request::StpShow => result(d.stp_show()),
+        Request::StpEnable { port } => result(d.stp_enable(&port)),
     }
 }

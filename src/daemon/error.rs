@@ -68,6 +68,10 @@ pub enum DaemonError {
     /// tests).
     #[error("this vswitchd cannot change its log filter")]
     NoLogControl,
+    #[error("spanning tree is off (set `stp = \"rstp\"` or `\"stp\"` in [switch] and reload)")]
+    StpOff,
+    #[error(transparent)]
+    Stp(super::stp::StpError),
 }
 
 impl DaemonError {
@@ -111,6 +115,12 @@ impl DaemonError {
             DaemonError::FdbFull => ErrorCode::Full,
             DaemonError::NoFdbEntry(_) => ErrorCode::NoSuchEntry,
             DaemonError::NoLogControl => ErrorCode::Internal,
+            DaemonError::StpOff => ErrorCode::Invalid,
+            DaemonError::Stp(e) => match e {
+                super::stp::StpError::Off | super::stp::StpError::NotTripped(_) => {
+                    ErrorCode::Invalid
+                }
+            },
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - [`log`]: logging, with journal priorities and a filter changed at
 //!   run time;
 //! - [`notify`]: sd_notify (ready, reloading, status, watchdog);
-//! - [`access`]: the groups that may use the control and port sockets.
+//! - [`access`]: the groups that may use the control and port sockets;
+//! - [`stp`](mod@stp): spanning tree, the protocol fed with the ports and
+//!   BPDUs and its events applied to the switch.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +23,7 @@ pub mod log;
 pub mod notify;
 pub mod open;
 pub mod run;
+pub mod stp;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +71,8 @@ pub struct Daemon {
     /// attaches the interface. The placeholder's other end is kept here
     /// (closing it would make the placeholder readable).
     placeholders: Mutex<HashMap<String, PairPeer>>,
+    /// Spanning tree (off until configured).
+    stp: Arc<stp::StpAgent>,
 }
 
 /// What a reload changed.
@@ -136,7 +141,14 @@ impl Daemon {
         config_path: Option<PathBuf>,
         overrides: config::Overrides,
     ) -> Daemon {
+        let ageing_ms = dp.switch().fdb().ageing_ms();
+        let stp = Arc::new(stp::StpAgent::new(
+            dp.clone(),
+            stp::bridge_mac(&format!("{config_path:?}")),
+            ageing_ms,
+        ));
         Daemon {
+            stp,
             dp,
             config_path,
             overrides,
@@ -147,6 +159,18 @@ impl Daemon {
             config_status: Arc::new(ConfigStatus::new()),
             placeholders: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Gives spanning tree the bridge MAC `mac` (before it is turned on).
+    pub fn with_bridge_mac(mut self, mac: [u8; 6]) -> Daemon {
+        let ageing_ms = self.dp.switch().fdb().ageing_ms();
+        self.stp = Arc::new(stp::StpAgent::new(self.dp.clone(), mac, ageing_ms));
+        self
+    }
+
+    /// Spanning tree.
+    pub fn stp(&self) -> &Arc<stp::StpAgent> {
+        &self.stp
     }
 
     /// Lets `log-level` requests change the log filter through `log`.
@@ -193,14 +217,16 @@ impl Daemon {
     /// when it appears, so a missing uplink does not stop the switch.
     pub fn add_port(&self, plan: PortPlan) -> Result<PortId, DaemonError> {
         let _op = self.ops.lock();
-        match self.attach(plan.clone(), false) {
+        let r = match self.attach(plan.clone(), false) {
             Err(DaemonError::Open(PortError::NoInterface { .. }))
                 if matches!(plan.spec, PortSpec::Raw(_)) =>
             {
                 self.attach_missing(plan)
             }
             r => r,
-        }
+        };
+        self.stp.sync();
+        r
     }
 
     /// Attaches a `raw:` port whose interface is missing: a placeholder
@@ -246,6 +272,7 @@ impl Daemon {
             .map_err(|e| DaemonError::settings(&section.name, e))?;
         let id = self.attach(plan.clone(), true)?;
         self.filter_vlans_for(&plan);
+        self.stp.sync();
         Ok(id)
     }
 
@@ -298,6 +325,7 @@ impl Daemon {
         self.dp.registry().change(|d| d.remove(name))?;
         self.placeholders.lock().remove(name);
         tracing::info!(port = name, "port removed");
+        self.stp.sync();
         Ok(())
     }
 
@@ -324,6 +352,7 @@ impl Daemon {
         let plan = section.plan().map_err(|e| DaemonError::settings(name, e))?;
         self.update(&current, plan.clone(), current.runtime)?;
         self.filter_vlans_for(&plan);
+        self.stp.sync();
         Ok(())
     }
 
@@ -429,7 +458,7 @@ impl Daemon {
             cfg.switch.vlan_filtering || runtime_vlans,
             cfg.switch.vlan_protocol,
         );
-        sw.fdb().set_ageing_ms(cfg.switch.ageing_ms);
+        self.stp.set_ageing_ms(cfg.switch.ageing_ms);
         sw.fdb().set_capacity(cfg.switch.fdb_capacity);
         sw.set_group_fwd_mask(cfg.switch.group_fwd_mask);
         let incomplete = |e| DaemonError::ReloadIncomplete(Box::new(e));
@@ -439,6 +468,7 @@ impl Daemon {
         for (cur, p) in &plan.change {
             self.update(cur, p.clone(), false).map_err(incomplete)?;
         }
+        self.stp.configure(cfg.stp);
         let done = Reloaded {
             added: plan.add.len(),
             changed: plan.change.len(),
@@ -476,6 +506,7 @@ impl Daemon {
                 }
             }
         }
+        self.stp.sync();
     }
 
     fn name_of(&self, id: PortId) -> String {
@@ -653,7 +684,22 @@ impl Daemon {
     }
 
     pub fn set_ageing(&self, ageing: AgeingTime) {
-        self.dp.switch().fdb().set_ageing_ms(ageing.ms());
+        self.stp.set_ageing_ms(ageing.ms());
+    }
+
+    /// Spanning tree's state (`stp show`).
+    pub fn stp_show(&self) -> Result<crate::control::protocol::StpInfo, DaemonError> {
+        let status = self.stp.status().ok_or(DaemonError::StpOff)?;
+        Ok(crate::control::protocol::StpInfo::new(status, |id| {
+            self.name_of(id)
+        }))
+    }
+
+    /// Re-enables a port BPDU guard disabled (`stp enable`).
+    pub fn stp_enable(&self, name: &str) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        let id = self.port_id(name)?;
+        self.stp.enable(id, name).map_err(DaemonError::Stp)
     }
 }
 

@@ -49,6 +49,11 @@ pub fn run(
     log: Option<LogControl>,
 ) -> Result<(), RunError> {
     raise_fd_limit();
+    // Before any thread starts (capabilities are per thread, inherited).
+    match crate::os::caps::reduce_to_needed() {
+        Ok(kept) => tracing::info!(capabilities = kept.join(",").as_str(), "privileges reduced"),
+        Err(e) => tracing::warn!("cannot reduce capabilities: {e}"),
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,19 +72,37 @@ pub fn run(
     let switch = Arc::new(Switch::new(&cfg.switch));
     let dp = Arc::new(Dataplane::start(switch, cfg.workers, cfg.tuning, clock)?);
     let notifier = Notifier::from_env();
-    let mut daemon =
-        Daemon::new(dp.clone(), config_path, overrides).with_notifier(notifier.clone());
+    // The bridge id tells apart the switches of one machine by their
+    // control socket (and config file), and machines by their machine-id.
+    let bridge_mac = super::stp::bridge_mac(&format!("{:?}{config_path:?}", cfg.control_socket));
+    let mut daemon = Daemon::new(dp.clone(), config_path, overrides)
+        .with_notifier(notifier.clone())
+        .with_bridge_mac(bridge_mac);
     if let Some(log) = log {
         daemon = daemon.with_log_control(Arc::new(log));
     }
     let daemon = Arc::new(daemon);
+    let stp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stp_thread = super::stp::spawn(daemon.stp().clone(), stp_stop.clone())
+        .map_err(|e| RunError::Dataplane(DataplaneError::Start(e)))?;
     let result = cfg
         .ports
         .iter()
         .try_for_each(|plan| daemon.add_port(plan.clone()).map(|_| ()))
         .map_err(RunError::from)
-        .and_then(|()| rt.block_on(serve(daemon, metrics, control, cfg.ports.len(), &notifier)));
+        .and_then(|()| {
+            daemon.stp().configure(cfg.stp);
+            rt.block_on(serve(
+                daemon.clone(),
+                metrics,
+                control,
+                cfg.ports.len(),
+                &notifier,
+            ))
+        });
     notifier.stopping();
+    stp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = stp_thread.join();
     dp.shutdown();
     if let Some(p) = &cfg.control_socket {
         let _ = std::fs::remove_file(p);
@@ -112,10 +135,13 @@ async fn serve(
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "metrics at /metrics");
         }
-        let registry = Arc::new(crate::metrics::registry(
-            dp.clone(),
-            daemon.config_status().clone(),
-        ));
+        let registry = crate::metrics::registry(dp.clone(), daemon.config_status().clone());
+        registry
+            .register(Box::new(super::stp::StpCollector::new(
+                daemon.stp().clone(),
+            )))
+            .expect("spanning-tree collector registers once");
+        let registry = Arc::new(registry);
         tokio::spawn(crate::metrics::serve(l, registry));
     }
     if let Some(l) = control {

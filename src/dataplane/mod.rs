@@ -74,6 +74,21 @@ pub enum DataplaneError {
     Start(io::Error),
 }
 
+/// A frame the forwarding core handed to the control plane
+/// ([`crate::switch::Action::Punt`]): a BPDU while spanning tree runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Punted {
+    /// The port it arrived on.
+    pub port: PortId,
+    /// The Ethernet frame (no virtio-net header).
+    pub frame: Vec<u8>,
+}
+
+/// How many punted frames wait for the control plane before more are
+/// dropped (and counted as `control_queue_full`): a few seconds of BPDUs
+/// from every port of a busy tree.
+pub const PUNT_QUEUE: usize = 1024;
+
 struct WorkerThread {
     link: Arc<WorkerLink>,
     thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
@@ -86,6 +101,7 @@ pub struct Dataplane {
     workers: Vec<WorkerThread>,
     stop: Arc<AtomicBool>,
     clock: Clock,
+    punted: crossbeam_channel::Receiver<Punted>,
 }
 
 impl Dataplane {
@@ -101,10 +117,12 @@ impl Dataplane {
     ) -> Result<Dataplane, DataplaneError> {
         let registry = Arc::new(PortRegistry::new(switch));
         let stop = Arc::new(AtomicBool::new(false));
+        let (punt, punted) = crossbeam_channel::bounded(PUNT_QUEUE);
         let settings = worker::Settings {
             stop: stop.clone(),
             clock,
             tuning,
+            punt,
         };
         let mut ws = Vec::new();
         for i in 0..workers.max(1) {
@@ -114,7 +132,14 @@ impl Dataplane {
             let link = w.link();
             let thread = std::thread::Builder::new()
                 .name(format!("vswitchd-dp{i}"))
-                .spawn(move || w.run())
+                .spawn(move || {
+                    // Frames from guests are parsed here: a dataplane
+                    // thread holds no capability.
+                    if let Err(e) = crate::os::caps::drop_all_in_this_thread() {
+                        tracing::debug!("dataplane thread keeps its capabilities: {e}");
+                    }
+                    w.run()
+                })
                 .map_err(DataplaneError::Start)?;
             registry.add_worker(link.clone());
             ws.push(WorkerThread {
@@ -128,7 +153,16 @@ impl Dataplane {
             workers: ws,
             stop,
             clock,
+            punted,
         })
+    }
+
+    /// The frames the forwarding core hands to the control plane
+    /// ([`Punted`]), in arrival order. Reading them is the control
+    /// plane's job; while nobody does, they are dropped once
+    /// [`PUNT_QUEUE`] wait.
+    pub fn punted(&self) -> &crossbeam_channel::Receiver<Punted> {
+        &self.punted
     }
 
     /// The port registry: every change to the ports goes through it.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::switch::{DropReason, MAX_PORTS, PortId};
+use crate::switch::{DropReason, MAX_PORTS, PortId, StormClass};
 
 /// Why a frame was dropped: a forwarding decision or an I/O outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,18 +19,27 @@ pub enum Reason {
     Malformed,
     /// Any other I/O error on the port.
     IoError,
+    /// A frame for the control plane (a BPDU) found its queue full.
+    ControlQueueFull,
+    /// Over the ingress port's storm-control rate for its class.
+    Storm(StormClass),
 }
 
-pub const N_REASONS: usize = DropReason::ALL.len() + 4;
+pub const N_REASONS: usize = DropReason::ALL.len() + 5 + StormClass::ALL.len();
 
 impl Reason {
     pub fn all() -> impl Iterator<Item = Reason> {
-        DropReason::ALL.iter().map(|r| Reason::Decision(*r)).chain([
-            Reason::QueueFull,
-            Reason::TooBig,
-            Reason::Malformed,
-            Reason::IoError,
-        ])
+        DropReason::ALL
+            .iter()
+            .map(|r| Reason::Decision(*r))
+            .chain([
+                Reason::QueueFull,
+                Reason::TooBig,
+                Reason::Malformed,
+                Reason::IoError,
+                Reason::ControlQueueFull,
+            ])
+            .chain(StormClass::ALL.map(Reason::Storm))
     }
 
     pub fn index(self) -> usize {
@@ -41,6 +50,8 @@ impl Reason {
             Reason::TooBig => n + 1,
             Reason::Malformed => n + 2,
             Reason::IoError => n + 3,
+            Reason::ControlQueueFull => n + 4,
+            Reason::Storm(c) => n + 5 + c as usize,
         }
     }
 
@@ -51,6 +62,10 @@ impl Reason {
             Reason::TooBig => "too_big",
             Reason::Malformed => "malformed",
             Reason::IoError => "io_error",
+            Reason::ControlQueueFull => "control_queue_full",
+            Reason::Storm(StormClass::Broadcast) => "storm_broadcast",
+            Reason::Storm(StormClass::Multicast) => "storm_multicast",
+            Reason::Storm(StormClass::UnknownUnicast) => "storm_unknown_unicast",
         }
     }
 }

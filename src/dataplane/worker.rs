@@ -18,12 +18,15 @@ use super::egress::{self, Failure, Sent};
 use super::policy::{Move, ReadPolicy, WINDOW_MS};
 use super::stats::{Reason, WorkerCounters, bump};
 use super::tapring::{PER_PASS, ReadDone, TapRing};
-use super::{Clock, Tuning};
+use super::{Clock, Punted, Tuning};
 use crate::os::sys;
 use crate::os::uring::Completion;
 use crate::port::PortKind;
 use crate::registry::{PortRegistry, Snapshot, WorkerLink};
-use crate::switch::{Action, DropReason, Egress, MAX_PORTS, PortId, Switch, SwitchView, TagAction};
+use crate::switch::{
+    Action, DropReason, Egress, MAX_PORTS, PortId, StormClass, StormMeter, Switch, SwitchView,
+    TagAction,
+};
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
 
 /// Frames read from one port before the worker turns to the next.
@@ -52,6 +55,8 @@ struct Slot {
     in_ring: bool,
     /// Frames read in the current window (for the ring's policy).
     frames: u32,
+    /// Storm-control meters of frames received here.
+    storm: StormMeter,
 }
 
 /// A worker's io_uring for its busy TAPs, with the policy that picks them.
@@ -114,6 +119,8 @@ pub(super) struct Worker {
     busy_poll: Duration,
     bufs: Buffers,
     last: LastOut,
+    /// Where frames for the control plane go ([`super::Punted`]).
+    punt: crossbeam_channel::Sender<Punted>,
 }
 
 /// Clears the worker's `running` flag when its thread ends, however.
@@ -133,6 +140,7 @@ pub(super) struct Settings {
     pub stop: Arc<AtomicBool>,
     pub clock: Clock,
     pub tuning: Tuning,
+    pub punt: crossbeam_channel::Sender<Punted>,
 }
 
 impl Worker {
@@ -148,6 +156,7 @@ impl Worker {
             stop,
             clock,
             tuning,
+            punt,
         } = settings;
         let poll = Poll::new()?;
         let link = Arc::new(WorkerLink::new(mio::Waker::new(poll.registry(), WAKER)?));
@@ -198,6 +207,7 @@ impl Worker {
                 soft: Vec::with_capacity(BUF_LEN),
             },
             last: LastOut::default(),
+            punt,
         })
     }
 
@@ -350,6 +360,7 @@ impl Worker {
             queued: false,
             in_ring: false,
             frames: 0,
+            storm: StormMeter::default(),
             dev,
         });
         if !owned {
@@ -633,10 +644,28 @@ impl Worker {
                 None
             }
             Action::Forward(e) => {
+                let dst: &[u8; 6] = buf[VNET_HDR_LEN..VNET_HDR_LEN + 6].try_into().ok()?;
+                if let Some(class) = StormClass::of(dst, e.flooded) {
+                    let limits = view.storm_control(id);
+                    if !limits.is_off()
+                        && let Some(s) = self.slots[id as usize].as_mut()
+                        && !s.storm.admit(&limits, class, now)
+                    {
+                        self.counters.count_drop(id, Reason::Storm(class));
+                        return None;
+                    }
+                }
                 if e.flooded {
                     bump(&c.flooded, 1);
                 }
                 Some(e)
+            }
+            Action::Punt => {
+                let frame = buf[VNET_HDR_LEN..].to_vec();
+                if self.punt.try_send(Punted { port: id, frame }).is_err() {
+                    self.counters.count_drop(id, Reason::ControlQueueFull);
+                }
+                None
             }
         }
     }

@@ -28,10 +28,13 @@ pub enum DropReason {
     /// Nowhere to send it: no other port in the VLAN accepts the flood, or the
     /// destination port is down or not in the VLAN.
     NoEgress,
+    /// Received on a port that spanning tree keeps from forwarding
+    /// (discarding, or learning: learned from, then dropped).
+    StpBlocked,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::PortDown,
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -42,6 +45,7 @@ impl DropReason {
         DropReason::SameSegment,
         DropReason::Isolated,
         DropReason::NoEgress,
+        DropReason::StpBlocked,
     ];
 
     /// Metrics label value.
@@ -57,6 +61,7 @@ impl DropReason {
             DropReason::SameSegment => "same_segment",
             DropReason::Isolated => "isolated",
             DropReason::NoEgress => "no_egress",
+            DropReason::StpBlocked => "stp_blocked",
         }
     }
 
@@ -125,11 +130,14 @@ impl Egress {
     }
 }
 
-/// Drop or forward.
+/// Drop, forward, or hand to the switch's own control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Drop(DropReason),
     Forward(Egress),
+    /// For the switch itself, not forwarded: a BPDU while spanning tree
+    /// runs. The dataplane passes the frame to the control plane.
+    Punt,
 }
 
 /// The outcome of [`super::Switch::decide`].
@@ -151,14 +159,14 @@ impl Decision {
     pub fn drop_reason(&self) -> Option<DropReason> {
         match self.action {
             Action::Drop(r) => Some(r),
-            Action::Forward(_) => None,
+            Action::Forward(_) | Action::Punt => None,
         }
     }
 
     pub fn egress(&self) -> Option<&Egress> {
         match &self.action {
             Action::Forward(e) => Some(e),
-            Action::Drop(_) => None,
+            Action::Drop(_) | Action::Punt => None,
         }
     }
 }

@@ -9,10 +9,11 @@
 pub mod decision;
 pub mod fdb;
 pub mod ports;
+pub mod storm;
 
 use std::sync::Arc;
 use std::sync::atomic::{
-    AtomicU16, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicBool, AtomicU16, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
 use arc_swap::ArcSwap;
@@ -23,8 +24,11 @@ pub use fdb::{
     Learn,
 };
 pub use ports::{
-    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, Vid, VlanError, VlanMode, VlanSet,
+    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, StpCost, StpPriority, Vid,
+    VlanError, VlanMode, VlanSet,
 };
+
+pub use storm::{StormClass, StormControl, StormMeter};
 
 use crate::wire::{Frame, FrameError};
 
@@ -135,6 +139,9 @@ impl PortTable {
 struct AtomicPortSet([AtomicU64; MAX_PORTS / 64]);
 
 impl AtomicPortSet {
+    fn empty() -> AtomicPortSet {
+        AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
     fn load(&self) -> PortSet {
         PortSet::from_words(std::array::from_fn(|i| self.0[i].load(Relaxed)))
     }
@@ -172,6 +179,26 @@ pub struct Switch {
     up: AtomicPortSet,
     fdb: Fdb,
     group_fwd_mask: AtomicU16,
+    /// Spanning tree runs: BPDUs are punted, and [`Switch::stp`]'s port
+    /// states gate learning and forwarding.
+    stp_on: AtomicBool,
+    /// Ports spanning tree lets learn (learning or forwarding state).
+    stp_learning: AtomicPortSet,
+    /// Ports spanning tree lets forward.
+    stp_forwarding: AtomicPortSet,
+}
+
+/// What spanning tree lets a port do, as the forwarding core sees it
+/// (802.1D's port states: discarding covers disabled, blocking and
+/// listening).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StpGate {
+    /// Neither learns nor forwards (BPDUs still reach the protocol).
+    Discarding,
+    /// Learns source addresses; forwards nothing.
+    Learning,
+    /// Learns and forwards.
+    Forwarding,
 }
 
 impl Switch {
@@ -184,9 +211,49 @@ impl Switch {
             )),
             table_generation: AtomicU64::new(0),
             writer: parking_lot::Mutex::new(()),
-            up: AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0))),
+            up: AtomicPortSet::empty(),
             fdb: Fdb::new(cfg.fdb_capacity, cfg.ageing_ms),
             group_fwd_mask: AtomicU16::new(cfg.group_fwd_mask),
+            stp_on: AtomicBool::new(false),
+            stp_learning: AtomicPortSet::empty(),
+            stp_forwarding: AtomicPortSet::empty(),
+        }
+    }
+
+    /// Turns the spanning-tree gate on or off. On: every port starts
+    /// discarding until [`Switch::set_stp_gate`] says otherwise, and
+    /// BPDUs (01:80:C2:00:00:00) are punted to the control plane instead
+    /// of forwarded. Off: ports forward as their link allows, BPDUs are
+    /// forwarded (like a Linux bridge with `stp_state 0`).
+    pub fn set_stp(&self, on: bool) {
+        if self.stp_on.load(Relaxed) == on {
+            return;
+        }
+        for w in self.stp_learning.0.iter().chain(&self.stp_forwarding.0) {
+            w.store(0, Relaxed);
+        }
+        self.stp_on.store(on, Release);
+    }
+
+    pub fn stp(&self) -> bool {
+        self.stp_on.load(Relaxed)
+    }
+
+    /// Sets what spanning tree lets port `id` do (meaningful while
+    /// [`Switch::set_stp`] is on).
+    pub fn set_stp_gate(&self, id: PortId, gate: StpGate) {
+        self.stp_learning.set(id, gate != StpGate::Discarding);
+        self.stp_forwarding.set(id, gate == StpGate::Forwarding);
+    }
+
+    /// Port `id`'s spanning-tree gate (Forwarding while spanning tree is off).
+    pub fn stp_gate(&self, id: PortId) -> StpGate {
+        if !self.stp() || self.stp_forwarding.load().contains(id) {
+            StpGate::Forwarding
+        } else if self.stp_learning.load().contains(id) {
+            StpGate::Learning
+        } else {
+            StpGate::Discarding
         }
     }
 
@@ -300,6 +367,7 @@ impl Switch {
         let mut ports = cur.ports.clone();
         ports[id as usize] = None;
         self.up.set(id, false);
+        self.set_stp_gate(id, StpGate::Discarding);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         self.forget_port(id);
         Ok(old)
@@ -331,6 +399,7 @@ impl Switch {
         }
         for &id in &gone {
             self.up.set(id, false);
+            self.set_stp_gate(id, StpGate::Discarding);
         }
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         for &id in &gone {
@@ -433,11 +502,16 @@ impl Switch {
     }
 
     fn view_with<'v>(&self, table: &'v PortTable, fdb: FdbReader<'v>) -> SwitchView<'v> {
+        let stp = self.stp_on.load(Acquire).then(|| StpView {
+            learning: self.stp_learning.load(),
+            forwarding: self.stp_forwarding.load(),
+        });
         SwitchView {
             table,
             up: std::cell::Cell::new(self.up.load()),
             fdb,
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
+            stp,
         }
     }
 }
@@ -467,6 +541,16 @@ pub struct SwitchView<'a> {
     up: std::cell::Cell<PortSet>,
     fdb: FdbReader<'a>,
     group_fwd_mask: u16,
+    /// The spanning-tree port states when the view was made; `None` while
+    /// spanning tree is off.
+    stp: Option<StpView>,
+}
+
+/// Spanning-tree port states as a view reads them.
+#[derive(Clone, Copy)]
+struct StpView {
+    learning: PortSet,
+    forwarding: PortSet,
 }
 
 impl SwitchView<'_> {
@@ -477,6 +561,15 @@ impl SwitchView<'_> {
         let mut up = self.up.get();
         up.insert(id);
         self.up.set(up);
+    }
+
+    /// Port `id`'s storm-control limits (none for an unknown port).
+    #[inline]
+    pub fn storm_control(&self, id: PortId) -> StormControl {
+        match self.table.ports.get(id as usize) {
+            Some(Some(p)) => p.flags.storm_control,
+            _ => StormControl::OFF,
+        }
     }
 
     /// The VLAN protocol (TPID) pushed tags use.
@@ -508,6 +601,20 @@ impl SwitchView<'_> {
         if link_local == Some(1) {
             return Decision::drop(DropReason::PauseFrame);
         }
+        // With spanning tree on, BPDUs go to the protocol whatever the
+        // port's state; other frames need a state that learns
+        // (br_handle_frame).
+        if let Some(stp) = &self.stp {
+            if link_local == Some(0) {
+                return Decision {
+                    action: Action::Punt,
+                    learn: Learn::Skipped,
+                };
+            }
+            if !stp.learning.contains(ingress) {
+                return Decision::drop(DropReason::StpBlocked);
+            }
+        }
 
         // Ingress VLAN classification and filtering.
         let (vid, ingress_tag) = if table.filtering {
@@ -535,6 +642,14 @@ impl SwitchView<'_> {
             Learn::Skipped
         };
         let decided = |action| Decision { action, learn };
+        // A learning port learns, then drops (br_handle_frame_finish).
+        let mut up = up;
+        if let Some(stp) = &self.stp {
+            if !stp.forwarding.contains(ingress) {
+                return decided(Action::Drop(DropReason::StpBlocked));
+            }
+            up = up.and(stp.forwarding);
+        }
 
         if let Some(group) = link_local {
             // :00 (STP) is forwarded while the switch runs no STP; the others

@@ -402,6 +402,97 @@ impl fmt::Display for MacLimit {
     }
 }
 
+/// A port's spanning-tree path cost: 1 to 200 000 000 (802.1D-2004
+/// 17.14). Unset, the cost comes from the link speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct StpCost(u32);
+
+/// A path cost out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stp-cost {0}: must be 1 to 200000000 (802.1D-2004 17.14)")]
+pub struct StpCostError(pub u32);
+
+impl StpCost {
+    pub fn new(n: u32) -> Result<StpCost, StpCostError> {
+        if (1..=200_000_000).contains(&n) {
+            Ok(StpCost(n))
+        } else {
+            Err(StpCostError(n))
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for StpCost {
+    type Error = StpCostError;
+    fn try_from(n: u32) -> Result<StpCost, StpCostError> {
+        StpCost::new(n)
+    }
+}
+
+impl From<StpCost> for u32 {
+    fn from(c: StpCost) -> u32 {
+        c.0
+    }
+}
+
+impl fmt::Display for StpCost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A port's spanning-tree priority: 0 to 240 in steps of 16 (802.1D-2004
+/// 17.13.10); 128 by default. Lower wins a tie between two ports of one
+/// bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct StpPriority(u8);
+
+/// A port priority out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stp-priority {0}: must be a multiple of 16 from 0 to 240")]
+pub struct StpPriorityError(pub u32);
+
+impl StpPriority {
+    pub const DEFAULT: StpPriority = StpPriority(128);
+
+    pub fn new(n: u32) -> Result<StpPriority, StpPriorityError> {
+        if n <= 240 && n.is_multiple_of(16) {
+            Ok(StpPriority(n as u8))
+        } else {
+            Err(StpPriorityError(n))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for StpPriority {
+    type Error = StpPriorityError;
+    fn try_from(n: u32) -> Result<StpPriority, StpPriorityError> {
+        StpPriority::new(n)
+    }
+}
+
+impl From<StpPriority> for u32 {
+    fn from(p: StpPriority) -> u32 {
+        u32::from(p.0)
+    }
+}
+
+impl fmt::Display for StpPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Calls the macro `$then` with every port flag: its field, type, default
 /// and what it does, as `/// doc  field: Type = default,` entries.
 ///
@@ -430,6 +521,19 @@ macro_rules! port_flags {
             /// learned (their frames still flood), like the kernel's
             /// `fdb_max_learned`. None by default; a change to 0 removes it.
             mac_limit: Option<$crate::switch::MacLimit> = None,
+            /// Rate limits, frames per second, on broadcast, multicast and
+            /// unknown unicast received here (none by default).
+            storm_control: $crate::switch::StormControl = $crate::switch::StormControl::OFF,
+            /// Spanning-tree path cost (none: from the link speed).
+            stp_cost: Option<$crate::switch::StpCost> = None,
+            /// Spanning-tree port priority.
+            stp_priority: $crate::switch::StpPriority = $crate::switch::StpPriority::DEFAULT,
+            /// An edge port (a host, not a bridge): forwards at once when
+            /// spanning tree runs, until a BPDU arrives on it.
+            stp_edge: bool = false,
+            /// A BPDU received on this port disables it (until `vswitchctl
+            /// stp enable`).
+            bpdu_guard: bool = false,
         }
     };
 }

@@ -522,3 +522,91 @@ fn fdb_capacity_from_config() {
         8
     );
 }
+
+const STP_GROUP: Mac = Mac([0x01, 0x80, 0xc2, 0, 0, 0]);
+
+#[test]
+fn bpdus_are_forwarded_while_spanning_tree_is_off() {
+    let sw = plain(3);
+    assert_eq!(out(&sw.decide(0, &eth(STP_GROUP, A), 0)), vec![1, 2]);
+    assert_eq!(sw.stp_gate(0), StpGate::Forwarding);
+}
+
+#[test]
+fn bpdus_are_punted_on_every_port_state_while_spanning_tree_runs() {
+    let sw = plain(3);
+    sw.set_stp(true);
+    for gate in [StpGate::Discarding, StpGate::Learning, StpGate::Forwarding] {
+        sw.set_stp_gate(0, gate);
+        let d = sw.decide(0, &eth(STP_GROUP, A), 0);
+        assert_eq!(d.action, Action::Punt, "{gate:?}");
+        assert_eq!(d.learn, Learn::Skipped);
+    }
+    sw.set_port_up(0, false);
+    assert_eq!(
+        dropped(&sw.decide(0, &eth(STP_GROUP, A), 0)),
+        DropReason::PortDown,
+        "a port that is down hears nothing"
+    );
+}
+
+#[test]
+fn a_discarding_port_neither_learns_nor_forwards() {
+    let sw = plain(3);
+    sw.set_stp(true);
+    assert_eq!(
+        sw.stp_gate(0),
+        StpGate::Discarding,
+        "ports start discarding"
+    );
+    let d = sw.decide(0, &eth(Mac::BROADCAST, A), 0);
+    assert_eq!(dropped(&d), DropReason::StpBlocked);
+    assert_eq!(d.learn, Learn::Skipped);
+    assert_eq!(sw.fdb().len(), 0);
+}
+
+#[test]
+fn a_learning_port_learns_then_drops() {
+    let sw = plain(3);
+    sw.set_stp(true);
+    sw.set_stp_gate(0, StpGate::Learning);
+    let d = sw.decide(0, &eth(Mac::BROADCAST, A), 0);
+    assert_eq!(dropped(&d), DropReason::StpBlocked);
+    assert_eq!(d.learn, Learn::Learned);
+}
+
+#[test]
+fn only_forwarding_ports_receive() {
+    let sw = plain(4);
+    sw.set_stp(true);
+    sw.set_stp_gate(0, StpGate::Forwarding);
+    sw.set_stp_gate(1, StpGate::Forwarding);
+    sw.set_stp_gate(2, StpGate::Learning);
+    assert_eq!(out(&sw.decide(0, &eth(Mac::BROADCAST, A), 0)), vec![1]);
+    // Learned behind a learning port: known, but not sent there.
+    sw.decide(2, &eth(Mac::BROADCAST, B), 1);
+    assert_eq!(dropped(&sw.decide(0, &eth(B, A), 2)), DropReason::NoEgress);
+    sw.set_stp_gate(2, StpGate::Forwarding);
+    assert_eq!(out(&sw.decide(0, &eth(B, A), 3)), vec![2]);
+}
+
+#[test]
+fn turning_spanning_tree_off_forwards_everywhere_again() {
+    let sw = plain(3);
+    sw.set_stp(true);
+    sw.set_stp(false);
+    assert_eq!(out(&sw.decide(0, &eth(Mac::BROADCAST, A), 0)), vec![1, 2]);
+    sw.set_stp(true);
+    assert_eq!(sw.stp_gate(1), StpGate::Discarding, "states start over");
+}
+
+#[test]
+fn a_removed_port_forgets_its_spanning_tree_state() {
+    let sw = plain(3);
+    sw.set_stp(true);
+    sw.set_stp_gate(2, StpGate::Forwarding);
+    sw.remove_port(2).unwrap();
+    let id = sw.add_port(PortConfig::new("p9".to_string())).unwrap();
+    assert_eq!(id, 2);
+    assert_eq!(sw.stp_gate(id), StpGate::Discarding);
+}

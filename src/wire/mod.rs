@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bpdu;
 pub mod ethernet;
 pub mod mac;
 pub mod vnet;
