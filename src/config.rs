@@ -515,6 +515,19 @@ macro_rules! port_section {
             /// MAC address of a TAP vswitchd creates (else the kernel picks one).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub mac: Option<Mac>,
+            /// `vxlan:` ports: the VXLAN network identifier (0 to 16777215).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub vni: Option<u32>,
+            /// `vxlan:` ports: the underlay source address on this host.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub local: Option<String>,
+            /// `vxlan:` ports: the flood list, one copy of every broadcast,
+            /// multicast and unknown-unicast frame to each.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub remote: Vec<String>,
+            /// `vxlan:` ports: the UDP port (default 4789).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub dstport: Option<u16>,
         }
 
         impl PortSection {
@@ -555,6 +568,9 @@ pub struct StaticMac {
     pub mac: Mac,
     /// Defaults to the port's PVID (1 when VLANs are off).
     pub vlan: Option<Vid>,
+    /// `vxlan:` ports: the remote VTEP behind this MAC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// What is wrong with one port's settings (a `[[port]]` section or a
@@ -594,6 +610,26 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
+    #[error("vni, local, remote and dstport apply only to vxlan: ports")]
+    VxlanKeysNotVxlan,
+    #[error("static MAC {0}: remote applies only to vxlan: ports")]
+    StaticRemoteNotVxlan(Mac),
+    #[error("a vxlan port needs `{0}` (e.g. vni = 100, local = \"198.19.7.1\")")]
+    VxlanMissing(&'static str),
+    #[error("vni = {0}: must be 0 to 16777215 (24 bits)")]
+    Vni(u32),
+    #[error("dstport = 0: must be a UDP port 1 to 65535 (default 4789)")]
+    Dstport,
+    #[error("{key} = {value:?}: not an IP address (e.g. 198.19.7.1 or fd00::1)")]
+    VxlanAddress { key: &'static str, value: String },
+    #[error("{key} = {value}: local is {local}; a vxlan port's addresses are all IPv4 or all IPv6")]
+    MixedFamilies {
+        key: &'static str,
+        value: String,
+        local: String,
+    },
+    #[error("{key} = {value}: not a unicast address of a VTEP")]
+    VxlanNotUnicast { key: &'static str, value: String },
     #[error(
         "interface `{ifname}` is already port `{other}` (a TAP and raw: of one interface would loop)"
     )]
@@ -658,6 +694,8 @@ pub struct PortPlan {
     pub placement: crate::os::rtnl::Placement,
     pub mtu: Option<Mtu>,
     pub static_macs: Vec<(Mac, Vid)>,
+    /// A `vxlan:` port's tunnel settings.
+    pub vxlan: Option<crate::port::VxlanOptions>,
 }
 
 impl File {
@@ -1015,6 +1053,7 @@ impl PortSection {
             static_macs.push((s.mac, vid));
         }
         let flags = self.flags();
+        let vxlan = self.vxlan_options(&spec, flags.learning)?;
         let mut section = self.clone();
         section.set_flags(flags);
         Ok(PortPlan {
@@ -1032,7 +1071,93 @@ impl PortSection {
             },
             mtu: self.mtu,
             static_macs,
+            vxlan,
         })
+    }
+
+    /// A `vxlan:` port's settings, checked; none for other kinds (which
+    /// must not set them).
+    fn vxlan_options(
+        &self,
+        spec: &PortSpec,
+        learning: bool,
+    ) -> Result<Option<crate::port::VxlanOptions>, PortSectionError> {
+        use std::net::IpAddr;
+        if !matches!(spec, PortSpec::Vxlan(_)) {
+            if self.vni.is_some()
+                || self.local.is_some()
+                || !self.remote.is_empty()
+                || self.dstport.is_some()
+            {
+                return Err(PortSectionError::VxlanKeysNotVxlan);
+            }
+            if let Some(s) = self.static_macs.iter().find(|s| s.remote.is_some()) {
+                return Err(PortSectionError::StaticRemoteNotVxlan(s.mac));
+            }
+            return Ok(None);
+        }
+        let vni = self.vni.ok_or(PortSectionError::VxlanMissing("vni"))?;
+        if vni > crate::wire::vxlan::MAX_VNI {
+            return Err(PortSectionError::Vni(vni));
+        }
+        let local_s = self
+            .local
+            .as_ref()
+            .ok_or(PortSectionError::VxlanMissing("local"))?;
+        let addr = |key: &'static str, v: &str| -> Result<IpAddr, PortSectionError> {
+            let ip = v
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| PortSectionError::VxlanAddress {
+                    key,
+                    value: v.to_string(),
+                })?;
+            if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255])
+            {
+                return Err(PortSectionError::VxlanNotUnicast {
+                    key,
+                    value: v.to_string(),
+                });
+            }
+            Ok(ip)
+        };
+        let local = addr("local", local_s)?;
+        let same = |key: &'static str, ip: IpAddr| {
+            if ip.is_ipv4() == local.is_ipv4() {
+                Ok(ip)
+            } else {
+                Err(PortSectionError::MixedFamilies {
+                    key,
+                    value: ip.to_string(),
+                    local: local.to_string(),
+                })
+            }
+        };
+        let mut remotes = Vec::new();
+        for r in &self.remote {
+            let ip = same("remote", addr("remote", r)?)?;
+            if !remotes.contains(&ip) {
+                remotes.push(ip);
+            }
+        }
+        let mut statics = Vec::new();
+        for s in &self.static_macs {
+            if let Some(r) = &s.remote {
+                statics.push((s.mac, same("remote", addr("remote", r)?)?));
+            }
+        }
+        let dstport = self.dstport.unwrap_or(crate::wire::vxlan::DEFAULT_PORT);
+        if dstport == 0 {
+            return Err(PortSectionError::Dstport);
+        }
+        Ok(Some(crate::port::VxlanOptions {
+            vni,
+            local,
+            remotes,
+            dstport,
+            learning,
+            statics,
+        }))
     }
 }
 
@@ -1281,6 +1406,71 @@ mac = "02:00:00:00:17:02"
         );
         assert_eq!(c.ports[1].cfg.name, "raw:veth0");
         assert!(c.ports[1].cfg.flags.isolated);
+    }
+
+    #[test]
+    fn vxlan_ports() {
+        let c = check(
+            r#"
+[[port]]
+name = "vxlan:vx100"
+vni = 100
+local = "198.19.7.2"
+remote = ["198.19.7.1", "198.19.7.3", "198.19.7.1"]
+learning = false
+static-macs = [{ mac = "02:00:00:00:00:01", remote = "198.19.7.9" }, { mac = "02:00:00:00:00:02" }]
+"#,
+        )
+        .unwrap();
+        let v = c.ports[0].vxlan.as_ref().unwrap();
+        assert_eq!(v.vni, 100);
+        assert_eq!(v.dstport, 4789);
+        assert_eq!(v.remotes.len(), 2, "duplicates folded");
+        assert!(!v.learning);
+        assert_eq!(v.statics.len(), 1);
+        assert_eq!(c.ports[0].static_macs.len(), 2, "switch FDB entries too");
+        let v6 = check(
+            "[[port]]\nname = \"vxlan:v6\"\nvni = 7\nlocal = \"fd00::1\"\nremote = [\"fd00::2\"]\ndstport = 8472\n",
+        )
+        .unwrap();
+        assert_eq!(v6.ports[0].vxlan.as_ref().unwrap().dstport, 8472);
+        for (body, want) in [
+            ("local = \"198.19.7.2\"", "needs `vni`"),
+            ("vni = 1", "needs `local`"),
+            ("vni = 16777216\nlocal = \"198.19.7.2\"", "0 to 16777215"),
+            ("vni = 1\nlocal = \"nope\"", "not an IP address"),
+            (
+                "vni = 1\nlocal = \"198.19.7.2\"\nremote = [\"fd00::1\"]",
+                "all IPv4 or all IPv6",
+            ),
+            (
+                "vni = 1\nlocal = \"198.19.7.2\"\nremote = [\"239.1.1.1\"]",
+                "not a unicast",
+            ),
+            (
+                "vni = 1\nlocal = \"198.19.7.2\"\ndstport = 0",
+                "dstport = 0",
+            ),
+        ] {
+            let e = check(&format!("[[port]]\nname = \"vxlan:x\"\n{body}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        let e = check("[[port]]\nname = \"tap0\"\nvni = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only to vxlan"), "{e}");
+        let e = check(
+            "[[port]]\nname = \"tap0\"\nstatic-macs = [{ mac = \"02:00:00:00:00:01\", remote = \"198.19.7.1\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("remote applies only"), "{e}");
+        let e = check("[[port]]\nname = \"vxlan:a/b\"\nvni = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vxlan port's name"), "{e}");
     }
 
     #[test]

@@ -126,6 +126,14 @@ struct Families {
     build_info: IntGaugeVec,
     config_ok: IntGauge,
     config_success_time: IntGauge,
+    vx_rx_frames: IntCounterVec,
+    vx_rx_bytes: IntCounterVec,
+    vx_tx_frames: IntCounterVec,
+    vx_tx_bytes: IntCounterVec,
+    vx_drops: IntCounterVec,
+    vx_remote_macs: IntGaugeVec,
+    vx_no_remote: IntCounterVec,
+    vx_learn_refused: IntCounterVec,
 }
 
 impl Families {
@@ -258,6 +266,49 @@ impl Families {
                 "vswitchd_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful load of the configuration (start or reload).",
             ),
+            vx_rx_frames: counter_vec(
+                "vswitchd_vxlan_remote_rx_frames_total",
+                "Frames received from a remote VTEP on a vxlan port (the first 64 remotes by address; the rest as remote=\"other\").",
+                &["port", "remote"],
+            ),
+            vx_rx_bytes: counter_vec(
+                "vswitchd_vxlan_remote_rx_bytes_total",
+                "Inner frame bytes received from a remote VTEP.",
+                &["port", "remote"],
+            ),
+            vx_tx_frames: counter_vec(
+                "vswitchd_vxlan_remote_tx_frames_total",
+                "Frames sent to a remote VTEP (a flooded frame counts once per remote).",
+                &["port", "remote"],
+            ),
+            vx_tx_bytes: counter_vec(
+                "vswitchd_vxlan_remote_tx_bytes_total",
+                "Inner frame bytes sent to a remote VTEP.",
+                &["port", "remote"],
+            ),
+            vx_drops: counter_vec(
+                "vswitchd_vxlan_remote_drops_total",
+                "Datagrams from, or frames to, a remote VTEP dropped, by reason (truncated, no_i_flag, wrong_vni, too_big, queue_full, send_error).",
+                &["port", "remote", "reason"],
+            ),
+            vx_remote_macs: IntGaugeVec::new(
+                Opts::new(
+                    "vswitchd_vxlan_remote_macs",
+                    "Entries in a vxlan port's inner MAC to remote VTEP table.",
+                ),
+                port,
+            )
+            .expect("valid metric"),
+            vx_no_remote: counter_vec(
+                "vswitchd_vxlan_no_remote_frames_total",
+                "Frames a vxlan port had nowhere to send (unknown destination and an empty flood list).",
+                port,
+            ),
+            vx_learn_refused: counter_vec(
+                "vswitchd_vxlan_learn_refused_total",
+                "Inner source MACs a vxlan port did not learn because its table was full.",
+                port,
+            ),
         }
     }
 
@@ -291,6 +342,14 @@ impl Families {
             &self.build_info,
             &self.config_ok,
             &self.config_success_time,
+            &self.vx_rx_frames,
+            &self.vx_rx_bytes,
+            &self.vx_tx_frames,
+            &self.vx_tx_bytes,
+            &self.vx_drops,
+            &self.vx_remote_macs,
+            &self.vx_no_remote,
+            &self.vx_learn_refused,
         ]
     }
 }
@@ -331,6 +390,9 @@ impl Collector for SwitchCollector {
             f.up.with_label_values(&[name]).set(up as i64);
             let ring = h.device.reading() == Reading::Ring;
             f.io_uring.with_label_values(&[name]).set(ring as i64);
+            if let crate::port::Port::Vxlan(v) = &h.device.port {
+                vxlan_metrics(&f, name, v);
+            }
         }
         let fdb = sw.fdb();
         f.fdb_entries.set(fdb.len() as i64);
@@ -363,6 +425,32 @@ impl Collector for SwitchCollector {
             .set(self.config.last_success_secs() as i64);
         f.all().into_iter().flat_map(|c| c.collect()).collect()
     }
+}
+
+/// A vxlan port's tunnel metrics (per-remote rows are bounded by the
+/// port: at most 64 plus `other`).
+fn vxlan_metrics(f: &Families, name: &str, v: &crate::port::VxlanPort) {
+    for r in v.remote_stats() {
+        let l = [name, r.remote.as_str()];
+        f.vx_rx_frames.with_label_values(&l).inc_by(r.rx_frames);
+        f.vx_rx_bytes.with_label_values(&l).inc_by(r.rx_bytes);
+        f.vx_tx_frames.with_label_values(&l).inc_by(r.tx_frames);
+        f.vx_tx_bytes.with_label_values(&l).inc_by(r.tx_bytes);
+        for (reason, n) in &r.drops {
+            f.vx_drops
+                .with_label_values(&[name, r.remote.as_str(), reason])
+                .inc_by(*n);
+        }
+    }
+    f.vx_remote_macs
+        .with_label_values(&[name])
+        .set(v.table().len() as i64);
+    f.vx_no_remote
+        .with_label_values(&[name])
+        .inc_by(v.no_remote.load(Relaxed));
+    f.vx_learn_refused
+        .with_label_values(&[name])
+        .inc_by(v.table().stats.refused.load(Relaxed));
 }
 
 /// The registry vswitchd serves: the switch collector (with how the
@@ -559,8 +647,12 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 28);
-        for fam in &families {
+        assert_eq!(families.len(), 36);
+        // The vxlan families need a vxlan port: `vxlan_families_move`.
+        for fam in families
+            .iter()
+            .filter(|f| !f.starts_with("vswitchd_vxlan_"))
+        {
             assert!(after.contains(&format!("# TYPE {fam} ")), "{fam} missing");
             let value = |text: &str| -> f64 {
                 text.lines()
@@ -630,5 +722,62 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         sw.decide(id, &bad, 0);
+    }
+
+    /// Every vxlan family moves with a vxlan port's traffic and bad input.
+    #[test]
+    fn vxlan_families_move() {
+        use crate::port::{VxlanOptions, VxlanPort};
+        let sw = Arc::new(Switch::new(&SwitchConfig::default()));
+        let dp =
+            Arc::new(Dataplane::start(sw.clone(), 1, Default::default(), Clock::new()).unwrap());
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pport = peer.local_addr().unwrap().port();
+        let local: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+        let o = VxlanOptions {
+            vni: 5,
+            local,
+            remotes: vec!["127.0.0.1".parse().unwrap()],
+            dstport: pport,
+            learning: true,
+            statics: vec![],
+        };
+        let v = VxlanPort::open("m", &o).unwrap();
+        v.table().sweep(0, 1000, 0, |_| true);
+        // A frame out (flooded), a good frame in (refused: capacity 0),
+        // a bad one in.
+        let frame = [[0xffu8; 6], [2, 0, 0, 0, 0, 1]].concat();
+        let frame = [&frame[..], &[0x88, 0xb5, 1, 2]].concat();
+        v.send2(&[0; 10], &frame).unwrap();
+        let good = [&crate::wire::vxlan::header(5)[..], &frame].concat();
+        peer.send_to(&good, (local, pport)).unwrap();
+        peer.send_to(&good[..3], (local, pport)).unwrap();
+        let mut buf = vec![0u8; 70000];
+        let mut got = 0;
+        for _ in 0..400 {
+            match v.recv(&mut buf) {
+                Ok(_) | Err(_) if got >= 2 => break,
+                Ok(_) => got += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => got += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(got, 2);
+        let (p, _peer) = pair().unwrap();
+        dp.add_port(PortConfig::new("p0"), p).unwrap();
+        dp.add_port(PortConfig::new("vxlan:m"), v).unwrap();
+        let text = render(&registry(dp.clone(), Arc::new(ConfigStatus::new())));
+        for want in [
+            "vswitchd_vxlan_remote_rx_frames_total{port=\"vxlan:m\",remote=\"127.0.0.1\"} 1",
+            "vswitchd_vxlan_remote_rx_bytes_total{port=\"vxlan:m\",remote=\"127.0.0.1\"} 16",
+            "vswitchd_vxlan_remote_tx_frames_total{port=\"vxlan:m\",remote=\"127.0.0.1\"} 1",
+            "vswitchd_vxlan_remote_tx_bytes_total{port=\"vxlan:m\",remote=\"127.0.0.1\"} 16",
+            "vswitchd_vxlan_remote_drops_total{port=\"vxlan:m\",reason=\"truncated\",remote=\"127.0.0.1\"} 1",
+            "vswitchd_vxlan_remote_macs{port=\"vxlan:m\"} 0",
+            "vswitchd_vxlan_no_remote_frames_total{port=\"vxlan:m\"} 0",
+            "vswitchd_vxlan_learn_refused_total{port=\"vxlan:m\"} 1",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
     }
 }

@@ -140,6 +140,36 @@ fn print_show(s: &ShowInfo) {
             flag_words(&p.flags).join(",")
         );
     }
+    for p in &s.ports {
+        if let Some(v) = &p.vxlan {
+            print_vxlan(&p.name, v);
+        }
+    }
+}
+
+/// A vxlan port's tunnel and its remotes.
+fn print_vxlan(name: &str, v: &vswitch::control::protocol::VxlanInfo) {
+    println!(
+        "{name}: vni {}  local {}  remote macs {}  no-remote {}  learn-refused {}",
+        v.vni, v.local, v.remote_macs, v.no_remote, v.learn_refused
+    );
+    println!(
+        "  {:<40} {:>5} {:>12} {:>12} {:>12} {:>12}  drops",
+        "REMOTE", "FLOOD", "RX", "RX-BYTES", "TX", "TX-BYTES"
+    );
+    for r in &v.remotes {
+        let drops: Vec<String> = r.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        println!(
+            "  {:<40} {:>5} {:>12} {:>12} {:>12} {:>12}  {}",
+            r.remote,
+            if r.flood { "yes" } else { "-" },
+            r.rx_frames,
+            r.rx_bytes,
+            r.tx_frames,
+            r.tx_bytes,
+            drops.join(",")
+        );
+    }
 }
 
 fn print_stats(s: &ShowInfo) {
@@ -166,23 +196,27 @@ fn print_stats(s: &ShowInfo) {
         for (r, n) in &c.drops {
             println!("  drop {r:<16} {n}");
         }
+        if let Some(v) = &p.vxlan {
+            print_vxlan(&p.name, v);
+        }
     }
     println!("fdb: {} of {} entries", s.fdb_entries, s.fdb_capacity);
 }
 
 fn print_fdb(rows: &[FdbRow]) {
     println!(
-        "{:<18} {:>5} {:<18} {:>8}  type",
+        "{:<18} {:>5} {:<18} {:>8}  type     remote",
         "MAC", "VLAN", "PORT", "AGE(s)"
     );
     for r in rows {
         println!(
-            "{:<18} {:>5} {:<18} {:>8.1}  {}",
+            "{:<18} {:>5} {:<18} {:>8.1}  {:<8} {}",
             r.mac.to_string(),
             r.vlan,
             r.port,
             r.age_seconds,
-            if r.is_static { "static" } else { "learned" }
+            if r.is_static { "static" } else { "learned" },
+            r.remote.as_deref().unwrap_or("")
         );
     }
 }

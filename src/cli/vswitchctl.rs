@@ -45,6 +45,9 @@ Exit status: 0 done; 1 vswitchd refused or failed the request (or is not
 running); 2 bad command line. With --json a failure prints its code (exists,
 no_such_port, invalid, ...: see vswitchctl(8)).";
 
+// `port add` carries every `[[port]]` key (tunnel settings too): the enum is
+// parsed once per run, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Ports, their state, VLANs and counters.
@@ -106,10 +109,12 @@ pub enum PortCmd {
   vswitchctl port add tap5
   vswitchctl port add raw:vnet3 --access 10
   vswitchctl port add c1 --netns blue --address 198.18.0.2/24 --gateway 198.18.0.1
-  vswitchctl port add unix:/run/vswitchd/vm1.sock --socket-group kvm")]
+  vswitchctl port add unix:/run/vswitchd/vm1.sock --socket-group kvm
+  vswitchctl port add vxlan:vx100 --vni 100 --local 198.19.7.1 --remote 198.19.7.2 --remote 198.19.7.3")]
     Add {
         /// The port: NAME (a TAP), raw:IFNAME (an existing interface),
-        /// unix:PATH or unixgram:PATH (a socket for QEMU).
+        /// unix:PATH or unixgram:PATH (a socket for QEMU), vxlan:NAME (a
+        /// VXLAN tunnel).
         #[arg(value_name = "SPEC")]
         spec: String,
         #[command(flatten)]
@@ -140,6 +145,18 @@ pub enum PortCmd {
         /// (arp_ignore, disable_ipv6) [default: on].
         #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
         claim: Option<bool>,
+        /// vxlan: ports: the VXLAN network identifier, 0 to 16777215.
+        #[arg(long, value_name = "VNI")]
+        vni: Option<u32>,
+        /// vxlan: ports: the underlay source address on this host.
+        #[arg(long, value_name = "IP")]
+        local: Option<String>,
+        /// vxlan: ports: a remote VTEP of the flood list (repeatable).
+        #[arg(long = "remote", value_name = "IP")]
+        remotes: Vec<String>,
+        /// vxlan: ports: the UDP port [default: 4789].
+        #[arg(long, value_name = "PORT")]
+        dstport: Option<u16>,
     },
     /// Detach and close a port.
     #[command(after_help = "Example:\n  vswitchctl port del raw:vnet3")]
@@ -462,6 +479,10 @@ impl Cmd {
                 socket_mode,
                 socket_group,
                 claim,
+                vni,
+                local,
+                remotes,
+                dstport,
             }) => {
                 let mut section = PortSection::named(spec);
                 opts.changes(false).apply(&mut section);
@@ -473,6 +494,10 @@ impl Cmd {
                 section.socket_mode = *socket_mode;
                 section.socket_group = socket_group.clone();
                 section.claim = *claim;
+                section.vni = *vni;
+                section.local = local.clone();
+                section.remote = remotes.clone();
+                section.dstport = *dstport;
                 Request::PortAdd {
                     port: Box::new(section),
                 }

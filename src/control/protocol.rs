@@ -451,6 +451,24 @@ pub struct PortInfo {
     pub mtu: usize,
     pub learned_macs: usize,
     pub counters: PortCounters,
+    /// A `vxlan:` port's tunnel: its VNI and per-remote counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<VxlanInfo>,
+}
+
+/// A `vxlan:` port in `show`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VxlanInfo {
+    pub vni: u32,
+    /// `local:dstport`.
+    pub local: String,
+    /// Entries in its inner MAC → remote table.
+    pub remote_macs: usize,
+    /// Frames with nowhere to go (no known remote, empty flood list).
+    pub no_remote: u64,
+    /// MACs not learned because the table was full.
+    pub learn_refused: u64,
+    pub remotes: Vec<crate::port::vxlan::RemoteStats>,
 }
 
 fn polled() -> Reading {
@@ -519,6 +537,9 @@ pub struct FdbRow {
     #[serde(rename = "static")]
     pub is_static: bool,
     pub age_seconds: f64,
+    /// Behind a `vxlan:` port: the remote VTEP the MAC is reached through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// One multicast group membership (`mdb show`).

@@ -374,7 +374,12 @@ impl Daemon {
         if old.as_ref() == Some(&plan) && cur.runtime == runtime {
             return Ok(());
         }
-        if let Some(old) = old.as_ref().filter(|o| o.mtu != plan.mtu) {
+        // A new MTU, or new tunnel settings (a vxlan port's sockets and
+        // remote table are made when it opens): close and open again.
+        if let Some(old) = old
+            .as_ref()
+            .filter(|o| o.mtu != plan.mtu || o.vxlan != plan.vxlan)
+        {
             self.del_port(&name)?;
             return match self.attach(plan, runtime) {
                 Ok(_) => Ok(()),
@@ -548,6 +553,7 @@ impl Daemon {
                     mtu: dev.port.mtu(),
                     learned_macs: sw.fdb().learned_on(h.id),
                     counters: PortTotals::sum(&counters, h.id).into(),
+                    vxlan: vxlan_info(&dev.port),
                 }
             })
             .collect();
@@ -570,6 +576,11 @@ impl Daemon {
         let pid = port.map(|p| self.port_id(p)).transpose()?;
         let vlan = vlan.map(Vid::get);
         let now = self.dp.clock().now_ms();
+        let snap = self.dp.registry().snapshot();
+        let remote = |port: PortId, mac: Mac| match snap.get(port).map(|r| &r.device.port) {
+            Some(crate::port::Port::Vxlan(v)) => v.remote_of(mac).map(|ip| ip.to_string()),
+            _ => None,
+        };
         Ok(self
             .dp
             .switch()
@@ -583,6 +594,7 @@ impl Daemon {
                 port: self.name_of(e.port),
                 is_static: e.is_static,
                 age_seconds: e.age_ms as f64 / 1000.0,
+                remote: remote(e.port, e.mac),
             })
             .collect())
     }
@@ -758,4 +770,20 @@ fn vlan_section(mode: &crate::switch::VlanMode) -> config::VlanSection {
             native: *native,
         },
     }
+}
+
+/// A `vxlan:` port's part of `show`.
+fn vxlan_info(port: &crate::port::Port) -> Option<crate::control::protocol::VxlanInfo> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let crate::port::Port::Vxlan(v) = port else {
+        return None;
+    };
+    Some(crate::control::protocol::VxlanInfo {
+        vni: v.vni(),
+        local: v.rx_addr().to_string(),
+        remote_macs: v.table().len(),
+        no_remote: v.no_remote.load(Relaxed),
+        learn_refused: v.table().stats.refused.load(Relaxed),
+        remotes: v.remote_stats(),
+    })
 }

@@ -40,6 +40,7 @@ fn open_options(plan: &PortPlan) -> OpenOptions {
         )),
         no_claim: plan.section.claim == Some(false),
         mac: plan.section.mac.map(|m| m.0),
+        vxlan: plan.vxlan.clone(),
     }
 }
 

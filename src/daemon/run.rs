@@ -209,6 +209,7 @@ async fn serve(
             }
             _ = tick.tick() => {
                 dp.switch().expire(dp.clock().now_ms());
+                dp.sweep_tunnels(dp.clock().now_ms());
                 let _ = blocking(Daemon::hotplug_tick).await;
                 let now = daemon.status_line();
                 if now != status {

@@ -306,6 +306,29 @@ fn a_new_mtu_reopens_the_port() {
 }
 
 #[test]
+fn new_tunnel_settings_reopen_a_vxlan_port() {
+    let vx = |remote: &str| {
+        format!(
+            "[[port]]\nname = \"vxlan:v\"\nvni = 100\nlocal = \"198.19.7.1\"\nremote = [\"{remote}\"]\n"
+        )
+    };
+    let s = Setup::new(&format!("{}{}", ports(&["a"]), vx("198.19.7.2")));
+    let (a, v) = (s.record("a"), s.record("vxlan:v"));
+    // Unchanged: nothing reopened.
+    assert_eq!(s.daemon.reload().unwrap().changed, 0);
+    s.write(&format!("{}{}", ports(&["a"]), vx("198.19.7.3")));
+    assert_eq!(s.daemon.reload().unwrap().changed, 1);
+    assert_eq!(s.pairs.opens_of("vxlan:v").len(), 2, "opened anew");
+    assert!(!same_device(&v, &s.record("vxlan:v")));
+    assert!(same_device(&a, &s.record("a")));
+    let plan = s.record("vxlan:v").plan.unwrap();
+    assert_eq!(
+        plan.vxlan.unwrap().remotes,
+        vec!["198.19.7.3".parse::<std::net::IpAddr>().unwrap()]
+    );
+}
+
+#[test]
 fn a_port_that_cannot_be_reopened_is_put_back() {
     let s = Setup::new(&ports(&["a"]));
     s.write(&format!("{}mtu = 9000\n", ports(&["a"])));

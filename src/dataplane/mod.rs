@@ -178,6 +178,30 @@ impl Dataplane {
         self.clock
     }
 
+    /// The once-a-second upkeep of tunnel ports' remote tables: the
+    /// switch's clock, ageing time and capacity, and which MACs the switch's
+    /// FDB still holds on each (see `src/port/vxlan.rs`). Returns the
+    /// entries removed.
+    pub fn sweep_tunnels(&self, now: u64) -> usize {
+        let snap = self.registry.snapshot();
+        let fdb = self.switch().fdb();
+        let mut gone = 0;
+        let mut entries = None;
+        for rec in snap.iter() {
+            let Port::Vxlan(v) = &rec.device.port else {
+                continue;
+            };
+            let all = entries.get_or_insert_with(|| fdb.entries(now));
+            let held: std::collections::HashSet<crate::wire::Mac> = all
+                .iter()
+                .filter(|e| e.port == rec.id)
+                .map(|e| e.mac)
+                .collect();
+            gone += v.sweep(now, fdb.ageing_ms(), fdb.capacity(), |m| held.contains(&m));
+        }
+        gone
+    }
+
     pub fn workers(&self) -> usize {
         self.workers.len()
     }

@@ -267,3 +267,65 @@ fn the_frame_that_brings_a_link_up_is_forwarded() {
     let t = stats::PortTotals::sum(&dp.counters(), id);
     assert_eq!(t.dropped(), 0, "{:?}", t.drops);
 }
+
+/// A vxlan port's remote table follows the switch's FDB: a MAC the switch
+/// no longer holds on the port leaves the table at the next sweep; one it
+/// holds stays. Frames from the tunnel reach a pair port, encapsulated
+/// frames back reach the sender.
+#[test]
+fn vxlan_remote_table_follows_the_switch_fdb() {
+    use crate::port::{VxlanOptions, VxlanPort};
+    use crate::switch::fdb::Flush;
+    let (dp, peers) = setup(ports(1), SwitchConfig::default(), 1);
+    let vtep = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    vtep.set_read_timeout(Some(WAIT)).unwrap();
+    let port = vtep.local_addr().unwrap().port();
+    let o = VxlanOptions {
+        vni: 42,
+        local: "127.0.0.4".parse().unwrap(),
+        remotes: vec!["127.0.0.1".parse().unwrap()],
+        dstport: port,
+        learning: true,
+        statics: vec![],
+    };
+    let id = dp
+        .add_port(
+            PortConfig::new("vxlan:t"),
+            VxlanPort::open("t", &o).unwrap(),
+        )
+        .unwrap();
+    let vx_ip: std::net::IpAddr = "127.0.0.4".parse().unwrap();
+    // A frame from the far VTEP: from A to B.
+    let mut d = crate::wire::vxlan::header(42).to_vec();
+    d.extend_from_slice(&frame(B, A, 60));
+    vtep.send_to(&d, (vx_ip, port)).unwrap();
+    let got = peers[0]
+        .recv_timeout(WAIT)
+        .unwrap()
+        .expect("frame out of p0");
+    assert_eq!(&got[..12], &d[8..20]);
+    // B answers: known unicast to A, encapsulated to the VTEP.
+    peers[0].send(&frame(A, B, 60)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = vtep.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..8], &crate::wire::vxlan::header(42));
+    assert_eq!(&buf[8..n], &frame(A, B, 60)[..]);
+    let remote_of = |m: [u8; 6]| {
+        let p = dp.port(id).unwrap();
+        let crate::port::Port::Vxlan(v) = &p.device.port else {
+            unreachable!()
+        };
+        v.remote_of(crate::wire::Mac(m))
+    };
+    assert!(remote_of(A).is_some());
+    let now = dp.clock().now_ms() + 5_000;
+    assert_eq!(dp.sweep_tunnels(now), 0, "the FDB holds A on the port");
+    assert!(remote_of(A).is_some());
+    dp.switch().fdb().flush(Flush {
+        port: Some(id),
+        vlan: None,
+        include_static: false,
+    });
+    assert_eq!(dp.sweep_tunnels(now), 1, "gone from the FDB, gone here");
+    assert!(remote_of(A).is_none());
+}

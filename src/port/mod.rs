@@ -12,6 +12,7 @@ pub mod pair;
 pub mod raw;
 pub mod tap;
 pub mod unix;
+pub mod vxlan;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -22,6 +23,7 @@ pub use pair::{PairPeer, PairPort, pair};
 pub use raw::RawPort;
 pub use tap::TapPort;
 pub use unix::{UnixDgramPort, UnixStreamPort};
+pub use vxlan::{VxlanOptions, VxlanPort};
 
 /// What kind of port an open [`Port`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -38,6 +40,8 @@ pub enum PortKind {
     UnixDgram,
     /// One end of an in-memory socket pair (tests, embedding programs).
     Pair,
+    /// A VXLAN tunnel (`vxlan:NAME`).
+    Vxlan,
 }
 
 impl PortKind {
@@ -49,6 +53,7 @@ impl PortKind {
             PortKind::Unix => "unix",
             PortKind::UnixDgram => "unixgram",
             PortKind::Pair => "pair",
+            PortKind::Vxlan => "vxlan",
         }
     }
 }
@@ -68,6 +73,8 @@ pub enum Port {
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
     Pair(PairPort),
+    /// Boxed: its tables would make every `Port` (and `Device`) larger.
+    Vxlan(Box<VxlanPort>),
 }
 
 /// Runs `$body` with `$p` bound to the port inside whichever variant.
@@ -79,6 +86,7 @@ macro_rules! each_kind {
             Port::Unix($p) => $body,
             Port::UnixDgram($p) => $body,
             Port::Pair($p) => $body,
+            Port::Vxlan($p) => $body,
         }
     };
 }
@@ -91,6 +99,7 @@ impl Port {
             Port::Unix(_) => PortKind::Unix,
             Port::UnixDgram(_) => PortKind::UnixDgram,
             Port::Pair(_) => PortKind::Pair,
+            Port::Vxlan(_) => PortKind::Vxlan,
         }
     }
 
@@ -116,6 +125,7 @@ impl Port {
             Port::Unix(p) => p.send(buf),
             Port::UnixDgram(p) => p.send(buf),
             Port::Pair(p) => p.send(buf),
+            Port::Vxlan(p) => p.send(buf),
         }
     }
 
@@ -127,14 +137,16 @@ impl Port {
             Port::Unix(p) => p.send2(hdr, frame),
             Port::UnixDgram(p) => p.send2(hdr, frame),
             Port::Pair(p) => p.send2(hdr, frame),
+            Port::Vxlan(p) => p.send2(hdr, frame),
         }
     }
 
     /// Whether the port takes GSO frames and partial checksums (TAP and raw
-    /// ports pass the virtio-net header to and from the kernel; the others
-    /// are only handed plain frames).
+    /// ports pass the virtio-net header to and from the kernel; a vxlan
+    /// port segments for itself and sends with UDP GSO; the others are
+    /// only handed plain frames).
     pub fn offloads(&self) -> bool {
-        matches!(self, Port::Tap(_) | Port::Raw(_))
+        matches!(self, Port::Tap(_) | Port::Raw(_) | Port::Vxlan(_))
     }
 
     /// Largest frame payload (L3 MTU) the port carries.
@@ -159,7 +171,7 @@ impl Port {
             Port::Raw(p) => p.carrier(),
             Port::Unix(p) => p.carrier(),
             Port::UnixDgram(p) => p.carrier(),
-            Port::Tap(_) | Port::Pair(_) => None,
+            Port::Tap(_) | Port::Pair(_) | Port::Vxlan(_) => None,
         }
     }
 }
@@ -181,6 +193,12 @@ from_kind!(
     Pair(PairPort)
 );
 
+impl From<VxlanPort> for Port {
+    fn from(p: VxlanPort) -> Port {
+        Port::Vxlan(Box::new(p))
+    }
+}
+
 /// How the user names a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PortSpec {
@@ -192,12 +210,29 @@ pub enum PortSpec {
     Unix(std::path::PathBuf),
     /// `unixgram:PATH`: a datagram socket for QEMU's `-netdev dgram`.
     UnixDgram(std::path::PathBuf),
+    /// `vxlan:NAME`: a VXLAN tunnel (its settings come from the config).
+    Vxlan(String),
 }
 
 impl PortSpec {
-    /// Parses `tap0`, `raw:eth0`, `unix:/path` or `unixgram:/path`.
+    /// Parses `tap0`, `raw:eth0`, `unix:/path`, `unixgram:/path` or
+    /// `vxlan:NAME`.
     pub fn parse(s: &str) -> Result<PortSpec, PortError> {
         let s = s.trim();
+        if let Some(rest) = s.strip_prefix("vxlan:") {
+            if rest.is_empty()
+                || rest.len() > 32
+                || !rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                return Err(PortError::BadName {
+                    port: s.to_string(),
+                    why: "a vxlan port's name is 1 to 32 letters, digits, `-`, `_` or `.`".into(),
+                });
+            }
+            return Ok(PortSpec::Vxlan(rest.to_string()));
+        }
         if let Some(rest) = s.strip_prefix("raw:") {
             // Errors name the port as written (`raw:...`).
             check_ifname(rest).map_err(|e| match e {
@@ -230,7 +265,7 @@ impl PortSpec {
             return Err(PortError::BadName {
                 port: s.to_string(),
                 why: format!(
-                    "unknown port kind `{kind}:` (use NAME for a TAP, raw:IFNAME, unix:PATH or unixgram:PATH)"
+                    "unknown port kind `{kind}:` (use NAME for a TAP, raw:IFNAME, unix:PATH, unixgram:PATH or vxlan:NAME)"
                 ),
             });
         }
@@ -245,6 +280,7 @@ impl PortSpec {
             PortSpec::Raw(n) => format!("raw:{n}"),
             PortSpec::Unix(p) => format!("unix:{}", p.display()),
             PortSpec::UnixDgram(p) => format!("unixgram:{}", p.display()),
+            PortSpec::Vxlan(n) => format!("vxlan:{n}"),
         }
     }
 
@@ -252,7 +288,7 @@ impl PortSpec {
     pub fn ifname(&self) -> Option<&str> {
         match self {
             PortSpec::Tap(n) | PortSpec::Raw(n) => Some(n),
-            PortSpec::Unix(_) | PortSpec::UnixDgram(_) => None,
+            PortSpec::Unix(_) | PortSpec::UnixDgram(_) | PortSpec::Vxlan(_) => None,
         }
     }
 }
@@ -340,6 +376,8 @@ pub struct OpenOptions {
     pub no_claim: bool,
     /// MAC address for a TAP vswitchd creates.
     pub mac: Option<[u8; 6]>,
+    /// A `vxlan:` port's tunnel settings (required for one).
+    pub vxlan: Option<VxlanOptions>,
 }
 
 /// Opens the port a spec names. A TAP held by another process (EBUSY, e.g.
@@ -361,6 +399,13 @@ pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Port, bool), PortErr
             UnixDgramPort::open(path, opts.socket_mode.unwrap_or(0o600))?.into(),
             false,
         )),
+        PortSpec::Vxlan(name) => {
+            let o = opts.vxlan.as_ref().ok_or_else(|| PortError::BadName {
+                port: spec.name(),
+                why: "a vxlan port needs its settings (vni, local, remote) from the config or `vswitchctl port add`".into(),
+            })?;
+            Ok((VxlanPort::open(name, o)?.into(), false))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod ethernet;
 pub mod igmp;
 pub mod mac;
 pub mod vnet;
+pub mod vxlan;
 
 pub use ethernet::{EtherType, Frame, FrameError, Tag};
 pub use mac::Mac;
