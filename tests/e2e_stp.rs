@@ -595,4 +595,28 @@ fn bpdu_guard_and_malformed_bpdus() {
     sw.ctl_ok(&["stp", "enable", &t1]);
     assert!(lan.ping_eventually(0, 1), "{}", sw.ctl_ok(&["stp", "show"]));
     assert_eq!(port(&t1)["bpdu_guard_tripped"], false);
+
+    // Bridge settings at run time: checked like the file's, applied
+    // without a reload, and spanning tree turned off and on.
+    let o = sw.ctl(&["stp", "set", "--max-age", "40"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success() && err.contains("2 x (forward-delay - 1) >= max-age"),
+        "{err}"
+    );
+    sw.ctl_ok(&["stp", "set", "--priority", "4096"]);
+    assert!(stp(sw)["bridge_id"].as_str().unwrap().starts_with("1000."));
+    sw.ctl_ok(&["stp", "set", "--mode", "off"]);
+    let o = sw.ctl(&["--json", "stp", "show"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("invalid"),
+        "{o:?}"
+    );
+    assert!(
+        lan.ns[0].ping(&lan.ips[1], 2),
+        "forwarding with spanning tree off"
+    );
+    sw.ctl_ok(&["stp", "set", "--mode", "rstp"]);
+    assert_eq!(stp(sw)["mode"], "rstp");
+    assert!(lan.ping_eventually(0, 1), "{}", sw.ctl_ok(&["stp", "show"]));
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{AgeingTime, DEFAULT_CONTROL_SOCKET, PortSection, VlanSection};
 use crate::control::protocol::{FlagChange, FlagChanges, PortChanges, Request};
@@ -100,6 +101,48 @@ pub enum StpCmd {
         #[arg(value_name = "PORT")]
         port: String,
     },
+    /// Change spanning tree's mode, priority or timers at run time (until
+    /// a reload or restart: put lasting changes in the config file). A
+    /// converged tree is kept unless the new values give another.
+    #[command(after_help = "Examples:
+  vswitchctl stp set --priority 4096
+  vswitchctl stp set --mode rstp --hello-time 1 --max-age 6 --forward-delay 4
+  vswitchctl stp set --mode off")]
+    Set(StpChanges),
+}
+
+/// New spanning-tree settings; those not given stay as they are.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StpChanges {
+    /// off, stp or rstp.
+    #[arg(long, value_name = "MODE", value_parser = parse_stp_mode)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::config::StpMode>,
+    /// Bridge priority, a multiple of 4096 from 0 to 61440.
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Seconds between BPDUs (1-10).
+    #[arg(long, value_name = "S")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello_time: Option<u32>,
+    /// Seconds received information lives (6-40).
+    #[arg(long, value_name = "S")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+    /// Seconds in listening and in learning (4-30).
+    #[arg(long, value_name = "S")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_delay: Option<u32>,
+}
+
+fn parse_stp_mode(s: &str) -> Result<crate::config::StpMode, String> {
+    match s {
+        "off" => Ok(crate::config::StpMode::Off),
+        "stp" => Ok(crate::config::StpMode::Stp),
+        "rstp" => Ok(crate::config::StpMode::Rstp),
+        _ => Err(format!("`{s}`: use off, stp or rstp")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -465,6 +508,9 @@ impl Cmd {
             Cmd::Reload => Request::Reload,
             Cmd::Stp(StpCmd::Show) => Request::StpShow,
             Cmd::Stp(StpCmd::Enable { port }) => Request::StpEnable { port: port.clone() },
+            Cmd::Stp(StpCmd::Set(changes)) => Request::StpSet {
+                changes: changes.clone(),
+            },
             Cmd::LogLevel { filter } => Request::LogLevel {
                 filter: filter.clone(),
             },

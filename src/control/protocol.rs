@@ -87,6 +87,10 @@ pub enum Request {
     StpEnable {
         port: String,
     },
+    /// Change spanning tree's mode, priority or timers (until a reload).
+    StpSet {
+        changes: crate::cli::vswitchctl::StpChanges,
+    },
 }
 
 /// `stp show`: the bridge and its ports as spanning tree sees them.

@@ -243,5 +243,6 @@ fn execute(d: &Daemon, req: Request) -> Response {
         Request::LogLevel { filter } => result(d.log_level(filter.as_deref())),
         Request::StpShow => result(d.stp_show()),
         Request::StpEnable { port } => result(d.stp_enable(&port)),
+        Request::StpSet { changes } => result(d.stp_set(&changes)),
     }
 }

@@ -72,6 +72,9 @@ pub enum DaemonError {
     StpOff,
     #[error(transparent)]
     Stp(super::stp::StpError),
+    /// `stp set` values out of range or breaking a timer rule.
+    #[error("{0}")]
+    StpSettings(String),
 }
 
 impl DaemonError {
@@ -115,7 +118,7 @@ impl DaemonError {
             DaemonError::FdbFull => ErrorCode::Full,
             DaemonError::NoFdbEntry(_) => ErrorCode::NoSuchEntry,
             DaemonError::NoLogControl => ErrorCode::Internal,
-            DaemonError::StpOff => ErrorCode::Invalid,
+            DaemonError::StpOff | DaemonError::StpSettings(_) => ErrorCode::Invalid,
             DaemonError::Stp(e) => match e {
                 super::stp::StpError::Off | super::stp::StpError::NotTripped(_) => {
                     ErrorCode::Invalid

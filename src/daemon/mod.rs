@@ -753,6 +753,37 @@ impl Daemon {
         }))
     }
 
+    /// Changes spanning tree's mode, priority or timers until the next
+    /// reload (`stp set`): the settings in force, with `changes` applied,
+    /// checked as the config file's are.
+    pub fn stp_set(&self, changes: &crate::cli::vswitchctl::StpChanges) -> Result<(), DaemonError> {
+        let _op = self.ops.lock();
+        let mut s = config::SwitchSection::default();
+        match self.stp.config() {
+            Some(c) => {
+                s.stp = match c.mode {
+                    crate::stp::Mode::Stp => config::StpMode::Stp,
+                    crate::stp::Mode::Rstp => config::StpMode::Rstp,
+                };
+                s.bridge_priority = c.priority.into();
+                s.hello_time = c.hello_time.into();
+                s.max_age = c.max_age.into();
+                s.forward_delay = c.forward_delay.into();
+            }
+            None => s.stp = config::StpMode::Off,
+        }
+        if let Some(m) = changes.mode {
+            s.stp = m;
+        }
+        s.bridge_priority = changes.priority.unwrap_or(s.bridge_priority);
+        s.hello_time = changes.hello_time.unwrap_or(s.hello_time);
+        s.max_age = changes.max_age.unwrap_or(s.max_age);
+        s.forward_delay = changes.forward_delay.unwrap_or(s.forward_delay);
+        let cfg = s.stp().map_err(DaemonError::StpSettings)?;
+        self.stp.configure(cfg);
+        Ok(())
+    }
+
     /// Re-enables a port BPDU guard disabled (`stp enable`).
     pub fn stp_enable(&self, name: &str) -> Result<(), DaemonError> {
         let _op = self.ops.lock();

@@ -134,6 +134,11 @@ impl StpAgent {
         self.sync_locked(&mut inner);
     }
 
+    /// The settings spanning tree runs with; `None` while it is off.
+    pub fn config(&self) -> Option<BridgeConfig> {
+        self.inner.lock().bridge.as_ref().map(Bridge::config)
+    }
+
     /// The configured ageing time changed (kept for after fast ageing).
     pub fn set_ageing_ms(&self, ms: u64) {
         let mut inner = self.inner.lock();
