@@ -19,7 +19,7 @@ use support::agent::Agent;
 use support::cmd::require_root;
 use support::frame::test_frame;
 use support::switchd::{Lan, write_config};
-use support::traffic::iperf3_server;
+use support::traffic::iperf3_server_for;
 
 /// Drop reasons counted on the port where a write or read failed, not on
 /// the ingress port of a decided frame.
@@ -90,7 +90,7 @@ fn soak_mixed_traffic_reloads_and_flaps() {
     assert!(lan.ping_eventually(0, 1) && lan.ping_eventually(1, 2));
 
     // TCP from host 0 to host 1 for the whole run.
-    let _server = iperf3_server(lan.ns[1].at(), &lan.ips[1]);
+    let _server = iperf3_server_for(lan.ns[1].at(), &lan.ips[1], secs + 60);
     std::thread::sleep(Duration::from_millis(500));
     let t = secs.to_string();
     let mut tcp = lan.ns[0].spawn(&[

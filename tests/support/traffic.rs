@@ -102,8 +102,14 @@ pub fn tcp_peer(server: At, bind: &str, port: u16, client: At, dst: &str) -> (St
 /// A one-shot iperf3 server (`-s -1`) on `ip`:5201 in `at`, bounded;
 /// returned once it listens.
 pub fn iperf3_server(at: At, ip: &str) -> Bg {
+    iperf3_server_for(at, ip, 120)
+}
+
+/// [`iperf3_server`] that lives at most `secs` seconds.
+pub fn iperf3_server_for(at: At, ip: &str, secs: u64) -> Bg {
+    let limit = secs.to_string();
     let srv = at.spawn(&[
-        "timeout", "120", "iperf3", "-s", "-1", "-B", ip, "-p", "5201",
+        "timeout", &limit, "iperf3", "-s", "-1", "-B", ip, "-p", "5201",
     ]);
     let listening = wait_for(PATIENCE, || {
         let o = at.run(&["ss", "-Hltn", "sport = :5201"]);
