@@ -735,22 +735,27 @@ impl SwitchView<'_> {
             return decided(egress(PortSet::single(out), false));
         }
 
+        // Flooded, or sent to a multicast group's ports: to those of
+        // `to` that can take it, never back to the ingress port (unless
+        // hairpin), never from an isolated port to another.
+        let spread = |to: PortSet| {
+            let mut out = usable.and(to);
+            if !hairpin {
+                out.remove(ingress);
+            }
+            if ingress_isolated {
+                out = out.and_not(table.isolated);
+            }
+            if out.is_empty() {
+                return decided(Action::Drop(DropReason::NoEgress));
+            }
+            decided(egress(out, true))
+        };
+
         if dst.is_multicast() && !dst.is_broadcast() {
             match self.mcast.route(ingress, &f, vid, now) {
                 mcast::Route::Flood => {}
-                mcast::Route::Ports(to) => {
-                    let mut out = usable.and(to);
-                    if !hairpin {
-                        out.remove(ingress);
-                    }
-                    if ingress_isolated {
-                        out = out.and_not(table.isolated);
-                    }
-                    if out.is_empty() {
-                        return decided(Action::Drop(DropReason::NoEgress));
-                    }
-                    return decided(egress(out, true));
-                }
+                mcast::Route::Ports(to) => return spread(to),
                 mcast::Route::Malformed => {
                     return decided(Action::Drop(DropReason::McastMalformed));
                 }
@@ -765,17 +770,7 @@ impl SwitchView<'_> {
         } else {
             table.flood
         };
-        let mut out = usable.and(allowed);
-        if !hairpin {
-            out.remove(ingress);
-        }
-        if ingress_isolated {
-            out = out.and_not(table.isolated);
-        }
-        if out.is_empty() {
-            return decided(Action::Drop(DropReason::NoEgress));
-        }
-        decided(egress(out, true))
+        spread(allowed)
     }
 }
 
