@@ -256,3 +256,99 @@ fn control_socket_refuses_a_long_line_and_serves_many_clients() {
     drop(clients);
     assert!(sw.alive(), "vswitchd died: {}", sw.log_text());
 }
+
+/// Whether vswitchd closed `s` (read gives EOF or a reset) within 5 s.
+fn closed_by_peer(s: &mut UnixStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 4096];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue, // flooded frames from the hosts
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(e) => {
+                eprintln!("not closed: {e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// A `unix:` port survives a peer that sends a length over the MTU,
+/// garbage, or disconnects mid-frame: the connection is dropped (and the
+/// bad length counted), the port takes the next peer, and the other ports
+/// forward all along.
+#[test]
+fn unix_port_survives_bad_peers() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vm.sock");
+    let unix = format!("unix:{}", sock.display());
+    let lan = support::switchd::Lan::with_args("ubp", 2, 136, |taps| {
+        vec!["--ports".into(), format!("{},{unix}", taps.join(","))]
+    });
+    let sw = &lan.sw;
+    assert!(lan.ping_eventually(0, 1));
+    let connect = || {
+        let s = wait_for(Duration::from_secs(5), || UnixStream::connect(&sock).ok());
+        s.expect("the unix port takes a peer")
+    };
+    let malformed = || support::state::drops(&sw.ctl_json(&["show"]), &unix, "malformed");
+
+    // A length far over the MTU.
+    let mut s = connect();
+    s.write_all(&(1u32 << 24).to_be_bytes()).unwrap();
+    let _ = s.write_all(&[0xab; 64]);
+    assert!(
+        closed_by_peer(&mut s),
+        "a 16 MiB length did not end the connection"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || (malformed() >= 1).then_some(())).is_some(),
+        "bad length not counted: {}",
+        sw.ctl_ok(&["show"])
+    );
+
+    // Garbage: random bytes read as a length prefix.
+    let mut s = connect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80)
+        .collect();
+    let _ = s.write_all(&garbage);
+    assert!(
+        closed_by_peer(&mut s),
+        "garbage did not end the connection: {}",
+        sw.log_text()
+    );
+
+    // Half a frame, then gone.
+    let mut s = connect();
+    s.write_all(&60u32.to_be_bytes()).unwrap();
+    s.write_all(&[0x02; 20]).unwrap();
+    drop(s);
+
+    // The hosts forwarded all along; a good peer is served next.
+    assert!(lan.ns[0].ping(&lan.ips[1], 3), "{}", sw.log_text());
+    let mut sniff = support::agent::Agent::start(&lan.ns[0], &lan.taps[0]);
+    let mut s = connect();
+    let marker = b"unix peer after abuse";
+    let f = support::frame::test_frame("ff:ff:ff:ff:ff:ff", "02:00:00:00:36:01", marker);
+    let mut msg = (f.len() as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&f);
+    let got = wait_for(Duration::from_secs(10), || {
+        s.write_all(&msg).ok()?;
+        sniff
+            .wait_marker(marker, Duration::from_millis(500))
+            .then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "a good peer's frame did not arrive: {}",
+        sw.log_text()
+    );
+    assert!(
+        sw.log_text().contains("bad frame length"),
+        "{}",
+        sw.log_text()
+    );
+}

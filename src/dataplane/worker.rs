@@ -585,6 +585,15 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if sys::is_link_down(&e) => return Drained::Empty,
                 Err(e) if sys::is_gone(&e) => return Drained::Gone,
+                // A peer's framing we cannot read (a `unix:` stream's
+                // bad length prefix): the port dropped the connection.
+                Err(e)
+                    if e.kind() == io::ErrorKind::InvalidData
+                        || e.raw_os_error() == Some(libc::EPROTO) =>
+                {
+                    self.counters.count_drop(id, Reason::Malformed);
+                    return Drained::Empty;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                     self.counters.count_drop(id, Reason::TooBig);
                     continue;

@@ -279,6 +279,11 @@ impl UnixStreamPort {
             match Self::take_frame(&mut rx, buf) {
                 Some(Ok(n)) => return Ok(n),
                 Some(Err(e)) => {
+                    // The rest of this peer's bytes are unreadable: left
+                    // in the buffer they would fail again before the next
+                    // peer is accepted.
+                    rx.rx.clear();
+                    rx.start = 0;
                     drop(rx);
                     tracing::warn!(port = %self.name, "bad frame length from peer; disconnecting");
                     self.disconnect();
