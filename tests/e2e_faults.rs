@@ -197,3 +197,60 @@ fn kill_9_then_restart_and_traffic_resumes() {
     assert!(sw.finish(Duration::from_secs(10)).is_some());
     drop(links);
 }
+
+/// A `unix:` peer that stops reading (its socket buffer fills, writes to
+/// it fail with EAGAIN) and a `raw:` interface deleted, both while two
+/// hosts ping every 10 ms: the other ports keep forwarding, the full
+/// queue is counted, the deleted port shows gone.
+#[test]
+fn a_stuck_receiver_and_a_deleted_interface_under_traffic() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stuck.sock");
+    let unix = format!("unix:{}", sock.display());
+    let base = names("fsd");
+    let veth = format!("{base}v");
+    let _link = support::net::Link::veth(&veth, &format!("{base}p"), None);
+    let raw = format!("raw:{veth}");
+    let lan = Lan::with_args("fst", 2, 137, |taps| {
+        vec!["--ports".into(), format!("{},{unix},{raw}", taps.join(","))]
+    });
+    let sw = &lan.sw;
+    assert!(lan.ping_eventually(0, 1));
+    // The stuck peer: connects, never reads.
+    let stuck = wait_for(Duration::from_secs(5), || UnixStream::connect(&sock).ok())
+        .expect("connect the unix port");
+    let ping = BgPing::start(&lan.ns[0], &lan.ips[1], 600, "0.01");
+    // Broadcasts (ARP for an address nobody has) flood to the stuck peer
+    // until its buffer is full.
+    let mut bcast = support::agent::Agent::start(&lan.ns[1], &lan.taps[1]);
+    let queue_full = || support::state::drops(&sw.ctl_json(&["show"]), &unix, "queue_full");
+    let mut sent = 0;
+    while queue_full() == 0 && sent < 200_000 {
+        for _ in 0..500 {
+            bcast.send(&support::frame::test_frame(
+                "ff:ff:ff:ff:ff:ff",
+                "02:00:00:00:37:01",
+                &[0x5a; 1000],
+            ));
+        }
+        sent += 500;
+    }
+    assert!(queue_full() > 0, "no queue_full after {sent} broadcasts");
+    // Delete the raw port's interface mid-traffic.
+    support::cmd::ok(&["ip", "link", "del", &veth]);
+    let gone = wait_for(Duration::from_secs(10), || {
+        (support::state::port_state(sw, &raw).as_deref() == Some("gone")).then_some(())
+    });
+    assert!(gone.is_some(), "{}", sw.ctl_ok(&["show"]));
+    let (sent_p, received, summary) = ping.finish();
+    eprintln!(
+        "stuck receiver ({} queue_full drops) and a deleted interface: ping {received}/{sent_p}",
+        queue_full()
+    );
+    assert!(
+        received * 100 >= sent_p * 99,
+        "other ports lost more than 1%: {summary}"
+    );
+    drop(stuck);
+}
