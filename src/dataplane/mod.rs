@@ -220,7 +220,13 @@ impl Dataplane {
         let mut buf = vec![0u8; crate::wire::vnet::VNET_HDR_LEN];
         buf.extend_from_slice(frame);
         let hdr = crate::wire::vnet::VnetHdr::default();
-        Some(egress::send(&rec.device.port, &io, hdr, &buf, &mut Vec::new()))
+        Some(egress::send(
+            &rec.device.port,
+            &io,
+            hdr,
+            &buf,
+            &mut Vec::new(),
+        ))
     }
 
     /// Marks a port's link down (its carrier dropped): it stops receiving

@@ -4,6 +4,7 @@
 
 pub mod ethernet;
 pub mod mac;
+pub mod stream;
 pub mod vnet;
 
 pub use ethernet::{EtherType, Frame, FrameError, Tag};
