@@ -519,6 +519,13 @@ fn run(input: Input) {
                     m.up.remove(id);
                     assert!(!sw.port_up(id));
                 }
+                for (i, p) in ports.iter().enumerate() {
+                    if p.is_some() && m.ports[i].is_none() {
+                        // A new port starts down.
+                        assert!(!sw.port_up(i as PortId), "new port {i} is up");
+                        m.up.remove(i as PortId);
+                    }
+                }
                 m.ports = ports;
             }
             Op::Up(id, up) => {
