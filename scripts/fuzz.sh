@@ -62,6 +62,10 @@ echo "== fuzz: build (${targets[*]})"
 nice -n 19 cargo build --locked --release --manifest-path fuzz/Cargo.toml \
   --target "$triple" $(printf -- '--bin %s ' "${targets[@]}")
 bindir=fuzz/target/$triple/release
+# The port table is rebuilt whole on each change (two 128 KiB arrays);
+# glibc would mmap and unmap each one, and the page faults took 3/4 of
+# frame_decide's time. Keep such blocks on the heap instead.
+export MALLOC_MMAP_THRESHOLD_=16777216 MALLOC_TRIM_THRESHOLD_=268435456
 
 for t in "${targets[@]}"; do
   found=fuzz/target/corpus/$t
