@@ -27,7 +27,11 @@ fn values(s: &str) {
     }
     if let Ok(set) = VlanSet::parse(s) {
         let text = set.to_string();
-        assert_eq!(VlanSet::parse(&text).as_ref(), Ok(&set), "VLAN list {s:?} -> {text:?}");
+        assert_eq!(
+            VlanSet::parse(&text).as_ref(),
+            Ok(&set),
+            "VLAN list {s:?} -> {text:?}"
+        );
         assert!(!set.contains(0) && !set.contains(4095));
     }
     if let Ok(v) = s.parse::<Vid>() {
@@ -67,7 +71,11 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(cfg.ports.len(), file.ports.len());
     assert!(cfg.switch.fdb_capacity > 0 && cfg.workers > 0);
-    assert_eq!(cfg.switch.group_fwd_mask & 2, 0, "pause frames are never forwarded");
+    assert_eq!(
+        cfg.switch.group_fwd_mask & 2,
+        0,
+        "pause frames are never forwarded"
+    );
     for p in &cfg.ports {
         p.cfg.vlan.check().expect("a checked port has valid VLANs");
         for (mac, _) in &p.static_macs {
@@ -84,6 +92,9 @@ fuzz_target!(|data: &[u8]| {
     let again = again
         .check(path)
         .unwrap_or_else(|e| panic!("written sections do not check: {e}\n{out}"));
-    assert_eq!(again.ports, cfg.ports, "port plans after a round trip\n{out}");
+    assert_eq!(
+        again.ports, cfg.ports,
+        "port plans after a round trip\n{out}"
+    );
     assert_eq!(again.switch.vlan_filtering, cfg.switch.vlan_filtering);
 });

@@ -26,7 +26,12 @@ fuzz_target!(|data: &[u8]| {
             .expect("a request serialises");
             let again = protocol::parse_request(&line)
                 .unwrap_or_else(|e| panic!("written request does not parse: {:?}", e.error));
-            assert_eq!(again, req, "round trip of {}", String::from_utf8_lossy(&line));
+            assert_eq!(
+                again,
+                req,
+                "round trip of {}",
+                String::from_utf8_lossy(&line)
+            );
             match &req {
                 Request::PortAdd { port } => {
                     let _ = port.plan();

@@ -327,7 +327,11 @@ fn check_decision(
         }
         Learn::Refused => {
             assert!(port.flags.learning);
-            assert_ne!(sw.fdb().lookup(src, vid, now), Some(ingress), "refused {src}");
+            assert_ne!(
+                sw.fdb().lookup(src, vid, now),
+                Some(ingress),
+                "refused {src}"
+            );
         }
     }
     if let Some(g) = group
@@ -416,11 +420,17 @@ fn check_fdb(sw: &Switch, m: &Model, now: u64) {
     );
     let mut learned = vec![0usize; MAX_PORTS];
     for e in &entries {
-        assert!(m.port(e.port).is_some(), "entry {e:?} on a port not in the table");
+        assert!(
+            m.port(e.port).is_some(),
+            "entry {e:?} on a port not in the table"
+        );
         assert!(e.mac.is_valid_source(), "entry {e:?}");
         if !e.is_static {
             learned[e.port as usize] += 1;
-            assert!(m.member(e.port, e.vlan), "learned {e:?} outside its port's VLANs");
+            assert!(
+                m.member(e.port, e.vlan),
+                "learned {e:?} outside its port's VLANs"
+            );
             assert!(e.age_ms < fdb.ageing_ms(), "aged {e:?} still there");
         }
     }
@@ -485,12 +495,9 @@ fn run(input: Input) {
                     assert!(matches!(r, Err(TableError::Invalid { .. })), "{r:?}");
                 } else if m.port(id).is_none() {
                     assert_eq!(r, Err(TableError::NoSuchPort(id)));
-                } else if m
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .any(|(i, c)| i != id as usize && c.as_ref().is_some_and(|c| c.name == cfg.name))
-                {
+                } else if m.ports.iter().enumerate().any(|(i, c)| {
+                    i != id as usize && c.as_ref().is_some_and(|c| c.name == cfg.name)
+                }) {
                     assert_eq!(r, Err(TableError::Duplicate(cfg.name)));
                 } else {
                     assert_eq!(r, Ok(()));
@@ -608,8 +615,12 @@ fn run(input: Input) {
                 };
                 sw.fdb().flush(f);
                 for e in sw.fdb().entries(now) {
-                    let hit = f.port.is_none_or(|p| p == e.port) && f.vlan.is_none_or(|v| v == e.vlan);
-                    assert!(!hit || (e.is_static && !include_static), "{e:?} survived {f:?}");
+                    let hit =
+                        f.port.is_none_or(|p| p == e.port) && f.vlan.is_none_or(|v| v == e.vlan);
+                    assert!(
+                        !hit || (e.is_static && !include_static),
+                        "{e:?} survived {f:?}"
+                    );
                 }
             }
             Op::Filtering(on, ad) => {

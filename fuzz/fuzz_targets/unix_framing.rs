@@ -66,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
         });
         assert_eq!(r, Ok(n));
         fed += n;
-        assert!(d.buffered() <= 2 * READ_ROOM, "buffer grew to {}", d.buffered());
+        assert!(
+            d.buffered() <= 2 * READ_ROOM,
+            "buffer grew to {}",
+            d.buffered()
+        );
     }
     assert_eq!(err, want_err, "error");
     assert_eq!(got.len(), want.len(), "frame count");

@@ -23,7 +23,11 @@ use vswitch::wire::vnet::{self, GSO_ECN, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, Vne
 /// Ones'-complement sum, written apart from the library's.
 fn sum(mut acc: u64, data: &[u8]) -> u64 {
     for (i, b) in data.iter().enumerate() {
-        acc += if i % 2 == 0 { (*b as u64) << 8 } else { *b as u64 };
+        acc += if i % 2 == 0 {
+            (*b as u64) << 8
+        } else {
+            *b as u64
+        };
     }
     acc
 }
@@ -89,13 +93,24 @@ fn check_segments(h: &VnetHdr, f: &[u8], segs: &[Vec<u8>]) {
     };
     let mss = h.gso_size as usize;
     let payload = &f[hdrs..];
-    assert_eq!(segs.len(), payload.len().div_ceil(mss).max(1), "segment count");
+    assert_eq!(
+        segs.len(),
+        payload.len().div_ceil(mss).max(1),
+        "segment count"
+    );
     let mut joined = Vec::with_capacity(payload.len());
     let seq0 = u32::from_be_bytes(f[l4 + 4..l4 + 8].try_into().unwrap());
     for (i, s) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
-        assert!(s.len() <= hdrs + mss, "segment {i}: {} > {hdrs} + {mss}", s.len());
-        assert!(last || s.len() == hdrs + mss, "short segment {i} before the last");
+        assert!(
+            s.len() <= hdrs + mss,
+            "segment {i}: {} > {hdrs} + {mss}",
+            s.len()
+        );
+        assert!(
+            last || s.len() == hdrs + mss,
+            "short segment {i} before the last"
+        );
         assert!(s.len() >= hdrs);
         joined.extend_from_slice(&s[hdrs..]);
         // Ethernet header and tags untouched; TCP ports, ack untouched.
@@ -106,15 +121,26 @@ fn check_segments(h: &VnetHdr, f: &[u8], segs: &[Vec<u8>]) {
         assert_eq!(seq, seq0.wrapping_add((i * mss) as u32), "seq of {i}");
         let (fl0, fl) = (f[l4 + 13], s[l4 + 13]);
         assert_eq!(fl & !0x89, fl0 & !0x89, "flags other than FIN/PSH/CWR");
-        assert_eq!(fl & 0x09, if last { fl0 & 0x09 } else { 0 }, "FIN/PSH of {i}");
+        assert_eq!(
+            fl & 0x09,
+            if last { fl0 & 0x09 } else { 0 },
+            "FIN/PSH of {i}"
+        );
         assert_eq!(fl & 0x80, if i == 0 { fl0 & 0x80 } else { 0 }, "CWR of {i}");
         let tcp_len = (s.len() - l4) as u64;
         let pseudo = if gso == GSO_TCPV4 {
-            assert!(folds_to_zero(sum(0, &s[l3..l4])), "IPv4 header checksum of {i}");
+            assert!(
+                folds_to_zero(sum(0, &s[l3..l4])),
+                "IPv4 header checksum of {i}"
+            );
             assert_eq!(be16(s, l3 + 2) as usize, s.len() - l3, "IPv4 total length");
             sum(6 + tcp_len, &s[l3 + 12..l3 + 20])
         } else {
-            assert_eq!(be16(s, l3 + 4) as usize, s.len() - l3 - 40, "IPv6 payload length");
+            assert_eq!(
+                be16(s, l3 + 4) as usize,
+                s.len() - l3 - 40,
+                "IPv6 payload length"
+            );
             sum(6 + tcp_len, &s[l3 + 8..l3 + 40])
         };
         assert!(folds_to_zero(sum(pseudo, &s[l4..])), "TCP checksum of {i}");
@@ -131,7 +157,10 @@ impl Sink for Keep {
         Ok(())
     }
     fn send2(&self, hdr: &[u8], frame: &[u8]) -> io::Result<()> {
-        assert_eq!(hdr, [0; VNET_HDR_LEN], "a port without offloads gets plain frames");
+        assert_eq!(
+            hdr, [0; VNET_HDR_LEN],
+            "a port without offloads gets plain frames"
+        );
         self.0.borrow_mut().push(frame.to_vec());
         Ok(())
     }
@@ -184,7 +213,10 @@ fuzz_target!(|data: &[u8]| {
                 // The field held the pseudo-header sum: with it, the
                 // finished data sums to zero.
                 let field = be16(frame, at) as u64;
-                assert!(folds_to_zero(sum(field, &done[start..])), "finished checksum");
+                assert!(
+                    folds_to_zero(sum(field, &done[start..])),
+                    "finished checksum"
+                );
             }
         }
         Err(_) => assert!(start >= frame.len() || at + 2 > frame.len()),
@@ -225,7 +257,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got, [tagged_frame]);
     } else if h2.is_gso() {
         let mut want = Vec::new();
-        let r = vnet::segment(&h2, &tagged_frame, &mut Vec::new(), |s| want.push(s.to_vec()));
+        let r = vnet::segment(&h2, &tagged_frame, &mut Vec::new(), |s| {
+            want.push(s.to_vec())
+        });
         assert_eq!(got, want);
         assert_eq!(r.is_err(), sent.failure.is_some());
         if r.is_ok() {
