@@ -26,35 +26,36 @@ pub struct TooLong(pub usize);
 /// `2 * READ_ROOM` bytes.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
+    /// Grown once to its working size and kept: it is not zeroed again
+    /// for every read.
     buf: Vec<u8>,
     /// Bytes of `buf` before this are consumed.
     start: usize,
+    /// Bytes of `buf` from this on are not filled.
+    end: usize,
 }
 
 impl StreamDecoder {
     pub fn new() -> StreamDecoder {
-        StreamDecoder {
-            buf: Vec::with_capacity(2 * READ_ROOM),
-            start: 0,
-        }
+        StreamDecoder::default()
     }
 
     /// Forgets what is buffered (a new connection).
     pub fn clear(&mut self) {
-        self.buf.clear();
         self.start = 0;
+        self.end = 0;
     }
 
     /// Bytes buffered and not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// The next complete frame, `None` if more bytes are needed, or an
     /// error for a length over [`MAX_FRAME`] (returned again on every call
     /// until [`StreamDecoder::clear`]).
     pub fn next_frame(&mut self) -> Option<Result<&[u8], TooLong>> {
-        let avail = &self.buf[self.start..];
+        let avail = &self.buf[self.start..self.end];
         let prefix: [u8; PREFIX_LEN] = avail.get(..PREFIX_LEN)?.try_into().ok()?;
         let len = u32::from_be_bytes(prefix) as usize;
         if len > MAX_FRAME {
@@ -76,17 +77,18 @@ impl StreamDecoder {
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<usize, E> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        let have = self.buf.len();
-        self.buf.resize(have + READ_ROOM, 0);
-        let r = read(&mut self.buf[have..]);
-        let n = match &r {
-            Ok(n) => (*n).min(READ_ROOM),
-            Err(_) => 0,
-        };
-        self.buf.truncate(have + n);
+        let want = self.end + READ_ROOM;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        let r = read(&mut self.buf[self.end..want]);
+        if let Ok(n) = &r {
+            self.end += (*n).min(READ_ROOM);
+        }
         r
     }
 }
