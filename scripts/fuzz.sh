@@ -8,7 +8,7 @@
 #   --time S    run each target S seconds (default 20)
 #   --runs N    run each target N inputs instead
 #   --merge     afterwards, fold the new inputs into the corpus kept in
-#               the repository (fuzz/corpus/TARGET), minimised
+#               the repository (fuzz/corpus/TARGET), minimised (set cover)
 #   target...   default: every target in fuzz/fuzz_targets/
 #
 # Each target reads fuzz/corpus/TARGET and writes what it finds to
@@ -81,8 +81,9 @@ for t in "${targets[@]}"; do
   if [ "$merge" = 1 ]; then
     echo "== fuzz: $t: merge into fuzz/corpus/$t"
     tmp=$(mktemp -d)
-    nice -n 19 "$bindir/$t" "${opts[@]}" -merge=1 "$tmp" "fuzz/corpus/$t" "$found" 2>&1 | tail -2
+    nice -n 19 "$bindir/$t" "${opts[@]}" -set_cover_merge=1 "$tmp" "fuzz/corpus/$t" "$found" 2>&1 | tail -2
     rm -rf "fuzz/corpus/$t"
+    chmod 755 "$tmp"
     mv "$tmp" "fuzz/corpus/$t"
   fi
 done
