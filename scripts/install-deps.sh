@@ -16,6 +16,7 @@ test_pkgs=(
   nftables iptables                                      # NAT topology test
   prometheus curl                                        # metrics: promtool, real Prometheus
   qemu-system-x86 busybox-static cpio xz-utils           # QEMU guest tests
+  g++                                                    # libFuzzer (scripts/fuzz.sh)
 )
 rust_components=1
 case "${1:-}" in

@@ -21,7 +21,7 @@ if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
   fi
 fi
 command -v cargo >/dev/null || { echo "test: cargo not found: install Rust 1.95+ with rustup (https://rustup.rs), or run as root with cargo on PATH" >&2; exit 1; }
-for tool in ip ping iperf3 tcpdump promtool prometheus qemu-system-x86_64 busybox; do
+for tool in ip ping iperf3 tcpdump promtool prometheus qemu-system-x86_64 busybox g++; do
   if ! command -v "$tool" >/dev/null; then
     echo "== $tool missing: installing test dependencies"
     ./scripts/install-deps.sh
@@ -34,6 +34,7 @@ step() { echo; echo "== $*"; }
 
 step "format and lints"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --locked --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
@@ -54,6 +55,9 @@ tests/qemu/build-guest.sh target/qemu-guest
 step "unit, property and end-to-end tests"
 # Test binaries run one after another; tests inside one run in parallel.
 cargo test --locked --release -- --test-threads="${VSWITCH_TEST_THREADS:-4}"
+
+step "fuzz targets, 20 s each (docs/dev/fuzzing.md)"
+scripts/fuzz.sh --time 20
 
 echo
 echo "== all tests passed"

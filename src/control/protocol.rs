@@ -325,6 +325,24 @@ impl Response {
     }
 }
 
+/// Reads one request line: JSON with this protocol's `version` and a
+/// known command. The error is the response to send back. Pure, so the
+/// control socket and the fuzz target `control` run the same code.
+pub fn parse_request(line: &[u8]) -> Result<Request, Response> {
+    let bad = |msg: String| Response::err(ErrorCode::BadRequest, msg);
+    let v = serde_json::from_slice::<serde_json::Value>(line)
+        .map_err(|e| bad(format!("not JSON: {e}")))?;
+    match v.get("version").and_then(|x| x.as_u64()) {
+        Some(ver) if ver == VERSION as u64 => serde_json::from_value::<Envelope<Request>>(v)
+            .map(|env| env.body)
+            .map_err(|e| bad(format!("bad request: {e}"))),
+        Some(ver) => Err(bad(format!(
+            "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
+        ))),
+        None => Err(bad("request has no \"version\"".into())),
+    }
+}
+
 /// Settings `port set` changes; `None` leaves one as it is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -638,6 +656,23 @@ mod tests {
             r#"{"version":1,"cmd":"fdb-flush","vlan":4095}"#,
         );
         assert!(bad.unwrap_err().to_string().contains("1-4094"));
+    }
+
+    #[test]
+    fn request_lines_are_checked_for_json_version_and_command() {
+        assert_eq!(
+            parse_request(br#"{"version":1,"cmd":"show"}"#).ok(),
+            Some(Request::Show)
+        );
+        let code = |line: &[u8]| parse_request(line).unwrap_err().code;
+        assert_eq!(code(b"{"), Some(ErrorCode::BadRequest));
+        assert_eq!(code(br#"{"cmd":"show"}"#), Some(ErrorCode::BadRequest));
+        let other = parse_request(br#"{"version":2,"cmd":"show"}"#).unwrap_err();
+        assert!(other.error.unwrap().contains("version 2"));
+        assert_eq!(
+            code(br#"{"version":1,"cmd":"nope"}"#),
+            Some(ErrorCode::BadRequest)
+        );
     }
 
     #[test]

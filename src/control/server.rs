@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::limit::{self, Conns, Slot};
-use super::protocol::{Envelope, ErrorCode, Request, Response, VERSION};
+use super::protocol::{ErrorCode, Request, Response, parse_request};
 use crate::daemon::{Daemon, DaemonError};
 
 /// Why the control socket could not be set up.
@@ -182,33 +182,16 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>, slot: &Slot) -> io::R
             _ => return Ok(()),
         };
         slot.busy(true);
-        let resp = match serde_json::from_slice::<serde_json::Value>(&line) {
-            Err(e) => Response::err(ErrorCode::BadRequest, format!("not JSON: {e}")),
-            Ok(v) => match v.get("version").and_then(|x| x.as_u64()) {
-                Some(ver) if ver == VERSION as u64 => {
-                    match serde_json::from_value::<Envelope<Request>>(v) {
-                        Ok(env) => {
-                            let d = daemon.clone();
-                            tokio::task::spawn_blocking(move || execute(&d, env.body))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    Response::err(
-                                        ErrorCode::Internal,
-                                        format!("internal error: {e}"),
-                                    )
-                                })
-                        }
-                        Err(e) => Response::err(ErrorCode::BadRequest, format!("bad request: {e}")),
-                    }
-                }
-                Some(ver) => Response::err(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "protocol version {ver} is not supported (this vswitchd speaks {VERSION})"
-                    ),
-                ),
-                None => Response::err(ErrorCode::BadRequest, "request has no \"version\""),
-            },
+        let resp = match parse_request(&line) {
+            Ok(req) => {
+                let d = daemon.clone();
+                tokio::task::spawn_blocking(move || execute(&d, req))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Response::err(ErrorCode::Internal, format!("internal error: {e}"))
+                    })
+            }
+            Err(resp) => resp,
         };
         respond(&mut w, &resp).await?;
     }

@@ -22,10 +22,9 @@ use parking_lot::Mutex;
 
 use super::PortError;
 use crate::os::sys;
+use crate::wire::stream::{MAX_FRAME, StreamDecoder};
 use crate::wire::vnet::VNET_HDR_LEN;
 
-/// Largest frame a unix port takes (a GSO frame is segmented before).
-const MAX_FRAME: usize = 65535;
 const LISTENER: u64 = 1;
 const CONN: u64 = 2;
 
@@ -150,13 +149,6 @@ fn epoll_ready(ep: &OwnedFd) -> io::Result<(bool, bool)> {
     Ok((l, c))
 }
 
-/// The receive side of a stream port: the connection and its reassembly
-/// buffer. Only the polling worker touches it.
-struct StreamRx {
-    rx: Vec<u8>,
-    start: usize,
-}
-
 /// `unix:PATH`.
 pub struct UnixStreamPort {
     name: String,
@@ -165,7 +157,9 @@ pub struct UnixStreamPort {
     epoll: OwnedFd,
     listener: OwnedFd,
     conn: Mutex<Option<std::sync::Arc<OwnedFd>>>,
-    rx: Mutex<StreamRx>,
+    /// Reassembly of the connection's frames; only the polling worker
+    /// touches it.
+    rx: Mutex<StreamDecoder>,
     /// Serialises writers so length prefix and frame stay together.
     tx: Mutex<()>,
 }
@@ -196,10 +190,7 @@ impl UnixStreamPort {
             epoll,
             listener,
             conn: Mutex::new(None),
-            rx: Mutex::new(StreamRx {
-                rx: Vec::with_capacity(2 * (MAX_FRAME + 4)),
-                start: 0,
-            }),
+            rx: Mutex::new(StreamDecoder::new()),
             tx: Mutex::new(()),
         })
     }
@@ -229,9 +220,7 @@ impl UnixStreamPort {
         }
         epoll_add(&self.epoll, fd.as_raw_fd(), CONN)?;
         *conn = Some(std::sync::Arc::new(fd));
-        let mut rx = self.rx.lock();
-        rx.rx.clear();
-        rx.start = 0;
+        self.rx.lock().clear();
         Ok(())
     }
 
@@ -243,28 +232,18 @@ impl UnixStreamPort {
         }
     }
 
-    /// Takes one complete frame out of the reassembly buffer into `buf`.
-    fn take_frame(rx: &mut StreamRx, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        let avail = &rx.rx[rx.start..];
-        if avail.len() < 4 {
-            return None;
+    /// Takes one complete frame out of the reassembly buffer into `buf`
+    /// (after a zero virtio-net header; a frame longer than `buf` is cut).
+    fn take_frame(rx: &mut StreamDecoder, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match rx.next_frame()? {
+            Ok(frame) => {
+                let n = frame.len().min(buf.len() - VNET_HDR_LEN);
+                buf[..VNET_HDR_LEN].fill(0);
+                buf[VNET_HDR_LEN..VNET_HDR_LEN + n].copy_from_slice(&frame[..n]);
+                Some(Ok(VNET_HDR_LEN + n))
+            }
+            Err(_) => Some(Err(io::Error::from_raw_os_error(libc::EPROTO))),
         }
-        let len = u32::from_be_bytes(avail[..4].try_into().unwrap()) as usize;
-        if len > MAX_FRAME {
-            return Some(Err(io::Error::from_raw_os_error(libc::EPROTO)));
-        }
-        if avail.len() < 4 + len {
-            return None;
-        }
-        let n = len.min(buf.len() - VNET_HDR_LEN);
-        buf[..VNET_HDR_LEN].fill(0);
-        buf[VNET_HDR_LEN..VNET_HDR_LEN + n].copy_from_slice(&avail[4..4 + n]);
-        rx.start += 4 + len;
-        if rx.start == rx.rx.len() {
-            rx.rx.clear();
-            rx.start = 0;
-        }
-        Some(Ok(VNET_HDR_LEN + n))
     }
 }
 
@@ -279,11 +258,10 @@ impl UnixStreamPort {
             match Self::take_frame(&mut rx, buf) {
                 Some(Ok(n)) => return Ok(n),
                 Some(Err(e)) => {
-                    // The rest of this peer's bytes are unreadable: left
-                    // in the buffer they would fail again before the next
-                    // peer is accepted.
-                    rx.rx.clear();
-                    rx.start = 0;
+                    // The stream cannot be resynchronised: drop what is
+                    // buffered with the connection, so the next peer's
+                    // frames are read (not this error again).
+                    rx.clear();
                     drop(rx);
                     tracing::warn!(port = %self.name, "bad frame length from peer; disconnecting");
                     self.disconnect();
@@ -304,24 +282,14 @@ impl UnixStreamPort {
             let Some(conn) = conn.filter(|_| conn_ready) else {
                 return Err(io::ErrorKind::WouldBlock.into());
             };
-            if rx.start > 0 {
-                let start = rx.start;
-                rx.rx.drain(..start);
-                rx.start = 0;
-            }
-            let have = rx.rx.len();
-            rx.rx.resize(have + MAX_FRAME + 4, 0);
-            let r = sys::read(conn.as_raw_fd(), &mut rx.rx[have..]);
-            match r {
+            match rx.read_from(|room| sys::read(conn.as_raw_fd(), room)) {
                 Ok(0) => {
-                    rx.rx.truncate(have);
                     drop(rx);
                     self.disconnect();
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Ok(n) => rx.rx.truncate(have + n),
+                Ok(_) => {}
                 Err(e) => {
-                    rx.rx.truncate(have);
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::Interrupted
                     {
@@ -572,6 +540,37 @@ mod tests {
         assert_eq!(&buf[VNET_HDR_LEN..n], &[42]);
         drop(port);
         assert!(!path.exists(), "socket file removed on close");
+    }
+
+    #[test]
+    fn a_length_over_the_limit_drops_the_peer_not_the_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.sock");
+        let port = UnixStreamPort::open(&path, 0o600).unwrap();
+        let mut bad = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        bad.write_all(&[0, 1, 0, 0, 1, 2, 3]).unwrap();
+        let mut buf = vec![0u8; 70000];
+        let mut err = None;
+        for _ in 0..200 {
+            match port.recv(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => {
+                    err = Some(r);
+                    break;
+                }
+            }
+        }
+        let err = err.expect("an answer").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPROTO));
+        let mut n = [0u8; 1];
+        assert_eq!(bad.read(&mut n).unwrap(), 0, "the bad peer is disconnected");
+        // The next peer is served.
+        let mut good = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        good.write_all(&[0, 0, 0, 1, 42]).unwrap();
+        let n = wait_recv(|b| port.recv(b), &mut buf);
+        assert_eq!(&buf[VNET_HDR_LEN..n], &[42]);
     }
 
     #[test]

@@ -328,6 +328,9 @@ impl Switch {
             None => return Err(TableError::Full),
         };
         ports[id] = Some(cfg);
+        // A free id may still be marked up (a reader of the port that held
+        // it came up after its removal): the new port starts down.
+        self.up.set(id as PortId, false);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         Ok(id as PortId)
     }
@@ -384,7 +387,8 @@ impl Switch {
     /// registry derives it from each snapshot. Learned entries of a port
     /// whose VLANs changed or that stopped learning are flushed; a port
     /// that is gone (or whose id another port took) goes down and loses
-    /// every entry, static ones too; their ids are returned. A port's
+    /// every entry, static ones too; their ids are returned. A new port
+    /// starts down (the registry sets it up from its link). A port's
     /// settings are checked where they are made (config, control
     /// requests), not here.
     pub fn install(&self, ports: impl IntoIterator<Item = Option<PortConfig>>) -> Vec<PortId> {
@@ -407,6 +411,12 @@ impl Switch {
         for &id in &gone {
             self.up.set(id, false);
             self.set_stp_gate(id, StpGate::Discarding);
+        }
+        for (i, new) in ports.iter().enumerate() {
+            // As in add_port: a free id may still be marked up.
+            if new.is_some() && cur.ports.get(i).and_then(Option::as_ref).is_none() {
+                self.up.set(i as PortId, false);
+            }
         }
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         for &id in &gone {

@@ -147,6 +147,22 @@ fn down_and_unknown_ports() {
     );
 }
 
+/// Found by the fuzz target frame_decide: an id marked up while free (a
+/// reader of the removed port saw a frame after the removal) made the
+/// next port added there start up.
+#[test]
+fn a_new_port_starts_down_even_on_an_id_marked_up() {
+    let sw = Switch::new(&SwitchConfig::default());
+    sw.set_port_up(0, true);
+    let id = sw.add_port(PortConfig::new("p0")).unwrap();
+    assert_eq!(id, 0);
+    assert!(!sw.port_up(0));
+    assert_eq!(dropped(&sw.decide(0, &eth(B, A), 0)), DropReason::PortDown);
+    sw.set_port_up(1, true);
+    sw.install([Some(PortConfig::new("p0")), Some(PortConfig::new("p1"))]);
+    assert!(!sw.port_up(1), "a new port from install starts down");
+}
+
 #[test]
 fn port_down_flushes_its_entries() {
     let sw = plain(3);

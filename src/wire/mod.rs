@@ -6,6 +6,7 @@ pub mod bpdu;
 pub mod ethernet;
 pub mod igmp;
 pub mod mac;
+pub mod stream;
 pub mod vnet;
 pub mod vxlan;
 
