@@ -1,0 +1,34 @@
+//! VXLAN: `wire::vxlan::check` and the header view on any datagram.
+//!
+//! Input: 3 bytes of VNI, then the datagram. Checked: no panic; an
+//! accepted datagram has the I flag and the expected VNI and its payload is
+//! the datagram after the 8-byte header, at least an Ethernet header long;
+//! a header we build for a VNI, before an Ethernet header, is accepted.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vswitch::wire::vxlan;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 3 {
+        return;
+    }
+    let vni = u32::from_be_bytes([0, data[0], data[1], data[2]]);
+    let dgram = &data[3..];
+    if let Ok(payload) = vxlan::check(dgram, vni) {
+        assert!(dgram.len() >= 8);
+        assert_eq!(payload, &dgram[8..]);
+        assert!(
+            payload.len() >= 14,
+            "accepted without an inner Ethernet header"
+        );
+        assert_ne!(dgram[0] & 0x08, 0, "accepted without the I flag");
+        assert_eq!(u32::from_be_bytes([0, dgram[4], dgram[5], dgram[6]]), vni);
+    }
+    if let Ok(h) = vxlan::Header::new_checked(dgram) {
+        let _ = (h.flags(), h.has_vni(), h.vni(), h.payload().len());
+    }
+    let mut built = vxlan::header(vni).to_vec();
+    built.extend_from_slice(&[0u8; 14]);
+    assert_eq!(vxlan::check(&built, vni).map(<[u8]>::len), Ok(14));
+});
