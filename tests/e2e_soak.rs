@@ -118,7 +118,9 @@ fn soak_mixed_traffic_reloads_and_flaps() {
         "1",
         &lan.ips[0],
     ]);
+    // The kit's frame agent lives 900 s at most: a new one every 5 min.
     let mut churn = Agent::start(&lan.ns[2], &lan.taps[2]);
+    let mut churn_since = Instant::now();
 
     let t0 = Instant::now();
     let mut rss = Vec::new();
@@ -130,6 +132,10 @@ fn soak_mixed_traffic_reloads_and_flaps() {
     let mut ageing = 300;
     while t0.elapsed() < Duration::from_secs(secs) {
         let s = t0.elapsed().as_secs();
+        if churn_since.elapsed() > Duration::from_secs(300) {
+            churn = Agent::start(&lan.ns[2], &lan.taps[2]);
+            churn_since = Instant::now();
+        }
         // MAC churn: 100 frames a second from changing source MACs.
         for _ in 0..10 {
             let n = churned % 1000;
