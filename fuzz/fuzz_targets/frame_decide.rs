@@ -128,6 +128,10 @@ impl PortSel {
                 isolated: self.isolated,
                 hairpin: self.hairpin,
                 mac_limit: MacLimit::new((self.mac_limit % 8) as usize).ok(),
+                // Storm control is the dataplane's; spanning-tree and
+                // multicast settings act only with those protocols on
+                // (the bpdu and igmp targets).
+                ..PortFlags::default()
             },
         }
     }
@@ -263,6 +267,8 @@ fn drop_reason(d: &Action) -> Option<&'static str> {
     match d {
         Action::Drop(r) => Some(r.as_str()),
         Action::Forward(_) => None,
+        // Only with spanning tree on, which this target never turns on.
+        Action::Punt => Some("punt"),
     }
 }
 
@@ -456,6 +462,12 @@ fn run(input: Input) {
         group_fwd_mask: mask,
         vlan_filtering: input.filtering,
         vlan_protocol: tpid,
+        // Snooping off: the model floods multicast as a bridge without
+        // snooping does (IGMP/MLD have the igmp target).
+        mcast: vswitch::mcast::MdbConfig {
+            snooping: false,
+            ..Default::default()
+        },
     });
     let mut m = Model {
         ports: vec![None; MAX_PORTS],
