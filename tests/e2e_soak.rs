@@ -90,12 +90,14 @@ fn soak_mixed_traffic_reloads_and_flaps() {
     assert!(lan.ping_eventually(0, 1) && lan.ping_eventually(1, 2));
 
     // TCP from host 0 to host 1 for the whole run.
-    let _server = iperf3_server_for(lan.ns[1].at(), &lan.ips[1], secs + 60);
+    let _server = iperf3_server_for(lan.ns[1].at(), &lan.ips[1], secs + secs / 10 + 180);
     std::thread::sleep(Duration::from_millis(500));
     let t = secs.to_string();
     let mut tcp = lan.ns[0].spawn(&[
+        // Room for the start, the results exchange and a loaded machine:
+        // killed early, iperf3 reports nothing received.
         "timeout",
-        &(secs + 30).to_string(),
+        &(secs + secs / 10 + 120).to_string(),
         "iperf3",
         "-c",
         &lan.ips[1],
@@ -181,7 +183,9 @@ fn soak_mixed_traffic_reloads_and_flaps() {
         nums.first().copied().unwrap_or(0),
         nums.get(1).copied().unwrap_or(0),
     );
-    let tcp_out = tcp.finish(Duration::from_secs(60)).expect("iperf3 ended");
+    let tcp_out = tcp
+        .finish(Duration::from_secs(secs / 10 + 150))
+        .expect("iperf3 ended");
     let report: Value = serde_json::from_slice(&tcp_out.stdout).unwrap_or(Value::Null);
     let gbps = report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
