@@ -208,17 +208,23 @@ pub fn source_port(hash: u32, min: u16, max: u16) -> u16 {
     lo + ((u64::from(hash) * span) >> 32) as u16
 }
 
-/// Where a received inner frame's TCP/UDP checksum is still to be done:
-/// `(csum_start, csum_offset)` if the checksum field holds exactly the
-/// pseudo-header sum, as a Linux sender leaves it for offload
-/// (CHECKSUM_PARTIAL). A kernel VTEP on the same host (over a veth)
-/// sends such frames as they are: no NIC ever finished them. The port
-/// then hands the frame on with NEEDS_CSUM, as a TAP's own partial frames
-/// go, so the checksum is finished where the frame leaves. A complete or
-/// a wrong checksum is left alone (the receiver judges it). IPv4
-/// (unfragmented) and IPv6 without extension headers, behind at most one
-/// tag. Never panics.
-pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
+/// The transport header of an inner frame, as [`partial_checksum`] and
+/// [`oversize_tcp`] read it: IPv4 (unfragmented) or IPv6 without
+/// extension headers, behind at most one tag.
+struct Transport {
+    /// Where the IP header starts.
+    l3: usize,
+    v6: bool,
+    /// IP protocol / next header.
+    proto: u8,
+    /// Where the transport header starts, and the transport length.
+    l4: usize,
+    len: usize,
+    /// The pseudo-header sum (folded, not inverted).
+    pseudo: u16,
+}
+
+fn transport(frame: &[u8]) -> Option<Transport> {
     use super::vnet::checksum;
     let mut at = 12;
     let mut ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
@@ -227,7 +233,7 @@ pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
         ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
     }
     let l3 = at + 2;
-    let (proto, l4, l4_len, pseudo) = match ety {
+    match ety {
         0x0800 => {
             let ip = frame.get(l3..l3 + 20)?;
             let ihl = usize::from(ip[0] & 0x0f) * 4;
@@ -241,7 +247,14 @@ pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
             p[..8].copy_from_slice(&ip[12..20]);
             p[9] = ip[9];
             p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-            (ip[9], l3 + ihl, len, checksum(0, &p))
+            Some(Transport {
+                l3,
+                v6: false,
+                proto: ip[9],
+                l4: l3 + ihl,
+                len,
+                pseudo: checksum(0, &p),
+            })
         }
         0x86dd => {
             let ip = frame.get(l3..l3 + 40)?;
@@ -250,10 +263,37 @@ pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
             p[..32].copy_from_slice(&ip[8..40]);
             p[34..36].copy_from_slice(&(len as u16).to_be_bytes());
             p[39] = ip[6];
-            (ip[6], l3 + 40, len, checksum(0, &p))
+            Some(Transport {
+                l3,
+                v6: true,
+                proto: ip[6],
+                l4: l3 + 40,
+                len,
+                pseudo: checksum(0, &p),
+            })
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// Where a received inner frame's TCP/UDP checksum is still to be done:
+/// `(csum_start, csum_offset)` if the checksum field holds exactly the
+/// pseudo-header sum, as a Linux sender leaves it for offload
+/// (CHECKSUM_PARTIAL). A kernel VTEP on the same host (over a veth)
+/// sends such frames as they are: no NIC ever finished them. The port
+/// then hands the frame on with NEEDS_CSUM, as a TAP's own partial frames
+/// go, so the checksum is finished where the frame leaves. A complete or
+/// a wrong checksum is left alone (the receiver judges it). IPv4
+/// (unfragmented) and IPv6 without extension headers, behind at most one
+/// tag. Never panics.
+pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
+    let Transport {
+        proto,
+        l4,
+        len: l4_len,
+        pseudo,
+        ..
+    } = transport(frame)?;
     let off: usize = match proto {
         6 => 16,
         17 => 6,
@@ -280,44 +320,19 @@ pub fn partial_checksum(frame: &[u8]) -> Option<(u16, u16)> {
 /// for anything else (not TCP, a fragment, IPv6 with extension headers,
 /// or within the MTU). Never panics.
 pub fn oversize_tcp(frame: &mut [u8], mtu: usize) -> Option<super::vnet::VnetHdr> {
-    use super::vnet::{F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHdr, checksum};
-    let mut at = 12;
-    let mut ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-    if ety == 0x8100 || ety == 0x88a8 {
-        at += 4;
-        ety = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
+    use super::vnet::{F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHdr};
+    let Transport {
+        l3,
+        v6,
+        proto,
+        l4,
+        len: l4_len,
+        pseudo,
+    } = transport(frame)?;
+    if proto != 6 {
+        return None;
     }
-    let l3 = at + 2;
-    let (gso_type, l4, l4_len, pseudo) = match ety {
-        0x0800 => {
-            let ip = frame.get(l3..l3 + 20)?;
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-            if ip[0] >> 4 != 4 || ip[9] != 6 || ihl < 20 || total < ihl || frag {
-                return None;
-            }
-            let len = total - ihl;
-            let mut p = [0u8; 12];
-            p[..8].copy_from_slice(&ip[12..20]);
-            p[9] = 6;
-            p[10..12].copy_from_slice(&(len as u16).to_be_bytes());
-            (GSO_TCPV4, l3 + ihl, len, checksum(0, &p))
-        }
-        0x86dd => {
-            let ip = frame.get(l3..l3 + 40)?;
-            if ip[6] != 6 {
-                return None;
-            }
-            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            let mut p = [0u8; 40];
-            p[..32].copy_from_slice(&ip[8..40]);
-            p[34..36].copy_from_slice(&(len as u16).to_be_bytes());
-            p[39] = 6;
-            (GSO_TCPV6, l3 + 40, len, checksum(0, &p))
-        }
-        _ => return None,
-    };
+    let gso_type = if v6 { GSO_TCPV6 } else { GSO_TCPV4 };
     let tcp = frame.get(l4..l4 + 20)?;
     let thl = usize::from(tcp[12] >> 4) * 4;
     let ip_len = l4 - l3 + l4_len;
