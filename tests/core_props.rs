@@ -982,7 +982,17 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
             }
             SwitchOp::Frame { ingress, bytes } => (*ingress, bytes),
         };
+        // A trace says what decide will do, and changes nothing.
+        let before = sw.fdb().entries(now);
+        let t = sw.trace(ingress, bytes, now);
+        prop_assert_eq!(&sw.fdb().entries(now), &before, "trace changed the FDB");
         let d = sw.decide(ingress, bytes, now);
+        prop_assert_eq!(t.decision, d, "trace disagrees: {:?}", t.steps);
+        prop_assert_eq!(
+            t.egress.len(),
+            d.egress().map_or(0, |e| e.ports.len()),
+            "trace's egress list"
+        );
         let i = ingress as usize;
         if i >= cfgs.len() || !up[i] {
             prop_assert_eq!(d.drop_reason(), Some(DropReason::PortDown));

@@ -418,6 +418,130 @@ impl FdbReader<'_> {
     }
 }
 
+impl FdbReader<'_> {
+    /// The live entry of `mac` in `vid` (for `trace`: reads the map, not
+    /// the cache, and changes nothing).
+    pub fn entry(&self, mac: Mac, vid: u16, now: u64) -> Option<EntryInfo> {
+        let e = self
+            .fdb
+            .map
+            .get(&Key::new(mac, vid), self.guard.get())
+            .filter(|e| !self.fdb.expired(e, now))?;
+        Some(EntryInfo {
+            mac,
+            vlan: vid,
+            port: e.port.load(Relaxed),
+            is_static: e.is_static,
+            age_ms: if e.is_static {
+                0
+            } else {
+                now.saturating_sub(e.seen.load(Relaxed))
+            },
+        })
+    }
+
+    /// What [`FdbReader::learn`] would do with these arguments at `now`,
+    /// changing nothing (for `trace`). Where learning would sweep aged
+    /// entries first (the table full, or the port at its limit), the
+    /// prediction counts the entries that sweep would remove: it walks
+    /// the whole map, which is fine for a trace and never done per frame.
+    pub fn predict(
+        &self,
+        mac: Mac,
+        vid: u16,
+        port: PortId,
+        now: u64,
+        port_limit: Option<usize>,
+    ) -> Prediction {
+        let fdb = self.fdb;
+        let key = Key::new(mac, vid);
+        let learn = |learn| Prediction {
+            learn,
+            evicts: None,
+        };
+        let guard = self.guard.get();
+        let entry = fdb.map.get(&key, guard);
+        // The lock-free paths of `learn`.
+        if let Some(e) = entry {
+            let here = e.port.load(Relaxed) == port;
+            if e.is_static && !here {
+                return learn(Learn::Refused);
+            }
+            if e.is_static || (here && !fdb.expired(e, now)) {
+                return learn(Learn::Refreshed);
+            }
+        }
+        if fdb.at_limit(port, port_limit) && now < fdb.sweep_due.load(Relaxed) {
+            return learn(Learn::Refused);
+        }
+        // `learn_slow`, after the sweep it would run.
+        let mut len = fdb.len();
+        let mut learned_here = fdb.learned_on(port);
+        let mut learned_all: usize = fdb.learned.iter().map(|n| n.load(Relaxed) as usize).sum();
+        let mut entry = entry;
+        if len >= fdb.capacity() || fdb.at_limit(port, port_limit) {
+            for (k, e) in fdb.map.iter(guard) {
+                if fdb.expired(e, now) {
+                    len = len.saturating_sub(1);
+                    learned_all = learned_all.saturating_sub(1);
+                    if e.port.load(Relaxed) == port {
+                        learned_here = learned_here.saturating_sub(1);
+                    }
+                    if *k == key {
+                        entry = None;
+                    }
+                }
+            }
+        }
+        let at_limit = port_limit.is_some_and(|l| learned_here >= l);
+        match entry {
+            Some(e) if e.is_static => learn(Learn::Refused),
+            Some(e) if e.port.load(Relaxed) == port => learn(Learn::Refreshed),
+            Some(_) if at_limit => learn(Learn::Refused),
+            Some(_) => learn(Learn::Moved),
+            None if at_limit => learn(Learn::Refused),
+            None if len >= fdb.capacity() && learned_all == 0 => learn(Learn::Refused),
+            None if len >= fdb.capacity() => Prediction {
+                learn: Learn::LearnedEvicting,
+                evicts: self.victim(now).map(|k| (k.mac(), k.vid())),
+            },
+            None => learn(Learn::Learned),
+        }
+    }
+
+    /// The entry an eviction at `now` would remove (after the sweep that
+    /// comes first): the least recently seen of the port with the most
+    /// live learned entries, the lowest port id among equals.
+    fn victim(&self, now: u64) -> Option<Key> {
+        let fdb = self.fdb;
+        let live = || {
+            fdb.map
+                .iter(self.guard.get())
+                .filter(|(_, e)| !e.is_static && !fdb.expired(e, now))
+        };
+        let mut counts = vec![0usize; MAX_PORTS];
+        for (_, e) in live() {
+            counts[e.port.load(Relaxed) as usize] += 1;
+        }
+        let port = (0..MAX_PORTS)
+            .filter(|&p| counts[p] > 0)
+            .max_by(|&a, &b| counts[a].cmp(&counts[b]).then(b.cmp(&a)))?;
+        live()
+            .filter(|(_, e)| e.port.load(Relaxed) as usize == port)
+            .map(|(k, e)| (e.seen.load(Relaxed), *k))
+            .min()
+            .map(|(_, k)| k)
+    }
+}
+
+/// What learning a source would do ([`FdbReader::predict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prediction {
+    pub learn: Learn,
+    /// The (MAC, VLAN) an eviction would remove to make room.
+    pub evicts: Option<(Mac, u16)>,
+}
+
 /// A snapshot of one entry, for the control plane.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EntryInfo {

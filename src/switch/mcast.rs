@@ -197,7 +197,16 @@ impl McastShared {
     }
 
     /// Where a frame to a multicast MAC goes (see the module header).
-    pub(crate) fn route(&self, ingress: PortId, f: &Frame<'_>, vid: u16, now: u64) -> Route {
+    /// `DRY` (for `trace`) changes nothing: no counter, no membership or
+    /// router learned from the frame; a report or leave is routed by the
+    /// state before it.
+    pub(crate) fn route<const DRY: bool>(
+        &self,
+        ingress: PortId,
+        f: &Frame<'_>,
+        vid: u16,
+        now: u64,
+    ) -> Route {
         let fwd = self.fwd.load();
         if !fwd.snooping {
             return Route::Flood;
@@ -207,7 +216,9 @@ impl McastShared {
         let snooped = match igmp::parse(f.inner_ethertype(), payload) {
             Ok(s) => s,
             Err(e) => {
-                self.counters.errors[e.index()].fetch_add(1, Relaxed);
+                if !DRY {
+                    self.counters.errors[e.index()].fetch_add(1, Relaxed);
+                }
                 return Route::Malformed;
             }
         };
@@ -217,7 +228,7 @@ impl McastShared {
                 dst, router_hint, ..
             } => {
                 let fam = family(&dst);
-                let fwd = if router_hint {
+                let fwd = if router_hint && !DRY {
                     self.with_mdb(now, |m| m.router_hint(ingress, fam, now));
                     self.fwd.load()
                 } else {
@@ -242,23 +253,25 @@ impl McastShared {
                 }
             }
             Snooped::Message { src, msg, .. } => {
-                let c = &self.counters;
-                match msg {
-                    Message::Query(_) => c.queries.fetch_add(1, Relaxed),
-                    Message::Leave { .. } => c.leaves.fetch_add(1, Relaxed),
-                    Message::Report { .. } | Message::ReportV3 { .. } => {
-                        c.reports.fetch_add(1, Relaxed)
-                    }
-                };
                 let fam = family(&src);
-                let res = self.with_mdb(now, |m| m.message(ingress, vid, src, &msg, now));
-                match res {
-                    Err(Refused::BadRecord) => {
-                        c.errors[McastError::BadRecord.index()].fetch_add(1, Relaxed);
-                        return Route::Malformed;
+                if !DRY {
+                    let c = &self.counters;
+                    match msg {
+                        Message::Query(_) => c.queries.fetch_add(1, Relaxed),
+                        Message::Leave { .. } => c.leaves.fetch_add(1, Relaxed),
+                        Message::Report { .. } | Message::ReportV3 { .. } => {
+                            c.reports.fetch_add(1, Relaxed)
+                        }
+                    };
+                    let res = self.with_mdb(now, |m| m.message(ingress, vid, src, &msg, now));
+                    match res {
+                        Err(Refused::BadRecord) => {
+                            c.errors[McastError::BadRecord.index()].fetch_add(1, Relaxed);
+                            return Route::Malformed;
+                        }
+                        Err(Refused::Full) => return Route::Full,
+                        Ok(()) => {}
                     }
-                    Err(Refused::Full) => return Route::Full,
-                    Ok(()) => {}
                 }
                 // IGMPv1/v2 and MLDv1 reports go to routers only.
                 let fwd = self.fwd.load();

@@ -11,6 +11,7 @@ pub mod fdb;
 pub mod mcast;
 pub mod ports;
 pub mod storm;
+pub mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::{
@@ -22,7 +23,7 @@ use arc_swap::ArcSwap;
 pub use decision::{Action, Decision, DropReason, Egress, IngressTag, TagAction};
 pub use fdb::{
     DEFAULT_AGEING_MS, DEFAULT_CAPACITY, EntryInfo, Fdb, FdbCache, FdbReader, FdbStats, Flush,
-    Learn,
+    Learn, Prediction,
 };
 pub use ports::{
     MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, StpCost, StpPriority, Vid,
@@ -30,6 +31,7 @@ pub use ports::{
 };
 
 pub use storm::{StormClass, StormControl, StormMeter};
+pub use trace::{Candidate, Step, Trace};
 
 use crate::wire::{Frame, FrameError};
 
@@ -527,6 +529,36 @@ impl Switch {
             .decide(ingress, frame, now)
     }
 
+    /// Decides `frame` as [`Switch::decide`] would, without its side
+    /// effects (no learning, no counters, no multicast state), and says
+    /// how: see [`trace`].
+    pub fn trace(&self, ingress: PortId, frame: &[u8], now: u64) -> Trace {
+        let table = self.table.load();
+        let mut steps = trace::Steps::default();
+        let decision = self
+            .view_with(&table, self.fdb.reader())
+            .decide_with(ingress, frame, now, &mut steps);
+        let egress = decision
+            .egress()
+            .map(|e| {
+                e.iter()
+                    .map(|(p, act)| {
+                        let name = match table.ports.get(p as usize) {
+                            Some(Some(c)) => c.name.clone(),
+                            _ => format!("port {p}"),
+                        };
+                        (name, act)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Trace {
+            decision,
+            steps: steps.0,
+            egress,
+        }
+    }
+
     /// What a reader keeps between views: see [`Switch::view`].
     pub fn view_cache(&self) -> ViewCache<'_> {
         // The generation first: a table stored after it is seen as a
@@ -635,27 +667,75 @@ impl SwitchView<'_> {
     }
 
     /// See [`Switch::decide`].
+    #[inline]
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
+        self.decide_with(ingress, frame, now, &mut trace::Live)
+    }
+
+    /// The forwarding core, telling `obs` each step (see [`trace`]).
+    #[inline(always)]
+    fn decide_with<O: trace::Observer>(
+        &self,
+        ingress: PortId,
+        frame: &[u8],
+        now: u64,
+        obs: &mut O,
+    ) -> Decision {
+        use trace::Step;
         let table = self.table;
         let up = self.up.get();
         let Some(Some(port)) = table.ports.get(ingress as usize) else {
             return Decision::drop(DropReason::PortDown);
         };
+        obs.note(|| Step::Ingress {
+            port: port.name.clone(),
+            up: up.contains(ingress),
+        });
         if !up.contains(ingress) {
             return Decision::drop(DropReason::PortDown);
         }
         let f = match Frame::parse(frame) {
             Ok(f) => f,
-            Err(FrameError::Runt) => return Decision::drop(DropReason::Runt),
-            Err(FrameError::TruncatedTag) => return Decision::drop(DropReason::TruncatedTag),
+            Err(e) => {
+                obs.note(|| Step::Parse {
+                    src: None,
+                    dst: None,
+                    ethertype: None,
+                    tag_vid: None,
+                    length: frame.len(),
+                    error: Some(match e {
+                        FrameError::Runt => "runt",
+                        FrameError::TruncatedTag => "truncated_tag",
+                    }),
+                });
+                return Decision::drop(match e {
+                    FrameError::Runt => DropReason::Runt,
+                    FrameError::TruncatedTag => DropReason::TruncatedTag,
+                });
+            }
         };
         let src = f.src();
         let dst = f.dst();
+        obs.note(|| Step::Parse {
+            src: Some(src),
+            dst: Some(dst),
+            ethertype: Some(f.inner_ethertype().into()),
+            tag_vid: f.tag().map(|t| t.vid),
+            length: frame.len(),
+            error: None,
+        });
+        obs.note(|| Step::Source {
+            valid: src.is_valid_source(),
+        });
         if !src.is_valid_source() {
             return Decision::drop(DropReason::InvalidSource);
         }
         let link_local = dst.link_local_group();
         if link_local == Some(1) {
+            obs.note(|| Step::LinkLocal {
+                group: 1,
+                verdict: "pause frames are never forwarded",
+            });
             return Decision::drop(DropReason::PauseFrame);
         }
         // With spanning tree on, BPDUs go to the protocol whatever the
@@ -663,11 +743,24 @@ impl SwitchView<'_> {
         // (br_handle_frame).
         if let Some(stp) = &self.stp {
             if link_local == Some(0) {
+                obs.note(|| Step::LinkLocal {
+                    group: 0,
+                    verdict: "a BPDU: to spanning tree, not forwarded",
+                });
                 return Decision {
                     action: Action::Punt,
                     learn: Learn::Skipped,
                 };
             }
+            obs.note(|| Step::SpanningTree {
+                state: if stp.forwarding.contains(ingress) {
+                    "forwarding"
+                } else if stp.learning.contains(ingress) {
+                    "learning"
+                } else {
+                    "discarding"
+                },
+            });
             if !stp.learning.contains(ingress) {
                 return Decision::drop(DropReason::StpBlocked);
             }
@@ -681,25 +774,55 @@ impl SwitchView<'_> {
                 Some(t) if t.vid == 0 => (port.vlan.pvid(), IngressTag::Priority),
                 Some(t) => (Some(t.vid), IngressTag::Tagged),
             };
-            match vid {
-                Some(v) if v <= ports::MAX_VID && table.members[v as usize].contains(ingress) => {
-                    (v, kind)
-                }
-                _ => return Decision::drop(DropReason::VlanIngress),
+            let member = vid
+                .filter(|&v| v <= ports::MAX_VID && table.members[v as usize].contains(ingress));
+            obs.note(|| Step::Vlan {
+                filtering: true,
+                vid,
+                arrived: match kind {
+                    IngressTag::Untagged => "untagged",
+                    IngressTag::Priority => "priority",
+                    IngressTag::Tagged => "tagged",
+                },
+                member: member.is_some(),
+            });
+            match member {
+                Some(v) => (v, kind),
+                None => return Decision::drop(DropReason::VlanIngress),
             }
         } else {
+            obs.note(|| Step::Vlan {
+                filtering: false,
+                vid: Some(UNAWARE_VID),
+                arrived: "untagged",
+                member: true,
+            });
             (UNAWARE_VID, IngressTag::Untagged)
         };
 
         let fdb = &self.fdb;
+        // A dry run learns nothing, so its lookup below is told what the
+        // learning would have changed: the source is on this port now, and
+        // an evicted entry is gone.
+        let mut dry_learned = None;
         let learn = if port.flags.learning {
             let limit = port.flags.mac_limit.map(MacLimit::get);
-            fdb.learn(src, vid, ingress, now, limit)
+            if O::DRY {
+                let p = fdb.predict(src, vid, ingress, now, limit);
+                dry_learned = Some(p);
+                p.learn
+            } else {
+                fdb.learn(src, vid, ingress, now, limit)
+            }
         } else {
             Learn::Skipped
         };
+        obs.note(|| Step::Learn {
+            outcome: learn.trace_word(),
+        });
         let decided = |action| Decision { action, learn };
         // A learning port learns, then drops (br_handle_frame_finish).
+        let link_up = up;
         let mut up = up;
         if let Some(stp) = &self.stp {
             if !stp.forwarding.contains(ingress) {
@@ -711,7 +834,16 @@ impl SwitchView<'_> {
         if let Some(group) = link_local {
             // :00 (STP) is forwarded while the switch runs no STP; the others
             // only when the group forward mask allows them.
-            if group != 0 && self.group_fwd_mask & (1 << group) == 0 {
+            let allowed = group == 0 || self.group_fwd_mask & (1 << group) != 0;
+            obs.note(|| Step::LinkLocal {
+                group,
+                verdict: match (group, allowed) {
+                    (0, _) => "a BPDU, forwarded: spanning tree is off",
+                    (_, true) => "forwarded: the group forward mask allows it",
+                    (_, false) => "dropped: not in the group forward mask",
+                },
+            });
+            if !allowed {
                 return decided(Action::Drop(DropReason::LinkLocal));
             }
         }
@@ -729,26 +861,82 @@ impl SwitchView<'_> {
                 flooded,
             })
         };
+        let name = |p: PortId| match table.ports.get(p as usize) {
+            Some(Some(c)) => c.name.clone(),
+            _ => format!("port {p}"),
+        };
+        let why = |to, to_is, kept| trace::Why {
+            ports: &table.ports,
+            ingress,
+            vid,
+            up: link_up,
+            stp_forwarding: self.stp.map(|s| s.forwarding),
+            members: table.members[vid as usize],
+            isolated: table.isolated,
+            to,
+            to_is,
+            kept,
+        };
 
-        if !dst.is_multicast()
-            && let Some(out) = fdb.lookup(dst, vid, now)
-        {
-            if out == ingress && !hairpin {
-                return decided(Action::Drop(DropReason::SameSegment));
+        if !dst.is_multicast() {
+            let mut out = fdb.lookup(dst, vid, now);
+            if let Some(p) = dry_learned {
+                if p.evicts == Some((dst, vid)) {
+                    out = None;
+                }
+                if dst == src && !matches!(p.learn, Learn::Refused | Learn::Skipped) {
+                    out = Some(ingress);
+                }
             }
-            if ingress_isolated && table.isolated.contains(out) {
-                return decided(Action::Drop(DropReason::Isolated));
+            obs.note(|| {
+                let e = out.and_then(|_| fdb.entry(dst, vid, now));
+                Step::Lookup {
+                    dst,
+                    vid,
+                    result: if out.is_some() { "hit" } else { "miss" },
+                    port: out.map(name),
+                    age_ms: e.as_ref().map(|e| e.age_ms),
+                    is_static: e.as_ref().map(|e| e.is_static),
+                }
+            });
+            if let Some(out) = out {
+                let verdict = if out == ingress && !hairpin {
+                    Some(DropReason::SameSegment)
+                } else if ingress_isolated && table.isolated.contains(out) {
+                    Some(DropReason::Isolated)
+                } else if !usable.contains(out) {
+                    Some(DropReason::NoEgress)
+                } else {
+                    None
+                };
+                let kept = if verdict.is_none() {
+                    PortSet::single(out)
+                } else {
+                    PortSet::EMPTY
+                };
+                obs.note(|| Step::Candidates {
+                    ports: why(PortSet::single(out), "the FDB's port", kept).explain(),
+                });
+                return match verdict {
+                    Some(r) => decided(Action::Drop(r)),
+                    None => decided(egress(kept, false)),
+                };
             }
-            if !usable.contains(out) {
-                return decided(Action::Drop(DropReason::NoEgress));
-            }
-            return decided(egress(PortSet::single(out), false));
+        } else {
+            obs.note(|| Step::Lookup {
+                dst,
+                vid,
+                result: "multicast",
+                port: None,
+                age_ms: None,
+                is_static: None,
+            });
         }
 
         // Flooded, or sent to a multicast group's ports: to those of
         // `to` that can take it, never back to the ingress port (unless
         // hairpin), never from an isolated port to another.
-        let spread = |to: PortSet| {
+        let spread = |obs: &mut O, to: PortSet, to_is: &'static str| {
             let mut out = usable.and(to);
             if !hairpin {
                 out.remove(ingress);
@@ -756,6 +944,9 @@ impl SwitchView<'_> {
             if ingress_isolated {
                 out = out.and_not(table.isolated);
             }
+            obs.note(|| Step::Candidates {
+                ports: why(to, to_is, out).explain(),
+            });
             if out.is_empty() {
                 return decided(Action::Drop(DropReason::NoEgress));
             }
@@ -763,9 +954,28 @@ impl SwitchView<'_> {
         };
 
         if dst.is_multicast() && !dst.is_broadcast() {
-            match self.mcast.route(ingress, &f, vid, now) {
+            let route = if O::DRY {
+                self.mcast.route::<true>(ingress, &f, vid, now)
+            } else {
+                self.mcast.route::<false>(ingress, &f, vid, now)
+            };
+            obs.note(|| Step::Multicast {
+                route: match route {
+                    mcast::Route::Flood => "flood",
+                    mcast::Route::Ports(_) => "ports",
+                    mcast::Route::Malformed => "malformed",
+                    mcast::Route::Full => "mdb_full",
+                },
+                ports: match route {
+                    mcast::Route::Ports(to) => to.iter().map(name).collect(),
+                    _ => Vec::new(),
+                },
+            });
+            match route {
                 mcast::Route::Flood => {}
-                mcast::Route::Ports(to) => return spread(to),
+                mcast::Route::Ports(to) => {
+                    return spread(obs, to, "a member or router port of the group");
+                }
                 mcast::Route::Malformed => {
                     return decided(Action::Drop(DropReason::McastMalformed));
                 }
@@ -773,14 +983,15 @@ impl SwitchView<'_> {
             }
         }
 
-        let allowed = if dst.is_broadcast() {
-            table.bcast_flood
+        let (allowed, class, flag, to_is) = if dst.is_broadcast() {
+            (table.bcast_flood, "broadcast", "bcast-flood", "a bcast-flood port")
         } else if dst.is_multicast() {
-            table.mcast_flood
+            (table.mcast_flood, "multicast", "mcast-flood", "a mcast-flood port")
         } else {
-            table.flood
+            (table.flood, "unknown_unicast", "flood", "a flood port")
         };
-        spread(allowed)
+        obs.note(|| Step::Flood { class, flag });
+        spread(obs, allowed, to_is)
     }
 }
 
