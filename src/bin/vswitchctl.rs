@@ -16,7 +16,7 @@ use clap::Parser;
 use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, PortCmd, StpCmd, flag_words};
 use vswitch::control::protocol::{
     Envelope, ErrorCode, FdbRow, MdbRouterInfo, MdbRow, Request, Response, ShowInfo, StpInfo,
-    VERSION,
+    TraceInfo, VERSION,
 };
 use vswitch::dataplane::Reading;
 
@@ -313,6 +313,26 @@ fn print_mdb_router(i: &MdbRouterInfo) {
     }
 }
 
+fn print_trace(t: &TraceInfo) {
+    for s in &t.steps {
+        let name = s.get("step").and_then(|v| v.as_str()).unwrap_or("?");
+        let detail = s.get("detail").and_then(|v| v.as_str()).unwrap_or("");
+        println!("{name:<14} {detail}");
+    }
+    match (&t.reason, &t.explanation) {
+        (Some(r), Some(why)) => println!("{:<14} drop: {r} ({why})", "decision"),
+        _ if t.decision == "punt" => println!("{:<14} to spanning tree (a BPDU)", "decision"),
+        _ => {
+            let out: Vec<String> = t
+                .egress
+                .iter()
+                .map(|e| format!("{} (tag {})", e.port, e.tag))
+                .collect();
+            println!("{:<14} forward to {}", "decision", out.join(", "));
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
     let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
@@ -339,6 +359,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Reload => println!("{}", data.as_str().unwrap_or("reloaded")),
         Cmd::LogLevel { .. } => println!("{}", data.as_str().unwrap_or("")),
         Cmd::Stp(StpCmd::Show) => print_stp(&serde_json::from_value(data)?),
+        Cmd::Trace(_) => print_trace(&serde_json::from_value(data)?),
         _ => println!("ok"),
     }
     Ok(())

@@ -71,6 +71,18 @@ pub enum Cmd {
     /// Spanning tree: roles and states, BPDU guard.
     #[command(subcommand)]
     Stp(StpCmd),
+    /// Follow one frame through the forwarding core, as if it arrived on
+    /// a port: each step, every candidate port and the tag actions. Dry:
+    /// nothing is learned, counted or sent.
+    #[command(after_help = "Examples:
+  vswitchctl trace tap0 --src 02:00:00:00:00:01 --dst 02:00:00:00:00:02
+  vswitchctl trace tap0 --src 02:00:00:00:00:01 --dst ff:ff:ff:ff:ff:ff --vlan 10
+  vswitchctl --json trace tap0 --frame ffffffffffff020000000001080600010800060400010200...
+
+Without --frame, the frame is built from the options: IPv4 (or IPv6 for a
+33:33:... destination) to the group a multicast MAC stands for, so
+snooping routes it as data; other EtherTypes carry zero bytes.")]
+    Trace(TraceArgs),
     /// Re-read the config file (like SIGHUP); prints what changed.
     Reload,
     /// Show or change vswitchd's log filter at run time (until it
@@ -86,6 +98,95 @@ pub enum Cmd {
         #[arg(value_name = "FILTER")]
         filter: Option<String>,
     },
+}
+
+/// `vswitchctl trace`'s frame: built from fields, or given whole.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// The port the frame arrives on.
+    #[arg(value_name = "IN_PORT")]
+    pub port: String,
+    /// Source MAC.
+    #[arg(long, required_unless_present = "frame", conflicts_with = "frame")]
+    pub src: Option<Mac>,
+    /// Destination MAC.
+    #[arg(long, required_unless_present = "frame", conflicts_with = "frame")]
+    pub dst: Option<Mac>,
+    /// Tag the frame with this VLAN (802.1Q); untagged without it.
+    #[arg(long, conflicts_with = "frame")]
+    pub vlan: Option<Vid>,
+    /// EtherType after the tag: a number (0x0806) or ipv4, ipv6, arp.
+    #[arg(long, value_parser = parse_ethertype, conflicts_with = "frame")]
+    pub ethertype: Option<u16>,
+    /// The whole Ethernet frame in hex (from the destination MAC on, no
+    /// preamble or FCS), e.g. copied from `tcpdump -xx`.
+    #[arg(long, value_name = "HEX")]
+    pub frame: Option<String>,
+}
+
+fn parse_ethertype(s: &str) -> Result<u16, String> {
+    let bad = || format!("`{s}`: an EtherType is ipv4, ipv6, arp or a number like 0x88b5");
+    match s {
+        "ipv4" => Ok(0x0800),
+        "ipv6" => Ok(0x86dd),
+        "arp" => Ok(0x0806),
+        _ => match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(h) => u16::from_str_radix(h, 16).map_err(|_| bad()),
+            None => s.parse().map_err(|_| bad()),
+        },
+    }
+}
+
+impl TraceArgs {
+    /// The frame to trace, in hex.
+    pub fn frame_hex(&self) -> String {
+        if let Some(f) = &self.frame {
+            return f.replace([' ', ':', '\n'], "");
+        }
+        let src = self.src.unwrap_or(Mac([2, 0, 0, 0, 0, 1]));
+        let dst = self.dst.unwrap_or(Mac::BROADCAST);
+        hex::encode(trace_frame(src, dst, self.vlan, self.ethertype))
+    }
+}
+
+/// A frame from `src` to `dst`: for a group MAC (01:00:5e:.., 33:33:..)
+/// and an IP EtherType, an IP datagram to the group it stands for; else
+/// the header and zeros up to 60 bytes. Tagged with `vlan` if given.
+pub fn trace_frame(src: Mac, dst: Mac, vlan: Option<Vid>, ethertype: Option<u16>) -> Vec<u8> {
+    use crate::wire::igmp::data_frame;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let d = dst.0;
+    let v4 = d[..3] == [0x01, 0x00, 0x5e] && matches!(ethertype, None | Some(0x0800));
+    let v6 = d[..2] == [0x33, 0x33] && matches!(ethertype, None | Some(0x86dd));
+    let mut f = if v4 {
+        let group = Ipv4Addr::new(239, d[3] & 0x7f, d[4], d[5]);
+        data_frame(
+            src.0,
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            IpAddr::V4(group),
+            8,
+        )
+    } else if v6 {
+        let group = Ipv6Addr::from([
+            0xff, 0x0e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, d[2], d[3], d[4], d[5],
+        ]);
+        let from = Ipv6Addr::from([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        data_frame(src.0, IpAddr::V6(from), IpAddr::V6(group), 8)
+    } else {
+        let mut f = Vec::with_capacity(64);
+        f.extend_from_slice(&dst.0);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&ethertype.unwrap_or(0x0800).to_be_bytes());
+        f
+    };
+    if let Some(v) = vlan {
+        let tag = [0x81, 0x00, (v.get() >> 8) as u8, v.get() as u8];
+        f.splice(12..12, tag);
+    }
+    if f.len() < 60 {
+        f.resize(60, 0);
+    }
+    f
 }
 
 #[derive(Subcommand, Debug)]
@@ -506,6 +607,10 @@ impl Cmd {
             // The counters `stats` prints are in `show`'s answer.
             Cmd::Stats => Request::Show,
             Cmd::Reload => Request::Reload,
+            Cmd::Trace(t) => Request::Trace {
+                port: t.port.clone(),
+                frame: t.frame_hex(),
+            },
             Cmd::Stp(StpCmd::Show) => Request::StpShow,
             Cmd::Stp(StpCmd::Enable { port }) => Request::StpEnable { port: port.clone() },
             Cmd::Stp(StpCmd::Set(changes)) => Request::StpSet {

@@ -91,6 +91,80 @@ pub enum Request {
     StpSet {
         changes: crate::cli::vswitchctl::StpChanges,
     },
+    /// Decide `frame` (hex) as if it arrived on `port`, without side
+    /// effects, and explain each step.
+    Trace {
+        port: String,
+        frame: String,
+    },
+}
+
+/// `trace`: one frame through the forwarding core. Stable: documented in
+/// docs/troubleshooting.md.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceInfo {
+    pub ingress: String,
+    /// `forward`, `drop`, or `punt` (to spanning tree).
+    pub decision: String,
+    /// The drop reason's metrics label (`vlan_ingress`, ...), for a drop.
+    pub reason: Option<String>,
+    /// What the reason means, for a drop.
+    pub explanation: Option<String>,
+    /// What learning the source would do.
+    pub learn: String,
+    /// Where it goes, with the tag action on each port.
+    pub egress: Vec<TraceEgress>,
+    /// Each step: `{"step": NAME, ...fields, "detail": SENTENCE}`.
+    pub steps: Vec<serde_json::Value>,
+}
+
+/// One egress port of a trace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TraceEgress {
+    pub port: String,
+    /// `keep`, `pop`, `push VID` or `rewrite VID`.
+    pub tag: String,
+}
+
+impl TraceInfo {
+    pub fn new(ingress: &str, t: &crate::switch::Trace) -> TraceInfo {
+        let steps = t
+            .steps
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("detail".into(), s.detail().into());
+                }
+                v
+            })
+            .collect();
+        let reason = t.decision.drop_reason();
+        TraceInfo {
+            ingress: ingress.to_string(),
+            decision: t.decision.word().into(),
+            reason: reason.map(|r| r.as_str().into()),
+            explanation: reason.map(|r| r.meaning().into()),
+            learn: t
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    crate::switch::Step::Learn { outcome } => Some(*outcome),
+                    _ => None,
+                })
+                .unwrap_or("not reached (dropped before learning)")
+                .into(),
+            egress: t
+                .egress
+                .iter()
+                .map(|(port, act)| TraceEgress {
+                    port: port.clone(),
+                    tag: act.word(),
+                })
+                .collect(),
+            steps,
+        }
+    }
 }
 
 /// `stp show`: the bridge and its ports as spanning tree sees them.

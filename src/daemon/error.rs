@@ -75,6 +75,9 @@ pub enum DaemonError {
     /// `stp set` values out of range or breaking a timer rule.
     #[error("{0}")]
     StpSettings(String),
+    /// `trace --frame` that is not a frame's bytes in hex.
+    #[error("bad frame: {0}")]
+    BadFrame(String),
 }
 
 impl DaemonError {
@@ -118,7 +121,9 @@ impl DaemonError {
             DaemonError::FdbFull => ErrorCode::Full,
             DaemonError::NoFdbEntry(_) => ErrorCode::NoSuchEntry,
             DaemonError::NoLogControl => ErrorCode::Internal,
-            DaemonError::StpOff | DaemonError::StpSettings(_) => ErrorCode::Invalid,
+            DaemonError::StpOff | DaemonError::StpSettings(_) | DaemonError::BadFrame(_) => {
+                ErrorCode::Invalid
+            }
             DaemonError::Stp(e) => match e {
                 super::stp::StpError::Off | super::stp::StpError::NotTripped(_) => {
                     ErrorCode::Invalid

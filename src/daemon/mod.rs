@@ -48,6 +48,9 @@ use crate::registry::PortRecord;
 use crate::switch::{Flush, PortId, Vid};
 use crate::wire::Mac;
 
+/// The longest frame `trace` takes (a jumbo frame with two tags).
+pub const MAX_TRACE_FRAME: usize = 9216 + 8;
+
 /// The switch and what it was configured with. Its ports live in the
 /// dataplane's [registry](crate::registry); every operation here (add,
 /// remove, set, reload, hot-plug, FDB edits) runs under one lock, so two
@@ -671,6 +674,27 @@ impl Daemon {
 
     /// The entries for `mac` (in `vlan`, or in every VLAN); an error when
     /// there is none.
+    /// `trace`: decides `frame_hex` as received on `port`, without side
+    /// effects, and explains each step.
+    pub fn trace(
+        &self,
+        port: &str,
+        frame_hex: &str,
+    ) -> Result<crate::control::protocol::TraceInfo, DaemonError> {
+        let id = self.port_id(port)?;
+        let frame =
+            hex::decode(frame_hex.trim()).map_err(|e| DaemonError::BadFrame(e.to_string()))?;
+        if frame.len() > MAX_TRACE_FRAME {
+            return Err(DaemonError::BadFrame(format!(
+                "{} bytes; at most {MAX_TRACE_FRAME}",
+                frame.len()
+            )));
+        }
+        let now = self.dp.clock().now_ms();
+        let t = self.dp.switch().trace(id, &frame, now);
+        Ok(crate::control::protocol::TraceInfo::new(port, &t))
+    }
+
     pub fn fdb_get(&self, mac: Mac, vlan: Option<Vid>) -> Result<Vec<FdbRow>, DaemonError> {
         let rows: Vec<FdbRow> = self
             .fdb_show(None, vlan)?

@@ -774,8 +774,8 @@ impl SwitchView<'_> {
                 Some(t) if t.vid == 0 => (port.vlan.pvid(), IngressTag::Priority),
                 Some(t) => (Some(t.vid), IngressTag::Tagged),
             };
-            let member = vid
-                .filter(|&v| v <= ports::MAX_VID && table.members[v as usize].contains(ingress));
+            let member =
+                vid.filter(|&v| v <= ports::MAX_VID && table.members[v as usize].contains(ingress));
             obs.note(|| Step::Vlan {
                 filtering: true,
                 vid,
@@ -984,9 +984,19 @@ impl SwitchView<'_> {
         }
 
         let (allowed, class, flag, to_is) = if dst.is_broadcast() {
-            (table.bcast_flood, "broadcast", "bcast-flood", "a bcast-flood port")
+            (
+                table.bcast_flood,
+                "broadcast",
+                "bcast-flood",
+                "a bcast-flood port",
+            )
         } else if dst.is_multicast() {
-            (table.mcast_flood, "multicast", "mcast-flood", "a mcast-flood port")
+            (
+                table.mcast_flood,
+                "multicast",
+                "mcast-flood",
+                "a mcast-flood port",
+            )
         } else {
             (table.flood, "unknown_unicast", "flood", "a flood port")
         };
