@@ -136,6 +136,55 @@ pub struct File {
     pub switch: SwitchSection,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortSection>,
+    #[serde(default, rename = "mirror")]
+    pub mirrors: Vec<MirrorSection>,
+}
+
+/// A `[[mirror]]` section (and `vswitchctl mirror add`): copies of the
+/// frames of some ports and/or VLANs, sent out of one output port.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MirrorSection {
+    pub name: String,
+    /// Ports whose frames are copied (none: every port, for `vlans`).
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// Only frames of these VLANs.
+    #[serde(default)]
+    pub vlans: Option<VlanSet>,
+    /// Frames received (`in`), sent (`out`) or `both` (the default).
+    #[serde(default)]
+    pub direction: crate::dataplane::taps::Direction,
+    /// The port the copies go out of; it carries nothing else.
+    pub output: String,
+    /// Copy at most this many bytes of each frame (14 to 65535).
+    #[serde(default)]
+    pub snaplen: Option<usize>,
+}
+
+impl MirrorSection {
+    /// The rules a mirror's settings must follow by themselves.
+    pub fn check(&self) -> Result<(), String> {
+        let n = &self.name;
+        if n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("mirror name `{n}`: 1 to 64 characters, no spaces"));
+        }
+        if self.ports.is_empty() && self.vlans.is_none() {
+            return Err(format!("mirror `{n}`: give `ports`, `vlans` or both"));
+        }
+        if self.ports.contains(&self.output) {
+            return Err(format!(
+                "mirror `{n}`: the output port `{}` cannot also be mirrored",
+                self.output
+            ));
+        }
+        if let Some(l) = self.snaplen
+            && !(14..=65535).contains(&l)
+        {
+            return Err(format!("mirror `{n}`: snaplen {l}: 14 to 65535"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -678,6 +727,7 @@ pub struct Config {
     /// Spanning tree's settings; `None`: off.
     pub stp: Option<crate::stp::BridgeConfig>,
     pub ports: Vec<PortPlan>,
+    pub mirrors: Vec<MirrorSection>,
 }
 
 /// One port to open, with its switch configuration.
@@ -795,7 +845,19 @@ impl File {
             control_socket_group: s.control_socket_group.clone(),
             stp,
             ports,
+            mirrors: self.check_mirrors().map_err(err)?,
         })
+    }
+
+    fn check_mirrors(&self) -> Result<Vec<MirrorSection>, String> {
+        let mut names = std::collections::HashSet::new();
+        for m in &self.mirrors {
+            m.check().map_err(|e| format!("[[mirror]] {e}"))?;
+            if !names.insert(&m.name) {
+                return Err(format!("[[mirror]] `{}` is given twice", m.name));
+            }
+        }
+        Ok(self.mirrors.clone())
     }
 }
 

@@ -13,12 +13,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, PortCmd, StpCmd, flag_words};
+use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, MirrorCmd, PortCmd, StpCmd, flag_words};
 use vswitch::control::protocol::{
     Envelope, ErrorCode, FdbRow, MdbRouterInfo, MdbRow, Request, Response, ShowInfo, StpInfo,
-    TraceInfo, VERSION,
+    StreamLine, TraceInfo, VERSION,
 };
+use vswitch::daemon::mirror::MirrorInfo;
 use vswitch::dataplane::Reading;
+use vswitch::dataplane::taps::Direction;
 
 /// Why a command failed: vswitchd's answer (with its code), or no answer.
 struct Failure {
@@ -43,6 +45,17 @@ impl From<serde_json::Error> for Failure {
 
 /// Sends one request and returns the answer's data.
 fn call(socket: &Path, req: Request) -> Result<serde_json::Value, Failure> {
+    let (_, data) = open(socket, req, Some(Duration::from_secs(30)))?;
+    Ok(data)
+}
+
+/// Sends one request; returns the connection (for a stream's lines) and
+/// the answer's data.
+fn open(
+    socket: &Path,
+    req: Request,
+    timeout: Option<Duration>,
+) -> Result<(BufReader<UnixStream>, serde_json::Value), Failure> {
     let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => Failure {
             code: ErrorCode::NotRunning,
@@ -63,8 +76,9 @@ fn call(socket: &Path, req: Request) -> Result<serde_json::Value, Failure> {
             text: format!("cannot connect to {}: {e}", socket.display()),
         },
     })?;
+    let mut reader = None;
     let answer = (|| -> anyhow::Result<Response> {
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        s.set_read_timeout(timeout)?;
         let mut line = serde_json::to_vec(&Envelope {
             version: VERSION,
             body: req,
@@ -72,8 +86,8 @@ fn call(socket: &Path, req: Request) -> Result<serde_json::Value, Failure> {
         line.push(b'\n');
         s.write_all(&line)?;
         let mut resp = String::new();
-        BufReader::new(&s)
-            .read_line(&mut resp)
+        let r = reader.insert(BufReader::new(s));
+        r.read_line(&mut resp)
             .context("reading vswitchd's answer")?;
         serde_json::from_str(&resp).context("vswitchd's answer is not valid")
     })()?;
@@ -83,7 +97,170 @@ fn call(socket: &Path, req: Request) -> Result<serde_json::Value, Failure> {
             text: answer.error.unwrap_or_else(|| "failed".into()),
         });
     }
-    Ok(answer.data.unwrap_or(serde_json::Value::Null))
+    let data = answer.data.unwrap_or(serde_json::Value::Null);
+    match reader {
+        Some(r) => Ok((r, data)),
+        None => Err(Failure::from(anyhow::anyhow!("no connection"))),
+    }
+}
+
+/// Reads a stream's lines, handing each to `each`, until its `end` line
+/// (returned) or the connection closes.
+fn read_stream(
+    mut r: BufReader<UnixStream>,
+    mut each: impl FnMut(&StreamLine, &str) -> anyhow::Result<()>,
+) -> Result<Option<StreamLine>, Failure> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).context("reading from vswitchd")? == 0 {
+            return Ok(None);
+        }
+        let l: StreamLine = serde_json::from_str(&line).context("a stream line is not valid")?;
+        if matches!(l, StreamLine::End { .. }) {
+            return Ok(Some(l));
+        }
+        each(&l, line.trim_end())?;
+    }
+}
+
+fn clock(secs: f64) -> String {
+    let s = secs as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ((secs - s as f64) * 1000.0) as u64
+    )
+}
+
+/// `vswitchctl monitor`: prints events as they come.
+fn monitor(cli: &Cli) -> Result<(), Failure> {
+    let (r, _) = open(&cli.socket, cli.cmd.request(), None)?;
+    let json = cli.json;
+    let end = read_stream(r, |l, raw| {
+        let mut out = std::io::stdout().lock();
+        if json {
+            writeln!(out, "{raw}")?;
+        } else {
+            match l {
+                StreamLine::Fdb {
+                    time,
+                    event,
+                    mac,
+                    vlan,
+                    port,
+                    from,
+                } => {
+                    let from = from
+                        .as_ref()
+                        .map(|f| format!(" from {f}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{} fdb  {event:<8} {mac} vlan {vlan} on {port}{from}",
+                        clock(*time)
+                    )?;
+                }
+                StreamLine::Port { time, event, port } => {
+                    writeln!(out, "{} port {event:<8} {port}", clock(*time))?;
+                }
+                StreamLine::Topology { time, port, what } => {
+                    let p = port
+                        .as_deref()
+                        .map(|p| format!("{p}: "))
+                        .unwrap_or_default();
+                    writeln!(out, "{} stp  {p}{what}", clock(*time))?;
+                }
+                StreamLine::Dropped { count } => {
+                    writeln!(
+                        out,
+                        "(lost {count} events so far: this client reads too slowly)"
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    if let Some(StreamLine::End { dropped, .. }) = end
+        && dropped > 0
+    {
+        eprintln!("vswitchctl: {dropped} events lost (the client read too slowly)");
+    }
+    Ok(())
+}
+
+/// `vswitchctl capture`: writes the frames to a pcapng file.
+fn capture(cli: &Cli, port: &str, file: &str, snaplen: Option<usize>) -> Result<(), Failure> {
+    use pcap_file::DataLink;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    let (r, _) = open(&cli.socket, cli.cmd.request(), None)?;
+    let out: Box<dyn Write> = if file == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(file).with_context(|| format!("cannot create {file}"))?,
+        ))
+    };
+    let pcap = |e: pcap_file::PcapError| Failure::from(anyhow::anyhow!("writing {file}: {e}"));
+    let mut w = PcapNgWriter::new(out).map_err(pcap)?;
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: snaplen.unwrap_or(0) as u32,
+        options: vec![
+            InterfaceDescriptionOption::IfName(port.into()),
+            // Timestamps in nanoseconds.
+            InterfaceDescriptionOption::IfTsResol(9),
+        ],
+    })
+    .map_err(pcap)?;
+    let to_stdout = file == "-";
+    let end = read_stream(r, |l, _| {
+        if let StreamLine::Frame {
+            time_ns,
+            direction,
+            length,
+            data,
+            ..
+        } = l
+        {
+            let data = hex::decode(data)?;
+            // epb_flags: inbound 1, outbound 2.
+            let flags = match direction {
+                Direction::In => 1,
+                Direction::Out => 2,
+                Direction::Both => 0,
+            };
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_nanos(*time_ns),
+                original_len: *length as u32,
+                data: data.into(),
+                options: vec![EnhancedPacketOption::Flags(flags)],
+            })?;
+            if to_stdout {
+                w.get_mut().flush()?;
+            }
+        }
+        Ok(())
+    })?;
+    w.get_mut().flush().context("writing the capture")?;
+    if let Some(StreamLine::End { sent, dropped, .. }) = end {
+        let lost = if dropped > 0 {
+            format!(", {dropped} lost (the capture could not keep up)")
+        } else {
+            String::new()
+        };
+        eprintln!("vswitchctl: {sent} frames captured{lost}");
+    }
+    Ok(())
 }
 
 fn human_bytes(n: u64) -> String {
@@ -333,7 +510,48 @@ fn print_trace(t: &TraceInfo) {
     }
 }
 
+fn print_mirrors(ms: &[MirrorInfo]) {
+    println!(
+        "{:<16} {:<9} {:<24} {:<12} {:<12} {:>8} {:>12} {:>10}",
+        "NAME", "DIRECTION", "PORTS", "VLANS", "OUTPUT", "SNAPLEN", "COPIED", "DROPPED"
+    );
+    for m in ms {
+        let s = &m.section;
+        let ports = if s.ports.is_empty() {
+            "(all)".to_string()
+        } else {
+            s.ports.join(",")
+        };
+        println!(
+            "{:<16} {:<9} {:<24} {:<12} {:<12} {:>8} {:>12} {:>10}",
+            s.name,
+            format!("{:?}", s.direction).to_lowercase(),
+            ports,
+            s.vlans
+                .as_ref()
+                .map_or("(all)".to_string(), |v| v.to_string()),
+            s.output,
+            s.snaplen.map_or("-".to_string(), |n| n.to_string()),
+            m.copied,
+            m.dropped
+        );
+        if !m.missing.is_empty() {
+            println!("  (ports missing now: {})", m.missing.join(", "));
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.cmd {
+        Cmd::Monitor { .. } => return monitor(cli),
+        Cmd::Capture {
+            port,
+            write,
+            snaplen,
+            ..
+        } => return capture(cli, port, write, *snaplen),
+        _ => {}
+    }
     let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&data)?);
@@ -360,6 +578,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::LogLevel { .. } => println!("{}", data.as_str().unwrap_or("")),
         Cmd::Stp(StpCmd::Show) => print_stp(&serde_json::from_value(data)?),
         Cmd::Trace(_) => print_trace(&serde_json::from_value(data)?),
+        Cmd::Mirror(MirrorCmd::Show) => {
+            print_mirrors(&serde_json::from_value::<Vec<MirrorInfo>>(data)?)
+        }
         _ => println!("ok"),
     }
     Ok(())

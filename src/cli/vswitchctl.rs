@@ -83,6 +83,55 @@ Without --frame, the frame is built from the options: IPv4 (or IPv6 for a
 33:33:... destination) to the group a multicast MAC stands for, so
 snooping routes it as data; other EtherTypes carry zero bytes.")]
     Trace(TraceArgs),
+    /// Port mirrors: copies of some ports' (or VLANs') frames out of an
+    /// output port, for tcpdump, Wireshark or an IDS.
+    #[command(subcommand)]
+    Mirror(MirrorCmd),
+    /// Write a port's frames to a pcapng file (any port kind, `unix:`
+    /// and `vxlan:` too), bounded by --count and --duration.
+    #[command(after_help = "Examples:
+  vswitchctl capture tap0 --count 100 -w tap0.pcapng
+  vswitchctl capture unix:/run/vm1.sock --direction in --duration 10 -w vm1.pcapng
+  vswitchctl capture tap0 -w - | wireshark -k -i -
+
+Frames the client cannot take fast enough are dropped (never the
+switch's traffic); the count is printed at the end.")]
+    Capture {
+        #[arg(value_name = "PORT")]
+        port: String,
+        /// Frames received on the port (in), sent out of it (out), or both.
+        #[arg(long, default_value = "both")]
+        direction: crate::dataplane::taps::Direction,
+        /// Stop after this many frames.
+        #[arg(long, short = 'c')]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Keep at most this many bytes of each frame (14 to 65535).
+        #[arg(long)]
+        snaplen: Option<usize>,
+        /// The pcapng file to write, or `-` for standard output.
+        #[arg(short = 'w', value_name = "FILE")]
+        write: String,
+    },
+    /// Watch the switch change: MACs learned, moved, aged, evicted and
+    /// flushed; ports added, up, down and gone; spanning-tree changes.
+    #[command(after_help = "Examples:
+  vswitchctl monitor
+  vswitchctl monitor fdb --count 10
+  vswitchctl --json monitor ports --duration 60")]
+    Monitor {
+        /// fdb, ports, or all (spanning tree too).
+        #[arg(default_value = "all")]
+        what: crate::control::protocol::MonitorWhat,
+        /// Stop after this many events.
+        #[arg(long, short = 'c')]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
     /// Re-read the config file (like SIGHUP); prints what changed.
     Reload,
     /// Show or change vswitchd's log filter at run time (until it
@@ -187,6 +236,38 @@ pub fn trace_frame(src: Mac, dst: Mac, vlan: Option<Vid>, ethertype: Option<u16>
         f.resize(60, 0);
     }
     f
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MirrorCmd {
+    /// Add a mirror (the settings of a `[[mirror]]` section; until a
+    /// reload).
+    #[command(after_help = "Examples:
+  vswitchctl mirror add m1 --ports tap0,tap1 --output tap9
+  vswitchctl mirror add web --vlans 10 --direction in --output tap9 --snaplen 128")]
+    Add {
+        name: String,
+        /// Ports whose frames are copied.
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<String>,
+        /// Only frames of these VLANs (`10,20-30`); without --ports, on
+        /// every port.
+        #[arg(long)]
+        vlans: Option<VlanSet>,
+        /// Frames received (in), sent (out), or both.
+        #[arg(long, default_value = "both")]
+        direction: crate::dataplane::taps::Direction,
+        /// The port the copies go out of; it carries nothing else.
+        #[arg(long)]
+        output: String,
+        /// Copy at most this many bytes of each frame.
+        #[arg(long)]
+        snaplen: Option<usize>,
+    },
+    /// Remove a mirror.
+    Del { name: String },
+    /// Mirrors, with the copies sent and dropped.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -607,6 +688,48 @@ impl Cmd {
             // The counters `stats` prints are in `show`'s answer.
             Cmd::Stats => Request::Show,
             Cmd::Reload => Request::Reload,
+            Cmd::Mirror(MirrorCmd::Add {
+                name,
+                ports,
+                vlans,
+                direction,
+                output,
+                snaplen,
+            }) => Request::MirrorAdd {
+                mirror: crate::config::MirrorSection {
+                    name: name.clone(),
+                    ports: ports.clone(),
+                    vlans: vlans.clone(),
+                    direction: *direction,
+                    output: output.clone(),
+                    snaplen: *snaplen,
+                },
+            },
+            Cmd::Mirror(MirrorCmd::Del { name }) => Request::MirrorDel { name: name.clone() },
+            Cmd::Mirror(MirrorCmd::Show) => Request::MirrorShow,
+            Cmd::Monitor {
+                what,
+                count,
+                duration,
+            } => Request::Monitor {
+                what: *what,
+                count: *count,
+                duration: *duration,
+            },
+            Cmd::Capture {
+                port,
+                direction,
+                count,
+                duration,
+                snaplen,
+                ..
+            } => Request::Capture {
+                port: port.clone(),
+                direction: *direction,
+                snaplen: *snaplen,
+                count: *count,
+                duration: *duration,
+            },
             Cmd::Trace(t) => Request::Trace {
                 port: t.port.clone(),
                 frame: t.frame_hex(),

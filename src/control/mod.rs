@@ -6,3 +6,4 @@
 pub(crate) mod limit;
 pub mod protocol;
 pub mod server;
+pub mod stream;

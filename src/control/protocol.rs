@@ -97,6 +97,112 @@ pub enum Request {
         port: String,
         frame: String,
     },
+    /// Add a port mirror (the settings of a `[[mirror]]` section).
+    MirrorAdd {
+        mirror: crate::config::MirrorSection,
+    },
+    MirrorDel {
+        name: String,
+    },
+    /// Mirrors and their counters.
+    MirrorShow,
+    /// A stream: after the answer, one [`StreamLine`] per event (FDB,
+    /// port and spanning-tree changes) until the client closes, `count`
+    /// events or `duration` seconds.
+    Monitor {
+        #[serde(default)]
+        what: MonitorWhat,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        duration: Option<u64>,
+    },
+    /// A stream: after the answer, one [`StreamLine::Frame`] per frame
+    /// of `port`, until `count` frames, `duration` seconds or the client
+    /// closes; then [`StreamLine::End`].
+    Capture {
+        port: String,
+        #[serde(default)]
+        direction: crate::dataplane::taps::Direction,
+        #[serde(default)]
+        snaplen: Option<usize>,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        duration: Option<u64>,
+    },
+}
+
+/// What `monitor` streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorWhat {
+    Fdb,
+    Ports,
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for MonitorWhat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MonitorWhat, String> {
+        match s {
+            "fdb" => Ok(MonitorWhat::Fdb),
+            "ports" | "port" => Ok(MonitorWhat::Ports),
+            "all" => Ok(MonitorWhat::All),
+            _ => Err(format!("`{s}`: monitor fdb, ports or all")),
+        }
+    }
+}
+
+/// One line of a `monitor` or `capture` stream, after the first answer.
+/// Stable: documented in docs/troubleshooting.md.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamLine {
+    /// An FDB entry learned, moved, aged, evicted, flushed, added or
+    /// deleted.
+    Fdb {
+        /// Seconds since the Unix epoch.
+        time: f64,
+        event: String,
+        mac: Mac,
+        vlan: u16,
+        port: String,
+        /// For `moved`: where from.
+        from: Option<String>,
+    },
+    /// A port added, up, down or gone.
+    Port {
+        time: f64,
+        event: String,
+        port: String,
+    },
+    /// Spanning tree: a port's state, BPDU guard, a topology change.
+    Topology {
+        time: f64,
+        port: Option<String>,
+        what: String,
+    },
+    /// One captured frame (`data` in hex, cut at the snap length).
+    Frame {
+        /// Nanoseconds since the Unix epoch.
+        time_ns: u64,
+        port: String,
+        direction: crate::dataplane::taps::Direction,
+        /// Length on the wire.
+        length: usize,
+        data: String,
+    },
+    /// Events or frames lost so far because the client read too slowly
+    /// (a running total).
+    Dropped { count: u64 },
+    /// The stream ends: why, what was sent, what was lost.
+    End {
+        reason: String,
+        sent: u64,
+        dropped: u64,
+    },
 }
 
 /// `trace`: one frame through the forwarding core. Stable: documented in

@@ -183,6 +183,27 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>, slot: &Slot) -> io::R
         };
         slot.busy(true);
         let resp = match parse_request(&line) {
+            Ok(Request::Monitor {
+                what,
+                count,
+                duration,
+            }) => {
+                return super::stream::monitor(daemon, &mut r, &mut w, what, count, duration).await;
+            }
+            Ok(Request::Capture {
+                port,
+                direction,
+                snaplen,
+                count,
+                duration,
+            }) => {
+                let spec = crate::daemon::mirror::CaptureSpec {
+                    port,
+                    direction,
+                    snaplen,
+                };
+                return super::stream::capture(daemon, &mut r, &mut w, spec, count, duration).await;
+            }
             Ok(req) => {
                 let d = daemon.clone();
                 tokio::task::spawn_blocking(move || execute(&d, req))
@@ -228,5 +249,13 @@ fn execute(d: &Daemon, req: Request) -> Response {
         Request::StpEnable { port } => result(d.stp_enable(&port)),
         Request::StpSet { changes } => result(d.stp_set(&changes)),
         Request::Trace { port, frame } => result(d.trace(&port, &frame)),
+        Request::MirrorAdd { mirror } => result(d.mirror_add(mirror)),
+        Request::MirrorDel { name } => result(d.mirror_del(&name)),
+        Request::MirrorShow => Response::ok(d.mirror_show()),
+        // Streams are served by the connection, not here.
+        Request::Monitor { .. } | Request::Capture { .. } => Response::err(
+            ErrorCode::BadRequest,
+            "monitor and capture are streams: send them as a connection's first request",
+        ),
     }
 }

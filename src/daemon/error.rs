@@ -78,6 +78,11 @@ pub enum DaemonError {
     /// `trace --frame` that is not a frame's bytes in hex.
     #[error("bad frame: {0}")]
     BadFrame(String),
+    /// A mirror's or capture's settings break a rule.
+    #[error("{0}")]
+    Mirror(String),
+    #[error("no mirror named `{0}`")]
+    NoSuchMirror(String),
 }
 
 impl DaemonError {
@@ -119,11 +124,12 @@ impl DaemonError {
             DaemonError::Reload(inner) => inner.code(),
             DaemonError::ReloadIncomplete(_) => ErrorCode::ReloadIncomplete,
             DaemonError::FdbFull => ErrorCode::Full,
-            DaemonError::NoFdbEntry(_) => ErrorCode::NoSuchEntry,
+            DaemonError::NoFdbEntry(_) | DaemonError::NoSuchMirror(_) => ErrorCode::NoSuchEntry,
             DaemonError::NoLogControl => ErrorCode::Internal,
-            DaemonError::StpOff | DaemonError::StpSettings(_) | DaemonError::BadFrame(_) => {
-                ErrorCode::Invalid
-            }
+            DaemonError::StpOff
+            | DaemonError::StpSettings(_)
+            | DaemonError::BadFrame(_)
+            | DaemonError::Mirror(_) => ErrorCode::Invalid,
             DaemonError::Stp(e) => match e {
                 super::stp::StpError::Off | super::stp::StpError::NotTripped(_) => {
                     ErrorCode::Invalid

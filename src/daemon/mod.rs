@@ -20,6 +20,7 @@
 pub mod access;
 pub mod error;
 pub mod log;
+pub mod mirror;
 pub mod notify;
 pub mod open;
 pub mod run;
@@ -76,6 +77,8 @@ pub struct Daemon {
     placeholders: Mutex<HashMap<String, PairPeer>>,
     /// Spanning tree (off until configured).
     stp: Arc<stp::StpAgent>,
+    /// Port mirrors and captures.
+    mirrors: Mutex<mirror::Mirrors>,
 }
 
 /// What a reload changed.
@@ -161,6 +164,7 @@ impl Daemon {
             notifier: notify::Notifier::default(),
             config_status: Arc::new(ConfigStatus::new()),
             placeholders: Mutex::new(HashMap::new()),
+            mirrors: Mutex::default(),
         }
     }
 
@@ -229,6 +233,9 @@ impl Daemon {
             r => r,
         };
         self.stp.sync();
+        if r.is_ok() {
+            self.publish_taps();
+        }
         r
     }
 
@@ -329,6 +336,7 @@ impl Daemon {
         self.placeholders.lock().remove(name);
         tracing::info!(port = name, "port removed");
         self.stp.sync();
+        self.publish_taps();
         Ok(())
     }
 
@@ -473,6 +481,7 @@ impl Daemon {
             self.update(cur, p.clone(), false).map_err(incomplete)?;
         }
         self.stp.configure(cfg.stp);
+        self.set_mirrors(&cfg.mirrors).map_err(incomplete)?;
         let done = Reloaded {
             added: plan.add.len(),
             changed: plan.change.len(),
@@ -511,6 +520,11 @@ impl Daemon {
             }
         }
         self.stp.sync();
+    }
+
+    /// Port `id`'s name (`#ID` for a port that is gone).
+    pub fn port_name(&self, id: PortId) -> String {
+        self.name_of(id)
     }
 
     fn name_of(&self, id: PortId) -> String {

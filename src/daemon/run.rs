@@ -101,6 +101,7 @@ pub fn run(
         .map_err(RunError::from)
         .and_then(|()| {
             daemon.stp().configure(cfg.stp);
+            daemon.set_mirrors(&cfg.mirrors)?;
             rt.block_on(serve(
                 daemon.clone(),
                 metrics,

@@ -300,11 +300,16 @@ impl StpAgent {
                 }
                 Event::PortState { port, state } => {
                     sw.set_stp_gate(port, gate(state));
+                    let n = name(inner, port);
                     tracing::info!(
-                        port = name(inner, port).as_str(),
+                        port = n.as_str(),
                         state = state.as_str(),
                         "spanning tree port state"
                     );
+                    sw.events().emit(|| crate::switch::Event::Topology {
+                        port: Some(n),
+                        what: format!("port state {}", state.as_str()),
+                    });
                 }
                 Event::Flush { port } => {
                     sw.fdb().flush(Flush {
@@ -327,10 +332,18 @@ impl StpAgent {
                         port = n.as_str(),
                         "BPDU guard: a BPDU arrived, the port is disabled until `vswitchctl stp enable {n}`"
                     );
+                    sw.events().emit(|| crate::switch::Event::Topology {
+                        port: Some(n.clone()),
+                        what: "BPDU guard: disabled".into(),
+                    });
                     *inner.counters.guard_trips.entry(n).or_default() += 1;
                 }
                 Event::TopologyChange => {
                     tracing::info!("spanning tree: topology change");
+                    sw.events().emit(|| crate::switch::Event::Topology {
+                        port: None,
+                        what: "topology change".into(),
+                    });
                 }
             }
         }

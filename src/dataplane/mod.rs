@@ -20,6 +20,7 @@ pub mod egress;
 mod policy;
 pub mod stats;
 mod tapring;
+pub mod taps;
 mod worker;
 
 pub use device::{Device, LinkState, Reading};
@@ -102,6 +103,7 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
     clock: Clock,
     punted: crossbeam_channel::Receiver<Punted>,
+    taps: Arc<taps::Taps>,
 }
 
 impl Dataplane {
@@ -118,11 +120,13 @@ impl Dataplane {
         let registry = Arc::new(PortRegistry::new(switch));
         let stop = Arc::new(AtomicBool::new(false));
         let (punt, punted) = crossbeam_channel::bounded(PUNT_QUEUE);
+        let taps = Arc::new(taps::Taps::default());
         let settings = worker::Settings {
             stop: stop.clone(),
             clock,
             tuning,
             punt,
+            taps: taps.clone(),
         };
         let mut ws = Vec::new();
         for i in 0..workers.max(1) {
@@ -154,6 +158,7 @@ impl Dataplane {
             stop,
             clock,
             punted,
+            taps,
         })
     }
 
@@ -161,6 +166,11 @@ impl Dataplane {
     /// ([`Punted`]), in arrival order. Reading them is the control
     /// plane's job; while nobody does, they are dropped once
     /// [`PUNT_QUEUE`] wait.
+    /// Mirrors and captures ([`taps`]).
+    pub fn taps(&self) -> &taps::Taps {
+        &self.taps
+    }
+
     pub fn punted(&self) -> &crossbeam_channel::Receiver<Punted> {
         &self.punted
     }

@@ -18,6 +18,7 @@ use super::egress::{self, Failure, Sent};
 use super::policy::{Move, ReadPolicy, WINDOW_MS};
 use super::stats::{Reason, WorkerCounters, bump};
 use super::tapring::{PER_PASS, ReadDone, TapRing};
+use super::taps::{self, Captured, Direction, Tap, TapOut, Taps};
 use super::{Clock, Punted, Tuning};
 use crate::os::sys;
 use crate::os::uring::Completion;
@@ -78,6 +79,8 @@ struct Buffers {
     tagged: Vec<u8>,
     /// Software segmentation and checksums.
     soft: Vec<u8>,
+    /// A mirror's copy cut at its snap length.
+    copy: Vec<u8>,
 }
 
 /// What reading one port left behind.
@@ -121,6 +124,8 @@ pub(super) struct Worker {
     last: LastOut,
     /// Where frames for the control plane go ([`super::Punted`]).
     punt: crossbeam_channel::Sender<Punted>,
+    /// Mirrors and captures.
+    taps: Arc<Taps>,
 }
 
 /// Clears the worker's `running` flag when its thread ends, however.
@@ -141,6 +146,7 @@ pub(super) struct Settings {
     pub clock: Clock,
     pub tuning: Tuning,
     pub punt: crossbeam_channel::Sender<Punted>,
+    pub taps: Arc<Taps>,
 }
 
 impl Worker {
@@ -157,6 +163,7 @@ impl Worker {
             clock,
             tuning,
             punt,
+            taps,
         } = settings;
         let poll = Poll::new()?;
         let link = Arc::new(WorkerLink::new(mio::Waker::new(poll.registry(), WAKER)?));
@@ -205,9 +212,11 @@ impl Worker {
                 frame: vec![0u8; BUF_LEN],
                 tagged: Vec::with_capacity(BUF_LEN),
                 soft: Vec::with_capacity(BUF_LEN),
+                copy: Vec::new(),
             },
             last: LastOut::default(),
             punt,
+            taps,
         })
     }
 
@@ -647,7 +656,12 @@ impl Worker {
             return None;
         }
         bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
-        match view.decide(id, &buf[VNET_HDR_LEN..], now).action {
+        let d = view.decide(id, &buf[VNET_HDR_LEN..], now);
+        if self.taps.active() {
+            self.copy(id, true, buf, d.egress().map(|e| e.vid));
+        }
+        let c = self.counters.port(id);
+        match d.action {
             Action::Drop(r) => {
                 self.counters.count_drop(id, Reason::Decision(r));
                 None
@@ -706,7 +720,83 @@ impl Worker {
                 self.last.unicast = Some(out);
             }
             self.count_sent(out, sent);
+            if self.taps.active() && sent.frames > 0 {
+                if act == TagAction::Keep {
+                    self.copy(out, false, buf, Some(e.vid));
+                } else {
+                    let tagged = std::mem::take(&mut self.bufs.tagged);
+                    self.copy(out, false, &tagged, Some(e.vid));
+                    self.bufs.tagged = tagged;
+                }
+            }
         }
+    }
+
+    /// Gives a copy of `buf` ([virtio-net header][frame]), received on
+    /// (`rx`) or sent out of port `port` in VLAN `vid`, to every tap that
+    /// selects it. Never waits: a copy with no room is dropped and
+    /// counted in its tap's stats.
+    fn copy(&mut self, port: PortId, rx: bool, buf: &[u8], vid: Option<u16>) {
+        let taps = self.taps.clone();
+        let table = taps.load();
+        let selected = if rx {
+            table.copies_rx(port)
+        } else {
+            table.copies_tx(port)
+        };
+        if !selected || buf.len() < VNET_HDR_LEN {
+            return;
+        }
+        let frame = &buf[VNET_HDR_LEN..];
+        for tap in table.matching(port, rx, vid) {
+            let kept = match &tap.out {
+                TapOut::Capture(q) => q
+                    .try_send(Captured {
+                        port,
+                        direction: if rx { Direction::In } else { Direction::Out },
+                        time_ns: taps::wall_clock_ns(),
+                        length: frame.len(),
+                        data: tap.cut(frame).to_vec(),
+                    })
+                    .is_ok(),
+                TapOut::Port(out) => self.mirror_to(*out, tap, buf),
+            };
+            let counter = if kept {
+                &tap.stats.copied
+            } else {
+                &tap.stats.dropped
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Writes a mirror's copy of `buf` to its output port `out`. True if
+    /// it left.
+    fn mirror_to(&mut self, out: PortId, tap: &Tap, buf: &[u8]) -> bool {
+        let Some(s) = self.slots[out as usize].as_ref() else {
+            return false;
+        };
+        let io = egress::PortIo {
+            mtu: s.mtu,
+            offloads: s.offloads,
+        };
+        let frame = &buf[VNET_HDR_LEN..];
+        let cut = tap.cut(frame);
+        let b = &mut self.bufs;
+        let sent = if cut.len() < frame.len() {
+            // Cut short: a plain frame (no offload in its header).
+            b.copy.clear();
+            b.copy.resize(VNET_HDR_LEN, 0);
+            b.copy.extend_from_slice(cut);
+            let hdr = VnetHdr::parse(&b.copy[..VNET_HDR_LEN]);
+            egress::send(&s.dev.port, &io, hdr, &b.copy, &mut b.soft)
+        } else {
+            let hdr = VnetHdr::parse(&buf[..VNET_HDR_LEN]);
+            egress::send(&s.dev.port, &io, hdr, buf, &mut b.soft)
+        };
+        let ok = sent.failure.is_none();
+        self.count_sent(out, sent);
+        ok
     }
 
     /// Counts what one egress port sent, and acts on why the rest failed.
@@ -749,7 +839,9 @@ impl Worker {
             mtu: s.mtu,
             offloads: s.offloads,
         };
+        let tapped = self.taps.active() && self.taps.load().copies_tx(out);
         (act == TagAction::Keep
+            && !tapped
             && policy.is_attached(out)
             && s.offloads
             && egress::fits(&io, &hdr, buf.len() - VNET_HDR_LEN))

@@ -37,10 +37,12 @@ pub enum DropReason {
     McastMalformed,
     /// A report for a new group while the multicast database is full.
     MdbFull,
+    /// Received on a mirror's output port, which carries nothing else.
+    MirrorOutput,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::PortDown,
         DropReason::Runt,
         DropReason::TruncatedTag,
@@ -54,6 +56,7 @@ impl DropReason {
         DropReason::StpBlocked,
         DropReason::McastMalformed,
         DropReason::MdbFull,
+        DropReason::MirrorOutput,
     ];
 
     /// Metrics label value.
@@ -72,6 +75,7 @@ impl DropReason {
             DropReason::StpBlocked => "stp_blocked",
             DropReason::McastMalformed => "mcast_malformed",
             DropReason::MdbFull => "mdb_full",
+            DropReason::MirrorOutput => "mirror_output",
         }
     }
 

@@ -132,6 +132,7 @@ use std::sync::atomic::{
 use papaya::LocalGuard;
 use parking_lot::Mutex;
 
+use super::events::{Event, Events, FdbEvent};
 use super::ports::{MAX_PORTS, PortId};
 use crate::wire::Mac;
 
@@ -585,6 +586,8 @@ pub struct Fdb {
     /// a removal); see the module documentation.
     generation: AtomicU64,
     stats: FdbStats,
+    /// `vswitchctl monitor`'s watchers (see [`super::events`]).
+    events: Events,
 }
 
 impl Fdb {
@@ -604,7 +607,24 @@ impl Fdb {
             ageing_ms: AtomicU64::new(ageing_ms),
             generation: AtomicU64::new(0),
             stats: FdbStats::default(),
+            events: Events::default(),
         }
+    }
+
+    /// The switch's event watchers (FDB and port changes).
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Tells the watchers about `key` on `port`.
+    fn emit(&self, event: FdbEvent, key: Key, port: PortId, from: Option<PortId>) {
+        self.events.emit(|| Event::Fdb {
+            event,
+            mac: key.mac(),
+            vlan: key.vid(),
+            port,
+            from,
+        });
     }
 
     pub fn stats(&self) -> &FdbStats {
@@ -783,6 +803,7 @@ impl Fdb {
             e.port.store(port, Relaxed);
             self.changed();
             self.stats.moved.fetch_add(1, Relaxed);
+            self.emit(FdbEvent::Moved, key, port, Some(old));
             return Learn::Moved;
         }
         if self.at_limit(port, port_limit) {
@@ -809,6 +830,7 @@ impl Fdb {
         self.enqueue(&mut st, port, key, now);
         self.len.fetch_add(1, Relaxed);
         self.stats.learned.fetch_add(1, Relaxed);
+        self.emit(FdbEvent::Learned, key, port, None);
         outcome
     }
 
@@ -835,6 +857,7 @@ impl Fdb {
                 continue;
             }
             map.remove(&key);
+            self.emit(FdbEvent::Evicted, key, port as PortId, None);
             evicted = true;
             break;
         }
@@ -874,6 +897,7 @@ impl Fdb {
                 let seen = e.seen.load(Relaxed);
                 if now.saturating_sub(seen) >= ageing {
                     map.remove(&key);
+                    self.emit(FdbEvent::Aged, key, port as PortId, None);
                     aged += 1;
                 } else {
                     queue.insert((seen, key));
@@ -925,6 +949,7 @@ impl Fdb {
         if replaced {
             self.changed();
         }
+        self.emit(FdbEvent::Added, key, port, None);
         true
     }
 
@@ -933,7 +958,7 @@ impl Fdb {
         let key = Key::new(mac, vid);
         let mut st = self.learn.lock();
         let map = self.map.pin();
-        self.remove_locked(&mut st, &map, key)
+        self.remove_locked(&mut st, &map, key, FdbEvent::Deleted)
     }
 
     fn remove_locked<G: papaya::Guard>(
@@ -941,11 +966,13 @@ impl Fdb {
         st: &mut LearnState,
         map: &MapRef<'_, G>,
         key: Key,
+        why: FdbEvent,
     ) -> bool {
         let Some(e) = map.remove(&key) else {
             return false;
         };
         self.changed();
+        self.emit(why, key, e.port.load(Relaxed), None);
         if !e.is_static {
             self.dequeue(st, e.port.load(Relaxed), key, e.queued.load(Relaxed));
         }
@@ -968,7 +995,7 @@ impl Fdb {
             .collect();
         doomed
             .into_iter()
-            .filter(|k| self.remove_locked(&mut st, &map, *k))
+            .filter(|k| self.remove_locked(&mut st, &map, *k, FdbEvent::Flushed))
             .count()
     }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decision;
+pub mod events;
 pub mod fdb;
 pub mod mcast;
 pub mod ports;
@@ -30,6 +31,7 @@ pub use ports::{
     VlanError, VlanMode, VlanSet,
 };
 
+pub use events::{Event, Events, FdbEvent, PortEvent, Watcher};
 pub use storm::{StormClass, StormControl, StormMeter};
 pub use trace::{Candidate, Step, Trace};
 
@@ -152,12 +154,17 @@ impl AtomicPortSet {
         PortSet::from_words(std::array::from_fn(|i| self.0[i].load(Relaxed)))
     }
     fn set(&self, p: PortId, on: bool) {
+        self.swap(p, on);
+    }
+    /// Sets `p`'s flag; returns what it was.
+    fn swap(&self, p: PortId, on: bool) -> bool {
         let bit = 1u64 << (p % 64);
-        if on {
-            self.0[p as usize / 64].fetch_or(bit, Relaxed);
+        let old = if on {
+            self.0[p as usize / 64].fetch_or(bit, Relaxed)
         } else {
-            self.0[p as usize / 64].fetch_and(!bit, Relaxed);
-        }
+            self.0[p as usize / 64].fetch_and(!bit, Relaxed)
+        };
+        old & bit != 0
     }
 }
 
@@ -193,6 +200,9 @@ pub struct Switch {
     stp_learning: AtomicPortSet,
     /// Ports spanning tree lets forward.
     stp_forwarding: AtomicPortSet,
+    /// Mirror output ports: they carry copies only, no forwarded frame,
+    /// and what they receive is dropped.
+    mirror_out: AtomicPortSet,
 }
 
 /// What spanning tree lets a port do, as the forwarding core sees it
@@ -225,6 +235,7 @@ impl Switch {
             stp_on: AtomicBool::new(false),
             stp_learning: AtomicPortSet::empty(),
             stp_forwarding: AtomicPortSet::empty(),
+            mirror_out: AtomicPortSet::empty(),
         }
     }
 
@@ -241,6 +252,26 @@ impl Switch {
             w.store(0, Relaxed);
         }
         self.stp_on.store(on, Release);
+    }
+
+    /// Makes `ports` the mirror output ports: nothing is forwarded to
+    /// them, and what they receive is dropped (`mirror_output`). A port
+    /// that becomes one loses its learned entries.
+    pub fn set_mirror_outputs(&self, ports: PortSet) {
+        let old = self.mirror_out.load();
+        for p in 0..MAX_PORTS as PortId {
+            self.mirror_out.set(p, ports.contains(p));
+        }
+        for p in ports.and_not(old).iter() {
+            self.fdb.flush(Flush {
+                port: Some(p),
+                ..Flush::default()
+            });
+        }
+    }
+
+    pub fn mirror_outputs(&self) -> PortSet {
+        self.mirror_out.load()
     }
 
     pub fn stp(&self) -> bool {
@@ -334,6 +365,7 @@ impl Switch {
         // it came up after its removal): the new port starts down.
         self.up.set(id as PortId, false);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
+        self.port_event(id as PortId, PortEvent::Added);
         Ok(id as PortId)
     }
 
@@ -382,6 +414,7 @@ impl Switch {
         self.set_stp_gate(id, StpGate::Discarding);
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         self.forget_port(id);
+        self.port_event_named(id, &old.name, PortEvent::Gone);
         Ok(old)
     }
 
@@ -414,15 +447,27 @@ impl Switch {
             self.up.set(id, false);
             self.set_stp_gate(id, StpGate::Discarding);
         }
+        let mut added = Vec::new();
         for (i, new) in ports.iter().enumerate() {
+            let Some(new) = new else { continue };
+            let old = cur.ports.get(i).and_then(Option::as_ref);
             // As in add_port: a free id may still be marked up.
-            if new.is_some() && cur.ports.get(i).and_then(Option::as_ref).is_none() {
+            if old.is_none() {
                 self.up.set(i as PortId, false);
+            }
+            if old.is_none_or(|o| o.name != new.name) {
+                added.push((i as PortId, new.name.clone()));
             }
         }
         self.set_table(PortTable::build(ports, cur.filtering, cur.vlan_protocol));
         for &id in &gone {
             self.forget_port(id);
+            if let Some(Some(old)) = cur.ports.get(id as usize) {
+                self.port_event_named(id, &old.name, PortEvent::Gone);
+            }
+        }
+        for (id, name) in added {
+            self.port_event_named(id, &name, PortEvent::Added);
         }
         for id in changed {
             self.fdb.flush(Flush {
@@ -448,7 +493,10 @@ impl Switch {
     /// Marks a port up or down. Going down flushes its learned entries,
     /// like the kernel does when a bridge port's link goes down.
     pub fn set_port_up(&self, id: PortId, up: bool) {
-        self.up.set(id, up);
+        let was = self.up.swap(id, up);
+        if was != up {
+            self.port_event(id, if up { PortEvent::Up } else { PortEvent::Down });
+        }
         self.mcast.set_port_up(id, up);
         if !up {
             self.fdb.flush(Flush {
@@ -456,6 +504,29 @@ impl Switch {
                 ..Flush::default()
             });
         }
+    }
+
+    /// The switch's event watchers ([`events`]).
+    pub fn events(&self) -> &Events {
+        self.fdb.events()
+    }
+
+    fn port_event(&self, id: PortId, event: PortEvent) {
+        self.events().emit(|| Event::Port {
+            event,
+            port: id,
+            name: self
+                .port(id)
+                .map_or_else(|| format!("port {id}"), |c| c.name),
+        });
+    }
+
+    fn port_event_named(&self, id: PortId, name: &str, event: PortEvent) {
+        self.events().emit(|| Event::Port {
+            event,
+            port: id,
+            name: name.to_string(),
+        });
     }
 
     pub fn port_up(&self, id: PortId) -> bool {
@@ -593,10 +664,12 @@ impl Switch {
             learning: self.stp_learning.load(),
             forwarding: self.stp_forwarding.load(),
         });
+        let mirror_out = self.mirror_out.load();
         SwitchView {
             mcast: &self.mcast,
             table,
-            up: std::cell::Cell::new(self.up.load()),
+            up: std::cell::Cell::new(self.up.load().and_not(mirror_out)),
+            mirror_out,
             fdb,
             group_fwd_mask: self.group_fwd_mask.load(Relaxed),
             stp,
@@ -626,8 +699,9 @@ pub struct SwitchView<'a> {
     mcast: &'a mcast::McastShared,
     table: &'a PortTable,
     /// The ports up when the view was made, plus those that came up since
-    /// ([`SwitchView::port_came_up`]).
+    /// ([`SwitchView::port_came_up`]), less the mirror outputs.
     up: std::cell::Cell<PortSet>,
+    mirror_out: PortSet,
     fdb: FdbReader<'a>,
     group_fwd_mask: u16,
     /// The spanning-tree port states when the view was made; `None` while
@@ -647,6 +721,9 @@ impl SwitchView<'_> {
     /// that was down): the frame that brought it up is decided as from an
     /// up port, not dropped as `port_down`.
     pub fn port_came_up(&self, id: PortId) {
+        if self.mirror_out.contains(id) {
+            return;
+        }
         let mut up = self.up.get();
         up.insert(id);
         self.up.set(up);
@@ -692,7 +769,11 @@ impl SwitchView<'_> {
             up: up.contains(ingress),
         });
         if !up.contains(ingress) {
-            return Decision::drop(DropReason::PortDown);
+            return Decision::drop(if self.mirror_out.contains(ingress) {
+                DropReason::MirrorOutput
+            } else {
+                DropReason::PortDown
+            });
         }
         let f = match Frame::parse(frame) {
             Ok(f) => f,
@@ -870,6 +951,7 @@ impl SwitchView<'_> {
             ingress,
             vid,
             up: link_up,
+            mirror_out: self.mirror_out,
             stp_forwarding: self.stp.map(|s| s.forwarding),
             members: table.members[vid as usize],
             isolated: table.isolated,

@@ -134,6 +134,8 @@ pub(crate) struct Why<'a> {
     pub vid: u16,
     /// Ports whose link is up.
     pub up: PortSet,
+    /// Mirror output ports.
+    pub mirror_out: PortSet,
     /// Spanning tree's forwarding ports, while it runs.
     pub stp_forwarding: Option<PortSet>,
     pub members: PortSet,
@@ -164,6 +166,8 @@ impl Why<'_> {
                 format!("not {}", self.to_is)
             } else if p == self.ingress && !hairpin {
                 "the ingress port, hairpin off".to_string()
+            } else if self.mirror_out.contains(p) {
+                "a mirror's output port".to_string()
             } else if !self.up.contains(p) {
                 "link down".to_string()
             } else if self.stp_forwarding.is_some_and(|f| !f.contains(p)) {
@@ -243,6 +247,9 @@ impl DropReason {
             DropReason::StpBlocked => "spanning tree keeps the ingress port from forwarding",
             DropReason::McastMalformed => "malformed IGMP/MLD",
             DropReason::MdbFull => "a report for a new group while the multicast database is full",
+            DropReason::MirrorOutput => {
+                "received on a mirror's output port, which carries nothing else"
+            }
         }
     }
 }
