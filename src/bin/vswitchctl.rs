@@ -185,6 +185,9 @@ fn monitor(cli: &Cli) -> Result<(), Failure> {
         out.flush()?;
         Ok(())
     })?;
+    if json && let Some(end) = &end {
+        println!("{}", serde_json::to_string(end)?);
+    }
     if let Some(StreamLine::End { dropped, .. }) = end
         && dropped > 0
     {
