@@ -744,7 +744,6 @@ impl SwitchView<'_> {
     }
 
     /// See [`Switch::decide`].
-    #[inline]
     pub fn decide(&self, ingress: PortId, frame: &[u8], now: u64) -> Decision {
         self.decide_with(ingress, frame, now, &mut trace::Live)
     }
