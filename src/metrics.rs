@@ -124,6 +124,8 @@ struct Families {
     igmp_querier: IntGauge,
     mld_querier: IntGauge,
     build_info: IntGaugeVec,
+    mirror_copied: IntCounterVec,
+    mirror_dropped: IntCounterVec,
     config_ok: IntGauge,
     config_success_time: IntGauge,
     vx_rx_frames: IntCounterVec,
@@ -309,6 +311,16 @@ impl Families {
                 "Inner source MACs a vxlan port did not learn because its table was full.",
                 port,
             ),
+            mirror_copied: counter_vec(
+                "vswitchd_mirror_copied_frames_total",
+                "Copies a port mirror sent out of its output port.",
+                &["mirror"],
+            ),
+            mirror_dropped: counter_vec(
+                "vswitchd_mirror_dropped_frames_total",
+                "Copies a port mirror lost because its output port could not take them.",
+                &["mirror"],
+            ),
         }
     }
 
@@ -350,6 +362,8 @@ impl Families {
             &self.vx_remote_macs,
             &self.vx_no_remote,
             &self.vx_learn_refused,
+            &self.mirror_copied,
+            &self.mirror_dropped,
         ]
     }
 }
@@ -392,6 +406,17 @@ impl Collector for SwitchCollector {
             f.io_uring.with_label_values(&[name]).set(ring as i64);
             if let crate::port::Port::Vxlan(v) = &h.device.port {
                 vxlan_metrics(&f, name, v);
+            }
+        }
+        for tap in &self.dp.taps().load().taps {
+            if let Some(name) = &tap.mirror {
+                let st = &tap.stats;
+                f.mirror_copied
+                    .with_label_values(&[name.as_str()])
+                    .inc_by(st.copied.load(Relaxed));
+                f.mirror_dropped
+                    .with_label_values(&[name.as_str()])
+                    .inc_by(st.dropped.load(Relaxed));
             }
         }
         let fdb = sw.fdb();
@@ -636,6 +661,21 @@ mod tests {
         sw.fdb()
             .add_static("02:00:00:00:00:01".parse().unwrap(), 1, id);
         feed_igmp(&sw, id);
+        {
+            use crate::dataplane::taps::{Tap, TapOut, TapStats, TapTable};
+            let stats = Arc::new(TapStats::default());
+            stats.copied.fetch_add(1, Relaxed);
+            stats.dropped.fetch_add(1, Relaxed);
+            dp.taps().set(TapTable::new(vec![Tap {
+                rx: crate::switch::PortSet::single(id),
+                tx: crate::switch::PortSet::EMPTY,
+                vlans: None,
+                snaplen: None,
+                out: TapOut::Port(id),
+                stats,
+                mirror: Some("m0".into()),
+            }]));
+        }
         let after = render(&reg);
         let families: Vec<String> = Families::new()
             .all()
@@ -647,7 +687,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 36);
+        assert_eq!(families.len(), 38);
         // The vxlan families need a vxlan port: `vxlan_families_move`.
         for fam in families
             .iter()

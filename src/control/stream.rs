@@ -76,8 +76,20 @@ fn deadline(duration: Option<u64>) -> tokio::time::Instant {
     tokio::time::Instant::now() + duration.map_or(far, Duration::from_secs)
 }
 
+/// Whether `monitor WHAT` shows `ev`.
+fn selects(what: MonitorWhat, ev: &Event) -> bool {
+    match ev {
+        Event::Fdb { .. } => what != MonitorWhat::Ports,
+        Event::Port { .. } => what != MonitorWhat::Fdb,
+        Event::Topology { .. } => what == MonitorWhat::All,
+    }
+}
+
 /// The stream line for `ev`, if `what` selects it.
 fn event_line(d: &Daemon, what: MonitorWhat, ev: Event) -> Option<StreamLine> {
+    if !selects(what, &ev) {
+        return None;
+    }
     let time = now_secs();
     match ev {
         Event::Fdb {
@@ -86,7 +98,7 @@ fn event_line(d: &Daemon, what: MonitorWhat, ev: Event) -> Option<StreamLine> {
             vlan,
             port,
             from,
-        } if what != MonitorWhat::Ports => Some(StreamLine::Fdb {
+        } => Some(StreamLine::Fdb {
             time,
             event: serde_json::to_value(event)
                 .ok()?
@@ -98,7 +110,7 @@ fn event_line(d: &Daemon, what: MonitorWhat, ev: Event) -> Option<StreamLine> {
             port: d.port_name(port),
             from: from.map(|p| d.port_name(p)),
         }),
-        Event::Port { event, name, .. } if what != MonitorWhat::Fdb => Some(StreamLine::Port {
+        Event::Port { event, name, .. } => Some(StreamLine::Port {
             time,
             event: serde_json::to_value(event)
                 .ok()?
@@ -232,5 +244,61 @@ fn frame_line(port: &str, f: Captured) -> StreamLine {
         direction: f.direction,
         length: f.length,
         data: hex::encode(&f.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::PortEvent;
+
+    fn ev() -> Event {
+        Event::Port {
+            event: PortEvent::Down,
+            port: 1,
+            name: "p1".into(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_a_gone_client_closes_it() {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let q = Queue {
+            tx,
+            dropped: AtomicU64::new(0),
+        };
+        for _ in 0..5 {
+            q.offer(&ev());
+        }
+        assert_eq!(q.dropped.load(Relaxed), 3);
+        assert!(!q.closed());
+        drop(rx);
+        assert!(q.closed());
+    }
+
+    #[test]
+    fn monitor_filters_by_what() {
+        let fdb = Event::Fdb {
+            event: crate::switch::FdbEvent::Learned,
+            mac: crate::wire::Mac([2, 0, 0, 0, 0, 1]),
+            vlan: 1,
+            port: 0,
+            from: None,
+        };
+        let topo = Event::Topology {
+            port: None,
+            what: "topology change".into(),
+        };
+        // Port names come from the daemon; a detached switch has none, so
+        // only the kinds are checked here (names: tests/e2e_observe.rs).
+        let kinds = |what| {
+            [fdb.clone(), ev(), topo.clone()]
+                .into_iter()
+                .filter(|e| selects(what, e))
+                .count()
+        };
+        assert_eq!(kinds(MonitorWhat::Fdb), 1);
+        assert_eq!(kinds(MonitorWhat::Ports), 1);
+        assert_eq!(kinds(MonitorWhat::All), 3);
     }
 }

@@ -167,6 +167,7 @@ impl Daemon {
             snaplen: spec.snaplen,
             out: TapOut::Capture(tx),
             stats: stats.clone(),
+            mirror: None,
         };
         let mut ms = self.mirrors.lock();
         let cid = ms.next_capture;
@@ -233,6 +234,7 @@ impl Daemon {
                 snaplen: m.snaplen,
                 out: TapOut::Port(out),
                 stats: stats.clone(),
+                mirror: Some(m.name.clone()),
             });
         }
         for (_, spec, tap) in &ms.captures {

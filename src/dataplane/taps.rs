@@ -97,6 +97,8 @@ pub struct Tap {
     pub snaplen: Option<usize>,
     pub out: TapOut,
     pub stats: Arc<TapStats>,
+    /// The mirror's name (none for a capture), for the metrics.
+    pub mirror: Option<String>,
 }
 
 impl Tap {
@@ -222,6 +224,7 @@ mod tests {
             snaplen: Some(4),
             out: TapOut::Port(9),
             stats: Arc::default(),
+            mirror: None,
         }
     }
 
