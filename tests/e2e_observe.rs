@@ -492,3 +492,80 @@ fn a_stuck_monitor_client_slows_nothing() {
     assert_eq!(show["ports"].as_array().unwrap().len(), 2);
     drop(stuck);
 }
+
+/// `capture` works where tcpdump cannot: on a `unix:` port (a QEMU
+/// `-netdev stream` socket), both directions.
+#[test]
+fn capture_on_a_unix_port() {
+    use std::io::Read;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vm.sock");
+    let unix = format!("unix:{}", sock.display());
+    let u = unix.clone();
+    let lan = Lan::with_args("ocu", 1, 146, move |taps| {
+        vec!["--ports".into(), format!("{},{u}", taps[0])]
+    });
+    let mut host = Agent::start(&lan.ns[0], &lan.taps[0]);
+    let mut peer = wait_for(Duration::from_secs(5), || {
+        std::os::unix::net::UnixStream::connect(&sock).ok()
+    })
+    .expect("the unix port takes a peer");
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let file = dir.path().join("vm.pcapng");
+    let mut cap = support::cmd::spawn(&[
+        support::cmd::vswitchctl_bin(),
+        "--socket",
+        lan.sw.socket.to_str().unwrap(),
+        "capture",
+        &unix,
+        "--count",
+        "2",
+        "--duration",
+        "60",
+        "-w",
+        file.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    // In: the guest's frame, length-prefixed as QEMU sends it.
+    let vm = fake_mac(0x81);
+    let f = support::frame::test_frame("ff:ff:ff:ff:ff:ff", &vm, b"VSUNIX-in");
+    let mut msg = (f.len() as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&f);
+    peer.write_all(&msg).unwrap();
+    assert!(
+        host.wait_marker(b"VSUNIX-in", PATIENCE),
+        "the guest's frame did not arrive"
+    );
+    // Out: the host's answer, to the guest's MAC.
+    let back = frame(mac(&vm), mac(&fake_mac(0x82)), &[], ETH_TEST, b"VSUNIX-out");
+    host.send(&support::frame::padded(back));
+    let mut len = [0u8; 4];
+    peer.read_exact(&mut len).unwrap();
+    let mut got = vec![0u8; u32::from_be_bytes(len) as usize];
+    peer.read_exact(&mut got).unwrap();
+    let done = cap
+        .finish(Duration::from_secs(30))
+        .expect("capture ends at its count");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let o = run(&[
+        "tshark",
+        "-r",
+        file.to_str().unwrap(),
+        "-T",
+        "fields",
+        "-e",
+        "frame.len",
+        "-e",
+        "data.data",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains(&hex(b"VSUNIX-in")), "{text}");
+    assert!(lines[1].contains(&hex(b"VSUNIX-out")), "{text}");
+}
