@@ -169,6 +169,21 @@ fn trace_agrees_with_the_dataplane() {
     assert!(fdb.as_array().unwrap().len() <= pool.len() * 2 + 8);
 }
 
+/// `vswitchctl capture ARGS` on `lan`'s switch, in the background.
+fn capture(lan: &Lan, args: &[&str]) -> support::cmd::Bg {
+    let mut v = vec![
+        support::cmd::vswitchctl_bin(),
+        "--socket",
+        lan.sw.socket.to_str().unwrap(),
+        "capture",
+    ];
+    v.extend_from_slice(args);
+    let bg = support::cmd::spawn(&v);
+    // The capture is in place once vswitchd answered; give it that long.
+    std::thread::sleep(Duration::from_millis(500));
+    bg
+}
+
 /// tshark's view of a pcapng file: (frame length, captured length,
 /// payload hex) per frame.
 fn tshark(file: &std::path::Path) -> Vec<(usize, usize, String)> {
@@ -220,22 +235,20 @@ fn mirror_and_capture_deliver_exactly_the_selected_frames() {
     let macs: Vec<[u8; 6]> = (0..4).map(|i| mac(&fake_mac(0x50 + i))).collect();
     // The capture: frames sent out of p1, at most 100, at most 60 s.
     let file = dir.path().join("p1.pcapng");
-    let mut cap = support::cmd::spawn(&[
-        support::cmd::vswitchctl_bin(),
-        "--socket",
-        lan.sw.socket.to_str().unwrap(),
-        "capture",
-        &lan.taps[1],
-        "--direction",
-        "out",
-        "--duration",
-        "60",
-        "--count",
-        "12",
-        "-w",
-        file.to_str().unwrap(),
-    ]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cap = capture(
+        &lan,
+        &[
+            &lan.taps[1],
+            "--direction",
+            "out",
+            "--duration",
+            "60",
+            "--count",
+            "12",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+    );
     let tag = &lan.taps[0];
     let mk = |what: &str, n: usize| format!("VSMIR-{what}-{n}-{tag}").into_bytes();
     // 6 frames p0 -> p1 (mirrored: received on p0; captured: out of p1),
@@ -338,24 +351,22 @@ fn capture_cuts_at_the_snap_length_and_checks_its_input() {
         .ctl(&["capture", &lan.taps[0], "--snaplen", "4", "-w", "/dev/null"]);
     assert!(!bad.status.success());
     let file = dir.path().join("cut.pcapng");
-    let mut cap = support::cmd::spawn(&[
-        support::cmd::vswitchctl_bin(),
-        "--socket",
-        lan.sw.socket.to_str().unwrap(),
-        "capture",
-        &lan.taps[0],
-        "--direction",
-        "in",
-        "--snaplen",
-        "20",
-        "--count",
-        "3",
-        "--duration",
-        "60",
-        "-w",
-        file.to_str().unwrap(),
-    ]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cap = capture(
+        &lan,
+        &[
+            &lan.taps[0],
+            "--direction",
+            "in",
+            "--snaplen",
+            "20",
+            "--count",
+            "3",
+            "--duration",
+            "60",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+    );
     for n in 0..3 {
         let marker = format!("VSCUT-{n}-{}-{}", "x".repeat(100), lan.taps[0]).into_bytes();
         a.send(&frame(BCAST, mac(&fake_mac(0x61)), &[], ETH_TEST, &marker));
@@ -513,20 +524,18 @@ fn capture_on_a_unix_port() {
     .expect("the unix port takes a peer");
     peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let file = dir.path().join("vm.pcapng");
-    let mut cap = support::cmd::spawn(&[
-        support::cmd::vswitchctl_bin(),
-        "--socket",
-        lan.sw.socket.to_str().unwrap(),
-        "capture",
-        &unix,
-        "--count",
-        "2",
-        "--duration",
-        "60",
-        "-w",
-        file.to_str().unwrap(),
-    ]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cap = capture(
+        &lan,
+        &[
+            &unix,
+            "--count",
+            "2",
+            "--duration",
+            "60",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+    );
     // In: the guest's frame, length-prefixed as QEMU sends it.
     let vm = fake_mac(0x81);
     let f = support::frame::test_frame("ff:ff:ff:ff:ff:ff", &vm, b"VSUNIX-in");
@@ -552,20 +561,8 @@ fn capture_on_a_unix_port() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let o = run(&[
-        "tshark",
-        "-r",
-        file.to_str().unwrap(),
-        "-T",
-        "fields",
-        "-e",
-        "frame.len",
-        "-e",
-        "data.data",
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains(&hex(b"VSUNIX-in")), "{text}");
-    assert!(lines[1].contains(&hex(b"VSUNIX-out")), "{text}");
+    let frames = tshark(&file);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(frames[0].2.contains(&hex(b"VSUNIX-in")), "{frames:?}");
+    assert!(frames[1].2.contains(&hex(b"VSUNIX-out")), "{frames:?}");
 }

@@ -188,7 +188,8 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>, slot: &Slot) -> io::R
                 count,
                 duration,
             }) => {
-                return super::stream::monitor(daemon, &mut r, &mut w, what, count, duration).await;
+                let limits = super::stream::Limits { count, duration };
+                return super::stream::monitor(daemon, &mut r, &mut w, what, limits).await;
             }
             Ok(Request::Capture {
                 port,
@@ -202,7 +203,8 @@ async fn connection(sock: UnixStream, daemon: Arc<Daemon>, slot: &Slot) -> io::R
                     direction,
                     snaplen,
                 };
-                return super::stream::capture(daemon, &mut r, &mut w, spec, count, duration).await;
+                let limits = super::stream::Limits { count, duration };
+                return super::stream::capture(daemon, &mut r, &mut w, spec, limits).await;
             }
             Ok(req) => {
                 let d = daemon.clone();

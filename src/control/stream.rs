@@ -70,12 +70,6 @@ async fn client_gone(r: &mut (impl AsyncRead + Unpin)) {
     }
 }
 
-/// When a stream of `duration` seconds ends (none: never).
-fn deadline(duration: Option<u64>) -> tokio::time::Instant {
-    let far = Duration::from_secs(100 * 365 * 24 * 3600);
-    tokio::time::Instant::now() + duration.map_or(far, Duration::from_secs)
-}
-
 /// Whether `monitor WHAT` shows `ev`.
 fn selects(what: MonitorWhat, ev: &Event) -> bool {
     match ev {
@@ -85,49 +79,76 @@ fn selects(what: MonitorWhat, ev: &Event) -> bool {
     }
 }
 
+/// An event's kind as its JSON word (`learned`, `up`, ...).
+fn word(kind: impl serde::Serialize) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(w)) => w,
+        _ => "?".into(),
+    }
+}
+
 /// The stream line for `ev`, if `what` selects it.
 fn event_line(d: &Daemon, what: MonitorWhat, ev: Event) -> Option<StreamLine> {
     if !selects(what, &ev) {
         return None;
     }
     let time = now_secs();
-    match ev {
+    Some(match ev {
         Event::Fdb {
             event,
             mac,
             vlan,
             port,
             from,
-        } => Some(StreamLine::Fdb {
+        } => StreamLine::Fdb {
             time,
-            event: serde_json::to_value(event)
-                .ok()?
-                .as_str()
-                .unwrap_or("?")
-                .to_string(),
+            event: word(event),
             mac,
             vlan,
             port: d.port_name(port),
             from: from.map(|p| d.port_name(p)),
-        }),
-        Event::Port { event, name, .. } => Some(StreamLine::Port {
+        },
+        Event::Port { event, name, .. } => StreamLine::Port {
             time,
-            event: serde_json::to_value(event)
-                .ok()?
-                .as_str()
-                .unwrap_or("?")
-                .to_string(),
+            event: word(event),
             port: name,
-        }),
-        Event::Topology { port, what: w } if what == MonitorWhat::All => {
-            Some(StreamLine::Topology {
-                time,
-                port,
-                what: w,
-            })
-        }
-        _ => None,
+        },
+        Event::Topology { port, what } => StreamLine::Topology { time, port, what },
+    })
+}
+
+/// When a stream ends by itself: after `count` lines or `duration`
+/// seconds (either, both or neither).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub count: Option<u64>,
+    pub duration: Option<u64>,
+}
+
+impl Limits {
+    fn reached(&self, sent: u64) -> bool {
+        self.count.is_some_and(|c| sent >= c)
     }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
+        tokio::time::Instant::now() + self.duration.map_or(far, Duration::from_secs)
+    }
+}
+
+/// The last line of a stream.
+async fn end(
+    w: &mut (impl AsyncWrite + Unpin),
+    reason: &str,
+    sent: u64,
+    dropped: u64,
+) -> io::Result<()> {
+    let line = StreamLine::End {
+        reason: reason.into(),
+        sent,
+        dropped,
+    };
+    send_line(w, &line).await
 }
 
 /// Serves `monitor` on a connection until it ends.
@@ -136,8 +157,7 @@ pub async fn monitor(
     r: &mut (impl AsyncRead + Unpin),
     w: &mut (impl AsyncWrite + Unpin),
     what: MonitorWhat,
-    count: Option<u64>,
-    duration: Option<u64>,
+    limits: Limits,
 ) -> io::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(MONITOR_QUEUE);
     let q = Arc::new(Queue {
@@ -148,11 +168,11 @@ pub async fn monitor(
     let id = events.watch(q.clone());
     let result = async {
         send_line(w, &Response::ok("monitoring")).await?;
-        let end = deadline(duration);
+        let deadline = limits.deadline();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let (mut sent, mut told) = (0u64, 0u64);
         let reason = loop {
-            if count.is_some_and(|c| sent >= c) {
+            if limits.reached(sent) {
                 break "count";
             }
             tokio::select! {
@@ -170,16 +190,11 @@ pub async fn monitor(
                         send_line(w, &StreamLine::Dropped { count: lost }).await?;
                     }
                 }
-                _ = tokio::time::sleep_until(end) => break "duration",
+                _ = tokio::time::sleep_until(deadline) => break "duration",
                 _ = client_gone(r) => return Ok(()),
             }
         };
-        let end = StreamLine::End {
-            reason: reason.into(),
-            sent,
-            dropped: q.dropped.load(Relaxed),
-        };
-        send_line(w, &end).await
+        end(w, reason, sent, q.dropped.load(Relaxed)).await
     }
     .await;
     events.unwatch(id);
@@ -192,8 +207,7 @@ pub async fn capture(
     r: &mut (impl AsyncRead + Unpin),
     w: &mut (impl AsyncWrite + Unpin),
     spec: CaptureSpec,
-    count: Option<u64>,
-    duration: Option<u64>,
+    limits: Limits,
 ) -> io::Result<()> {
     let port = spec.port.clone();
     let started = {
@@ -208,10 +222,10 @@ pub async fn capture(
     };
     let result = async {
         send_line(w, &Response::ok("capturing")).await?;
-        let end = deadline(duration);
+        let deadline = limits.deadline();
         let mut sent = 0u64;
         let reason = loop {
-            if count.is_some_and(|c| sent >= c) {
+            if limits.reached(sent) {
                 break "count";
             }
             tokio::select! {
@@ -220,16 +234,11 @@ pub async fn capture(
                     send_line(w, &frame_line(&port, f)).await?;
                     sent += 1;
                 }
-                _ = tokio::time::sleep_until(end) => break "duration",
+                _ = tokio::time::sleep_until(deadline) => break "duration",
                 _ = client_gone(r) => return Ok(()),
             }
         };
-        let end = StreamLine::End {
-            reason: reason.into(),
-            sent,
-            dropped: cap.stats.dropped.load(Relaxed),
-        };
-        send_line(w, &end).await
+        end(w, reason, sent, cap.stats.dropped.load(Relaxed)).await
     }
     .await;
     let id = cap.id;
