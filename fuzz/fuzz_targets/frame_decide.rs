@@ -581,7 +581,11 @@ fn run(input: Input) {
             }
             Op::Frame(id, f) => {
                 let (id, bytes) = (id.id(), f.bytes());
+                // `vswitchctl trace` walks the same code, dry: it must
+                // foresee the decision, learning included.
+                let t = sw.trace(id, &bytes, now);
                 let d = sw.decide(id, &bytes, now);
+                assert_eq!(t.decision, d, "trace disagrees: {:?}", t.steps);
                 check_decision(&sw, &m, id, &bytes, now, false, d.action, d.learn);
             }
             Op::ViewFrame(id, f, came_up) => {

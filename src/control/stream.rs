@@ -2,7 +2,7 @@
 //! events) and `capture` (a port's frames). After the usual answer line
 //! the server writes one [`StreamLine`] per event or frame until the
 //! client closes the connection, the count or duration runs out, or the
-//! client stops reading for [`WRITE_TIMEOUT`].
+//! client stops reading for `WRITE_TIMEOUT` (10 s).
 //!
 //! Events and frames reach the stream through a bounded queue the switch
 //! or the dataplane fills without waiting: a client that reads slowly

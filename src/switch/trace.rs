@@ -1,9 +1,9 @@
 //! `vswitchctl trace`: the forwarding core's own account of one frame.
 //!
 //! [`super::SwitchView::decide`] is written once, generic over an
-//! [`Observer`]. The dataplane decides with [`Live`], whose notes compile
+//! `Observer`. The dataplane decides with `Live`, whose notes compile
 //! to nothing; [`super::Switch::trace`] decides the same frame with a
-//! [`Steps`] recorder, which also makes the decision dry: learning is only
+//! `Steps` recorder, which also makes the decision dry: learning is only
 //! predicted ([`super::FdbReader::predict`]), IGMP/MLD messages are routed
 //! without being applied, and no counter moves. So a trace walks the very
 //! code a frame takes, branch for branch, and leaves the switch as it was.
