@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::switch::{PortId, PortSet, VlanSet};
+use crate::switch::{MAX_PORTS, PortId, PortSet, VlanSet};
 
 /// Which frames of a port a tap copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -175,6 +175,11 @@ impl TapTable {
 #[derive(Default)]
 pub struct Taps {
     active: AtomicBool,
+    /// The table's `rx` and `tx` port sets as bits, so that a worker
+    /// learns whether a port is tapped with one relaxed load, without
+    /// touching the table.
+    rx: [AtomicU64; MAX_PORTS / 64],
+    tx: [AtomicU64; MAX_PORTS / 64],
     table: ArcSwap<TapTable>,
 }
 
@@ -185,6 +190,18 @@ impl Taps {
         self.active.load(Relaxed)
     }
 
+    /// Whether frames received on `p` are copied (per frame: one load).
+    #[inline]
+    pub fn tapped_rx(&self, p: PortId) -> bool {
+        self.active() && bit(&self.rx, p)
+    }
+
+    /// Whether frames sent out of `p` are copied.
+    #[inline]
+    pub fn tapped_tx(&self, p: PortId) -> bool {
+        self.active() && bit(&self.tx, p)
+    }
+
     pub fn load(&self) -> arc_swap::Guard<Arc<TapTable>> {
         self.table.load()
     }
@@ -192,9 +209,20 @@ impl Taps {
     /// Puts `table` in place.
     pub fn set(&self, table: TapTable) {
         let active = !table.taps.is_empty();
+        let (rx, tx) = (table.rx.words(), table.tx.words());
         self.table.store(Arc::new(table));
+        for i in 0..MAX_PORTS / 64 {
+            self.rx[i].store(rx[i], Relaxed);
+            self.tx[i].store(tx[i], Relaxed);
+        }
         self.active.store(active, Relaxed);
     }
+}
+
+#[inline]
+fn bit(words: &[AtomicU64; MAX_PORTS / 64], p: PortId) -> bool {
+    let p = p as usize;
+    p < MAX_PORTS && words[p / 64].load(Relaxed) & (1 << (p % 64)) != 0
 }
 
 /// A capture's timestamp: now, in nanoseconds since the Unix epoch.
@@ -248,7 +276,9 @@ mod tests {
         assert!(!taps.active());
         taps.set(TapTable::new(vec![tap(&[1], &[], None)]));
         assert!(taps.active());
+        assert!(taps.tapped_rx(1) && !taps.tapped_tx(1) && !taps.tapped_rx(2));
         taps.set(TapTable::default());
         assert!(!taps.active());
+        assert!(!taps.tapped_rx(1));
     }
 }

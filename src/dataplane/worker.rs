@@ -657,7 +657,7 @@ impl Worker {
         }
         bump(&c.rx_bytes, (n - VNET_HDR_LEN) as u64);
         let d = view.decide(id, &buf[VNET_HDR_LEN..], now);
-        if self.taps.active() {
+        if self.taps.tapped_rx(id) {
             self.copy(id, true, buf, d.egress().map(|e| e.vid));
         }
         let c = self.counters.port(id);
@@ -720,7 +720,7 @@ impl Worker {
                 self.last.unicast = Some(out);
             }
             self.count_sent(out, sent);
-            if self.taps.active() && sent.frames > 0 {
+            if sent.frames > 0 && self.taps.tapped_tx(out) {
                 if act == TagAction::Keep {
                     self.copy(out, false, buf, Some(e.vid));
                 } else {
@@ -839,7 +839,7 @@ impl Worker {
             mtu: s.mtu,
             offloads: s.offloads,
         };
-        let tapped = self.taps.active() && self.taps.load().copies_tx(out);
+        let tapped = self.taps.tapped_tx(out);
         (act == TagAction::Keep
             && !tapped
             && policy.is_attached(out)

@@ -85,6 +85,11 @@ impl PortSet {
         })
     }
 
+    /// The bitmap's words (port `p` is bit `p % 64` of word `p / 64`).
+    pub(crate) fn words(&self) -> [u64; MAX_PORTS / 64] {
+        self.0
+    }
+
     pub(crate) fn from_words(w: [u64; MAX_PORTS / 64]) -> PortSet {
         PortSet(w)
     }
