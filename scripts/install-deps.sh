@@ -17,13 +17,15 @@ test_pkgs=(
   prometheus curl                                        # metrics: promtool, real Prometheus
   qemu-system-x86 busybox-static cpio xz-utils           # QEMU guest tests
   g++                                                    # libFuzzer (scripts/fuzz.sh)
+  protobuf-compiler                                      # build.rs: GoBGP's gRPC API
+  gobgpd frr                                             # EVPN test (tests/e2e_evpn.rs)
 )
 rust_components=1
 case "${1:-}" in
   "")        pkgs=("${test_pkgs[@]}") ;;
   --bench)   pkgs=("${test_pkgs[@]}" openvswitch-switch vde2 valgrind) ;;
   --demo)    pkgs=(iproute2 iputils-ping); rust_components=0 ;;
-  --package) pkgs=(lintian dpkg-dev); rust_components=0 ;;
+  --package) pkgs=(lintian dpkg-dev protobuf-compiler); rust_components=0 ;;
   *) echo "usage: $0 [--demo | --bench | --package]" >&2; exit 2 ;;
 esac
 if [ "$(id -u)" != 0 ]; then
