@@ -9,6 +9,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(false)
         .build_client(true)
-        .compile_protos(&["proto/gobgp/gobgp.proto"], &["proto/gobgp"])?;
+        .compile_protos(
+            &[
+                "proto/gobgp/gobgp.proto",
+                "proto/gobgp/attribute.proto",
+                "proto/gobgp/capability.proto",
+            ],
+            &["proto/gobgp"],
+        )?;
     Ok(())
 }

@@ -136,6 +136,67 @@ pub struct File {
     pub switch: SwitchSection,
     #[serde(default, rename = "port")]
     pub ports: Vec<PortSection>,
+    /// BGP EVPN through GoBGP (src/evpn).
+    #[serde(default)]
+    pub evpn: Option<EvpnSection>,
+}
+
+/// `[evpn]`: the GoBGP daemon vswitchd drives, and what its routes carry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvpnSection {
+    /// GoBGP's gRPC address (`gobgpd --api-hosts`), default
+    /// 127.0.0.1:50051.
+    #[serde(default = "default_gobgp")]
+    pub gobgp: String,
+    /// Our AS: the route targets are `asn:VNI`.
+    pub asn: u32,
+    /// Our BGP router id: the route distinguishers are `router-id:VNI`.
+    pub router_id: String,
+}
+
+fn default_gobgp() -> String {
+    "127.0.0.1:50051".to_string()
+}
+
+impl EvpnSection {
+    /// Checks the section against the ports' EVPN segments (VNIs).
+    fn check(&self, vnis: &[u32]) -> Result<crate::evpn::EvpnConfig, String> {
+        let gobgp: std::net::SocketAddr = self.gobgp.parse().map_err(|_| {
+            format!(
+                "[evpn] gobgp = {:?}: not HOST:PORT (e.g. 127.0.0.1:50051, GoBGP's --api-hosts)",
+                self.gobgp
+            )
+        })?;
+        if self.asn == 0 || self.asn == 23456 {
+            return Err(format!(
+                "[evpn] asn = {}: not a usable AS number (1 to 4294967295, not 23456)",
+                self.asn
+            ));
+        }
+        let router_id: std::net::Ipv4Addr = self.router_id.trim().parse().map_err(|_| {
+            format!(
+                "[evpn] router-id = {:?}: not an IPv4 address (e.g. 198.19.7.2, as gobgpd's router-id)",
+                self.router_id
+            )
+        })?;
+        if router_id.is_unspecified() {
+            return Err("[evpn] router-id = 0.0.0.0: give the BGP router id".to_string());
+        }
+        if self.asn > 0xffff
+            && let Some(v) = vnis.iter().find(|v| **v > 0xffff)
+        {
+            return Err(format!(
+                "[evpn] asn = {}: a 4-byte AS leaves 16 bits for the VNI in route targets; vni = {v} does not fit",
+                self.asn
+            ));
+        }
+        Ok(crate::evpn::EvpnConfig {
+            gobgp,
+            asn: self.asn,
+            router_id,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -528,6 +589,10 @@ macro_rules! port_section {
             /// `vxlan:` ports: the UDP port (default 4789).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub dstport: Option<u16>,
+            /// `vxlan:` ports: BGP EVPN adds remotes and remote MACs
+            /// (needs an `[evpn]` section).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub evpn: Option<bool>,
         }
 
         impl PortSection {
@@ -610,7 +675,7 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
-    #[error("vni, local, remote and dstport apply only to vxlan: ports")]
+    #[error("vni, local, remote, dstport and evpn apply only to vxlan: ports")]
     VxlanKeysNotVxlan,
     #[error("static MAC {0}: remote applies only to vxlan: ports")]
     StaticRemoteNotVxlan(Mac),
@@ -678,6 +743,8 @@ pub struct Config {
     /// Spanning tree's settings; `None`: off.
     pub stp: Option<crate::stp::BridgeConfig>,
     pub ports: Vec<PortPlan>,
+    /// BGP EVPN (`[evpn]`); `None`: off.
+    pub evpn: Option<crate::evpn::EvpnConfig>,
 }
 
 /// One port to open, with its switch configuration.
@@ -776,6 +843,33 @@ impl File {
             }
             ports.push(plan);
         }
+        let evpn_vnis: Vec<(u32, String)> = ports
+            .iter()
+            .filter_map(|p| {
+                p.vxlan
+                    .as_ref()
+                    .filter(|v| v.evpn)
+                    .map(|v| (v.vni, p.spec.name()))
+            })
+            .collect();
+        for (i, (vni, name)) in evpn_vnis.iter().enumerate() {
+            if let Some((_, other)) = evpn_vnis[..i].iter().find(|(v, _)| v == vni) {
+                return Err(err(format!(
+                    "ports {other} and {name} both have evpn = true for vni = {vni}: one EVPN segment per VNI"
+                )));
+            }
+        }
+        let vnis: Vec<u32> = evpn_vnis.iter().map(|(v, _)| *v).collect();
+        let evpn = match &self.evpn {
+            Some(e) => Some(e.check(&vnis).map_err(err)?),
+            None if !evpn_vnis.is_empty() => {
+                return Err(err(format!(
+                    "port {} has evpn = true but there is no [evpn] section (gobgp, asn, router-id)",
+                    evpn_vnis[0].1
+                )));
+            }
+            None => None,
+        };
         Ok(Config {
             switch: SwitchConfig {
                 ageing_ms: s.ageing_time.ms(),
@@ -795,6 +889,7 @@ impl File {
             control_socket_group: s.control_socket_group.clone(),
             stp,
             ports,
+            evpn,
         })
     }
 }
@@ -1088,6 +1183,7 @@ impl PortSection {
                 || self.local.is_some()
                 || !self.remote.is_empty()
                 || self.dstport.is_some()
+                || self.evpn.is_some()
             {
                 return Err(PortSectionError::VxlanKeysNotVxlan);
             }
@@ -1157,6 +1253,7 @@ impl PortSection {
             dstport,
             learning,
             statics,
+            evpn: self.evpn.unwrap_or(false),
         }))
     }
 }

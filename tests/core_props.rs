@@ -274,6 +274,7 @@ impl Model {
                 vlan,
                 port: e.port,
                 is_static: e.is_static,
+                evpn: false,
                 age_ms: if e.is_static {
                     0
                 } else {
