@@ -13,12 +13,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
+use vswitch::cli::vswitchctl::EvpnCmd;
 use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, PortCmd, StpCmd, flag_words};
 use vswitch::control::protocol::{
     Envelope, ErrorCode, FdbRow, MdbRouterInfo, MdbRow, Request, Response, ShowInfo, StpInfo,
     VERSION,
 };
 use vswitch::dataplane::Reading;
+use vswitch::evpn::status::EvpnInfo;
 
 /// Why a command failed: vswitchd's answer (with its code), or no answer.
 struct Failure {
@@ -215,7 +217,7 @@ fn print_fdb(rows: &[FdbRow]) {
             r.vlan,
             r.port,
             r.age_seconds,
-            if r.is_static { "static" } else { "learned" },
+            r.origin,
             r.remote.as_deref().unwrap_or("")
         );
     }
@@ -313,6 +315,39 @@ fn print_mdb_router(i: &MdbRouterInfo) {
     }
 }
 
+fn print_evpn(i: &EvpnInfo) {
+    let state = if i.connected {
+        "connected"
+    } else {
+        "not connected"
+    };
+    println!(
+        "gobgp {} ({state}, {} connects)  asn {}  router-id {}",
+        i.gobgp, i.connects, i.asn, i.router_id
+    );
+    if let Some(e) = &i.last_error {
+        println!("last error: {e}");
+    }
+    println!(
+        "{:<16} {:>8} {:<16} {:<20} {:<14} {:>6} {:>6}  REMOTE VTEPS",
+        "PORT", "VNI", "VTEP", "RD", "RT", "MACS>", "MACS<"
+    );
+    for s in &i.segments {
+        let vteps: Vec<String> = s.remote_vteps.iter().map(|v| v.to_string()).collect();
+        println!(
+            "{:<16} {:>8} {:<16} {:<20} {:<14} {:>6} {:>6}  {}",
+            s.port,
+            s.vni,
+            s.vtep.to_string(),
+            s.rd,
+            s.rt,
+            s.macs_advertised,
+            s.macs_received,
+            vteps.join(",")
+        );
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
     let data = call(&cli.socket, cli.cmd.request())?;
     if cli.json {
@@ -339,6 +374,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Reload => println!("{}", data.as_str().unwrap_or("reloaded")),
         Cmd::LogLevel { .. } => println!("{}", data.as_str().unwrap_or("")),
         Cmd::Stp(StpCmd::Show) => print_stp(&serde_json::from_value(data)?),
+        Cmd::Evpn(EvpnCmd::Show) => print_evpn(&serde_json::from_value(data)?),
         _ => println!("ok"),
     }
     Ok(())

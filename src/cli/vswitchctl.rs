@@ -86,6 +86,17 @@ pub enum Cmd {
         #[arg(value_name = "FILTER")]
         filter: Option<String>,
     },
+    /// BGP EVPN: the connection to GoBGP, routes per VNI, remote VTEPs.
+    #[command(subcommand)]
+    Evpn(EvpnCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvpnCmd {
+    /// GoBGP connection, and per EVPN segment: RD, RT, MACs advertised and
+    /// received, remote VTEPs.
+    #[command(after_help = "Examples:\n  vswitchctl evpn show\n  vswitchctl --json evpn show")]
+    Show,
 }
 
 #[derive(Subcommand, Debug)]
@@ -584,6 +595,7 @@ impl Cmd {
                 vlan: *vlan,
             },
             Cmd::Set(SetCmd::Ageing { seconds }) => Request::SetAgeing { seconds: *seconds },
+            Cmd::Evpn(EvpnCmd::Show) => Request::EvpnShow,
         }
     }
 }

@@ -91,6 +91,9 @@ pub enum Request {
     StpSet {
         changes: crate::cli::vswitchctl::StpChanges,
     },
+    /// BGP EVPN: the connection to GoBGP, routes per VNI, remote VTEPs
+    /// ([`crate::evpn::status::EvpnInfo`]).
+    EvpnShow,
 }
 
 /// `stp show`: the bridge and its ports as spanning tree sees them.
@@ -562,6 +565,14 @@ pub struct FdbRow {
     /// Behind a `vxlan:` port: the remote VTEP the MAC is reached through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// Where the entry comes from: `learned`, `static` (configured) or
+    /// `evpn` (a BGP EVPN route).
+    #[serde(default = "origin_learned")]
+    pub origin: String,
+}
+
+fn origin_learned() -> String {
+    "learned".to_string()
 }
 
 /// One multicast group membership (`mdb show`).

@@ -227,5 +227,6 @@ fn execute(d: &Daemon, req: Request) -> Response {
         Request::StpShow => result(d.stp_show()),
         Request::StpEnable { port } => result(d.stp_enable(&port)),
         Request::StpSet { changes } => result(d.stp_set(&changes)),
+        Request::EvpnShow => result(d.evpn_show()),
     }
 }

@@ -75,6 +75,8 @@ pub enum DaemonError {
     /// `stp set` values out of range or breaking a timer rule.
     #[error("{0}")]
     StpSettings(String),
+    #[error("EVPN is off (add an [evpn] section with gobgp, asn and router-id, and restart)")]
+    EvpnOff,
 }
 
 impl DaemonError {
@@ -124,6 +126,7 @@ impl DaemonError {
                     ErrorCode::Invalid
                 }
             },
+            DaemonError::EvpnOff => ErrorCode::Invalid,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct Daemon {
     placeholders: Mutex<HashMap<String, PairPeer>>,
     /// Spanning tree (off until configured).
     stp: Arc<stp::StpAgent>,
+    /// The EVPN agent's status (none: no `[evpn]` section).
+    evpn: Option<Arc<crate::evpn::status::EvpnStatus>>,
 }
 
 /// What a reload changed.
@@ -158,7 +160,22 @@ impl Daemon {
             notifier: notify::Notifier::default(),
             config_status: Arc::new(ConfigStatus::new()),
             placeholders: Mutex::new(HashMap::new()),
+            evpn: None,
         }
+    }
+
+    /// Reports the EVPN agent's status in `evpn show`.
+    pub fn with_evpn(mut self, status: Arc<crate::evpn::status::EvpnStatus>) -> Daemon {
+        self.evpn = Some(status);
+        self
+    }
+
+    /// `evpn show`.
+    pub fn evpn_show(&self) -> Result<crate::evpn::status::EvpnInfo, DaemonError> {
+        self.evpn
+            .as_ref()
+            .map(|s| s.get())
+            .ok_or(DaemonError::EvpnOff)
     }
 
     /// Gives spanning tree the bridge MAC `mac` (before it is turned on).
@@ -595,6 +612,12 @@ impl Daemon {
                 is_static: e.is_static,
                 age_seconds: e.age_ms as f64 / 1000.0,
                 remote: remote(e.port, e.mac),
+                origin: match (e.evpn, e.is_static) {
+                    (true, _) => "evpn",
+                    (false, true) => "static",
+                    (false, false) => "learned",
+                }
+                .to_string(),
             })
             .collect())
     }

@@ -90,6 +90,15 @@ pub fn run(
     if let Some(log) = log {
         daemon = daemon.with_log_control(Arc::new(log));
     }
+    let evpn = cfg.evpn.map(|e| {
+        let status = Arc::new(crate::evpn::status::EvpnStatus::new(
+            crate::evpn::agent::initial_status(&e),
+        ));
+        (e, status)
+    });
+    if let Some((_, status)) = &evpn {
+        daemon = daemon.with_evpn(status.clone());
+    }
     let daemon = Arc::new(daemon);
     let stp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stp_thread = super::stp::spawn(daemon.stp().clone(), stp_stop.clone())
@@ -107,6 +116,7 @@ pub fn run(
                 control,
                 cfg.ports.len(),
                 &notifier,
+                evpn,
             ))
         });
     notifier.stopping();
@@ -138,8 +148,18 @@ async fn serve(
     control: Option<UnixListener>,
     ports: usize,
     notifier: &Notifier,
+    evpn: Option<(
+        crate::evpn::EvpnConfig,
+        Arc<crate::evpn::status::EvpnStatus>,
+    )>,
 ) -> Result<(), RunError> {
     let dp = daemon.dataplane().clone();
+    // The EVPN agent: a task of this runtime; it waits for GoBGP on its
+    // own and never blocks forwarding.
+    if let Some((cfg, status)) = &evpn {
+        tracing::info!(gobgp = %cfg.gobgp, "evpn: agent starting");
+        tokio::spawn(crate::evpn::agent::run(dp.clone(), *cfg, status.clone()));
+    }
     if let Some(l) = metrics {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "metrics at /metrics");
@@ -150,6 +170,13 @@ async fn serve(
                 daemon.stp().clone(),
             )))
             .expect("spanning-tree collector registers once");
+        if let Some((_, status)) = &evpn {
+            registry
+                .register(Box::new(crate::evpn::status::EvpnCollector::new(
+                    status.clone(),
+                )))
+                .expect("evpn collector registers once");
+        }
         let registry = Arc::new(registry);
         tokio::spawn(crate::metrics::serve(l, registry));
     }

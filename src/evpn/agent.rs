@@ -291,6 +291,7 @@ fn report(status: &EvpnStatus, cfg: &EvpnConfig, segs: &[SegmentPort], applied: 
                 vtep: s.segment.vtep,
                 rd: o.rd(vni).to_string(),
                 rt: o.rt(vni).to_string(),
+                routes_advertised: applied.advertised.keys().filter(|r| r.vni() == vni).count(),
                 macs_advertised: applied
                     .advertised
                     .keys()

@@ -33,6 +33,9 @@ pub struct SegmentInfo {
     pub vtep: IpAddr,
     pub rd: String,
     pub rt: String,
+    /// Routes GoBGP holds from us for this VNI: the type-3 route and a
+    /// type-2 route per local MAC.
+    pub routes_advertised: usize,
     /// Type-2 routes we advertise (our local MACs).
     pub macs_advertised: usize,
     /// Type-2 routes received and installed (remote MACs).
@@ -61,5 +64,98 @@ impl EvpnStatus {
 
     pub fn update(&self, f: impl FnOnce(&mut EvpnInfo)) {
         f(&mut self.info.lock());
+    }
+}
+
+/// The `vswitchd_evpn_*` metrics, read from the status at each scrape.
+pub struct EvpnCollector {
+    status: std::sync::Arc<EvpnStatus>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+struct Families {
+    up: prometheus::IntGauge,
+    connects: prometheus::IntCounter,
+    advertised: prometheus::IntGaugeVec,
+    received: prometheus::IntGaugeVec,
+    vteps: prometheus::IntGaugeVec,
+}
+
+impl Families {
+    fn new() -> Families {
+        use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts};
+        let gv =
+            |n: &str, h: &str| IntGaugeVec::new(Opts::new(n, h), &["port"]).expect("valid metric");
+        Families {
+            up: IntGauge::new(
+                "vswitchd_evpn_gobgp_up",
+                "1 while the EVPN agent's last call to GoBGP succeeded.",
+            )
+            .expect("valid metric"),
+            connects: IntCounter::new(
+                "vswitchd_evpn_gobgp_connects_total",
+                "Times the EVPN agent connected to GoBGP and advertised everything.",
+            )
+            .expect("valid metric"),
+            advertised: gv(
+                "vswitchd_evpn_routes_advertised",
+                "EVPN routes this segment advertises (its type-3 route and a type-2 route per local MAC).",
+            ),
+            received: gv(
+                "vswitchd_evpn_routes_received",
+                "EVPN routes in use for this segment (remote VTEPs' type-3 routes and installed type-2 routes).",
+            ),
+            vteps: gv(
+                "vswitchd_evpn_remote_vteps",
+                "Remote VTEPs in this segment's flood list from EVPN type-3 routes.",
+            ),
+        }
+    }
+
+    fn all(&self) -> Vec<&dyn prometheus::core::Collector> {
+        vec![
+            &self.up,
+            &self.connects,
+            &self.advertised,
+            &self.received,
+            &self.vteps,
+        ]
+    }
+}
+
+impl EvpnCollector {
+    pub fn new(status: std::sync::Arc<EvpnStatus>) -> EvpnCollector {
+        let descs = Families::new()
+            .all()
+            .into_iter()
+            .flat_map(|c| c.desc().into_iter().cloned())
+            .collect();
+        EvpnCollector { status, descs }
+    }
+}
+
+impl prometheus::core::Collector for EvpnCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let f = Families::new();
+        let i = self.status.get();
+        f.up.set(i64::from(i.connected));
+        f.connects.inc_by(i.connects);
+        for s in &i.segments {
+            let port = [s.port.as_str()];
+            f.advertised
+                .with_label_values(&port)
+                .set(s.routes_advertised as i64);
+            f.received
+                .with_label_values(&port)
+                .set((s.macs_received + s.remote_vteps.len()) as i64);
+            f.vteps
+                .with_label_values(&port)
+                .set(s.remote_vteps.len() as i64);
+        }
+        f.all().into_iter().flat_map(|c| c.collect()).collect()
     }
 }
