@@ -1,0 +1,522 @@
+//! End-to-end: BGP EVPN between vswitchd (through GoBGP) and FRR.
+//!
+//! Host A is FRR's reference VTEP: a namespace with a kernel bridge
+//! `br100`, a kernel `vxlan` device `vx100` (VNI 100, dstport 4789,
+//! `nolearning`: its remote MACs come from BGP only), a workload namespace
+//! behind a veth, and FRR's zebra and bgpd (`advertise-all-vni`), each
+//! with its own config, pid and socket paths in a private directory.
+//! Host B is vswitchd (root namespace) with a TAP workload and a `vxlan:`
+//! port with `evpn = true`, and gobgpd, which vswitchd drives over gRPC.
+//! A and B are iBGP peers (AS 65000) for L2VPN EVPN over a veth underlay
+//! (a bridge in its own namespace). The configurations are the ones
+//! docs/multihost.md shows.
+//!
+//! Skipped (passing, with a message) when gobgpd or FRR is not installed;
+//! scripts/install-deps.sh installs both, so CI runs it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::cmd::{Bg, names, require_root};
+use support::net::{Link, Netns, RootAddr, free_port, quiet_ipv6};
+use support::state::{scrape, wait_ports_up};
+use support::switchd::{Switchd, write_config};
+use support::wait::{PATIENCE, wait_for};
+
+const GOBGPD: &str = "/usr/bin/gobgpd";
+const ZEBRA: &str = "/usr/lib/frr/zebra";
+const BGPD: &str = "/usr/lib/frr/bgpd";
+const ASN: u32 = 65000;
+
+/// Whether GoBGP and FRR are here; says why not.
+fn tools_present() -> bool {
+    for t in [GOBGPD, ZEBRA, BGPD, "/usr/bin/vtysh"] {
+        if !Path::new(t).exists() {
+            eprintln!("SKIP e2e_evpn: {t} is missing (apt-get install gobgpd frr)");
+            return false;
+        }
+    }
+    true
+}
+
+/// The underlay: a bridge in namespace `u`; a root veth with vswitchd's
+/// address.
+struct Underlay {
+    u: Netns,
+    _root: Link,
+    _addr: RootAddr,
+    n: usize,
+}
+
+impl Underlay {
+    fn new(base: &str, root_addr: &str) -> Underlay {
+        let u = Netns::new(&format!("{base}u"));
+        quiet_ipv6(&u);
+        u.ip(&["link", "add", "ub", "type", "bridge"]);
+        u.ip(&["link", "set", "ub", "up"]);
+        let root_dev = format!("{base}r");
+        let root = Link::veth(&root_dev, "ur", Some(&u));
+        u.ip(&["link", "set", "ur", "master", "ub", "up"]);
+        support::cmd::ok(&["ip", "link", "set", &root_dev, "up"]);
+        let addr = RootAddr::add(&root_dev, &format!("{root_addr}/24"));
+        Underlay {
+            u,
+            _root: root,
+            _addr: addr,
+            n: 0,
+        }
+    }
+
+    /// A veth from the underlay bridge into `ns` (`eth0` there) with `addr`.
+    fn attach(&mut self, ns: &Netns, addr: &str) {
+        let here = format!("up{}", self.n);
+        self.n += 1;
+        self.u.ip(&[
+            "link", "add", &here, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
+        self.u.ip(&["link", "set", &here, "master", "ub", "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+    }
+}
+
+/// FRR's zebra and bgpd in a namespace, with files in their own
+/// directory (owned by the `frr` user they drop to); stopped on drop.
+struct Frr {
+    ns_name: String,
+    dir: tempfile::TempDir,
+    _zebra: Bg,
+    _bgpd: Bg,
+}
+
+impl Frr {
+    /// `bgpd.conf` is the BGP configuration (docs/multihost.md).
+    fn start(ns: &Netns, bgpd_conf: &str) -> Frr {
+        let dir = tempfile::Builder::new().prefix("ev-frr").tempdir().unwrap();
+        let d = dir.path();
+        support::cmd::ok(&["chown", "frr:frr", d.to_str().unwrap()]);
+        std::fs::write(d.join("zebra.conf"), "hostname a\n").unwrap();
+        std::fs::write(d.join("bgpd.conf"), bgpd_conf).unwrap();
+        let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+        let daemon = |bin: &str, name: &str| {
+            let (pid, conf, log) = (
+                p(&format!("{name}.pid")),
+                p(&format!("{name}.conf")),
+                format!("file:{}", p(&format!("{name}.log"))),
+            );
+            let zserv = p("zserv.api");
+            let vty = p("");
+            ns.spawn(&[
+                bin,
+                "-u",
+                "frr",
+                "-g",
+                "frr",
+                "-i",
+                &pid,
+                "-z",
+                &zserv,
+                "--vty_socket",
+                &vty,
+                "-f",
+                &conf,
+                "-P",
+                "0",
+                "--log",
+                &log,
+            ])
+        };
+        let zebra = daemon(ZEBRA, "zebra");
+        assert!(
+            wait_for(Duration::from_secs(10), || d.join("zserv.api").exists()).is_some(),
+            "zebra did not start"
+        );
+        let bgpd = daemon(BGPD, "bgpd");
+        let f = Frr {
+            ns_name: ns.name.clone(),
+            dir,
+            _zebra: zebra,
+            _bgpd: bgpd,
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), || f
+                .dir
+                .path()
+                .join("bgpd.vty")
+                .exists())
+            .is_some(),
+            "bgpd did not start: {}",
+            f.logs()
+        );
+        f
+    }
+
+    /// `vtysh -c CMD` against these daemons.
+    fn vtysh(&self, cmd: &str) -> String {
+        let vty = self.dir.path().to_str().unwrap().to_string();
+        let o = support::cmd::run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns_name,
+            "vtysh",
+            "--vty_socket",
+            &vty,
+            "-c",
+            cmd,
+        ]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        let r = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!(
+            "--- bgpd.log\n{}\n--- zebra.log\n{}",
+            r("bgpd.log"),
+            r("zebra.log")
+        )
+    }
+}
+
+/// gobgpd in the root namespace (it talks to vswitchd on loopback),
+/// configured from a TOML file; its log in the same directory.
+struct Gobgp {
+    dir: tempfile::TempDir,
+    api: String,
+    proc: Option<Bg>,
+}
+
+impl Gobgp {
+    fn start(conf: &str) -> Gobgp {
+        let dir = tempfile::Builder::new()
+            .prefix("ev-gobgp")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("gobgpd.toml"), conf).unwrap();
+        let mut g = Gobgp {
+            api: format!("127.0.0.1:{}", free_port()),
+            dir,
+            proc: None,
+        };
+        g.restart();
+        g
+    }
+
+    /// (Re)starts the daemon (after `stop`).
+    fn restart(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("gobgpd.log"))
+            .unwrap();
+        let child = Command::new(GOBGPD)
+            .arg("-f")
+            .arg(d.join("gobgpd.toml"))
+            .args(["--api-hosts", &self.api, "-l", "info"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start gobgpd");
+        self.proc = Some(Bg::new(child));
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop(Duration::from_secs(5));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gobgpd.log")).unwrap_or_default()
+    }
+}
+
+/// FRR's bgpd.conf for a VTEP `me` peering with `peers` (all iBGP,
+/// L2VPN EVPN only, short timers for the test).
+fn frr_conf(me: &str, peers: &[&str]) -> String {
+    let mut c = format!(
+        "hostname a\nrouter bgp {ASN}\n bgp router-id {me}\n no bgp default ipv4-unicast\n timers bgp 3 9\n"
+    );
+    for p in peers {
+        c.push_str(&format!(
+            " neighbor {p} remote-as {ASN}\n neighbor {p} timers connect 1\n"
+        ));
+    }
+    c.push_str(" address-family l2vpn evpn\n");
+    for p in peers {
+        c.push_str(&format!("  neighbor {p} activate\n"));
+    }
+    c.push_str("  advertise-all-vni\n exit-address-family\n");
+    c
+}
+
+/// gobgpd's config for router `me` peering with `peers` (it connects out:
+/// `port = -1`, it listens on no BGP port of the root namespace).
+fn gobgp_conf(me: &str, peers: &[&str]) -> String {
+    let mut c = format!("[global.config]\n  as = {ASN}\n  router-id = \"{me}\"\n  port = -1\n");
+    for p in peers {
+        c.push_str(&format!(
+            "[[neighbors]]
+  [neighbors.config]
+    neighbor-address = \"{p}\"
+    peer-as = {ASN}
+  [neighbors.transport.config]
+    local-address = \"{me}\"
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = \"l2vpn-evpn\"
+"
+        ));
+    }
+    c
+}
+
+/// Host A: FRR's VTEP `ip` with bridge, nolearning vxlan and a workload
+/// namespace `w` with `wl_ip` on `wl`.
+struct FrrHost {
+    // Fields drop in order: the daemons stop before their namespace goes.
+    frr: Frr,
+    k: Netns,
+    w: Netns,
+}
+
+impl FrrHost {
+    fn new(base: &str, under: &mut Underlay, ip: &str, wl_ip: &str, peers: &[&str]) -> FrrHost {
+        let k = Netns::new(&format!("{base}a"));
+        let w = Netns::new(&format!("{base}aw"));
+        quiet_ipv6(&k);
+        quiet_ipv6(&w);
+        under.attach(&k, ip);
+        k.ip(&["link", "add", "br100", "type", "bridge"]);
+        k.ip(&[
+            "link",
+            "add",
+            "vx100",
+            "type",
+            "vxlan",
+            "id",
+            "100",
+            "local",
+            ip,
+            "dstport",
+            "4789",
+            "nolearning",
+        ]);
+        k.ip(&["link", "set", "vx100", "master", "br100", "up"]);
+        k.ip(&[
+            "link", "add", "kw", "type", "veth", "peer", "name", "wl", "netns", &w.name,
+        ]);
+        k.ip(&["link", "set", "kw", "master", "br100", "up"]);
+        k.ip(&["link", "set", "br100", "up"]);
+        w.ip(&["link", "set", "wl", "mtu", "1450"]);
+        w.ip(&["addr", "add", &format!("{wl_ip}/24"), "dev", "wl"]);
+        w.ip(&["link", "set", "wl", "up"]);
+        let frr = Frr::start(&k, &frr_conf(ip, peers));
+        FrrHost { frr, k, w }
+    }
+
+    /// `bridge fdb show dev vx100`.
+    fn vx_fdb(&self) -> String {
+        self.k.at().ok(&["bridge", "fdb", "show", "dev", "vx100"])
+    }
+}
+
+/// vswitchd's config: a TAP workload and the EVPN vxlan port.
+fn switchd_conf(gobgp: &str, local: &str, tap: &str, netns: &str, ip: &str) -> String {
+    format!(
+        "[evpn]
+gobgp = \"{gobgp}\"
+asn = {ASN}
+router-id = \"{local}\"
+
+[[port]]
+name = \"{tap}\"
+netns = \"{netns}\"
+addresses = [\"{ip}/24\"]
+mtu = 1450
+
+[[port]]
+name = \"vxlan:vx100\"
+vni = 100
+local = \"{local}\"
+evpn = true
+"
+    )
+}
+
+fn start_switchd(dir: &Path, conf: &str, tap: &str, metrics: &str) -> Switchd {
+    let path: PathBuf = dir.join("vswitchd.toml");
+    write_config(&path, conf);
+    let sw = Switchd::start(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--metrics-addr",
+            metrics,
+        ],
+        &[],
+    );
+    wait_ports_up(&sw, &[tap.to_string()]);
+    sw
+}
+
+/// The FDB row of `mac` in `fdb show`.
+fn fdb_row(sw: &Switchd, mac: &str) -> Option<Value> {
+    sw.ctl_json(&["fdb", "show"])
+        .as_array()?
+        .iter()
+        .find(|e| e["mac"].as_str().map(str::to_lowercase).as_deref() == Some(mac))
+        .cloned()
+}
+
+fn evpn_show(sw: &Switchd) -> Value {
+    sw.ctl_json(&["evpn", "show"])
+}
+
+fn ping_eventually(from: &Netns, to: &str) -> bool {
+    wait_for(PATIENCE, || from.ping(to, 2)).is_some()
+}
+
+#[test]
+fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
+    require_root();
+    if !tools_present() {
+        return;
+    }
+    let base = names("ev");
+    let (a_ip, b_ip) = ("198.19.20.1", "198.19.20.2");
+    let mut under = Underlay::new(&base, b_ip);
+    let a = FrrHost::new(&base, &mut under, a_ip, "198.18.20.1", &[b_ip]);
+    let mut gobgp = Gobgp::start(&gobgp_conf(b_ip, &[a_ip]));
+    let bw = Netns::new(&format!("{base}bw"));
+    quiet_ipv6(&bw);
+    let tap = format!("{base}t");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sw = start_switchd(
+        dir.path(),
+        &switchd_conf(&gobgp.api, b_ip, &tap, &bw.name, "198.18.20.2"),
+        &tap,
+        &metrics,
+    );
+    let debug = |what: &str, gobgp: &Gobgp| {
+        format!(
+            "{what}\n--- vswitchd\n{}\n--- gobgpd\n{}\n{}\n--- routes\n{}",
+            sw.log_text(),
+            gobgp.log(),
+            a.frr.logs(),
+            a.frr.vtysh("show bgp l2vpn evpn route")
+        )
+    };
+
+    // Workloads on both sides ping: flooding and unicast both follow BGP.
+    assert!(
+        ping_eventually(&a.w, "198.18.20.2"),
+        "{}",
+        debug("A's workload cannot ping B's", &gobgp)
+    );
+    assert!(
+        ping_eventually(&bw, "198.18.20.1"),
+        "{}",
+        debug("B -> A", &gobgp)
+    );
+    let a_mac = a.w.mac("wl").to_lowercase();
+    let b_mac = bw.mac(&tap).to_lowercase();
+
+    // FRR holds vswitchd's type-3 and type-2 routes.
+    let t3 = format!("[3]:[0]:[32]:[{b_ip}]");
+    let t2 = format!("[2]:[0]:[48]:[{b_mac}]");
+    let routes = wait_for(PATIENCE, || {
+        let r = a.frr.vtysh("show bgp l2vpn evpn route");
+        (r.contains(&t3) && r.contains(&t2)).then_some(r)
+    });
+    assert!(
+        routes.is_some(),
+        "{}",
+        debug("FRR lacks vswitchd's routes", &gobgp)
+    );
+    // zebra put vswitchd's MAC and flood entry in the kernel's FDB.
+    let kfdb = wait_for(PATIENCE, || {
+        let f = a.vx_fdb();
+        (f.contains(&format!("{b_mac} dst {b_ip}"))
+            && f.contains(&format!("00:00:00:00:00:00 dst {b_ip}")))
+        .then_some(f)
+    });
+    assert!(
+        kfdb.is_some(),
+        "{}",
+        debug(&format!("kernel fdb: {}", a.vx_fdb()), &gobgp)
+    );
+    // vswitchd holds A's MAC with origin evpn behind A.
+    let row = wait_for(PATIENCE, || {
+        fdb_row(&sw, &a_mac).filter(|r| r["origin"] == "evpn")
+    });
+    let row = row.unwrap_or_else(|| panic!("{}", debug("no evpn entry for A's MAC", &gobgp)));
+    assert_eq!(row["port"], "vxlan:vx100");
+    assert_eq!(row["remote"], a_ip);
+    let e = evpn_show(&sw);
+    assert_eq!(e["connected"], true, "{e}");
+    let seg = &e["segments"][0];
+    assert_eq!(seg["vni"], 100);
+    assert_eq!(seg["rd"], format!("{b_ip}:100"));
+    assert_eq!(seg["rt"], format!("{ASN}:100"));
+    assert_eq!(seg["remote_vteps"], serde_json::json!([a_ip]), "{e}");
+    assert!(seg["macs_received"].as_u64() >= Some(1), "{e}");
+    assert!(seg["macs_advertised"].as_u64() >= Some(1), "{e}");
+    let (_, m) = scrape(&metrics);
+    assert_eq!(m.get("vswitchd_evpn_gobgp_up"), 1.0);
+    assert_eq!(m.port("vswitchd_evpn_remote_vteps", "vxlan:vx100"), 1.0);
+    assert!(m.port("vswitchd_evpn_routes_advertised", "vxlan:vx100") >= 2.0);
+    assert!(m.port("vswitchd_evpn_routes_received", "vxlan:vx100") >= 2.0);
+    let text = sw.ctl_ok(&["fdb", "show"]);
+    assert!(text.contains("evpn"), "{text}");
+
+    // GoBGP stops: vswitchd goes on (and says so); FRR drops the session.
+    gobgp.stop();
+    assert!(
+        wait_for(PATIENCE, || evpn_show(&sw)["connected"] == false).is_some(),
+        "{}",
+        debug("vswitchd did not notice GoBGP stopping", &gobgp)
+    );
+    assert!(
+        wait_for(PATIENCE, || !a
+            .frr
+            .vtysh("show bgp l2vpn evpn route")
+            .contains(&t3))
+        .is_some(),
+        "{}",
+        debug("FRR kept vswitchd's routes without a session", &gobgp)
+    );
+    // The switch still forwards locally and keeps its remote entries.
+    assert!(fdb_row(&sw, &a_mac).is_some_and(|r| r["origin"] == "evpn"));
+
+    // GoBGP back: vswitchd reconnects and advertises everything again.
+    gobgp.restart();
+    let back = wait_for(PATIENCE * 2, || {
+        let r = a.frr.vtysh("show bgp l2vpn evpn route");
+        r.contains(&t3) && r.contains(&t2)
+    });
+    assert!(
+        back.is_some(),
+        "{}",
+        debug("routes not back after GoBGP restarted", &gobgp)
+    );
+    let e = evpn_show(&sw);
+    assert_eq!(e["connected"], true, "{e}");
+    assert!(e["connects"].as_u64() >= Some(2), "{e}");
+    assert!(
+        ping_eventually(&a.w, "198.18.20.2"),
+        "{}",
+        debug("no ping after GoBGP restarted", &gobgp)
+    );
+}
