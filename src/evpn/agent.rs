@@ -8,11 +8,13 @@
 //! changes ([`local::apply`]).
 //!
 //! Polling the whole RIB rather than watching events keeps the agent
-//! stateless towards GoBGP: our own routes are among those listed, so a
-//! route of ours GoBGP no longer holds (it restarted, or dropped it) is
-//! simply sent again at the next round, and a missed event cannot leave
-//! a stale entry. The cost is one RIB listing a second, proportional to
-//! the fabric's MACs.
+//! stateless towards GoBGP: our own routes are among those listed (GoBGP's
+//! local paths: vswitchd is what adds routes to its GoBGP), so a route of
+//! ours GoBGP no longer holds (it restarted) is simply sent again at the
+//! next round, one it holds that we no longer want (left from an earlier
+//! run of vswitchd) is withdrawn, and a missed event cannot leave a stale
+//! entry. The cost is one RIB listing a second, proportional to the
+//! fabric's MACs.
 //!
 //! **GoBGP unreachable.** vswitchd starts and forwards without it: the
 //! agent warns once, retries with backoff (1 s doubling to 30 s), and on
@@ -88,8 +90,6 @@ pub async fn run(dp: Arc<Dataplane>, cfg: EvpnConfig, status: Arc<EvpnStatus>) {
                     s.connects += 1;
                     s.last_error = None;
                 });
-                // Whatever GoBGP had from us may be gone: send it all.
-                applied.advertised.clear();
                 let e = serve(&dp, &cfg, client, &mut applied, &status).await;
                 tracing::warn!("evpn: {e}; reconnecting");
                 status.update(|s| {
@@ -148,13 +148,12 @@ async fn serve(
     applied: &mut Applied,
     status: &EvpnStatus,
 ) -> AgentError {
-    // The VTEP address each VNI's routes were sent from.
-    let mut vteps = BTreeMap::new();
+    let mut seen = Seen::default();
     let mut tick = tokio::time::interval(ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = round(dp, cfg, &mut client, applied, &mut vteps).await {
+        if let Err(e) = round(dp, cfg, &mut client, applied, &mut seen).await {
             return e;
         }
         report(status, cfg, &local::segments(dp), applied);
@@ -167,48 +166,40 @@ async fn round(
     cfg: &EvpnConfig,
     client: &mut GobgpApiClient<Channel>,
     applied: &mut Applied,
-    vteps: &mut BTreeMap<u32, std::net::IpAddr>,
+    seen: &mut Seen,
 ) -> Result<(), AgentError> {
     let segs = local::segments(dp);
+    seen.note(&segs, applied);
     let vnis: Vec<u32> = segs.iter().map(|s| s.segment.vni).collect();
-    let routes = list(client, cfg.asn, &vnis).await?;
-    // Ours as GoBGP holds them: anything we think is out but is not (or
-    // not with that sequence number) goes out again.
-    let mine: BTreeMap<LocalRoute, u32> =
-        routes.iter().filter_map(|r| own_route(r, &segs)).collect();
-    applied
-        .advertised
-        .retain(|route, seq| !vnis.contains(&route.vni()) || mine.get(route) == Some(seq));
+    let Listing { routes, mine } = list(client, cfg.asn, &vnis).await?;
+    // What is out is what GoBGP holds from us: a route it lost (it
+    // restarted) goes out again, one left from an earlier run of
+    // vswitchd (a MAC gone meanwhile, a port removed) is withdrawn.
+    applied.advertised = mine.iter().map(|(r, (seq, _))| (*r, *seq)).collect();
     let segments: Vec<reconcile::Segment> = segs.iter().map(|s| s.segment.clone()).collect();
     let plan = reconcile::plan(&segments, &routes, applied);
     if plan.is_empty() {
         return Ok(());
     }
     tracing::debug!(?plan, "evpn: round");
-    for s in &segs {
-        vteps.insert(s.segment.vni, s.segment.vtep);
-    }
-    // A segment whose port went is withdrawn with the VTEP address its
-    // routes were sent with.
     let origin = |vni: u32| {
-        vteps.get(&vni).map(|vtep| Origin {
+        segs.iter().find(|s| s.segment.vni == vni).map(|s| Origin {
             router_id: cfg.router_id,
             asn: cfg.asn,
-            vtep: *vtep,
+            vtep: s.segment.vtep,
         })
     };
     for route in &plan.withdraw {
-        let Some(o) = origin(route.vni()) else {
-            applied.advertised.remove(route);
+        // Withdrawn as GoBGP listed it (whatever RD and VTEP it was sent
+        // with).
+        let Some((_, path)) = mine.get(route) else {
             continue;
         };
-        let seq = applied.advertised.get(route).copied().unwrap_or(0);
-        let path = codec::path(&o, route, seq);
         client
             .delete_path(api::DeletePathRequest {
                 table_type: api::TableType::Global as i32,
                 family: Some(codec::family()),
-                path: Some(path),
+                path: Some(path.clone()),
                 ..Default::default()
             })
             .await
@@ -234,13 +225,45 @@ async fn round(
     Ok(())
 }
 
-/// Every EVPN route in GoBGP's global RIB placed in one of `vnis` (the
-/// best path of each destination), ours included.
+/// What the agent remembers of each segment's port.
+#[derive(Default)]
+struct Seen {
+    /// The device each VNI's flood list and MACs were written to.
+    devices: BTreeMap<u32, usize>,
+}
+
+impl Seen {
+    /// Notes the segments' ports; a port opened anew (a reload changed
+    /// it, hot-plug re-attached it) has none of the EVPN state written
+    /// to the old one: it is forgotten, so the plan writes it again.
+    fn note(&mut self, segs: &[SegmentPort], applied: &mut Applied) {
+        for s in segs {
+            let vni = s.segment.vni;
+            let dev = Arc::as_ptr(&s.device) as usize;
+            if self.devices.insert(vni, dev).is_some_and(|d| d != dev) {
+                applied.flood.remove(&vni);
+                applied.remote_macs.retain(|(v, _), _| *v != vni);
+            }
+        }
+    }
+}
+
+/// GoBGP's EVPN routes, split.
+struct Listing {
+    /// From peers, placed in one of our VNIs (the best path of each
+    /// destination).
+    routes: Vec<RemoteRoute>,
+    /// Ours (local paths), with their sequence numbers and the paths as
+    /// listed.
+    mine: BTreeMap<LocalRoute, (u32, api::Path)>,
+}
+
+/// Every EVPN route in GoBGP's global RIB.
 async fn list(
     client: &mut GobgpApiClient<Channel>,
     asn: u32,
     vnis: &[u32],
-) -> Result<Vec<RemoteRoute>, AgentError> {
+) -> Result<Listing, AgentError> {
     let mut stream = client
         .list_path(api::ListPathRequest {
             table_type: api::TableType::Global as i32,
@@ -250,28 +273,24 @@ async fn list(
         .await
         .map_err(call("ListPath"))?
         .into_inner();
-    let mut out = Vec::new();
+    let mut out = Listing {
+        routes: Vec::new(),
+        mine: BTreeMap::new(),
+    };
     while let Some(r) = stream.message().await.map_err(call("ListPath"))? {
         let Some(d) = r.destination else { continue };
-        let best = d.paths.iter().find(|p| p.best).or(d.paths.first());
+        for p in d.paths.iter().filter(|p| codec::is_local(p)) {
+            if let Some((route, seq)) = codec::own_route(p, asn) {
+                out.mine.insert(route, (seq, p.clone()));
+            }
+        }
+        let theirs: Vec<&api::Path> = d.paths.iter().filter(|p| !codec::is_local(p)).collect();
+        let best = theirs.iter().find(|p| p.best).or(theirs.first());
         if let Some(route) = best.and_then(|p| codec::remote_route(p, asn, vnis)) {
-            out.push(route);
+            out.routes.push(route);
         }
     }
     Ok(out)
-}
-
-/// `r` as one of our routes (its VTEP is the segment's own), with its
-/// sequence number.
-fn own_route(r: &RemoteRoute, segs: &[SegmentPort]) -> Option<(LocalRoute, u32)> {
-    let s = segs.iter().find(|s| s.segment.vni == r.vni())?;
-    if r.vtep() != s.segment.vtep {
-        return None;
-    }
-    Some(match *r {
-        RemoteRoute::Imet { vni, .. } => (LocalRoute::Imet { vni }, 0),
-        RemoteRoute::Mac { vni, mac, seq, .. } => (LocalRoute::Mac { vni, mac }, seq),
-    })
 }
 
 /// Publishes the per-segment figures.

@@ -294,6 +294,34 @@ pub fn remote_route(p: &api::Path, asn: u32, vnis: &[u32]) -> Option<RemoteRoute
     None
 }
 
+/// Whether GoBGP originated `p` itself (it came through its API, from
+/// us: vswitchd is what adds EVPN routes to its GoBGP), rather than from
+/// a BGP peer. GoBGP lists a local path's neighbor as `<nil>`.
+pub fn is_local(p: &api::Path) -> bool {
+    matches!(p.neighbor_ip.as_str(), "" | "<nil>")
+}
+
+/// One of our routes as GoBGP holds it (a local path: [`is_local`]), in
+/// whatever VNI its route target `asn:VNI` names (also a VNI no port has
+/// any more), with its sequence number.
+pub fn own_route(p: &api::Path, asn: u32) -> Option<(LocalRoute, u32)> {
+    if p.is_withdraw || !is_local(p) {
+        return None;
+    }
+    let nlri = p.nlri.as_ref()?;
+    let a = attrs(p);
+    let vni = a.rts.iter().find(|rt| rt.asn == asn)?.value;
+    if let Some(m) = open::<api::EvpnmacipAdvertisementRoute>(nlri, "EVPNMACIPAdvertisementRoute") {
+        let mac: Mac = m.mac_address.parse().ok()?;
+        return Some((LocalRoute::Mac { vni, mac }, a.seq));
+    }
+    open::<api::EvpnInclusiveMulticastEthernetTagRoute>(
+        nlri,
+        "EVPNInclusiveMulticastEthernetTagRoute",
+    )
+    .map(|_| (LocalRoute::Imet { vni }, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +388,24 @@ mod tests {
         let mut bad = p.clone();
         bad.nlri.as_mut().unwrap().value = vec![0xff; 3];
         assert_eq!(remote_route(&bad, 65000, &[100]), None);
+    }
+
+    #[test]
+    fn our_paths_listed_back_are_recognised_as_ours() {
+        let o = origin();
+        let mac: Mac = "02:00:00:00:00:07".parse().unwrap();
+        let mut p = path(&o, &LocalRoute::Mac { vni: 100, mac }, 2);
+        p.neighbor_ip = "<nil>".into();
+        assert_eq!(
+            own_route(&p, 65000),
+            Some((LocalRoute::Mac { vni: 100, mac }, 2))
+        );
+        assert_eq!(own_route(&p, 65001), None);
+        let mut i = path(&o, &LocalRoute::Imet { vni: 7 }, 0);
+        i.neighbor_ip = String::new();
+        assert_eq!(own_route(&i, 65000), Some((LocalRoute::Imet { vni: 7 }, 0)));
+        p.neighbor_ip = "198.18.0.1".into();
+        assert_eq!(own_route(&p, 65000), None);
     }
 
     #[test]
