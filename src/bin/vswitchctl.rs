@@ -207,7 +207,7 @@ fn print_stats(s: &ShowInfo) {
 
 fn print_fdb(rows: &[FdbRow]) {
     println!(
-        "{:<18} {:>5} {:<18} {:>8}  type     remote",
+        "{:<18} {:>5} {:<18} {:>8}  origin   remote",
         "MAC", "VLAN", "PORT", "AGE(s)"
     );
     for r in rows {
