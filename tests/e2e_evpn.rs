@@ -313,6 +313,10 @@ impl FrrHost {
             "nolearning",
         ]);
         k.ip(&["link", "set", "vx100", "master", "br100", "up"]);
+        // The bridge learns nothing behind the tunnel either: remote MACs
+        // are BGP's (zebra's extern_learn entries), as FRR's EVPN setups do.
+        k.at()
+            .ok(&["bridge", "link", "set", "dev", "vx100", "learning", "off"]);
         k.ip(&[
             "link", "add", "kw", "type", "veth", "peer", "name", "wl", "netns", &w.name,
         ]);
@@ -363,6 +367,8 @@ fn start_switchd(dir: &Path, conf: &str, tap: &str, metrics: &str) -> Switchd {
             path.to_str().unwrap(),
             "--metrics-addr",
             metrics,
+            "--log-level",
+            "info,vswitch::evpn=debug",
         ],
         &[],
     );
@@ -387,67 +393,127 @@ fn ping_eventually(from: &Netns, to: &str) -> bool {
     wait_for(PATIENCE, || from.ping(to, 2)).is_some()
 }
 
+/// Host A (FRR) and host B (vswitchd + GoBGP) on underlay
+/// 198.19.`net`.0/24 (A .1, B .2), workloads in 198.18.`net`.0/24 (A's .1
+/// with MAC 02:00:00:00:`net`:01, B's .2). Fields drop in order: vswitchd
+/// and GoBGP first, the underlay last.
+struct Pair {
+    sw: Switchd,
+    _dir: tempfile::TempDir,
+    gobgp: Gobgp,
+    bw: Netns,
+    a: FrrHost,
+    _under: Underlay,
+    base: String,
+    a_ip: String,
+    b_ip: String,
+    metrics: String,
+    tap: String,
+}
+
+impl Pair {
+    fn new(net: u8) -> Pair {
+        let base = names("ev");
+        let (a_ip, b_ip) = (format!("198.19.{net}.1"), format!("198.19.{net}.2"));
+        let mut under = Underlay::new(&base, &b_ip);
+        let a = FrrHost::new(
+            &base,
+            &mut under,
+            &a_ip,
+            &format!("198.18.{net}.1"),
+            &[b_ip.as_str()],
+        );
+        a.w.ip(&[
+            "link",
+            "set",
+            "wl",
+            "address",
+            &format!("02:00:00:00:{net:02x}:01"),
+        ]);
+        let gobgp = Gobgp::start(&gobgp_conf(&b_ip, &[a_ip.as_str()]));
+        let bw = Netns::new(&format!("{base}bw"));
+        quiet_ipv6(&bw);
+        let tap = format!("{base}t");
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let sw = start_switchd(
+            dir.path(),
+            &switchd_conf(
+                &gobgp.api,
+                &b_ip,
+                &tap,
+                &bw.name,
+                &format!("198.18.{net}.2"),
+            ),
+            &tap,
+            &metrics,
+        );
+        Pair {
+            sw,
+            _dir: dir,
+            gobgp,
+            bw,
+            a,
+            _under: under,
+            base,
+            a_ip,
+            b_ip,
+            metrics,
+            tap,
+        }
+    }
+
+    /// `what`, with every log and FRR's EVPN table.
+    fn debug(&self, what: &str) -> String {
+        format!(
+            "{what}\n--- vswitchd\n{}\n--- gobgpd\n{}\n{}\n--- routes\n{}\n--- kernel fdb\n{}",
+            self.sw.log_text(),
+            self.gobgp.log(),
+            self.a.frr.logs(),
+            self.a.frr.vtysh("show bgp l2vpn evpn route"),
+            self.a.vx_fdb()
+        )
+    }
+}
+
 #[test]
 fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     require_root();
     if !tools_present() {
         return;
     }
-    let base = names("ev");
-    let (a_ip, b_ip) = ("198.19.20.1", "198.19.20.2");
-    let mut under = Underlay::new(&base, b_ip);
-    let a = FrrHost::new(&base, &mut under, a_ip, "198.18.20.1", &[b_ip]);
-    let mut gobgp = Gobgp::start(&gobgp_conf(b_ip, &[a_ip]));
-    let bw = Netns::new(&format!("{base}bw"));
-    quiet_ipv6(&bw);
-    let tap = format!("{base}t");
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let sw = start_switchd(
-        dir.path(),
-        &switchd_conf(&gobgp.api, b_ip, &tap, &bw.name, "198.18.20.2"),
-        &tap,
-        &metrics,
-    );
-    let debug = |what: &str, gobgp: &Gobgp| {
-        format!(
-            "{what}\n--- vswitchd\n{}\n--- gobgpd\n{}\n{}\n--- routes\n{}",
-            sw.log_text(),
-            gobgp.log(),
-            a.frr.logs(),
-            a.frr.vtysh("show bgp l2vpn evpn route")
-        )
-    };
+    let mut p = Pair::new(20);
+    let (a_ip, b_ip) = (p.a_ip.clone(), p.b_ip.clone());
 
     // Workloads on both sides ping: flooding and unicast both follow BGP.
     assert!(
-        ping_eventually(&a.w, "198.18.20.2"),
+        ping_eventually(&p.a.w, "198.18.20.2"),
         "{}",
-        debug("A's workload cannot ping B's", &gobgp)
+        p.debug("A's workload cannot ping B's")
     );
     assert!(
-        ping_eventually(&bw, "198.18.20.1"),
+        ping_eventually(&p.bw, "198.18.20.1"),
         "{}",
-        debug("B -> A", &gobgp)
+        p.debug("B -> A")
     );
-    let a_mac = a.w.mac("wl").to_lowercase();
-    let b_mac = bw.mac(&tap).to_lowercase();
+    let a_mac = p.a.w.mac("wl").to_lowercase();
+    let b_mac = p.bw.mac(&p.tap).to_lowercase();
 
     // FRR holds vswitchd's type-3 and type-2 routes.
     let t3 = format!("[3]:[0]:[32]:[{b_ip}]");
     let t2 = format!("[2]:[0]:[48]:[{b_mac}]");
     let routes = wait_for(PATIENCE, || {
-        let r = a.frr.vtysh("show bgp l2vpn evpn route");
+        let r = p.a.frr.vtysh("show bgp l2vpn evpn route");
         (r.contains(&t3) && r.contains(&t2)).then_some(r)
     });
     assert!(
         routes.is_some(),
         "{}",
-        debug("FRR lacks vswitchd's routes", &gobgp)
+        p.debug("FRR lacks vswitchd's routes")
     );
     // zebra put vswitchd's MAC and flood entry in the kernel's FDB.
     let kfdb = wait_for(PATIENCE, || {
-        let f = a.vx_fdb();
+        let f = p.a.vx_fdb();
         (f.contains(&format!("{b_mac} dst {b_ip}"))
             && f.contains(&format!("00:00:00:00:00:00 dst {b_ip}")))
         .then_some(f)
@@ -455,16 +521,16 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     assert!(
         kfdb.is_some(),
         "{}",
-        debug(&format!("kernel fdb: {}", a.vx_fdb()), &gobgp)
+        p.debug(&format!("kernel fdb: {}", p.a.vx_fdb()))
     );
     // vswitchd holds A's MAC with origin evpn behind A.
     let row = wait_for(PATIENCE, || {
-        fdb_row(&sw, &a_mac).filter(|r| r["origin"] == "evpn")
+        fdb_row(&p.sw, &a_mac).filter(|r| r["origin"] == "evpn")
     });
-    let row = row.unwrap_or_else(|| panic!("{}", debug("no evpn entry for A's MAC", &gobgp)));
+    let row = row.unwrap_or_else(|| panic!("{}", p.debug("no evpn entry for A's MAC")));
     assert_eq!(row["port"], "vxlan:vx100");
     assert_eq!(row["remote"], a_ip);
-    let e = evpn_show(&sw);
+    let e = evpn_show(&p.sw);
     assert_eq!(e["connected"], true, "{e}");
     let seg = &e["segments"][0];
     assert_eq!(seg["vni"], 100);
@@ -473,50 +539,133 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     assert_eq!(seg["remote_vteps"], serde_json::json!([a_ip]), "{e}");
     assert!(seg["macs_received"].as_u64() >= Some(1), "{e}");
     assert!(seg["macs_advertised"].as_u64() >= Some(1), "{e}");
-    let (_, m) = scrape(&metrics);
+    let (_, m) = scrape(&p.metrics);
     assert_eq!(m.get("vswitchd_evpn_gobgp_up"), 1.0);
     assert_eq!(m.port("vswitchd_evpn_remote_vteps", "vxlan:vx100"), 1.0);
     assert!(m.port("vswitchd_evpn_routes_advertised", "vxlan:vx100") >= 2.0);
     assert!(m.port("vswitchd_evpn_routes_received", "vxlan:vx100") >= 2.0);
-    let text = sw.ctl_ok(&["fdb", "show"]);
+    let text = p.sw.ctl_ok(&["fdb", "show"]);
     assert!(text.contains("evpn"), "{text}");
 
     // GoBGP stops: vswitchd goes on (and says so); FRR drops the session.
-    gobgp.stop();
+    p.gobgp.stop();
     assert!(
-        wait_for(PATIENCE, || evpn_show(&sw)["connected"] == false).is_some(),
+        wait_for(PATIENCE, || evpn_show(&p.sw)["connected"] == false).is_some(),
         "{}",
-        debug("vswitchd did not notice GoBGP stopping", &gobgp)
+        p.debug("vswitchd did not notice GoBGP stopping")
     );
     assert!(
-        wait_for(PATIENCE, || !a
+        wait_for(PATIENCE, || !p
+            .a
             .frr
             .vtysh("show bgp l2vpn evpn route")
             .contains(&t3))
         .is_some(),
         "{}",
-        debug("FRR kept vswitchd's routes without a session", &gobgp)
+        p.debug("FRR kept vswitchd's routes without a session")
     );
     // The switch still forwards locally and keeps its remote entries.
-    assert!(fdb_row(&sw, &a_mac).is_some_and(|r| r["origin"] == "evpn"));
+    assert!(fdb_row(&p.sw, &a_mac).is_some_and(|r| r["origin"] == "evpn"));
 
     // GoBGP back: vswitchd reconnects and advertises everything again.
-    gobgp.restart();
+    p.gobgp.restart();
     let back = wait_for(PATIENCE * 2, || {
-        let r = a.frr.vtysh("show bgp l2vpn evpn route");
+        let r = p.a.frr.vtysh("show bgp l2vpn evpn route");
         r.contains(&t3) && r.contains(&t2)
     });
     assert!(
         back.is_some(),
         "{}",
-        debug("routes not back after GoBGP restarted", &gobgp)
+        p.debug("routes not back after GoBGP restarted")
     );
-    let e = evpn_show(&sw);
+    let e = evpn_show(&p.sw);
     assert_eq!(e["connected"], true, "{e}");
     assert!(e["connects"].as_u64() >= Some(2), "{e}");
     assert!(
-        ping_eventually(&a.w, "198.18.20.2"),
+        ping_eventually(&p.a.w, "198.18.20.2"),
         "{}",
-        debug("no ping after GoBGP restarted", &gobgp)
+        p.debug("no ping after GoBGP restarted")
     );
+}
+
+#[test]
+fn a_mac_moving_from_frr_to_vswitchd_converges() {
+    require_root();
+    if !tools_present() {
+        return;
+    }
+    let p = Pair::new(21);
+    let (a_wl, b_wl) = ("198.18.21.1", "198.18.21.2");
+    assert!(ping_eventually(&p.bw, a_wl), "{}", p.debug("B -> A"));
+    let m = p.a.w.mac("wl").to_lowercase();
+    assert!(
+        wait_for(PATIENCE, || fdb_row(&p.sw, &m)
+            .is_some_and(|r| r["origin"] == "evpn"))
+        .is_some(),
+        "{}",
+        p.debug("no evpn entry for A's workload")
+    );
+
+    // The workload moves: silent at A (no address: it answers nothing,
+    // its port stays up, so A's bridge still holds the MAC), back at B on
+    // a new TAP with its MAC and address.
+    p.a.w.ip(&["addr", "flush", "dev", "wl"]);
+    let bw2 = Netns::new(&format!("{}m", p.base));
+    quiet_ipv6(&bw2);
+    let tap2 = format!("{}t2", p.base);
+    p.sw.ctl_ok(&[
+        "port",
+        "add",
+        &tap2,
+        "--netns",
+        &bw2.name,
+        "--address",
+        &format!("{a_wl}/24"),
+        "--mac",
+        &m,
+    ]);
+    // Its first frames (an ARP request, as a moved VM's announcement)
+    // take the evpn entry over.
+    assert!(
+        ping_eventually(&bw2, b_wl),
+        "{}",
+        p.debug("moved workload -> B")
+    );
+    assert!(
+        ping_eventually(&p.bw, a_wl),
+        "{}",
+        p.debug("B cannot reach the moved workload")
+    );
+    let row = wait_for(PATIENCE, || {
+        fdb_row(&p.sw, &m).filter(|r| r["port"] == tap2.as_str() && r["origin"] == "learned")
+    });
+    assert!(
+        row.is_some(),
+        "{}",
+        p.debug("vswitchd did not take the MAC over")
+    );
+
+    // vswitchd advertises it with sequence number 1 (A's was 0); FRR
+    // takes the move and zebra points the kernel's entry at B.
+    let moved = wait_for(PATIENCE, || {
+        let f = p.a.vx_fdb();
+        f.contains(&format!("{m} dst {}", p.b_ip)).then_some(f)
+    });
+    assert!(
+        moved.is_some(),
+        "{}",
+        p.debug("A's kernel FDB did not follow the move")
+    );
+    let mac_info = p.a.frr.vtysh(&format!("show evpn mac vni 100 mac {m}"));
+    assert!(
+        mac_info.contains("Remote VTEP") && mac_info.contains(&p.b_ip),
+        "{mac_info}\n{}",
+        p.debug("FRR does not see the MAC behind B")
+    );
+    assert!(
+        p.a.frr.vtysh("show bgp l2vpn evpn route").contains("MM:1"),
+        "{}",
+        p.debug("no MAC mobility sequence 1 in FRR's table")
+    );
+    let _ = &p.a_ip;
 }
