@@ -44,16 +44,16 @@ fn tools_present() -> bool {
 }
 
 /// The underlay: a bridge in namespace `u`; a root veth with vswitchd's
-/// address.
+/// addresses.
 struct Underlay {
     u: Netns,
     _root: Link,
-    _addr: RootAddr,
+    _addrs: Vec<RootAddr>,
     n: usize,
 }
 
 impl Underlay {
-    fn new(base: &str, root_addr: &str) -> Underlay {
+    fn new(base: &str, root_addrs: &[&str]) -> Underlay {
         let u = Netns::new(&format!("{base}u"));
         quiet_ipv6(&u);
         u.ip(&["link", "add", "ub", "type", "bridge"]);
@@ -62,11 +62,14 @@ impl Underlay {
         let root = Link::veth(&root_dev, "ur", Some(&u));
         u.ip(&["link", "set", "ur", "master", "ub", "up"]);
         support::cmd::ok(&["ip", "link", "set", &root_dev, "up"]);
-        let addr = RootAddr::add(&root_dev, &format!("{root_addr}/24"));
+        let addrs = root_addrs
+            .iter()
+            .map(|a| RootAddr::add(&root_dev, &format!("{a}/24")))
+            .collect();
         Underlay {
             u,
             _root: root,
-            _addr: addr,
+            _addrs: addrs,
             n: 0,
         }
     }
@@ -239,7 +242,7 @@ impl Gobgp {
 
 /// FRR's bgpd.conf for a VTEP `me` peering with `peers` (all iBGP,
 /// L2VPN EVPN only, short timers for the test).
-fn frr_conf(me: &str, peers: &[&str]) -> String {
+fn frr_conf(me: &str, peers: &[&str], reflect: bool) -> String {
     let mut c = format!(
         "hostname a\nrouter bgp {ASN}\n bgp router-id {me}\n no bgp default ipv4-unicast\n timers bgp 3 9\n"
     );
@@ -251,6 +254,9 @@ fn frr_conf(me: &str, peers: &[&str]) -> String {
     c.push_str(" address-family l2vpn evpn\n");
     for p in peers {
         c.push_str(&format!("  neighbor {p} activate\n"));
+        if reflect {
+            c.push_str(&format!("  neighbor {p} route-reflector-client\n"));
+        }
     }
     c.push_str("  advertise-all-vni\n exit-address-family\n");
     c
@@ -291,7 +297,15 @@ struct FrrHost {
 }
 
 impl FrrHost {
-    fn new(base: &str, under: &mut Underlay, ip: &str, wl_ip: &str, peers: &[&str]) -> FrrHost {
+    /// With `reflect`, FRR is also the route reflector of its `peers`.
+    fn new(
+        base: &str,
+        under: &mut Underlay,
+        ip: &str,
+        wl_ip: &str,
+        peers: &[&str],
+        reflect: bool,
+    ) -> FrrHost {
         let k = Netns::new(&format!("{base}a"));
         let w = Netns::new(&format!("{base}aw"));
         quiet_ipv6(&k);
@@ -325,7 +339,7 @@ impl FrrHost {
         w.ip(&["link", "set", "wl", "mtu", "1450"]);
         w.ip(&["addr", "add", &format!("{wl_ip}/24"), "dev", "wl"]);
         w.ip(&["link", "set", "wl", "up"]);
-        let frr = Frr::start(&k, &frr_conf(ip, peers));
+        let frr = Frr::start(&k, &frr_conf(ip, peers, reflect));
         FrrHost { frr, k, w }
     }
 
@@ -393,35 +407,77 @@ fn ping_eventually(from: &Netns, to: &str) -> bool {
     wait_for(PATIENCE, || from.ping(to, 2)).is_some()
 }
 
-/// Host A (FRR) and host B (vswitchd + GoBGP) on underlay
-/// 198.19.`net`.0/24 (A .1, B .2), workloads in 198.18.`net`.0/24 (A's .1
-/// with MAC 02:00:00:00:`net`:01, B's .2). Fields drop in order: vswitchd
-/// and GoBGP first, the underlay last.
-struct Pair {
+/// A vswitchd VTEP: gobgpd, vswitchd with one TAP workload (namespace
+/// `w`) and the EVPN vxlan port. Fields drop in order: vswitchd first.
+struct Vtep {
     sw: Switchd,
     _dir: tempfile::TempDir,
     gobgp: Gobgp,
-    bw: Netns,
+    w: Netns,
+    tap: String,
+    metrics: String,
+}
+
+impl Vtep {
+    /// `ip` on the underlay (a root address), GoBGP peering with `peers`,
+    /// the workload at `wl_ip`; `tag` tells its names apart.
+    fn new(base: &str, tag: &str, ip: &str, peers: &[&str], wl_ip: &str) -> Vtep {
+        let gobgp = Gobgp::start(&gobgp_conf(ip, peers));
+        let w = Netns::new(&format!("{base}{tag}w"));
+        quiet_ipv6(&w);
+        let tap = format!("{base}{tag}t");
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let sw = start_switchd(
+            dir.path(),
+            &switchd_conf(&gobgp.api, ip, &tap, &w.name, wl_ip),
+            &tap,
+            &metrics,
+        );
+        Vtep {
+            sw,
+            _dir: dir,
+            gobgp,
+            w,
+            tap,
+            metrics,
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- vswitchd\n{}\n--- gobgpd\n{}",
+            self.sw.log_text(),
+            self.gobgp.log()
+        )
+    }
+}
+
+/// Host A (FRR) and host B (vswitchd + GoBGP) on underlay
+/// 198.19.`net`.0/24 (A .1, B .2), workloads in 198.18.`net`.0/24 (A's .1
+/// with MAC 02:00:00:00:`net`:01, B's .2). Fields drop in order: B first,
+/// the underlay last.
+struct Pair {
+    b: Vtep,
     a: FrrHost,
     _under: Underlay,
     base: String,
     a_ip: String,
     b_ip: String,
-    metrics: String,
-    tap: String,
 }
 
 impl Pair {
     fn new(net: u8) -> Pair {
         let base = names("ev");
         let (a_ip, b_ip) = (format!("198.19.{net}.1"), format!("198.19.{net}.2"));
-        let mut under = Underlay::new(&base, &b_ip);
+        let mut under = Underlay::new(&base, &[b_ip.as_str()]);
         let a = FrrHost::new(
             &base,
             &mut under,
             &a_ip,
             &format!("198.18.{net}.1"),
             &[b_ip.as_str()],
+            false,
         );
         a.w.ip(&[
             "link",
@@ -430,45 +486,28 @@ impl Pair {
             "address",
             &format!("02:00:00:00:{net:02x}:01"),
         ]);
-        let gobgp = Gobgp::start(&gobgp_conf(&b_ip, &[a_ip.as_str()]));
-        let bw = Netns::new(&format!("{base}bw"));
-        quiet_ipv6(&bw);
-        let tap = format!("{base}t");
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let dir = tempfile::tempdir().unwrap();
-        let sw = start_switchd(
-            dir.path(),
-            &switchd_conf(
-                &gobgp.api,
-                &b_ip,
-                &tap,
-                &bw.name,
-                &format!("198.18.{net}.2"),
-            ),
-            &tap,
-            &metrics,
+        let b = Vtep::new(
+            &base,
+            "b",
+            &b_ip,
+            &[a_ip.as_str()],
+            &format!("198.18.{net}.2"),
         );
         Pair {
-            sw,
-            _dir: dir,
-            gobgp,
-            bw,
+            b,
             a,
             _under: under,
             base,
             a_ip,
             b_ip,
-            metrics,
-            tap,
         }
     }
 
     /// `what`, with every log and FRR's EVPN table.
     fn debug(&self, what: &str) -> String {
         format!(
-            "{what}\n--- vswitchd\n{}\n--- gobgpd\n{}\n{}\n--- routes\n{}\n--- kernel fdb\n{}",
-            self.sw.log_text(),
-            self.gobgp.log(),
+            "{what}\n{}\n{}\n--- routes\n{}\n--- kernel fdb\n{}",
+            self.b.logs(),
             self.a.frr.logs(),
             self.a.frr.vtysh("show bgp l2vpn evpn route"),
             self.a.vx_fdb()
@@ -492,12 +531,12 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         p.debug("A's workload cannot ping B's")
     );
     assert!(
-        ping_eventually(&p.bw, "198.18.20.1"),
+        ping_eventually(&p.b.w, "198.18.20.1"),
         "{}",
         p.debug("B -> A")
     );
     let a_mac = p.a.w.mac("wl").to_lowercase();
-    let b_mac = p.bw.mac(&p.tap).to_lowercase();
+    let b_mac = p.b.w.mac(&p.b.tap).to_lowercase();
 
     // FRR holds vswitchd's type-3 and type-2 routes.
     let t3 = format!("[3]:[0]:[32]:[{b_ip}]");
@@ -525,12 +564,12 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     );
     // vswitchd holds A's MAC with origin evpn behind A.
     let row = wait_for(PATIENCE, || {
-        fdb_row(&p.sw, &a_mac).filter(|r| r["origin"] == "evpn")
+        fdb_row(&p.b.sw, &a_mac).filter(|r| r["origin"] == "evpn")
     });
     let row = row.unwrap_or_else(|| panic!("{}", p.debug("no evpn entry for A's MAC")));
     assert_eq!(row["port"], "vxlan:vx100");
     assert_eq!(row["remote"], a_ip);
-    let e = evpn_show(&p.sw);
+    let e = evpn_show(&p.b.sw);
     assert_eq!(e["connected"], true, "{e}");
     let seg = &e["segments"][0];
     assert_eq!(seg["vni"], 100);
@@ -539,18 +578,18 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     assert_eq!(seg["remote_vteps"], serde_json::json!([a_ip]), "{e}");
     assert!(seg["macs_received"].as_u64() >= Some(1), "{e}");
     assert!(seg["macs_advertised"].as_u64() >= Some(1), "{e}");
-    let (_, m) = scrape(&p.metrics);
+    let (_, m) = scrape(&p.b.metrics);
     assert_eq!(m.get("vswitchd_evpn_gobgp_up"), 1.0);
     assert_eq!(m.port("vswitchd_evpn_remote_vteps", "vxlan:vx100"), 1.0);
     assert!(m.port("vswitchd_evpn_routes_advertised", "vxlan:vx100") >= 2.0);
     assert!(m.port("vswitchd_evpn_routes_received", "vxlan:vx100") >= 2.0);
-    let text = p.sw.ctl_ok(&["fdb", "show"]);
+    let text = p.b.sw.ctl_ok(&["fdb", "show"]);
     assert!(text.contains("evpn"), "{text}");
 
     // GoBGP stops: vswitchd goes on (and says so); FRR drops the session.
-    p.gobgp.stop();
+    p.b.gobgp.stop();
     assert!(
-        wait_for(PATIENCE, || evpn_show(&p.sw)["connected"] == false).is_some(),
+        wait_for(PATIENCE, || evpn_show(&p.b.sw)["connected"] == false).is_some(),
         "{}",
         p.debug("vswitchd did not notice GoBGP stopping")
     );
@@ -565,10 +604,10 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         p.debug("FRR kept vswitchd's routes without a session")
     );
     // The switch still forwards locally and keeps its remote entries.
-    assert!(fdb_row(&p.sw, &a_mac).is_some_and(|r| r["origin"] == "evpn"));
+    assert!(fdb_row(&p.b.sw, &a_mac).is_some_and(|r| r["origin"] == "evpn"));
 
     // GoBGP back: vswitchd reconnects and advertises everything again.
-    p.gobgp.restart();
+    p.b.gobgp.restart();
     let back = wait_for(PATIENCE * 2, || {
         let r = p.a.frr.vtysh("show bgp l2vpn evpn route");
         r.contains(&t3) && r.contains(&t2)
@@ -578,7 +617,7 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         "{}",
         p.debug("routes not back after GoBGP restarted")
     );
-    let e = evpn_show(&p.sw);
+    let e = evpn_show(&p.b.sw);
     assert_eq!(e["connected"], true, "{e}");
     assert!(e["connects"].as_u64() >= Some(2), "{e}");
     assert!(
@@ -596,10 +635,10 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
     }
     let p = Pair::new(21);
     let (a_wl, b_wl) = ("198.18.21.1", "198.18.21.2");
-    assert!(ping_eventually(&p.bw, a_wl), "{}", p.debug("B -> A"));
+    assert!(ping_eventually(&p.b.w, a_wl), "{}", p.debug("B -> A"));
     let m = p.a.w.mac("wl").to_lowercase();
     assert!(
-        wait_for(PATIENCE, || fdb_row(&p.sw, &m)
+        wait_for(PATIENCE, || fdb_row(&p.b.sw, &m)
             .is_some_and(|r| r["origin"] == "evpn"))
         .is_some(),
         "{}",
@@ -613,7 +652,7 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
     let bw2 = Netns::new(&format!("{}m", p.base));
     quiet_ipv6(&bw2);
     let tap2 = format!("{}t2", p.base);
-    p.sw.ctl_ok(&[
+    p.b.sw.ctl_ok(&[
         "port",
         "add",
         &tap2,
@@ -632,12 +671,12 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
         p.debug("moved workload -> B")
     );
     assert!(
-        ping_eventually(&p.bw, a_wl),
+        ping_eventually(&p.b.w, a_wl),
         "{}",
         p.debug("B cannot reach the moved workload")
     );
     let row = wait_for(PATIENCE, || {
-        fdb_row(&p.sw, &m).filter(|r| r["port"] == tap2.as_str() && r["origin"] == "learned")
+        fdb_row(&p.b.sw, &m).filter(|r| r["port"] == tap2.as_str() && r["origin"] == "learned")
     });
     assert!(
         row.is_some(),
@@ -668,4 +707,60 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
         p.debug("no MAC mobility sequence 1 in FRR's table")
     );
     let _ = &p.a_ip;
+}
+
+#[test]
+fn a_third_vtep_joins_through_frr_as_route_reflector() {
+    require_root();
+    if !tools_present() {
+        return;
+    }
+    // A (FRR) reflects between B and C (each vswitchd + its own GoBGP,
+    // peering with A only): B's and C's configurations name no other VTEP.
+    let base = names("ev");
+    let (a_ip, b_ip, c_ip) = ("198.19.22.1", "198.19.22.2", "198.19.22.3");
+    let mut under = Underlay::new(&base, &[b_ip, c_ip]);
+    let a = FrrHost::new(&base, &mut under, a_ip, "198.18.22.1", &[b_ip, c_ip], true);
+    let b = Vtep::new(&base, "b", b_ip, &[a_ip], "198.18.22.2");
+    let c = Vtep::new(&base, "c", c_ip, &[a_ip], "198.18.22.3");
+    let debug = |what: &str| {
+        format!(
+            "{what}\n--- B\n{}\n--- C\n{}\n{}\n--- routes\n{}",
+            b.logs(),
+            c.logs(),
+            a.frr.logs(),
+            a.frr.vtysh("show bgp l2vpn evpn route")
+        )
+    };
+    for (from, name, to) in [
+        (&b.w, "B", "198.18.22.3"),
+        (&c.w, "C", "198.18.22.2"),
+        (&a.w, "A", "198.18.22.3"),
+        (&c.w, "C", "198.18.22.1"),
+    ] {
+        assert!(
+            ping_eventually(from, to),
+            "{}",
+            debug(&format!("{name} cannot ping {to}"))
+        );
+    }
+    // Each vswitchd floods to the two others, learned from BGP only.
+    for (v, others) in [(&b, [a_ip, c_ip]), (&c, [a_ip, b_ip])] {
+        let ok = wait_for(PATIENCE, || {
+            evpn_show(&v.sw)["segments"][0]["remote_vteps"] == serde_json::json!(others)
+        });
+        assert!(
+            ok.is_some(),
+            "{}",
+            debug(&format!("flood list: {}", evpn_show(&v.sw)))
+        );
+    }
+    // B reaches C's workload through C's address, from C's type-2 route.
+    let c_mac = c.w.mac(&c.tap).to_lowercase();
+    let row = wait_for(PATIENCE, || {
+        fdb_row(&b.sw, &c_mac).filter(|r| r["origin"] == "evpn")
+    });
+    let row = row.unwrap_or_else(|| panic!("{}", debug("B has no evpn entry for C's MAC")));
+    assert_eq!(row["remote"], c_ip);
+    drop((c, b, a, under));
 }
