@@ -1448,6 +1448,58 @@ mod tests {
     }
 
     #[test]
+    fn evpn_section_and_port_key() {
+        let port =
+            "[[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"198.19.7.2\"\nevpn = true\n";
+        let evpn = "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\n";
+        let c = check(&format!("{evpn}{port}")).unwrap();
+        let e = c.evpn.unwrap();
+        assert_eq!(e.gobgp.to_string(), "127.0.0.1:50051");
+        assert_eq!(
+            (e.asn, e.router_id.to_string()),
+            (65000, "198.19.7.2".into())
+        );
+        assert!(c.ports[0].vxlan.as_ref().unwrap().evpn);
+        // Each mistake is an error that names the key.
+        let err = |text: &str| check(text).unwrap_err().to_string();
+        assert!(err(port).contains("no [evpn] section"), "{}", err(port));
+        for (bad, says) in [
+            ("[evpn]\nasn = 0\nrouter-id = \"198.19.7.2\"\n", "asn = 0"),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"fd00::1\"\n",
+                "router-id",
+            ),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\ngobgp = \"localhost\"\n",
+                "gobgp",
+            ),
+            ("[evpn]\nasn = 65000\n", "router-id"),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\nbogus = 1\n",
+                "bogus",
+            ),
+            (
+                "[evpn]\nasn = 4200000000\nrouter-id = \"198.19.7.2\"\n[[port]]\nname = \"vxlan:v\"\nvni = 70000\nlocal = \"198.19.7.2\"\nevpn = true\n",
+                "vni = 70000",
+            ),
+        ] {
+            assert!(err(bad).contains(says), "{bad}: {}", err(bad));
+        }
+        let twice = format!("{evpn}{port}{}", port.replace("vx100", "vx101"));
+        assert!(
+            err(&twice).contains("one EVPN segment per VNI"),
+            "{}",
+            err(&twice)
+        );
+        let not_vxlan = "[[port]]\nname = \"tap0\"\nevpn = true\n";
+        assert!(
+            err(not_vxlan).contains("apply only to vxlan"),
+            "{}",
+            err(not_vxlan)
+        );
+    }
+
+    #[test]
     fn empty_file_is_defaults() {
         let c = check("").unwrap();
         let mut want = SwitchConfig::default();
