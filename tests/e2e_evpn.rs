@@ -18,7 +18,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cmd::{Bg, names, require_root};
@@ -521,8 +521,10 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     if !tools_present() {
         return;
     }
+    let t0 = Instant::now();
     let mut p = Pair::new(20);
     let (a_ip, b_ip) = (p.a_ip.clone(), p.b_ip.clone());
+    let started = t0.elapsed();
 
     // Workloads on both sides ping: flooding and unicast both follow BGP.
     assert!(
@@ -534,6 +536,10 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         ping_eventually(&p.b.w, "198.18.20.1"),
         "{}",
         p.debug("B -> A")
+    );
+    eprintln!(
+        "e2e_evpn: hosts up in {started:?}; first ping across after {:?} more",
+        t0.elapsed() - started
     );
     let a_mac = p.a.w.mac("wl").to_lowercase();
     let b_mac = p.b.w.mac(&p.b.tap).to_lowercase();
@@ -608,10 +614,15 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
 
     // GoBGP back: vswitchd reconnects and advertises everything again.
     p.b.gobgp.restart();
+    let t1 = Instant::now();
     let back = wait_for(PATIENCE * 2, || {
         let r = p.a.frr.vtysh("show bgp l2vpn evpn route");
         r.contains(&t3) && r.contains(&t2)
     });
+    eprintln!(
+        "e2e_evpn: GoBGP restarted; FRR had vswitchd's routes again after {:?}",
+        t1.elapsed()
+    );
     assert!(
         back.is_some(),
         "{}",
@@ -686,10 +697,15 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
 
     // vswitchd advertises it with sequence number 1 (A's was 0); FRR
     // takes the move and zebra points the kernel's entry at B.
+    let t1 = Instant::now();
     let moved = wait_for(PATIENCE, || {
         let f = p.a.vx_fdb();
         f.contains(&format!("{m} dst {}", p.b_ip)).then_some(f)
     });
+    eprintln!(
+        "e2e_evpn: MAC move: A's kernel FDB pointed at B {:?} after vswitchd took the MAC over",
+        t1.elapsed()
+    );
     assert!(
         moved.is_some(),
         "{}",
