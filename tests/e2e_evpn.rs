@@ -780,3 +780,46 @@ fn a_third_vtep_joins_through_frr_as_route_reflector() {
     assert_eq!(row["remote"], c_ip);
     drop((c, b, a, under));
 }
+
+#[test]
+fn vswitchd_starts_without_gobgp_and_says_so() {
+    require_root();
+    // Nothing listens on GoBGP's address: vswitchd runs, forwards, and
+    // reports the segment and the error (no FRR or GoBGP needed).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vswitchd.toml");
+    write_config(
+        &path,
+        &format!(
+            "[evpn]\ngobgp = \"127.0.0.1:{}\"\nasn = {ASN}\nrouter-id = \"198.19.23.2\"\n\
+             [[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"127.0.0.1\"\ndstport = {}\nevpn = true\n",
+            free_port(),
+            free_port()
+        ),
+    );
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let sw = Switchd::start(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--metrics-addr",
+            &metrics,
+        ],
+        &[],
+    );
+    let e = wait_for(PATIENCE, || {
+        let e = evpn_show(&sw);
+        (e["last_error"].is_string() && e["segments"].as_array().is_some_and(|s| !s.is_empty()))
+            .then_some(e)
+    })
+    .unwrap_or_else(|| panic!("no status: {}", sw.log_text()));
+    assert_eq!(e["connected"], false, "{e}");
+    assert!(e["last_error"].as_str().unwrap().contains("GoBGP"), "{e}");
+    assert_eq!(e["segments"][0]["vni"], 100, "{e}");
+    assert_eq!(e["segments"][0]["rd"], "198.19.23.2:100", "{e}");
+    let (_, m) = scrape(&metrics);
+    assert_eq!(m.get("vswitchd_evpn_gobgp_up"), 0.0);
+    assert!(sw.log_text().contains("retrying with backoff"));
+    // The rest of the switch answers as usual.
+    sw.ctl_ok(&["show"]);
+}
