@@ -88,12 +88,14 @@ impl Underlay {
 }
 
 /// FRR's zebra and bgpd in a namespace, with files in their own
-/// directory (owned by the `frr` user they drop to); stopped on drop.
+/// directory (owned by the `frr` user they drop to); stopped on drop
+/// (bgpd first).
 struct Frr {
-    ns_name: String,
-    dir: tempfile::TempDir,
+    // Fields drop in order: bgpd, zebra, then their directory.
+    bgpd: Option<Bg>,
     _zebra: Bg,
-    _bgpd: Bg,
+    dir: tempfile::TempDir,
+    ns_name: String,
 }
 
 impl Frr {
@@ -143,7 +145,7 @@ impl Frr {
             ns_name: ns.name.clone(),
             dir,
             _zebra: zebra,
-            _bgpd: bgpd,
+            bgpd: Some(bgpd),
         };
         assert!(
             wait_for(Duration::from_secs(10), || f
@@ -156,6 +158,13 @@ impl Frr {
             f.logs()
         );
         f
+    }
+
+    /// Stops bgpd (its BGP sessions close).
+    fn stop_bgpd(&mut self) {
+        if let Some(mut b) = self.bgpd.take() {
+            b.stop(Duration::from_secs(5));
+        }
     }
 
     /// `vtysh -c CMD` against these daemons.
@@ -635,6 +644,19 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         ping_eventually(&p.a.w, "198.18.20.2"),
         "{}",
         p.debug("no ping after GoBGP restarted")
+    );
+
+    // A's BGP goes away: GoBGP withdraws A's routes and vswitchd takes
+    // A's MAC and flood entry out.
+    p.a.frr.stop_bgpd();
+    let gone = wait_for(PATIENCE, || {
+        evpn_show(&p.b.sw)["segments"][0]["remote_vteps"] == serde_json::json!([])
+            && fdb_row(&p.b.sw, &a_mac).is_none_or(|r| r["origin"] != "evpn")
+    });
+    assert!(
+        gone.is_some(),
+        "{}",
+        p.debug("A's routes outlived its BGP session")
     );
 }
 
