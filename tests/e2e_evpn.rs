@@ -844,4 +844,39 @@ fn vswitchd_starts_without_gobgp_and_says_so() {
     assert!(sw.log_text().contains("retrying with backoff"));
     // The rest of the switch answers as usual.
     sw.ctl_ok(&["show"]);
+
+    // EVPN ports at run time: one per VNI, and only with the agent.
+    let add = |sw: &Switchd, name: &str, vni: &str| {
+        let port = free_port().to_string();
+        sw.ctl(&[
+            "port",
+            "add",
+            name,
+            "--vni",
+            vni,
+            "--local",
+            "127.0.0.1",
+            "--dstport",
+            &port,
+            "--evpn",
+            "on",
+        ])
+    };
+    let o = add(&sw, "vxlan:vx101", "100");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("one EVPN segment per VNI"));
+    assert!(add(&sw, "vxlan:vx101", "101").status.success());
+    assert!(
+        wait_for(PATIENCE, || evpn_show(&sw)["segments"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2))
+        .is_some(),
+        "{}",
+        evpn_show(&sw)
+    );
+    let plain = Switchd::start(&[], &[]);
+    let o = add(&plain, "vxlan:vx100", "100");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("EVPN is off"));
+    assert!(!plain.ctl(&["evpn", "show"]).status.success());
 }

@@ -211,6 +211,10 @@ pub enum PortCmd {
         /// vxlan: ports: the UDP port [default: 4789].
         #[arg(long, value_name = "PORT")]
         dstport: Option<u16>,
+        /// vxlan: ports: remotes and remote MACs from BGP EVPN (needs
+        /// vswitchd's [evpn] section) [default: off].
+        #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
+        evpn: Option<bool>,
     },
     /// Detach and close a port.
     #[command(after_help = "Example:\n  vswitchctl port del raw:vnet3")]
@@ -540,6 +544,7 @@ impl Cmd {
                 local,
                 remotes,
                 dstport,
+                evpn,
             }) => {
                 let mut section = PortSection::named(spec);
                 opts.changes(false).apply(&mut section);
@@ -555,6 +560,7 @@ impl Cmd {
                 section.local = local.clone();
                 section.remote = remotes.clone();
                 section.dstport = *dstport;
+                section.evpn = *evpn;
                 Request::PortAdd {
                     port: Box::new(section),
                 }

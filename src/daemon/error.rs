@@ -77,6 +77,8 @@ pub enum DaemonError {
     StpSettings(String),
     #[error("EVPN is off (add an [evpn] section with gobgp, asn and router-id, and restart)")]
     EvpnOff,
+    #[error("port {port} already has evpn = true for vni = {vni}: one EVPN segment per VNI")]
+    EvpnVni { vni: u32, port: String },
 }
 
 impl DaemonError {
@@ -126,7 +128,7 @@ impl DaemonError {
                     ErrorCode::Invalid
                 }
             },
-            DaemonError::EvpnOff => ErrorCode::Invalid,
+            DaemonError::EvpnOff | DaemonError::EvpnVni { .. } => ErrorCode::Invalid,
         }
     }
 }

@@ -170,6 +170,27 @@ impl Daemon {
         self
     }
 
+    /// An EVPN port added at run time needs the agent, and a VNI no other
+    /// EVPN port has (the file's ports are checked with the file).
+    fn check_evpn(&self, plan: &PortPlan) -> Result<(), DaemonError> {
+        let Some(vni) = plan.vxlan.as_ref().filter(|v| v.evpn).map(|v| v.vni) else {
+            return Ok(());
+        };
+        if self.evpn.is_none() {
+            return Err(DaemonError::EvpnOff);
+        }
+        let taken = self.dp.ports().into_iter().find(
+            |r| matches!(&r.device.port, crate::port::Port::Vxlan(v) if v.evpn() && v.vni() == vni),
+        );
+        match taken {
+            Some(r) => Err(DaemonError::EvpnVni {
+                vni,
+                port: r.cfg.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `evpn show`.
     pub fn evpn_show(&self) -> Result<crate::evpn::status::EvpnInfo, DaemonError> {
         self.evpn
@@ -287,6 +308,7 @@ impl Daemon {
         let plan = section
             .plan()
             .map_err(|e| DaemonError::settings(&section.name, e))?;
+        self.check_evpn(&plan)?;
         let id = self.attach(plan.clone(), true)?;
         self.filter_vlans_for(&plan);
         self.stp.sync();
