@@ -474,6 +474,15 @@ impl Daemon {
     fn reload_inner(&self) -> Result<Reloaded, DaemonError> {
         let unchanged = |e| DaemonError::Reload(Box::new(e));
         let cfg = self.load_config().map_err(unchanged)?;
+        // [evpn] is read at start: EVPN ports need the agent started then.
+        if self.evpn.is_none()
+            && cfg
+                .ports
+                .iter()
+                .any(|p| p.vxlan.as_ref().is_some_and(|v| v.evpn))
+        {
+            return Err(unchanged(DaemonError::EvpnOff));
+        }
         let plan = ReloadPlan::new(&self.dp.ports(), &cfg.ports);
         let mut added = Vec::new();
         for p in &plan.add {
