@@ -114,6 +114,8 @@ pub fn apply(dp: &Dataplane, segs: &[SegmentPort], plan: &Plan) {
                 continue;
             }
             if !fdb.add_evpn(*mac, s.vid, s.id) {
+                // The tunnel's table holds no more than the FDB does.
+                v.remove_evpn_mac(*mac);
                 tracing::warn!(vni, %mac, "evpn: the FDB refused this MAC (static entry, or full)");
             }
         }
