@@ -600,6 +600,15 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     assert!(m.port("vswitchd_evpn_routes_received", "vxlan:vx100") >= 2.0);
     let text = p.b.sw.ctl_ok(&["fdb", "show"]);
     assert!(text.contains("evpn"), "{text}");
+    // An evpn entry deleted by hand comes back from the route.
+    p.b.sw.ctl_ok(&["fdb", "del", &a_mac]);
+    assert!(
+        wait_for(PATIENCE, || fdb_row(&p.b.sw, &a_mac)
+            .is_some_and(|r| r["origin"] == "evpn"))
+        .is_some(),
+        "{}",
+        p.debug("the deleted evpn entry did not come back")
+    );
 
     // GoBGP stops: vswitchd goes on (and says so); FRR drops the session.
     p.b.gobgp.stop();

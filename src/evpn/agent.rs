@@ -235,8 +235,15 @@ struct Seen {
 impl Seen {
     /// Notes the segments' ports; a port opened anew (a reload changed
     /// it, hot-plug re-attached it) has none of the EVPN state written
-    /// to the old one: it is forgotten, so the plan writes it again.
+    /// to the old one: it is forgotten, so the plan writes it again. So
+    /// is a remote MAC the FDB no longer holds as `evpn` (deleted by
+    /// `fdb del`, or taken over by a local port: then it is ours).
     fn note(&mut self, segs: &[SegmentPort], applied: &mut Applied) {
+        applied.remote_macs.retain(|(vni, mac), _| {
+            segs.iter()
+                .find(|s| s.segment.vni == *vni)
+                .is_none_or(|s| s.evpn_macs.contains(mac))
+        });
         for s in segs {
             let vni = s.segment.vni;
             let dev = Arc::as_ptr(&s.device) as usize;

@@ -26,6 +26,8 @@ pub struct SegmentPort {
     pub vid: u16,
     pub device: Arc<Device>,
     pub segment: Segment,
+    /// The FDB's `evpn` entries on the port now.
+    pub evpn_macs: BTreeSet<crate::wire::Mac>,
 }
 
 impl SegmentPort {
@@ -67,13 +69,20 @@ pub fn segments(dp: &Dataplane) -> Vec<SegmentPort> {
                 vtep: v.local_ip(),
                 local_macs: BTreeSet::new(),
             },
+            evpn_macs: BTreeSet::new(),
         });
     }
     if out.is_empty() {
         return out;
     }
     for e in switch.fdb().entries(dp.clock().now_ms()) {
-        if e.evpn || tunnels.contains(&e.port) {
+        if e.evpn {
+            for s in out.iter_mut().filter(|s| s.id == e.port && s.vid == e.vlan) {
+                s.evpn_macs.insert(e.mac);
+            }
+            continue;
+        }
+        if tunnels.contains(&e.port) {
             continue;
         }
         for s in out.iter_mut().filter(|s| s.vid == e.vlan) {
