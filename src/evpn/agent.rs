@@ -47,10 +47,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a round with GoBGP failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("connecting to GoBGP at {addr}: {source}")]
+    /// `reason`: the transport error with its causes (tonic's own
+    /// message is only "transport error").
+    #[error("connecting to GoBGP at {addr}: {reason} (is gobgpd running with --api-hosts {addr}?)")]
     Connect {
         addr: std::net::SocketAddr,
-        source: tonic::transport::Error,
+        reason: String,
     },
     #[error("GoBGP {call}: {status}")]
     Call {
@@ -120,9 +122,21 @@ pub async fn run(dp: Arc<Dataplane>, cfg: EvpnConfig, status: Arc<EvpnStatus>) {
 }
 
 async fn connect(cfg: &EvpnConfig) -> Result<GobgpApiClient<Channel>, AgentError> {
-    let err = |source| AgentError::Connect {
-        addr: cfg.gobgp,
-        source,
+    let err = |e: tonic::transport::Error| {
+        let mut parts = vec![e.to_string()];
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            let c_text = c.to_string();
+            if parts.last() != Some(&c_text) {
+                parts.push(c_text);
+            }
+            cause = c.source();
+        }
+        let reason = parts.join(": ");
+        AgentError::Connect {
+            addr: cfg.gobgp,
+            reason,
+        }
     };
     let ch = Endpoint::from_shared(format!("http://{}", cfg.gobgp))
         .map_err(err)?

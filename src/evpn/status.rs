@@ -159,3 +159,43 @@ impl prometheus::core::Collector for EvpnCollector {
         f.all().into_iter().flat_map(|c| c.collect()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn every_evpn_metric_is_exported_from_the_status() {
+        let status = Arc::new(EvpnStatus::new(EvpnInfo {
+            connected: true,
+            connects: 2,
+            segments: vec![SegmentInfo {
+                port: "vxlan:vx100".into(),
+                vni: 100,
+                vtep: "198.18.0.2".parse().unwrap(),
+                rd: "198.18.0.2:100".into(),
+                rt: "65000:100".into(),
+                routes_advertised: 3,
+                macs_advertised: 2,
+                macs_received: 4,
+                remote_vteps: vec!["198.18.0.1".parse().unwrap(), "198.18.0.3".parse().unwrap()],
+            }],
+            ..EvpnInfo::default()
+        }));
+        let registry = prometheus::Registry::new();
+        registry
+            .register(Box::new(EvpnCollector::new(status)))
+            .unwrap();
+        let text = crate::metrics::render(&registry);
+        for want in [
+            "vswitchd_evpn_gobgp_up 1",
+            "vswitchd_evpn_gobgp_connects_total 2",
+            "vswitchd_evpn_routes_advertised{port=\"vxlan:vx100\"} 3",
+            "vswitchd_evpn_routes_received{port=\"vxlan:vx100\"} 6",
+            "vswitchd_evpn_remote_vteps{port=\"vxlan:vx100\"} 2",
+        ] {
+            assert!(text.contains(want), "{want} missing:\n{text}");
+        }
+    }
+}
