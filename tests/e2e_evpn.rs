@@ -395,6 +395,12 @@ fn start_switchd(dir: &Path, conf: &str, tap: &str, metrics: &str) -> Switchd {
         ],
         &[],
     );
+    let mut sw = sw;
+    assert!(
+        wait_for(PATIENCE, || sw.ctl(&["show"]).status.success()).is_some() && sw.alive(),
+        "vswitchd did not start: {}",
+        sw.log_text()
+    );
     wait_ports_up(&sw, &[tap.to_string()]);
     sw
 }
@@ -809,7 +815,28 @@ fn a_third_vtep_joins_through_frr_as_route_reflector() {
     });
     let row = row.unwrap_or_else(|| panic!("{}", debug("B has no evpn entry for C's MAC")));
     assert_eq!(row["remote"], c_ip);
-    drop((c, b, a, under));
+
+    // C's vswitchd stops: it withdraws its routes, so A and B stop
+    // flooding to it at once (its GoBGP keeps running).
+    let Vtep {
+        sw: c_sw,
+        gobgp: c_gobgp,
+        ..
+    } = c;
+    drop(c_sw);
+    let t3 = format!("[3]:[0]:[32]:[{c_ip}]");
+    let gone = wait_for(PATIENCE, || {
+        !a.frr.vtysh("show bgp l2vpn evpn route").contains(&t3)
+            && evpn_show(&b.sw)["segments"][0]["remote_vteps"] == serde_json::json!([a_ip])
+    });
+    assert!(
+        gone.is_some(),
+        "C's routes outlived its vswitchd\n{}\n--- C's gobgpd\n{}\n{}",
+        b.logs(),
+        c_gobgp.log(),
+        a.frr.vtysh("show bgp l2vpn evpn route")
+    );
+    drop((c_gobgp, b, a, under));
 }
 
 #[test]

@@ -156,10 +156,10 @@ async fn serve(
     let dp = daemon.dataplane().clone();
     // The EVPN agent: a task of this runtime; it waits for GoBGP on its
     // own and never blocks forwarding.
-    if let Some((cfg, status)) = &evpn {
+    let evpn_agent = evpn.as_ref().map(|(cfg, status)| {
         tracing::info!(gobgp = %cfg.gobgp, "evpn: agent starting");
-        tokio::spawn(crate::evpn::agent::run(dp.clone(), *cfg, status.clone()));
-    }
+        tokio::spawn(crate::evpn::agent::run(dp.clone(), *cfg, status.clone()))
+    });
     if let Some(l) = metrics {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "metrics at /metrics");
@@ -253,6 +253,23 @@ async fn serve(
             Some(()) = link_rx.recv() => {
                 let _ = blocking(Daemon::hotplug_tick).await;
             }
+        }
+    }
+    // The agent stops first, so no round re-adds what is withdrawn.
+    if let Some(agent) = evpn_agent {
+        agent.abort();
+        let _ = agent.await;
+    }
+    if let Some((cfg, _)) = &evpn {
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::evpn::agent::withdraw_all(cfg),
+        )
+        .await
+        {
+            Ok(Ok(())) => tracing::info!("evpn: routes withdrawn"),
+            Ok(Err(e)) => tracing::warn!("evpn: cannot withdraw routes: {e}"),
+            Err(_) => tracing::warn!("evpn: GoBGP did not answer in time; routes stay"),
         }
     }
     Ok(())

@@ -16,6 +16,11 @@
 //! entry. The cost is one RIB listing a second, proportional to the
 //! fabric's MACs.
 //!
+//! **Stopping.** vswitchd withdraws its routes when it stops
+//! ([`withdraw_all`]); one killed leaves them in GoBGP until it runs
+//! again (its first round withdraws what it no longer has) or GoBGP
+//! restarts.
+//!
 //! **GoBGP unreachable.** vswitchd starts and forwards without it: the
 //! agent warns once, retries with backoff (1 s doubling to 30 s), and on
 //! every (re)connection advertises everything again. Remote entries stay
@@ -119,6 +124,22 @@ pub async fn run(dp: Arc<Dataplane>, cfg: EvpnConfig, status: Arc<EvpnStatus>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// Withdraws every route vswitchd put in GoBGP (all its local EVPN
+/// paths: a `DeletePath` without a path), for a clean stop: the other
+/// VTEPs stop sending to this one at once rather than never.
+pub async fn withdraw_all(cfg: &EvpnConfig) -> Result<(), AgentError> {
+    let mut client = connect(cfg).await?;
+    client
+        .delete_path(api::DeletePathRequest {
+            table_type: api::TableType::Global as i32,
+            family: Some(codec::family()),
+            ..Default::default()
+        })
+        .await
+        .map_err(call("DeletePath"))?;
+    Ok(())
 }
 
 async fn connect(cfg: &EvpnConfig) -> Result<GobgpApiClient<Channel>, AgentError> {
