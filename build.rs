@@ -1,5 +1,6 @@
 //! Generates the GoBGP gRPC client (src/evpn/gobgp.rs includes it) from
-//! the .proto files vendored under proto/gobgp (GoBGP v3.10.0, Apache-2.0).
+//! the .proto files vendored under proto/gobgp (GoBGP v3.10.0; MIT
+//! notices in the files, the GoBGP repository Apache-2.0: proto/gobgp/LICENSE).
 //! Needs `protoc` (Debian: protobuf-compiler), which also supplies the
 //! google/protobuf well-known types the files import. The code goes to
 //! OUT_DIR, never into src/.
