@@ -615,6 +615,34 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         "{}",
         p.debug("the deleted evpn entry did not come back")
     );
+    // A local MAC flushed is withdrawn, and advertised again at its next
+    // frame.
+    p.b.sw.ctl_ok(&["fdb", "flush", "--port", &p.b.tap]);
+    assert!(
+        wait_for(PATIENCE, || !p
+            .a
+            .frr
+            .vtysh("show bgp l2vpn evpn route")
+            .contains(&t2))
+        .is_some(),
+        "{}",
+        p.debug("a flushed MAC's route stayed")
+    );
+    assert!(
+        ping_eventually(&p.b.w, "198.18.20.1"),
+        "{}",
+        p.debug("B -> A after the flush")
+    );
+    assert!(
+        wait_for(PATIENCE, || p
+            .a
+            .frr
+            .vtysh("show bgp l2vpn evpn route")
+            .contains(&t2))
+        .is_some(),
+        "{}",
+        p.debug("the MAC was not advertised again")
+    );
 
     // GoBGP stops: vswitchd goes on (and says so); FRR drops the session.
     p.b.gobgp.stop();

@@ -86,6 +86,7 @@ pub fn initial_status(cfg: &EvpnConfig) -> EvpnInfo {
 /// Runs the agent until the runtime stops.
 pub async fn run(dp: Arc<Dataplane>, cfg: EvpnConfig, status: Arc<EvpnStatus>) {
     let mut applied = Applied::default();
+    let mut seen = Seen::default();
     let mut backoff = ROUND;
     let mut warned = false;
     loop {
@@ -97,7 +98,7 @@ pub async fn run(dp: Arc<Dataplane>, cfg: EvpnConfig, status: Arc<EvpnStatus>) {
                     s.connects += 1;
                     s.last_error = None;
                 });
-                let e = serve(&dp, &cfg, client, &mut applied, &status).await;
+                let e = serve(&dp, &cfg, client, &mut applied, &mut seen, &status).await;
                 tracing::warn!("evpn: {e}; reconnecting");
                 status.update(|s| {
                     s.connected = false;
@@ -181,17 +182,18 @@ async fn serve(
     cfg: &EvpnConfig,
     mut client: GobgpApiClient<Channel>,
     applied: &mut Applied,
+    seen: &mut Seen,
     status: &EvpnStatus,
 ) -> AgentError {
-    let mut seen = Seen::default();
     let mut tick = tokio::time::interval(ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = round(dp, cfg, &mut client, applied, &mut seen).await {
+        let segs = local::segments(dp);
+        if let Err(e) = round(dp, cfg, &mut client, applied, seen, &segs).await {
             return e;
         }
-        report(status, cfg, &local::segments(dp), applied);
+        report(status, cfg, &segs, applied);
     }
 }
 
@@ -202,9 +204,9 @@ async fn round(
     client: &mut GobgpApiClient<Channel>,
     applied: &mut Applied,
     seen: &mut Seen,
+    segs: &[SegmentPort],
 ) -> Result<(), AgentError> {
-    let segs = local::segments(dp);
-    seen.note(&segs, applied);
+    seen.note(segs, applied);
     let vnis: Vec<u32> = segs.iter().map(|s| s.segment.vni).collect();
     let Listing { routes, mine } = list(client, cfg.asn, &vnis).await?;
     // What is out is what GoBGP holds from us: a route it lost (it
@@ -255,7 +257,7 @@ async fn round(
             .map_err(call("AddPath"))?;
         applied.advertised.insert(*route, *seq);
     }
-    local::apply(dp, &segs, &plan);
+    local::apply(dp, segs, &plan);
     applied.record_local(&plan);
     Ok(())
 }
