@@ -212,7 +212,7 @@ pub enum PortCmd {
         #[arg(long, value_name = "PORT")]
         dstport: Option<u16>,
         /// vxlan: ports: remotes and remote MACs from BGP EVPN (needs
-        /// vswitchd's [evpn] section) [default: off].
+        /// vswitchd's `[evpn]` section) [default: off].
         #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
         evpn: Option<bool>,
     },
