@@ -22,7 +22,7 @@
 //! restarts.
 //!
 //! **GoBGP unreachable.** vswitchd starts and forwards without it: the
-//! agent warns once, retries with backoff (1 s doubling to 30 s), and on
+//! agent warns once, retries with backoff (1 s doubling to 10 s), and on
 //! every (re)connection advertises everything again. Remote entries stay
 //! as they were while GoBGP is away (the tunnel keeps forwarding to the
 //! last known VTEPs); the BGP sessions' hold timers, in GoBGP and its
@@ -45,7 +45,8 @@ use crate::dataplane::Dataplane;
 
 /// Seconds between rounds.
 const ROUND: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A local daemon's API is cheap to try: back within 10 s of GoBGP.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A GoBGP call that takes longer fails (and the agent reconnects).
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
