@@ -8,8 +8,8 @@
 # It creates namespaces vsdemo-ns0..2 and TAPs vsdemo0..2 (owned by vswitchd,
 # each moved into one namespace), with addresses 198.18.0.1-3/24, and removes
 # all of it on exit. Metrics on 127.0.0.1:9418, so an installed vswitchd
-# service (9417) can keep running. It installs ip and ping if they are
-# missing, and builds vswitchd when target/release has none (with the
+# service (9417) can keep running. It installs ip, ping and protoc (the
+# build's) if they are missing, and builds vswitchd when target/release has none (with the
 # invoking user's cargo when run through sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "demo: needs root (creates namespaces and TAPs): sudo $0 $*" >&2
   exit 1
 fi
-for tool in ip ping; do
+for tool in ip ping protoc; do
   if ! command -v "$tool" >/dev/null; then
-    echo "== $tool missing: installing iproute2 and iputils-ping"
+    echo "== $tool missing: installing iproute2, iputils-ping and protobuf-compiler"
     ./scripts/install-deps.sh --demo
     break
   fi

@@ -2,7 +2,7 @@
 # Installs the Debian packages vswitch's scripts use (run as root):
 #
 #   scripts/install-deps.sh             the test tools (.ci/run, scripts/test.sh)
-#   scripts/install-deps.sh --demo      only ip and ping (scripts/demo.sh)
+#   scripts/install-deps.sh --demo      only ip, ping and protoc (scripts/demo.sh)
 #   scripts/install-deps.sh --bench     the test tools plus the peers of benches/compare.sh
 #   scripts/install-deps.sh --package   lintian and dpkg-dev (scripts/package.sh)
 #
@@ -17,13 +17,15 @@ test_pkgs=(
   prometheus curl                                        # metrics: promtool, real Prometheus
   qemu-system-x86 busybox-static cpio xz-utils           # QEMU guest tests
   g++                                                    # libFuzzer (scripts/fuzz.sh)
+  protobuf-compiler                                      # build.rs: GoBGP's gRPC API
+  gobgpd frr                                             # EVPN test (tests/e2e_evpn.rs)
 )
 rust_components=1
 case "${1:-}" in
   "")        pkgs=("${test_pkgs[@]}") ;;
   --bench)   pkgs=("${test_pkgs[@]}" openvswitch-switch vde2 valgrind) ;;
-  --demo)    pkgs=(iproute2 iputils-ping); rust_components=0 ;;
-  --package) pkgs=(lintian dpkg-dev); rust_components=0 ;;
+  --demo)    pkgs=(iproute2 iputils-ping protobuf-compiler); rust_components=0 ;;
+  --package) pkgs=(lintian dpkg-dev protobuf-compiler); rust_components=0 ;;
   *) echo "usage: $0 [--demo | --bench | --package]" >&2; exit 2 ;;
 esac
 if [ "$(id -u)" != 0 ]; then

@@ -138,6 +138,9 @@ pub struct File {
     pub ports: Vec<PortSection>,
     #[serde(default, rename = "mirror")]
     pub mirrors: Vec<MirrorSection>,
+    /// BGP EVPN through GoBGP (src/evpn).
+    #[serde(default)]
+    pub evpn: Option<EvpnSection>,
 }
 
 /// A `[[mirror]]` section (and `vswitchctl mirror add`): copies of the
@@ -184,6 +187,64 @@ impl MirrorSection {
             return Err(format!("mirror `{n}`: snaplen {l}: 14 to 65535"));
         }
         Ok(())
+    }
+}
+
+/// `[evpn]`: the GoBGP daemon vswitchd drives, and what its routes carry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EvpnSection {
+    /// GoBGP's gRPC address (`gobgpd --api-hosts`), default
+    /// 127.0.0.1:50051.
+    #[serde(default = "default_gobgp")]
+    pub gobgp: String,
+    /// Our AS: the route targets are `asn:VNI`.
+    pub asn: u32,
+    /// Our BGP router id: the route distinguishers are `router-id:VNI`.
+    pub router_id: String,
+}
+
+fn default_gobgp() -> String {
+    "127.0.0.1:50051".to_string()
+}
+
+impl EvpnSection {
+    /// Checks the section against the ports' EVPN segments (VNIs).
+    fn check(&self, vnis: &[u32]) -> Result<crate::evpn::EvpnConfig, String> {
+        let gobgp: std::net::SocketAddr = self.gobgp.parse().map_err(|_| {
+            format!(
+                "[evpn] gobgp = {:?}: not HOST:PORT (e.g. 127.0.0.1:50051, GoBGP's --api-hosts)",
+                self.gobgp
+            )
+        })?;
+        if self.asn == 0 || self.asn == 23456 {
+            return Err(format!(
+                "[evpn] asn = {}: not a usable AS number (1 to 4294967295, not 23456)",
+                self.asn
+            ));
+        }
+        let router_id: std::net::Ipv4Addr = self.router_id.trim().parse().map_err(|_| {
+            format!(
+                "[evpn] router-id = {:?}: not an IPv4 address (e.g. 198.19.7.2, as gobgpd's router-id)",
+                self.router_id
+            )
+        })?;
+        if router_id.is_unspecified() {
+            return Err("[evpn] router-id = 0.0.0.0: give the BGP router id".to_string());
+        }
+        if self.asn > 0xffff
+            && let Some(v) = vnis.iter().find(|v| **v > 0xffff)
+        {
+            return Err(format!(
+                "[evpn] asn = {}: a 4-byte AS leaves 16 bits for the VNI in route targets; vni = {v} does not fit",
+                self.asn
+            ));
+        }
+        Ok(crate::evpn::EvpnConfig {
+            gobgp,
+            asn: self.asn,
+            router_id,
+        })
     }
 }
 
@@ -577,6 +638,10 @@ macro_rules! port_section {
             /// `vxlan:` ports: the UDP port (default 4789).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub dstport: Option<u16>,
+            /// `vxlan:` ports: BGP EVPN adds remotes and remote MACs
+            /// (needs an `[evpn]` section).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub evpn: Option<bool>,
         }
 
         impl PortSection {
@@ -659,7 +724,7 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
-    #[error("vni, local, remote and dstport apply only to vxlan: ports")]
+    #[error("vni, local, remote, dstport and evpn apply only to vxlan: ports")]
     VxlanKeysNotVxlan,
     #[error("static MAC {0}: remote applies only to vxlan: ports")]
     StaticRemoteNotVxlan(Mac),
@@ -728,6 +793,8 @@ pub struct Config {
     pub stp: Option<crate::stp::BridgeConfig>,
     pub ports: Vec<PortPlan>,
     pub mirrors: Vec<MirrorSection>,
+    /// BGP EVPN (`[evpn]`); `None`: off.
+    pub evpn: Option<crate::evpn::EvpnConfig>,
 }
 
 /// One port to open, with its switch configuration.
@@ -826,6 +893,33 @@ impl File {
             }
             ports.push(plan);
         }
+        let evpn_vnis: Vec<(u32, String)> = ports
+            .iter()
+            .filter_map(|p| {
+                p.vxlan
+                    .as_ref()
+                    .filter(|v| v.evpn)
+                    .map(|v| (v.vni, p.spec.name()))
+            })
+            .collect();
+        for (i, (vni, name)) in evpn_vnis.iter().enumerate() {
+            if let Some((_, other)) = evpn_vnis[..i].iter().find(|(v, _)| v == vni) {
+                return Err(err(format!(
+                    "ports {other} and {name} both have evpn = true for vni = {vni}: one EVPN segment per VNI"
+                )));
+            }
+        }
+        let vnis: Vec<u32> = evpn_vnis.iter().map(|(v, _)| *v).collect();
+        let evpn = match &self.evpn {
+            Some(e) => Some(e.check(&vnis).map_err(err)?),
+            None if !evpn_vnis.is_empty() => {
+                return Err(err(format!(
+                    "port {} has evpn = true but there is no [evpn] section (gobgp, asn, router-id)",
+                    evpn_vnis[0].1
+                )));
+            }
+            None => None,
+        };
         Ok(Config {
             switch: SwitchConfig {
                 ageing_ms: s.ageing_time.ms(),
@@ -846,6 +940,7 @@ impl File {
             stp,
             ports,
             mirrors: self.check_mirrors().map_err(err)?,
+            evpn,
         })
     }
 
@@ -1150,6 +1245,7 @@ impl PortSection {
                 || self.local.is_some()
                 || !self.remote.is_empty()
                 || self.dstport.is_some()
+                || self.evpn.is_some()
             {
                 return Err(PortSectionError::VxlanKeysNotVxlan);
             }
@@ -1219,6 +1315,7 @@ impl PortSection {
             dstport,
             learning,
             statics,
+            evpn: self.evpn.unwrap_or(false),
         }))
     }
 }
@@ -1410,6 +1507,58 @@ mod tests {
             assert!(check(&format!("[switch]\n{bad}\n")).is_err(), "{bad}");
         }
         assert!(check("[[port]]\nname = \"t\"\nmcast-router = \"yes\"\n").is_err());
+    }
+
+    #[test]
+    fn evpn_section_and_port_key() {
+        let port =
+            "[[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"198.19.7.2\"\nevpn = true\n";
+        let evpn = "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\n";
+        let c = check(&format!("{evpn}{port}")).unwrap();
+        let e = c.evpn.unwrap();
+        assert_eq!(e.gobgp.to_string(), "127.0.0.1:50051");
+        assert_eq!(
+            (e.asn, e.router_id.to_string()),
+            (65000, "198.19.7.2".into())
+        );
+        assert!(c.ports[0].vxlan.as_ref().unwrap().evpn);
+        // Each mistake is an error that names the key.
+        let err = |text: &str| check(text).unwrap_err().to_string();
+        assert!(err(port).contains("no [evpn] section"), "{}", err(port));
+        for (bad, says) in [
+            ("[evpn]\nasn = 0\nrouter-id = \"198.19.7.2\"\n", "asn = 0"),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"fd00::1\"\n",
+                "router-id",
+            ),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\ngobgp = \"localhost\"\n",
+                "gobgp",
+            ),
+            ("[evpn]\nasn = 65000\n", "router-id"),
+            (
+                "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\nbogus = 1\n",
+                "bogus",
+            ),
+            (
+                "[evpn]\nasn = 4200000000\nrouter-id = \"198.19.7.2\"\n[[port]]\nname = \"vxlan:v\"\nvni = 70000\nlocal = \"198.19.7.2\"\nevpn = true\n",
+                "vni = 70000",
+            ),
+        ] {
+            assert!(err(bad).contains(says), "{bad}: {}", err(bad));
+        }
+        let twice = format!("{evpn}{port}{}", port.replace("vx100", "vx101"));
+        assert!(
+            err(&twice).contains("one EVPN segment per VNI"),
+            "{}",
+            err(&twice)
+        );
+        let not_vxlan = "[[port]]\nname = \"tap0\"\nevpn = true\n";
+        assert!(
+            err(not_vxlan).contains("apply only to vxlan"),
+            "{}",
+            err(not_vxlan)
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod evpn;
 pub mod mcast;
 pub mod metrics;
 pub mod os;

@@ -781,6 +781,7 @@ mod tests {
             dstport: pport,
             learning: true,
             statics: vec![],
+            evpn: false,
         };
         let v = VxlanPort::open("m", &o).unwrap();
         v.table().sweep(0, 1000, 0, |_| true);

@@ -274,6 +274,7 @@ impl Model {
                 vlan,
                 port: e.port,
                 is_static: e.is_static,
+                evpn: false,
                 age_ms: if e.is_static {
                     0
                 } else {
@@ -962,9 +963,15 @@ fn run_scenario(sc: &Scenario, vlan_filtering: bool) -> Result<(), TestCaseError
         cfgs.push(cfg);
         up.push(*is_up);
     }
-    for &(m, vid, port) in &sc.statics {
+    for (i, &(m, vid, port)) in sc.statics.iter().enumerate() {
         let vid = if vlan_filtering { vid } else { 1 };
-        sw.fdb().add_static(mac(m), vid, port);
+        // Every other one an EVPN entry (a MAC behind a remote VTEP, which
+        // local learning takes over).
+        if i % 2 == 0 {
+            sw.fdb().add_static(mac(m), vid, port);
+        } else {
+            sw.fdb().add_evpn(mac(m), vid, port);
+        }
     }
 
     let mut now = 0;

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use vswitch::cli::vswitchctl::{Cli, Cmd, FdbCmd, MdbCmd, MirrorCmd, PortCmd, StpCmd, flag_words};
+use vswitch::cli::vswitchctl::{
+    Cli, Cmd, EvpnCmd, FdbCmd, MdbCmd, MirrorCmd, PortCmd, StpCmd, flag_words,
+};
 use vswitch::control::protocol::{
     Envelope, ErrorCode, FdbRow, MdbRouterInfo, MdbRow, Request, Response, ShowInfo, StpInfo,
     StreamLine, TraceInfo, VERSION,
@@ -21,6 +23,7 @@ use vswitch::control::protocol::{
 use vswitch::daemon::mirror::MirrorInfo;
 use vswitch::dataplane::Reading;
 use vswitch::dataplane::taps::Direction;
+use vswitch::evpn::status::EvpnInfo;
 
 /// Why a command failed: vswitchd's answer (with its code), or no answer.
 struct Failure {
@@ -385,7 +388,7 @@ fn print_stats(s: &ShowInfo) {
 
 fn print_fdb(rows: &[FdbRow]) {
     println!(
-        "{:<18} {:>5} {:<18} {:>8}  type     remote",
+        "{:<18} {:>5} {:<18} {:>8}  origin   remote",
         "MAC", "VLAN", "PORT", "AGE(s)"
     );
     for r in rows {
@@ -395,7 +398,7 @@ fn print_fdb(rows: &[FdbRow]) {
             r.vlan,
             r.port,
             r.age_seconds,
-            if r.is_static { "static" } else { "learned" },
+            r.origin,
             r.remote.as_deref().unwrap_or("")
         );
     }
@@ -544,6 +547,39 @@ fn print_mirrors(ms: &[MirrorInfo]) {
     }
 }
 
+fn print_evpn(i: &EvpnInfo) {
+    let state = if i.connected {
+        "connected"
+    } else {
+        "not connected"
+    };
+    println!(
+        "gobgp {} ({state}, {} connects)  asn {}  router-id {}",
+        i.gobgp, i.connects, i.asn, i.router_id
+    );
+    if let Some(e) = &i.last_error {
+        println!("last error: {e}");
+    }
+    println!(
+        "{:<16} {:>8} {:<16} {:<20} {:<14} {:>6} {:>6}  REMOTE VTEPS",
+        "PORT", "VNI", "VTEP", "RD", "RT", "MACS>", "MACS<"
+    );
+    for s in &i.segments {
+        let vteps: Vec<String> = s.remote_vteps.iter().map(|v| v.to_string()).collect();
+        println!(
+            "{:<16} {:>8} {:<16} {:<20} {:<14} {:>6} {:>6}  {}",
+            s.port,
+            s.vni,
+            s.vtep.to_string(),
+            s.rd,
+            s.rt,
+            s.macs_advertised,
+            s.macs_received,
+            vteps.join(",")
+        );
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.cmd {
         Cmd::Monitor { .. } => return monitor(cli),
@@ -584,6 +620,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Mirror(MirrorCmd::Show) => {
             print_mirrors(&serde_json::from_value::<Vec<MirrorInfo>>(data)?)
         }
+        Cmd::Evpn(EvpnCmd::Show) => print_evpn(&serde_json::from_value(data)?),
         _ => println!("ok"),
     }
     Ok(())

@@ -147,6 +147,17 @@ switch's traffic); the count is printed at the end.")]
         #[arg(value_name = "FILTER")]
         filter: Option<String>,
     },
+    /// BGP EVPN: the connection to GoBGP, routes per VNI, remote VTEPs.
+    #[command(subcommand)]
+    Evpn(EvpnCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvpnCmd {
+    /// GoBGP connection, and per EVPN segment: RD, RT, MACs advertised and
+    /// received, remote VTEPs.
+    #[command(after_help = "Examples:\n  vswitchctl evpn show\n  vswitchctl --json evpn show")]
+    Show,
 }
 
 /// `vswitchctl trace`'s frame: built from fields, or given whole.
@@ -382,6 +393,10 @@ pub enum PortCmd {
         /// vxlan: ports: the UDP port [default: 4789].
         #[arg(long, value_name = "PORT")]
         dstport: Option<u16>,
+        /// vxlan: ports: remotes and remote MACs from BGP EVPN (needs
+        /// vswitchd's `[evpn]` section) [default: off].
+        #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
+        evpn: Option<bool>,
     },
     /// Detach and close a port.
     #[command(after_help = "Example:\n  vswitchctl port del raw:vnet3")]
@@ -757,6 +772,7 @@ impl Cmd {
                 local,
                 remotes,
                 dstport,
+                evpn,
             }) => {
                 let mut section = PortSection::named(spec);
                 opts.changes(false).apply(&mut section);
@@ -772,6 +788,7 @@ impl Cmd {
                 section.local = local.clone();
                 section.remote = remotes.clone();
                 section.dstport = *dstport;
+                section.evpn = *evpn;
                 Request::PortAdd {
                     port: Box::new(section),
                 }
@@ -812,6 +829,7 @@ impl Cmd {
                 vlan: *vlan,
             },
             Cmd::Set(SetCmd::Ageing { seconds }) => Request::SetAgeing { seconds: *seconds },
+            Cmd::Evpn(EvpnCmd::Show) => Request::EvpnShow,
         }
     }
 }

@@ -131,6 +131,9 @@ pub enum Request {
         #[serde(default)]
         duration: Option<u64>,
     },
+    /// BGP EVPN: the connection to GoBGP, routes per VNI, remote VTEPs
+    /// ([`crate::evpn::status::EvpnInfo`]).
+    EvpnShow,
 }
 
 /// What `monitor` streams.
@@ -742,6 +745,14 @@ pub struct FdbRow {
     /// Behind a `vxlan:` port: the remote VTEP the MAC is reached through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+    /// Where the entry comes from: `learned`, `static` (configured) or
+    /// `evpn` (a BGP EVPN route).
+    #[serde(default = "origin_learned")]
+    pub origin: String,
+}
+
+fn origin_learned() -> String {
+    "learned".to_string()
 }
 
 /// One multicast group membership (`mdb show`).

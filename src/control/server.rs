@@ -259,5 +259,6 @@ fn execute(d: &Daemon, req: Request) -> Response {
             ErrorCode::BadRequest,
             "monitor and capture are streams: send them as a connection's first request",
         ),
+        Request::EvpnShow => result(d.evpn_show()),
     }
 }

@@ -83,6 +83,10 @@ pub enum DaemonError {
     Mirror(String),
     #[error("no mirror named `{0}`")]
     NoSuchMirror(String),
+    #[error("EVPN is off (add an [evpn] section with gobgp, asn and router-id, and restart)")]
+    EvpnOff,
+    #[error("port {port} already has evpn = true for vni = {vni}: one EVPN segment per VNI")]
+    EvpnVni { vni: u32, port: String },
 }
 
 impl DaemonError {
@@ -135,6 +139,7 @@ impl DaemonError {
                     ErrorCode::Invalid
                 }
             },
+            DaemonError::EvpnOff | DaemonError::EvpnVni { .. } => ErrorCode::Invalid,
         }
     }
 }

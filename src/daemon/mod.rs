@@ -79,6 +79,8 @@ pub struct Daemon {
     stp: Arc<stp::StpAgent>,
     /// Port mirrors and captures.
     mirrors: Mutex<mirror::Mirrors>,
+    /// The EVPN agent's status (none: no `[evpn]` section).
+    evpn: Option<Arc<crate::evpn::status::EvpnStatus>>,
 }
 
 /// What a reload changed.
@@ -165,7 +167,43 @@ impl Daemon {
             config_status: Arc::new(ConfigStatus::new()),
             placeholders: Mutex::new(HashMap::new()),
             mirrors: Mutex::default(),
+            evpn: None,
         }
+    }
+
+    /// Reports the EVPN agent's status in `evpn show`.
+    pub fn with_evpn(mut self, status: Arc<crate::evpn::status::EvpnStatus>) -> Daemon {
+        self.evpn = Some(status);
+        self
+    }
+
+    /// An EVPN port added at run time needs the agent, and a VNI no other
+    /// EVPN port has (the file's ports are checked with the file).
+    fn check_evpn(&self, plan: &PortPlan) -> Result<(), DaemonError> {
+        let Some(vni) = plan.vxlan.as_ref().filter(|v| v.evpn).map(|v| v.vni) else {
+            return Ok(());
+        };
+        if self.evpn.is_none() {
+            return Err(DaemonError::EvpnOff);
+        }
+        let taken = self.dp.ports().into_iter().find(
+            |r| matches!(&r.device.port, crate::port::Port::Vxlan(v) if v.evpn() && v.vni() == vni),
+        );
+        match taken {
+            Some(r) => Err(DaemonError::EvpnVni {
+                vni,
+                port: r.cfg.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `evpn show`.
+    pub fn evpn_show(&self) -> Result<crate::evpn::status::EvpnInfo, DaemonError> {
+        self.evpn
+            .as_ref()
+            .map(|s| s.get())
+            .ok_or(DaemonError::EvpnOff)
     }
 
     /// Gives spanning tree the bridge MAC `mac` (before it is turned on).
@@ -280,6 +318,7 @@ impl Daemon {
         let plan = section
             .plan()
             .map_err(|e| DaemonError::settings(&section.name, e))?;
+        self.check_evpn(&plan)?;
         let id = self.attach(plan.clone(), true)?;
         self.filter_vlans_for(&plan);
         self.stp.sync();
@@ -446,6 +485,15 @@ impl Daemon {
     fn reload_inner(&self) -> Result<Reloaded, DaemonError> {
         let unchanged = |e| DaemonError::Reload(Box::new(e));
         let cfg = self.load_config().map_err(unchanged)?;
+        // [evpn] is read at start: EVPN ports need the agent started then.
+        if self.evpn.is_none()
+            && cfg
+                .ports
+                .iter()
+                .any(|p| p.vxlan.as_ref().is_some_and(|v| v.evpn))
+        {
+            return Err(unchanged(DaemonError::EvpnOff));
+        }
         let plan = ReloadPlan::new(&self.dp.ports(), &cfg.ports);
         let mut added = Vec::new();
         for p in &plan.add {
@@ -612,6 +660,12 @@ impl Daemon {
                 is_static: e.is_static,
                 age_seconds: e.age_ms as f64 / 1000.0,
                 remote: remote(e.port, e.mac),
+                origin: match (e.evpn, e.is_static) {
+                    (true, _) => "evpn",
+                    (false, true) => "static",
+                    (false, false) => "learned",
+                }
+                .to_string(),
             })
             .collect())
     }

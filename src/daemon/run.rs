@@ -90,6 +90,15 @@ pub fn run(
     if let Some(log) = log {
         daemon = daemon.with_log_control(Arc::new(log));
     }
+    let evpn = cfg.evpn.map(|e| {
+        let status = Arc::new(crate::evpn::status::EvpnStatus::new(
+            crate::evpn::agent::initial_status(&e),
+        ));
+        (e, status)
+    });
+    if let Some((_, status)) = &evpn {
+        daemon = daemon.with_evpn(status.clone());
+    }
     let daemon = Arc::new(daemon);
     let stp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stp_thread = super::stp::spawn(daemon.stp().clone(), stp_stop.clone())
@@ -108,6 +117,7 @@ pub fn run(
                 control,
                 cfg.ports.len(),
                 &notifier,
+                evpn,
             ))
         });
     notifier.stopping();
@@ -139,8 +149,18 @@ async fn serve(
     control: Option<UnixListener>,
     ports: usize,
     notifier: &Notifier,
+    evpn: Option<(
+        crate::evpn::EvpnConfig,
+        Arc<crate::evpn::status::EvpnStatus>,
+    )>,
 ) -> Result<(), RunError> {
     let dp = daemon.dataplane().clone();
+    // The EVPN agent: a task of this runtime; it waits for GoBGP on its
+    // own and never blocks forwarding.
+    let evpn_agent = evpn.as_ref().map(|(cfg, status)| {
+        tracing::info!(gobgp = %cfg.gobgp, "evpn: agent starting");
+        tokio::spawn(crate::evpn::agent::run(dp.clone(), *cfg, status.clone()))
+    });
     if let Some(l) = metrics {
         if let Ok(addr) = l.local_addr() {
             tracing::info!(%addr, "metrics at /metrics");
@@ -151,6 +171,13 @@ async fn serve(
                 daemon.stp().clone(),
             )))
             .expect("spanning-tree collector registers once");
+        if let Some((_, status)) = &evpn {
+            registry
+                .register(Box::new(crate::evpn::status::EvpnCollector::new(
+                    status.clone(),
+                )))
+                .expect("evpn collector registers once");
+        }
         let registry = Arc::new(registry);
         tokio::spawn(crate::metrics::serve(l, registry));
     }
@@ -227,6 +254,23 @@ async fn serve(
             Some(()) = link_rx.recv() => {
                 let _ = blocking(Daemon::hotplug_tick).await;
             }
+        }
+    }
+    // The agent stops first, so no round re-adds what is withdrawn.
+    if let Some(agent) = evpn_agent {
+        agent.abort();
+        let _ = agent.await;
+    }
+    if let Some((cfg, _)) = &evpn {
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::evpn::agent::withdraw_all(cfg),
+        )
+        .await
+        {
+            Ok(Ok(())) => tracing::info!("evpn: routes withdrawn"),
+            Ok(Err(e)) => tracing::warn!("evpn: cannot withdraw routes: {e}"),
+            Err(_) => tracing::warn!("evpn: GoBGP did not answer in time; routes stay"),
         }
     }
     Ok(())

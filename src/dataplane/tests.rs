@@ -287,6 +287,7 @@ fn vxlan_remote_table_follows_the_switch_fdb() {
         dstport: port,
         learning: true,
         statics: vec![],
+        evpn: false,
     };
     let id = dp
         .add_port(

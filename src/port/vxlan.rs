@@ -57,6 +57,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 
 use super::PortError;
@@ -85,6 +86,8 @@ pub struct VxlanOptions {
     pub learning: bool,
     /// Static MAC → remote entries.
     pub statics: Vec<(Mac, IpAddr)>,
+    /// BGP EVPN adds remotes and MACs (src/evpn).
+    pub evpn: bool,
 }
 
 /// Why a frame did not reach (or come from) a remote, as counted.
@@ -216,6 +219,9 @@ struct Entry {
     /// Clock of the last frame from it (ms); unused for static entries.
     seen: AtomicU64,
     is_static: bool,
+    /// Installed by the EVPN agent (also `is_static`: never aged, never
+    /// moved by learning).
+    evpn: bool,
 }
 
 /// What learning did with one frame.
@@ -253,6 +259,8 @@ pub struct RemoteEntry {
     pub mac: Mac,
     pub remote: IpAddr,
     pub is_static: bool,
+    /// Installed from a BGP EVPN route.
+    pub evpn: bool,
 }
 
 impl RemoteTable {
@@ -294,8 +302,40 @@ impl RemoteTable {
                 counters,
                 seen: AtomicU64::new(0),
                 is_static: true,
+                evpn: false,
             },
         );
+    }
+
+    /// Adds or moves an EVPN entry (replacing a learned one; a
+    /// configured static entry stays). False if a static entry holds
+    /// `mac`.
+    fn add_evpn(&self, mac: Mac, remote: IpAddr, counters: Arc<RemoteCounters>) -> bool {
+        let mut map = self.map.write();
+        if map.get(&mac).is_some_and(|e| e.is_static && !e.evpn) {
+            return false;
+        }
+        map.insert(
+            mac,
+            Entry {
+                remote,
+                counters,
+                seen: AtomicU64::new(0),
+                is_static: true,
+                evpn: true,
+            },
+        );
+        true
+    }
+
+    /// Removes `mac` if the EVPN agent installed it. True if it did.
+    pub fn remove_evpn(&self, mac: Mac) -> bool {
+        let mut map = self.map.write();
+        if map.get(&mac).is_some_and(|e| e.evpn) {
+            map.remove(&mac);
+            return true;
+        }
+        false
     }
 
     /// `mac` was seen behind `remote` at `now`. A known MAC takes only a
@@ -352,6 +392,7 @@ impl RemoteTable {
                 counters,
                 seen: AtomicU64::new(now),
                 is_static: false,
+                evpn: false,
             },
         );
         self.stats.learned.fetch_add(1, Relaxed);
@@ -408,6 +449,7 @@ impl RemoteTable {
                 mac: *m,
                 remote: e.remote,
                 is_static: e.is_static,
+                evpn: e.evpn,
             })
             .collect();
         v.sort_by_key(|e| e.mac);
@@ -685,7 +727,13 @@ pub struct VxlanPort {
     mtu: usize,
     rx: OwnedFd,
     tx: Vec<OwnedFd>,
-    flood: Vec<(SocketAddr, Arc<RemoteCounters>)>,
+    /// The flood list: the configured remotes, then those EVPN adds
+    /// ([`VxlanPort::set_evpn_flood`]). Swapped whole; senders load it
+    /// without a lock.
+    flood: ArcSwap<Vec<(SocketAddr, Arc<RemoteCounters>)>>,
+    /// The configured remotes.
+    static_flood: Vec<IpAddr>,
+    evpn: bool,
     table: RemoteTable,
     remotes: Remotes,
     /// The switch's clock at the last sweep (ms).
@@ -715,7 +763,7 @@ impl VxlanPort {
         };
         let mtu = underlay_mtu(o.local).saturating_sub(overhead).max(68);
         let remotes = Remotes::new();
-        let flood = o
+        let flood: Vec<_> = o
             .remotes
             .iter()
             .map(|ip| (SocketAddr::new(*ip, o.dstport), remotes.row(*ip)))
@@ -733,7 +781,9 @@ impl VxlanPort {
             mtu,
             rx,
             tx,
-            flood,
+            flood: ArcSwap::from_pointee(flood),
+            static_flood: o.remotes.clone(),
+            evpn: o.evpn,
             table,
             remotes,
             clock: AtomicU64::new(0),
@@ -890,9 +940,10 @@ impl VxlanPort {
             .then(|| self.table.get(dst))
             .flatten()
             .map(|(ip, row)| (SocketAddr::new(ip, self.dstport), row));
+        let flood = self.flood.load();
         let targets: &[(SocketAddr, Arc<RemoteCounters>)] = match &unicast {
             Some(t) => std::slice::from_ref(t),
-            None => &self.flood,
+            None => &flood,
         };
         if targets.is_empty() {
             self.no_remote.fetch_add(n as u64, Relaxed);
@@ -976,13 +1027,14 @@ impl VxlanPort {
             }
             return self.send_one(sock, SocketAddr::new(ip, self.dstport), &row, frame);
         }
-        if self.flood.is_empty() {
+        let flood = self.flood.load();
+        if flood.is_empty() {
             self.no_remote.fetch_add(1, Relaxed);
             return Ok(());
         }
         let mut last = Ok(());
         let mut any = false;
-        for (sa, row) in &self.flood {
+        for (sa, row) in flood.iter() {
             if too_big {
                 row.count_drop(RemoteDrop::TooBig);
                 last = Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
@@ -1029,7 +1081,7 @@ impl VxlanPort {
     /// Every remote's counters (flood list first, then in order seen), and
     /// the `other` row if it counted anything.
     pub fn remote_stats(&self) -> Vec<RemoteStats> {
-        let flood: Vec<IpAddr> = self.flood.iter().map(|(sa, _)| sa.ip()).collect();
+        let flood: Vec<IpAddr> = self.flood.load().iter().map(|(sa, _)| sa.ip()).collect();
         let rows = self.remotes.rows.read();
         let show = |name: String, flood: bool, c: &RemoteCounters| RemoteStats {
             remote: name,
@@ -1064,6 +1116,45 @@ impl VxlanPort {
     /// The remote behind `mac`, if the table has one.
     pub fn remote_of(&self, mac: Mac) -> Option<IpAddr> {
         self.table.lookup(mac)
+    }
+
+    /// Whether BGP EVPN feeds this port (`evpn = true`).
+    pub fn evpn(&self) -> bool {
+        self.evpn
+    }
+
+    /// Our VTEP address (`local`).
+    pub fn local_ip(&self) -> IpAddr {
+        self.local.ip()
+    }
+
+    /// Sets the flood list to the configured remotes plus `vteps` (the
+    /// EVPN agent's type-3 routes), each once. Senders pick the new list
+    /// up at their next frame.
+    pub fn set_evpn_flood(&self, vteps: &[IpAddr]) {
+        let mut ips = self.static_flood.clone();
+        for v in vteps {
+            if !ips.contains(v) {
+                ips.push(*v);
+            }
+        }
+        let list = ips
+            .iter()
+            .map(|ip| (SocketAddr::new(*ip, self.dstport), self.remotes.row(*ip)))
+            .collect();
+        self.flood.store(Arc::new(list));
+    }
+
+    /// Installs `mac` behind `remote` from an EVPN type-2 route: never
+    /// aged, never moved by learning. False if a configured static entry
+    /// holds the MAC.
+    pub fn add_evpn_mac(&self, mac: Mac, remote: IpAddr) -> bool {
+        self.table.add_evpn(mac, remote, self.remotes.row(remote))
+    }
+
+    /// Removes an EVPN-installed `mac`. True if there was one.
+    pub fn remove_evpn_mac(&self, mac: Mac) -> bool {
+        self.table.remove_evpn(mac)
     }
 }
 
@@ -1159,6 +1250,7 @@ mod tests {
             dstport: port,
             learning: true,
             statics: vec![],
+            evpn: false,
         }
     }
 
@@ -1331,6 +1423,7 @@ mod tests {
             dstport: free,
             learning: true,
             statics: vec![],
+            evpn: false,
         };
         let p = VxlanPort::open("v6", &o).unwrap();
         let f = frame(mac(2), mac(3));

@@ -11,7 +11,11 @@
 //! Each entry holds the port (an `AtomicU16`), the time the MAC was last seen
 //! as a source (`AtomicU64`, milliseconds on the caller's clock) and whether it
 //! is static. Static entries are added by the operator, never age, are never
-//! moved by learning and are never evicted.
+//! moved by learning and are never evicted. EVPN entries (origin `evpn`,
+//! installed by the BGP EVPN agent for MACs behind a remote VTEP) are static
+//! entries with one difference: learning on *another* port takes them over
+//! (the MAC moved here, as the kernel bridge does with `extern_learn`
+//! entries), and the agent then advertises the move.
 //!
 //! # Reading and refreshing: no lock
 //! The map is a `papaya` concurrent hash map whose reads are lock-free:
@@ -167,6 +171,8 @@ struct Entry {
     /// only under the learn lock; atomic only to be shareable).
     queued: AtomicU64,
     is_static: bool,
+    /// Installed by the EVPN agent (with `is_static`).
+    evpn: bool,
 }
 
 impl Entry {
@@ -402,10 +408,12 @@ impl FdbReader<'_> {
         if let Some(e) = self.fdb.map.get(&key, self.guard.get()) {
             let here = e.port.load(Relaxed) == port;
             if e.is_static && !here {
-                self.fdb.stats.refused.fetch_add(1, Relaxed);
-                return Learn::Refused;
-            }
-            if e.is_static || (here && !self.fdb.expired(e, now)) {
+                if !e.evpn {
+                    self.fdb.stats.refused.fetch_add(1, Relaxed);
+                    return Learn::Refused;
+                }
+                // An EVPN entry is taken over by the locked path.
+            } else if e.is_static || (here && !self.fdb.expired(e, now)) {
                 if !e.is_static && e.seen.load(Relaxed) < now {
                     e.seen.fetch_max(now, Relaxed);
                 }
@@ -433,6 +441,7 @@ impl FdbReader<'_> {
             vlan: vid,
             port: e.port.load(Relaxed),
             is_static: e.is_static,
+            evpn: e.evpn,
             age_ms: if e.is_static {
                 0
             } else {
@@ -466,9 +475,10 @@ impl FdbReader<'_> {
         if let Some(e) = entry {
             let here = e.port.load(Relaxed) == port;
             if e.is_static && !here {
-                return learn(Learn::Refused);
-            }
-            if e.is_static || (here && !fdb.expired(e, now)) {
+                if !e.evpn {
+                    return learn(Learn::Refused);
+                }
+            } else if e.is_static || (here && !fdb.expired(e, now)) {
                 return learn(Learn::Refreshed);
             }
         }
@@ -496,6 +506,9 @@ impl FdbReader<'_> {
         }
         let at_limit = port_limit.is_some_and(|l| learned_here >= l);
         match entry {
+            // An EVPN entry elsewhere: the MAC moved here from a remote VTEP.
+            Some(e) if e.evpn && e.port.load(Relaxed) != port && at_limit => learn(Learn::Refused),
+            Some(e) if e.evpn && e.port.load(Relaxed) != port => learn(Learn::Moved),
             Some(e) if e.is_static => learn(Learn::Refused),
             Some(e) if e.port.load(Relaxed) == port => learn(Learn::Refreshed),
             Some(_) if at_limit => learn(Learn::Refused),
@@ -550,6 +563,8 @@ pub struct EntryInfo {
     pub vlan: u16,
     pub port: PortId,
     pub is_static: bool,
+    /// Installed by the EVPN agent (also `is_static`).
+    pub evpn: bool,
     /// Milliseconds since the MAC was last seen (0 for static entries).
     pub age_ms: u64,
 }
@@ -781,9 +796,32 @@ impl Fdb {
             self.expire_locked(&mut st, &map, now);
         }
         if let Some(e) = map.get(&key) {
-            if e.is_static {
+            if e.is_static && !(e.evpn && e.port.load(Relaxed) != port) {
                 self.stats.refused.fetch_add(1, Relaxed);
                 return Learn::Refused;
+            }
+            if e.is_static {
+                // An EVPN entry: the MAC moved here from a remote VTEP.
+                if self.at_limit(port, port_limit) {
+                    self.stats.refused.fetch_add(1, Relaxed);
+                    return Learn::Refused;
+                }
+                let from = e.port.load(Relaxed);
+                map.insert(
+                    key,
+                    Entry {
+                        port: AtomicU16::new(port),
+                        seen: AtomicU64::new(now),
+                        queued: AtomicU64::new(now),
+                        is_static: false,
+                        evpn: false,
+                    },
+                );
+                self.enqueue(&mut st, port, key, now);
+                self.changed();
+                self.stats.moved.fetch_add(1, Relaxed);
+                self.emit(FdbEvent::Moved, key, port, Some(from));
+                return Learn::Moved;
             }
             let old = e.port.load(Relaxed);
             if old == port {
@@ -825,6 +863,7 @@ impl Fdb {
                 seen: AtomicU64::new(now),
                 queued: AtomicU64::new(now),
                 is_static: false,
+                evpn: false,
             },
         );
         self.enqueue(&mut st, port, key, now);
@@ -920,6 +959,41 @@ impl Fdb {
     /// Adds or replaces a static entry. Returns false if the table is full
     /// and nothing learned can be evicted.
     pub fn add_static(&self, mac: Mac, vid: u16, port: PortId) -> bool {
+        self.add_fixed(mac, vid, port, false)
+    }
+
+    /// Adds or replaces an EVPN entry (see the module documentation): a
+    /// learned entry is replaced, an operator's static entry is left
+    /// alone. Returns false if it was not added (a static entry holds the
+    /// MAC, or the table is full of static entries).
+    pub fn add_evpn(&self, mac: Mac, vid: u16, port: PortId) -> bool {
+        {
+            let map = self.map.pin();
+            if let Some(e) = map.get(&Key::new(mac, vid)) {
+                if e.is_static && !e.evpn {
+                    return false;
+                }
+                if e.evpn && e.port.load(Relaxed) == port {
+                    return true;
+                }
+            }
+        }
+        self.add_fixed(mac, vid, port, true)
+    }
+
+    /// Removes an EVPN entry (only: a learned or static entry for the
+    /// MAC stays). True if there was one.
+    pub fn remove_evpn(&self, mac: Mac, vid: u16) -> bool {
+        let key = Key::new(mac, vid);
+        let mut st = self.learn.lock();
+        let map = self.map.pin();
+        if !map.get(&key).is_some_and(|e| e.evpn) {
+            return false;
+        }
+        self.remove_locked(&mut st, &map, key, FdbEvent::Deleted)
+    }
+
+    fn add_fixed(&self, mac: Mac, vid: u16, port: PortId, evpn: bool) -> bool {
         let key = Key::new(mac, vid);
         let mut st = self.learn.lock();
         let map = self.map.pin();
@@ -944,6 +1018,7 @@ impl Fdb {
                 seen: AtomicU64::new(0),
                 queued: AtomicU64::new(0),
                 is_static: true,
+                evpn,
             },
         );
         if replaced {
@@ -1015,6 +1090,7 @@ impl Fdb {
                 vlan: k.vid(),
                 port: e.port.load(Relaxed),
                 is_static: e.is_static,
+                evpn: e.evpn,
                 age_ms: if e.is_static {
                     0
                 } else {
@@ -1449,5 +1525,31 @@ mod tests {
         f.learn(mac(1), 1, 0, 0, None);
         let cache = f.cache();
         sees_every_change(&f, &cache.reader());
+    }
+
+    #[test]
+    fn evpn_entries_never_age_and_only_local_learning_takes_them() {
+        let fdb = Fdb::new(16, 1000);
+        let m = mac(9);
+        assert!(fdb.add_evpn(m, 1, 3));
+        assert!(fdb.entries(0)[0].evpn);
+        // Not aged; learning on the tunnel port itself changes nothing.
+        assert_eq!(fdb.expire(1_000_000), 0);
+        assert_eq!(fdb.learn(m, 1, 3, 5, None), Learn::Refreshed);
+        assert!(fdb.entries(5)[0].evpn);
+        // An operator's static entry is not replaced by EVPN.
+        assert!(fdb.add_static(mac(8), 1, 1));
+        assert!(!fdb.add_evpn(mac(8), 1, 3));
+        assert!(!fdb.remove_evpn(mac(8), 1));
+        // Learning on a local port takes it over: a learned entry again.
+        assert_eq!(fdb.learn(m, 1, 1, 10, None), Learn::Moved);
+        let e = fdb.entries(10).into_iter().find(|e| e.mac == m).unwrap();
+        assert_eq!((e.port, e.evpn, e.is_static), (1, false, false));
+        assert!(!fdb.remove_evpn(m, 1));
+        // It ages like any learned entry.
+        assert_eq!(fdb.expire(2000), 1);
+        assert!(fdb.add_evpn(m, 1, 3));
+        assert!(fdb.remove_evpn(m, 1));
+        assert_eq!(fdb.len(), 1);
     }
 }

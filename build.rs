@@ -1,0 +1,22 @@
+//! Generates the GoBGP gRPC client (src/evpn/gobgp.rs includes it) from
+//! the .proto files vendored under proto/gobgp (GoBGP v3.10.0; MIT
+//! notices in the files, the GoBGP repository Apache-2.0: proto/gobgp/LICENSE).
+//! Needs `protoc` (Debian: protobuf-compiler), which also supplies the
+//! google/protobuf well-known types the files import. The code goes to
+//! OUT_DIR, never into src/.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/gobgp");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(true)
+        .compile_protos(
+            &[
+                "proto/gobgp/gobgp.proto",
+                "proto/gobgp/attribute.proto",
+                "proto/gobgp/capability.proto",
+            ],
+            &["proto/gobgp"],
+        )?;
+    Ok(())
+}
