@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cmd::{Bg, names, require_root};
-use support::net::{Link, Netns, RootAddr, free_port, quiet_ipv6};
+use support::net::{Netns, Underlay, free_port, quiet_ipv6};
 use support::state::{scrape, wait_ports_up};
 use support::switchd::{Switchd, write_config};
 use support::wait::{PATIENCE, wait_for};
@@ -41,50 +41,6 @@ fn tools_present() -> bool {
         }
     }
     true
-}
-
-/// The underlay: a bridge in namespace `u`; a root veth with vswitchd's
-/// addresses.
-struct Underlay {
-    u: Netns,
-    _root: Link,
-    _addrs: Vec<RootAddr>,
-    n: usize,
-}
-
-impl Underlay {
-    fn new(base: &str, root_addrs: &[&str]) -> Underlay {
-        let u = Netns::new(&format!("{base}u"));
-        quiet_ipv6(&u);
-        u.ip(&["link", "add", "ub", "type", "bridge"]);
-        u.ip(&["link", "set", "ub", "up"]);
-        let root_dev = format!("{base}r");
-        let root = Link::veth(&root_dev, "ur", Some(&u));
-        u.ip(&["link", "set", "ur", "master", "ub", "up"]);
-        support::cmd::ok(&["ip", "link", "set", &root_dev, "up"]);
-        let addrs = root_addrs
-            .iter()
-            .map(|a| RootAddr::add(&root_dev, &format!("{a}/24")))
-            .collect();
-        Underlay {
-            u,
-            _root: root,
-            _addrs: addrs,
-            n: 0,
-        }
-    }
-
-    /// A veth from the underlay bridge into `ns` (`eth0` there) with `addr`.
-    fn attach(&mut self, ns: &Netns, addr: &str) {
-        let here = format!("up{}", self.n);
-        self.n += 1;
-        self.u.ip(&[
-            "link", "add", &here, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
-        ]);
-        self.u.ip(&["link", "set", &here, "master", "ub", "up"]);
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-    }
 }
 
 /// FRR's zebra and bgpd in a namespace, with files in their own
@@ -319,7 +275,7 @@ impl FrrHost {
         let w = Netns::new(&format!("{base}aw"));
         quiet_ipv6(&k);
         quiet_ipv6(&w);
-        under.attach(&k, ip);
+        under.attach(&k, "eth0", ip);
         k.ip(&["link", "add", "br100", "type", "bridge"]);
         k.ip(&[
             "link",

@@ -16,59 +16,13 @@ use serde_json::Value;
 use support::agent::Agent;
 use support::cmd::{names, require_root};
 use support::frame::{BCAST, ETH_TEST, contains, frame, mac};
-use support::net::{Link, Netns, RootAddr, quiet_ipv6};
+use support::net::{Netns, Underlay, quiet_ipv6};
 use support::state::{port_json, wait_ports_up};
 use support::switchd::{Switchd, write_config};
 use support::traffic::{Capture, iperf3, received_bytes};
 use support::wait::{PATIENCE, wait_for};
 
 const VNI: &str = "100";
-
-/// The underlay: a bridge in namespace `u`; a root veth carrying
-/// vswitchd's addresses.
-struct Underlay {
-    u: Netns,
-    _root: Link,
-    _addrs: Vec<RootAddr>,
-    n: usize,
-}
-
-impl Underlay {
-    fn new(base: &str, root_addrs: &[&str]) -> Underlay {
-        let u = Netns::new(&format!("{base}u"));
-        quiet_ipv6(&u);
-        u.ip(&["link", "add", "ub", "type", "bridge"]);
-        u.ip(&["link", "set", "ub", "up"]);
-        let root_dev = format!("{base}r");
-        let root = Link::veth(&root_dev, "ur", Some(&u));
-        u.ip(&["link", "set", "ur", "master", "ub", "up"]);
-        support::cmd::ok(&["ip", "link", "set", &root_dev, "up"]);
-        let addrs = root_addrs
-            .iter()
-            .map(|a| RootAddr::add(&root_dev, &format!("{a}/24")))
-            .collect();
-        Underlay {
-            u,
-            _root: root,
-            _addrs: addrs,
-            n: 0,
-        }
-    }
-
-    /// A veth from the underlay bridge into `ns`, named `dev` there, with
-    /// `addr`; returns its name on the underlay side.
-    fn attach(&mut self, ns: &Netns, dev: &str, addr: &str) -> String {
-        let here = format!("up{}", self.n);
-        self.n += 1;
-        self.u.ip(&[
-            "link", "add", &here, "type", "veth", "peer", "name", dev, "netns", &ns.name,
-        ]);
-        self.u.ip(&["link", "set", &here, "master", "ub", "up"]);
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev]);
-        ns.ip(&["link", "set", dev, "up"]);
-        here
-    }
-}
 
 /// A kernel VTEP: namespace `k` (bridge br0, vx0, the underlay veth) and a
 /// workload namespace `w` behind veth `wl`.

@@ -176,6 +176,17 @@ struct Entry {
 }
 
 impl Entry {
+    /// A learned entry: `port`, seen (and queued for ageing) at `now`.
+    fn learned(port: PortId, now: u64) -> Entry {
+        Entry {
+            port: AtomicU16::new(port),
+            seen: AtomicU64::new(now),
+            queued: AtomicU64::new(now),
+            is_static: false,
+            evpn: false,
+        }
+    }
+
     /// `seen`, or "never ages" for a static entry (a cache slot's `seen`).
     fn seen_or_max(&self) -> u64 {
         if self.is_static {
@@ -807,16 +818,7 @@ impl Fdb {
                     return Learn::Refused;
                 }
                 let from = e.port.load(Relaxed);
-                map.insert(
-                    key,
-                    Entry {
-                        port: AtomicU16::new(port),
-                        seen: AtomicU64::new(now),
-                        queued: AtomicU64::new(now),
-                        is_static: false,
-                        evpn: false,
-                    },
-                );
+                map.insert(key, Entry::learned(port, now));
                 self.enqueue(&mut st, port, key, now);
                 self.changed();
                 self.stats.moved.fetch_add(1, Relaxed);
@@ -856,16 +858,7 @@ impl Fdb {
             }
             outcome = Learn::LearnedEvicting;
         }
-        map.insert(
-            key,
-            Entry {
-                port: AtomicU16::new(port),
-                seen: AtomicU64::new(now),
-                queued: AtomicU64::new(now),
-                is_static: false,
-                evpn: false,
-            },
-        );
+        map.insert(key, Entry::learned(port, now));
         self.enqueue(&mut st, port, key, now);
         self.len.fetch_add(1, Relaxed);
         self.stats.learned.fetch_add(1, Relaxed);

@@ -350,3 +350,49 @@ impl Drop for Sysctl {
         let _ = std::fs::write(&self.path, &self.old);
     }
 }
+
+/// A VXLAN underlay (tests/e2e_vxlan.rs, tests/e2e_evpn.rs): a bridge in
+/// namespace `u`; a root veth carrying vswitchd's addresses.
+pub struct Underlay {
+    pub u: Netns,
+    _root: Link,
+    _addrs: Vec<RootAddr>,
+    n: usize,
+}
+
+impl Underlay {
+    pub fn new(base: &str, root_addrs: &[&str]) -> Underlay {
+        let u = Netns::new(&format!("{base}u"));
+        quiet_ipv6(&u);
+        u.ip(&["link", "add", "ub", "type", "bridge"]);
+        u.ip(&["link", "set", "ub", "up"]);
+        let root_dev = format!("{base}r");
+        let root = Link::veth(&root_dev, "ur", Some(&u));
+        u.ip(&["link", "set", "ur", "master", "ub", "up"]);
+        super::cmd::ok(&["ip", "link", "set", &root_dev, "up"]);
+        let addrs = root_addrs
+            .iter()
+            .map(|a| RootAddr::add(&root_dev, &format!("{a}/24")))
+            .collect();
+        Underlay {
+            u,
+            _root: root,
+            _addrs: addrs,
+            n: 0,
+        }
+    }
+
+    /// A veth from the underlay bridge into `ns`, named `dev` there, with
+    /// `addr`; returns its name on the underlay side.
+    pub fn attach(&mut self, ns: &Netns, dev: &str, addr: &str) -> String {
+        let here = format!("up{}", self.n);
+        self.n += 1;
+        self.u.ip(&[
+            "link", "add", &here, "type", "veth", "peer", "name", dev, "netns", &ns.name,
+        ]);
+        self.u.ip(&["link", "set", &here, "master", "ub", "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev]);
+        ns.ip(&["link", "set", dev, "up"]);
+        here
+    }
+}
