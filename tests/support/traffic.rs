@@ -21,9 +21,16 @@ pub struct BgPing {
 impl BgPing {
     /// `ping -c count -i interval dst` from `ns`.
     pub fn start(ns: &Netns, dst: &str, count: u32, interval: &str) -> BgPing {
+        BgPing::start_sized(ns, dst, count, interval, 56)
+    }
+
+    /// Like [`BgPing::start`] with `data` bytes of ICMP data (`-s`); 18
+    /// makes 64-byte Ethernet frames (60 + FCS).
+    pub fn start_sized(ns: &Netns, dst: &str, count: u32, interval: &str, data: u32) -> BgPing {
         let c = count.to_string();
+        let s = data.to_string();
         let proc = ns.spawn(&[
-            "timeout", "120", "ping", "-c", &c, "-i", interval, "-W", "5", "-q", dst,
+            "timeout", "120", "ping", "-c", &c, "-i", interval, "-s", &s, "-W", "5", "-q", dst,
         ]);
         BgPing { proc }
     }
