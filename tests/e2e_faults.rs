@@ -380,9 +380,14 @@ fn qemu_guests_killed_under_load() {
             let st = (port_state(sw, &qtap)?, port_state(sw, &unix)?);
             (st.0 != "up" && st.1 != "up").then_some(st)
         });
-        let flushed = [(&qtap, &tmac), (&unix, &umac)]
-            .iter()
-            .all(|(p, m)| fdb_port_of(sw, m).is_none() && fdb_macs(sw, p).is_empty());
+        // Flushed as the port goes down (within a moment), not aged out
+        // (300 s).
+        let flushed = wait_for(Duration::from_secs(5), || {
+            [(&qtap, &tmac), (&unix, &umac)]
+                .iter()
+                .all(|(p, m)| fdb_port_of(sw, m).is_none() && fdb_macs(sw, p).is_empty())
+        })
+        .is_some();
         (tcp.join(), states, flushed)
     });
     let (sent, received, summary) = small.finish();
