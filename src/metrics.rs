@@ -105,6 +105,7 @@ struct Families {
     drops: IntCounterVec,
     flooded: IntCounterVec,
     forwarded: IntCounterVec,
+    punted: IntCounterVec,
     up: IntGaugeVec,
     io_uring: IntGaugeVec,
     fdb_entries: IntGauge,
@@ -175,6 +176,11 @@ impl Families {
             forwarded: counter_vec(
                 "vswitchd_port_forwarded_frames_total",
                 "Frames received on the port that were forwarded (with the frames dropped on it as ingress and BPDUs taken by spanning tree, they make up its received frames).",
+                port,
+            ),
+            punted: counter_vec(
+                "vswitchd_port_punted_frames_total",
+                "Frames received on the port that the control plane took (BPDUs while spanning tree runs).",
                 port,
             ),
             up: IntGaugeVec::new(
@@ -333,6 +339,7 @@ impl Families {
             &self.drops,
             &self.flooded,
             &self.forwarded,
+            &self.punted,
             &self.up,
             &self.io_uring,
             &self.fdb_entries,
@@ -397,6 +404,7 @@ impl Collector for SwitchCollector {
             f.tx_bytes.with_label_values(&[name]).inc_by(t.tx_bytes);
             f.flooded.with_label_values(&[name]).inc_by(t.flooded);
             f.forwarded.with_label_values(&[name]).inc_by(t.forwarded);
+            f.punted.with_label_values(&[name]).inc_by(t.punted);
             for (reason, n) in &t.drops {
                 f.drops.with_label_values(&[name, reason]).inc_by(*n);
             }
@@ -648,6 +656,7 @@ mod tests {
             &pc.tx_bytes,
             &pc.flooded,
             &pc.forwarded,
+            &pc.punted,
         ] {
             bump(a, 1);
         }
@@ -687,7 +696,7 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(families.len(), 38);
+        assert_eq!(families.len(), 39);
         // The vxlan families need a vxlan port: `vxlan_families_move`.
         for fam in families
             .iter()

@@ -1,12 +1,16 @@
 //! End-to-end test of the Prometheus endpoint of a live vswitchd: known
 //! traffic through three namespaces, the scrape checked by `promtool check
-//! metrics` and against what was sent, then a real Prometheus (Debian's)
-//! scraping the live switch while traffic flows
-//! (tests/metrics/prometheus-e2e.sh), and `promtool check rules` on the
-//! alert rules.
+//! metrics` and against what was sent; then, on a switch with every
+//! feature on (spanning tree with BPDU guard, storm control, a `vxlan:`
+//! port), every metric name the Grafana dashboard and the alert rules use
+//! must be in the scrape, and a real Prometheus (Debian's) scraping the
+//! live switch while traffic flows (tests/metrics/prometheus-e2e.sh) must
+//! get data for every dashboard expression; and `promtool check rules`
+//! and the rules' unit tests.
 //!
 //! Run as root: `cargo test --release --test e2e_metrics`. Addresses:
-//! 198.18.110.0/24. Tools: ping, iperf3, ss, promtool, prometheus, curl (the
+//! 198.18.110.0/24, 198.18.111.0/24 and 127.0.0.1 (the vxlan port's
+//! underlay). Tools: ping, iperf3, ss, promtool, prometheus, curl (the
 //! script uses it; the test itself speaks HTTP with std only).
 
 mod support;
@@ -17,10 +21,10 @@ use std::time::Duration;
 
 use support::agent::send_frames;
 use support::cmd::{repo, require_root, run};
-use support::frame::test_frame;
+use support::frame::{config_bpdu, test_frame};
 use support::net::{Netns, free_port};
 use support::state::{Scrape, http, scrape};
-use support::switchd::Lan;
+use support::switchd::{Lan, write_config};
 use support::traffic::iperf3;
 use support::wait::wait_for;
 
@@ -282,11 +286,117 @@ fn metrics_live_counters_promtool_and_prometheus() {
         7.0
     );
     promtool_check_metrics(&text);
+    drop(sw);
+}
 
-    // 4. A real Prometheus scrapes the live switch while traffic flows;
-    //    dashboards' expressions must return data and alert rules evaluate.
-    //    Pings from ns0 (500-byte payloads) and ns2 (the default 56) to ns1.
-    let ping = |i: usize, size: &str| {
+/// The `vswitchd_*` names a file mentions (its PromQL and its prose).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("vswitchd_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        out.insert(name);
+    }
+    out
+}
+
+/// The dashboard and the alert rules against a switch with every feature
+/// on: spanning tree (RSTP, edge ports, BPDU guard on one), storm control,
+/// a `vxlan:` port with a remote VTEP. A BPDU trips the guard and a short
+/// datagram is dropped by the vxlan port, so the families that appear only
+/// once something happened are there too. Every `vswitchd_*` name in
+/// dashboards/vswitchd.json and dashboards/vswitchd-alerts.yml must be a
+/// family of the scrape; then a real Prometheus scrapes the switch while
+/// traffic flows and every dashboard expression must return data.
+#[test]
+fn dashboard_and_alerts_on_a_switch_with_every_feature() {
+    require_root();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let vx_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("vswitchd.toml");
+    let vx = format!("vxlan:{}", support::cmd::names("rlx"));
+    let Lan {
+        ns, taps: t, sw, ..
+    } = Lan::with_args("rlm", 3, 111, |taps| {
+        write_config(
+            &conf,
+            &format!(
+                "[switch]\nstp = \"rstp\"\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\n\
+                 storm-control = {{ broadcast = 50, multicast = 50, unknown-unicast = 50 }}\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\nbpdu-guard = true\n\
+                 [[port]]\nname = \"{vx}\"\nvni = 100\nlocal = \"127.0.0.1\"\n\
+                 dstport = {vx_port}\nremote = [\"127.0.0.2\"]\n",
+                taps[0], taps[1], taps[2]
+            ),
+        );
+        vec![
+            "--config".into(),
+            conf.display().to_string(),
+            "--metrics-addr".into(),
+            addr.clone(),
+        ]
+    });
+    let ip = |i: usize| format!("198.18.111.{}", i + 1);
+    assert!(ns[0].ping(&ip(1), 3), "{}", sw.ctl_ok(&["stp", "show"]));
+    assert!(ns[0].ping(&ip(2), 3));
+
+    // What only appears once it happened: a BPDU guard trip, a vxlan drop.
+    send_frames(&ns[2], &t[2], &[config_bpdu([2, 0, 0, 0, 0x6d, 2], false)]);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(&[0x08, 0, 0], ("127.0.0.1", vx_port)).unwrap();
+    // Drops: pause frames, and broadcasts over t0's storm-control limit.
+    let mac0 = ns[0].mac(&t[0]);
+    send_frames(
+        &ns[0],
+        &t[0],
+        &vec![test_frame("01:80:c2:00:00:01", &mac0, b"pause"); 3],
+    );
+    send_frames(
+        &ns[0],
+        &t[0],
+        &vec![test_frame("ff:ff:ff:ff:ff:ff", &mac0, b"storm"); 200],
+    );
+    let seen = wait_for(Duration::from_secs(10), || {
+        let (text, s) = scrape(&addr);
+        (s.port("vswitchd_stp_bpdu_guard_trips_total", &t[2]) >= 1.0
+            && text.contains("vswitchd_vxlan_remote_drops_total{")
+            && s.drops(&t[0], "storm_broadcast") > 0.0)
+            .then_some(text)
+    });
+    let text = seen.unwrap_or_else(|| {
+        panic!(
+            "no guard trip, vxlan drop or storm drop in:\n{}",
+            scrape(&addr).0
+        )
+    });
+    promtool_check_metrics(&text);
+    let families: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    for file in ["dashboards/vswitchd.json", "dashboards/vswitchd-alerts.yml"] {
+        let used = metric_names(&std::fs::read_to_string(repo(file)).unwrap());
+        assert!(!used.is_empty(), "{file}: no vswitchd_ names");
+        let missing: Vec<&String> = used.difference(&families).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} uses metrics vswitchd does not export: {missing:?}\n\
+             (exported: {families:?})"
+        );
+    }
+
+    // A real Prometheus scrapes the live switch while traffic flows;
+    // dashboards' expressions must return data and alert rules evaluate.
+    // Pings from ns0 (500-byte payloads) and ns1 (the default 56): ns2's
+    // port is disabled by its BPDU guard.
+    let ping = |i: usize, j: usize, size: &str| {
         ns[i].spawn(&[
             "timeout",
             "150",
@@ -298,10 +408,10 @@ fn metrics_live_counters_promtool_and_prometheus() {
             "-s",
             size,
             "-q",
-            &ip(1),
+            &ip(j),
         ])
     };
-    let _flow = [ping(0, "500"), ping(2, "56")];
+    let _flow = [ping(0, 1, "500"), ping(1, 0, "56")];
     let o = Command::new("timeout")
         .arg("300")
         .arg(repo("tests/metrics/prometheus-e2e.sh"))
@@ -319,7 +429,7 @@ fn metrics_live_counters_promtool_and_prometheus() {
     );
     assert!(log.contains("PASS"), "{log}");
     // The switch is still healthy after being scraped every second.
-    assert!(ns[1].ping(&ip(2), 2));
+    assert!(ns[1].ping(&ip(0), 2));
     drop(sw);
 }
 

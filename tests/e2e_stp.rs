@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::agent::Agent;
 use support::cmd::{names, require_root, run};
-use support::frame::test_frame;
+use support::frame::{config_bpdu, test_frame};
 use support::net::{Link, Netns, quiet_ipv6};
 use support::switchd::{Switchd, write_config};
 use support::wait::wait_for;
@@ -499,26 +499,6 @@ fn rstp_ring_of_three_reconverges_after_a_link_flap() {
         states()
     );
     drop(links);
-}
-
-/// A Configuration BPDU from `src` claiming `root` (priority 0x8000), or
-/// with a wrong protocol identifier when `malformed`.
-fn config_bpdu(src: [u8; 6], malformed: bool) -> Vec<u8> {
-    let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0];
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&38u16.to_be_bytes()); // 802.3 length: LLC + 35
-    f.extend_from_slice(&[0x42, 0x42, 0x03]);
-    f.extend_from_slice(&[0, u8::from(malformed), 0, 0, 0]); // protocol, version, type, flags
-    let id = [0x80, 0x00, src[0], src[1], src[2], src[3], src[4], src[5]];
-    f.extend_from_slice(&id); // root
-    f.extend_from_slice(&0u32.to_be_bytes()); // root path cost
-    f.extend_from_slice(&id); // bridge
-    f.extend_from_slice(&0x8001u16.to_be_bytes());
-    for t in [0u16, 20, 2, 15] {
-        f.extend_from_slice(&(t * 256).to_be_bytes()); // age, max age, hello, forward delay
-    }
-    f.resize(60, 0);
-    f
 }
 
 /// BPDU guard and malformed BPDUs, as a guest would send them: a

@@ -33,11 +33,29 @@ PORTS = {
     "tap1": (True, 3900.0, 1100, 4100.0, 880, 0.02),
     "vm1": (True, 350.0, 180, 330.0, 240, 0.25),
     "vnet3": (False, 0.0, 0, 0.0, 0, 0.0),
+    "vxlan:vx100": (True, 600.0, 700, 650.0, 650, 0.1),
 }
+
+# Spanning tree: (role, state) per port; the switch is not the root.
+STP_PORTS = {
+    "tap0": ("root", "forwarding"),
+    "tap1": ("alternate", "discarding"),
+    "vm1": ("designated", "forwarding"),
+    "vnet3": ("disabled", "disabled"),
+    "vxlan:vx100": ("designated", "forwarding"),
+}
+STP_ROLES = ["root", "designated", "alternate", "backup", "disabled"]
+STP_STATES = ["discarding", "learning", "forwarding", "disabled"]
+
+# VXLAN: remote VTEPs of the vxlan port and their share of its traffic.
+VXLAN_REMOTES = {"198.19.7.2": 0.7, "198.19.7.3": 0.3}
+MCAST_MALFORMED = ["ipv4_header", "ipv4_checksum", "ipv6_header", "ipv6_ext_header",
+                   "truncated", "checksum", "bad_query", "bad_record"]
 
 FORWARD_REASONS = ["port_down", "runt", "truncated_tag", "invalid_source", "pause_frame",
                    "link_local", "vlan_ingress", "same_segment", "isolated", "no_egress",
-                   "mcast_malformed", "mdb_full"]
+                   "stp_blocked", "mcast_malformed", "mdb_full", "storm_broadcast",
+                   "storm_multicast", "storm_unknown_unicast", "control_queue_full"]
 IO_REASONS = ["queue_full", "too_big", "malformed", "io_error"]
 
 # (port, reason): drops/s. Everything else exists at 0 (the exporter is expected
@@ -49,6 +67,8 @@ DROP_RATES = {
     ("vm1", "vlan_ingress"): 0.05,
     ("tap0", "same_segment"): 0.5,
     ("vm1", "runt"): 0.01,
+    ("vm1", "storm_broadcast"): 3.0,  # a guest's ARP bursts over its limit
+    ("tap1", "stp_blocked"): 0.5,     # the alternate port
 }
 
 FDB_CAPACITY = 8192
@@ -146,6 +166,70 @@ def render(now=None):
            [((("port", p),), count(PORTS[p][3])) for p in ports])
     family(out, "vswitchd_port_up", "gauge", "1 if the port is up, 0 if it is down.",
            [((("port", p),), 1 if PORTS[p][0] else 0) for p in ports])
+    family(out, "vswitchd_port_io_uring", "gauge",
+           "1 while the port is read through io_uring, 0 while it is polled.",
+           [((("port", p),), 1 if PORTS[p][1] > 1000 else 0) for p in ports])
+    family(out, "vswitchd_port_punted_frames_total", "counter",
+           "Frames received on the port that the control plane took.",
+           [((("port", p),), count(0.5) if PORTS[p][0] else 0) for p in ports])
+    family(out, "vswitchd_port_forwarded_frames_total", "counter",
+           "Frames received on the port that were forwarded.",
+           [((("port", p),), max(0, count(PORTS[p][1]) - count(0.5)
+                                  - sum(count(DROP_RATES.get((p, r), 0.0)) for r in FORWARD_REASONS)))
+            for p in ports])
+
+    # Spanning tree.
+    family(out, "vswitchd_stp_port_role", "gauge", "1 for the port's role, 0 for the others.",
+           [((("port", p), ("role", r)), int(STP_PORTS[p][0] == r))
+            for p in ports for r in STP_ROLES])
+    family(out, "vswitchd_stp_port_state", "gauge", "1 for the port's state, 0 for the others.",
+           [((("port", p), ("state", st)), int(STP_PORTS[p][1] == st))
+            for p in ports for st in STP_STATES])
+    family(out, "vswitchd_stp_root_bridge", "gauge", "1 if this switch is the root.", [((), 0)])
+    family(out, "vswitchd_stp_root_path_cost", "gauge", "Path cost to the root.", [((), 20000)])
+    family(out, "vswitchd_stp_topology_changes_total", "counter",
+           "Topology changes this switch saw begin.", [((), 3 + count(0.001))])
+    family(out, "vswitchd_stp_bpdus_received_total", "counter", "BPDUs received on the port.",
+           [((("port", p),), count(0.5) if PORTS[p][0] else 0) for p in ports])
+    family(out, "vswitchd_stp_bpdus_sent_total", "counter", "BPDUs sent on the port.",
+           [((("port", p),), count(0.5) if PORTS[p][0] else 0) for p in ports])
+    family(out, "vswitchd_stp_bpdus_bad_total", "counter", "Malformed or looped-back BPDUs.",
+           [((("port", p),), 0) for p in ports])
+    family(out, "vswitchd_stp_bpdu_guard_trips_total", "counter",
+           "Times BPDU guard disabled the port.", [((("port", "vnet3"),), 1)])
+
+    # Multicast snooping: an IGMP querier elsewhere, no MLD querier.
+    family(out, "vswitchd_mdb_groups", "gauge", "(group, VLAN) entries.", [((), 12)])
+    family(out, "vswitchd_mdb_full_total", "counter", "Reports refused: database full.", [((), 0)])
+    family(out, "vswitchd_mcast_reports_total", "counter", "Reports received.", [((), count(0.4))])
+    family(out, "vswitchd_mcast_leaves_total", "counter", "Leaves received.", [((), count(0.02))])
+    family(out, "vswitchd_mcast_queries_total", "counter", "Queries received.", [((), count(1 / 125))])
+    family(out, "vswitchd_mcast_queries_sent_total", "counter", "Queries sent.", [((), 0)])
+    family(out, "vswitchd_mcast_malformed_total", "counter", "Malformed IGMP/MLD by reason.",
+           [((("reason", r),), count(0.01) if r == "checksum" else 0) for r in MCAST_MALFORMED])
+    family(out, "vswitchd_mcast_igmp_querier_present", "gauge", "IGMP querier known.", [((), 1)])
+    family(out, "vswitchd_mcast_mld_querier_present", "gauge", "MLD querier known.", [((), 0)])
+
+    # VXLAN: the vxlan port's traffic spread over its remotes.
+    vx = "vxlan:vx100"
+    rows = lambda f: [((("port", vx), ("remote", r)), f(share))
+                      for r, share in VXLAN_REMOTES.items()]
+    family(out, "vswitchd_vxlan_remote_rx_frames_total", "counter", "Datagrams received.",
+           rows(lambda sh: count(PORTS[vx][1] * sh)))
+    family(out, "vswitchd_vxlan_remote_rx_bytes_total", "counter", "Inner bytes received.",
+           rows(lambda sh: count(PORTS[vx][1] * PORTS[vx][2] * sh)))
+    family(out, "vswitchd_vxlan_remote_tx_frames_total", "counter", "Frames sent.",
+           rows(lambda sh: count(PORTS[vx][3] * sh)))
+    family(out, "vswitchd_vxlan_remote_tx_bytes_total", "counter", "Inner bytes sent.",
+           rows(lambda sh: count(PORTS[vx][3] * PORTS[vx][4] * sh)))
+    family(out, "vswitchd_vxlan_remote_drops_total", "counter", "Dropped, by reason.",
+           [((("port", vx), ("remote", "198.19.7.3"), ("reason", "wrong_vni")), count(0.05))])
+    family(out, "vswitchd_vxlan_remote_macs", "gauge", "Inner MAC table entries.",
+           [((("port", vx),), 40)])
+    family(out, "vswitchd_vxlan_no_remote_frames_total", "counter", "Frames with no remote.",
+           [((("port", vx),), 0)])
+    family(out, "vswitchd_vxlan_learn_refused_total", "counter", "Inner MACs not learned.",
+           [((("port", vx),), 0)])
     process_metrics(out)
     return "\n".join(out) + "\n"
 

@@ -100,3 +100,24 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// An 802.1D Configuration BPDU from `src` claiming to be the root
+/// (priority 0x8000), padded to 60 bytes, or with a wrong protocol
+/// identifier when `malformed`.
+pub fn config_bpdu(src: [u8; 6], malformed: bool) -> Vec<u8> {
+    let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0];
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&38u16.to_be_bytes()); // 802.3 length: LLC + 35
+    f.extend_from_slice(&[0x42, 0x42, 0x03]);
+    f.extend_from_slice(&[0, u8::from(malformed), 0, 0, 0]); // protocol, version, type, flags
+    let id = [0x80, 0x00, src[0], src[1], src[2], src[3], src[4], src[5]];
+    f.extend_from_slice(&id); // root
+    f.extend_from_slice(&0u32.to_be_bytes()); // root path cost
+    f.extend_from_slice(&id); // bridge
+    f.extend_from_slice(&0x8001u16.to_be_bytes());
+    for t in [0u16, 20, 2, 15] {
+        f.extend_from_slice(&(t * 256).to_be_bytes()); // age, max age, hello, forward delay
+    }
+    f.resize(60, 0);
+    f
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::cmd::{Bg, repo, run, text};
+use super::cmd::{Bg, repo, run, signal, text};
 use super::wait::wait_for;
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -67,12 +67,43 @@ pub struct Guest {
 impl Guest {
     /// Boots a guest whose NIC is a tap QEMU opens itself (`script=no`).
     pub fn start_on_tap(dir: &Path, tap: &str, mac: &str, append: &str, logdir: &Path) -> Guest {
-        let log = logdir.join(format!("guest-{tap}.log"));
-        let errlog = logdir.join(format!("guest-{tap}.err"));
         let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
+        Guest::start(dir, &netdev, tap, mac, append, logdir)
+    }
+
+    /// Boots a guest whose NIC is a `-netdev stream` client of the unix
+    /// socket `path` (a vswitchd `unix:` port, which must already listen:
+    /// QEMU connects once). Its logs are named after `label`.
+    pub fn start_on_unix(
+        dir: &Path,
+        path: &Path,
+        label: &str,
+        mac: &str,
+        append: &str,
+        logdir: &Path,
+    ) -> Guest {
+        let netdev = format!(
+            "stream,id=n0,server=off,addr.type=unix,addr.path={}",
+            path.display()
+        );
+        Guest::start(dir, &netdev, label, mac, append, logdir)
+    }
+
+    /// Boots a guest on `-netdev NETDEV`; its serial log is
+    /// `logdir/guest-LABEL.log`.
+    pub fn start(
+        dir: &Path,
+        netdev: &str,
+        label: &str,
+        mac: &str,
+        append: &str,
+        logdir: &Path,
+    ) -> Guest {
+        let log = logdir.join(format!("guest-{label}.log"));
+        let errlog = logdir.join(format!("guest-{label}.err"));
         let child = Command::new(repo("tests/qemu/run-guest.sh"))
             .args(["--guest-dir", dir.to_str().unwrap()])
-            .args(["--netdev", &netdev, "--mac", mac])
+            .args(["--netdev", netdev, "--mac", mac])
             .args(["--log", log.to_str().unwrap()])
             .args(["--timeout", "300", "--append", append])
             .stdin(Stdio::null())
@@ -102,6 +133,29 @@ impl Guest {
 
     pub fn alive(&mut self) -> bool {
         self.proc.alive()
+    }
+
+    /// The pid of QEMU itself: run-guest.sh execs `timeout`, whose one
+    /// child QEMU is (None until it is forked, or once it is gone).
+    pub fn qemu_pid(&self) -> Option<u32> {
+        let t = self.proc.pid();
+        std::fs::read_to_string(format!("/proc/{t}/task/{t}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// `kill -9` of QEMU, as a crashing or OOM-killed VM ends: no
+    /// shutdown, its tap and sockets closed by the kernel. Waits (bounded)
+    /// for the wrapper to see it exit; returns whether it did.
+    pub fn kill_qemu(&mut self) -> bool {
+        let pid = self
+            .qemu_pid()
+            .unwrap_or_else(|| panic!("no QEMU process under {}", self.proc.pid()));
+        signal(pid, "KILL");
+        self.wait_exit(20)
     }
 
     /// Waits until a VSGUEST line starts with `prefix` (bounded; fails

@@ -21,9 +21,16 @@ pub struct BgPing {
 impl BgPing {
     /// `ping -c count -i interval dst` from `ns`.
     pub fn start(ns: &Netns, dst: &str, count: u32, interval: &str) -> BgPing {
+        BgPing::start_sized(ns, dst, count, interval, 56)
+    }
+
+    /// Like [`BgPing::start`] with `data` bytes of ICMP data (`-s`); 18
+    /// makes 64-byte Ethernet frames (60 + FCS).
+    pub fn start_sized(ns: &Netns, dst: &str, count: u32, interval: &str, data: u32) -> BgPing {
         let c = count.to_string();
+        let s = data.to_string();
         let proc = ns.spawn(&[
-            "timeout", "120", "ping", "-c", &c, "-i", interval, "-W", "5", "-q", dst,
+            "timeout", "120", "ping", "-c", &c, "-i", interval, "-s", &s, "-W", "5", "-q", dst,
         ]);
         BgPing { proc }
     }
@@ -105,11 +112,15 @@ pub fn iperf3_server(at: At, ip: &str) -> Bg {
     iperf3_server_for(at, ip, 120)
 }
 
-/// [`iperf3_server`] that lives at most `secs` seconds.
+/// [`iperf3_server`] that lives at most `secs` seconds. Without
+/// per-second reports (`-i 0`): nobody reads its stdout pipe until it
+/// ends, and a line a second fills the 64 KiB pipe in about a quarter of
+/// an hour; the server then blocks writing, stops reading its socket, and
+/// the stream stalls (the first 30-minute soak lost its TCP so).
 pub fn iperf3_server_for(at: At, ip: &str, secs: u64) -> Bg {
     let limit = secs.to_string();
     let srv = at.spawn(&[
-        "timeout", &limit, "iperf3", "-s", "-1", "-B", ip, "-p", "5201",
+        "timeout", &limit, "iperf3", "-s", "-1", "-i", "0", "-B", ip, "-p", "5201",
     ]);
     let listening = wait_for(PATIENCE, || {
         let o = at.run(&["ss", "-Hltn", "sport = :5201"]);
