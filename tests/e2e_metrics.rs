@@ -315,23 +315,29 @@ fn dashboard_and_alerts_on_a_switch_with_every_feature() {
     require_root();
     let addr = format!("127.0.0.1:{}", free_port());
     let vx_port = free_port();
+    let gobgp = free_port();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("vswitchd.toml");
     let vx = format!("vxlan:{}", support::cmd::names("rlx"));
     let Lan {
         ns, taps: t, sw, ..
-    } = Lan::with_args("rlm", 3, 111, |taps| {
+    } = Lan::with_args("rlm", 4, 111, |taps| {
+        // A mirror (t1 to t3), and EVPN on the vxlan port with no GoBGP
+        // answering (its families are there all the same).
         write_config(
             &conf,
             &format!(
                 "[switch]\nstp = \"rstp\"\n\
+                 [evpn]\ngobgp = \"127.0.0.1:{gobgp}\"\nasn = 65000\nrouter-id = \"198.18.111.9\"\n\
                  [[port]]\nname = \"{}\"\nstp-edge = true\n\
                  storm-control = {{ broadcast = 50, multicast = 50, unknown-unicast = 50 }}\n\
                  [[port]]\nname = \"{}\"\nstp-edge = true\n\
                  [[port]]\nname = \"{}\"\nstp-edge = true\nbpdu-guard = true\n\
+                 [[port]]\nname = \"{}\"\nstp-edge = true\n\
                  [[port]]\nname = \"{vx}\"\nvni = 100\nlocal = \"127.0.0.1\"\n\
-                 dstport = {vx_port}\nremote = [\"127.0.0.2\"]\n",
-                taps[0], taps[1], taps[2]
+                 dstport = {vx_port}\nremote = [\"127.0.0.2\"]\nevpn = true\n\
+                 [[mirror]]\nname = \"m1\"\nports = [\"{}\"]\noutput = \"{}\"\n",
+                taps[0], taps[1], taps[2], taps[3], taps[1], taps[3]
             ),
         );
         vec![

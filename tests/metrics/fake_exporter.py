@@ -230,6 +230,20 @@ def render(now=None):
            [((("port", vx),), 0)])
     family(out, "vswitchd_vxlan_learn_refused_total", "counter", "Inner MACs not learned.",
            [((("port", vx),), 0)])
+
+    # A port mirror, and EVPN on the vxlan port.
+    family(out, "vswitchd_mirror_copied_frames_total", "counter", "Mirror copies sent.",
+           [((("mirror", "vm1"),), count(250))])
+    family(out, "vswitchd_mirror_dropped_frames_total", "counter", "Mirror copies lost.",
+           [((("mirror", "vm1"),), count(0.5))])
+    family(out, "vswitchd_evpn_gobgp_up", "gauge", "Connected to GoBGP.", [((), 1)])
+    family(out, "vswitchd_evpn_gobgp_connects_total", "counter", "Connections to GoBGP.",
+           [((), 1)])
+    family(out, "vswitchd_evpn_routes_advertised", "gauge", "Routes advertised.",
+           [((("port", vx),), 41)])
+    family(out, "vswitchd_evpn_routes_received", "gauge", "Remote routes taken.",
+           [((("port", vx),), 37)])
+    family(out, "vswitchd_evpn_remote_vteps", "gauge", "Remote VTEPs.", [((("port", vx),), 2)])
     process_metrics(out)
     return "\n".join(out) + "\n"
 
