@@ -642,6 +642,15 @@ macro_rules! port_section {
             /// (needs an `[evpn]` section).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub evpn: Option<bool>,
+            /// `vxlan:` ports with `evpn = true`: the route distinguisher
+            /// (`IPV4:N`; default `router-id:VNI`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub evpn_rd: Option<String>,
+            /// `vxlan:` ports with `evpn = true`: the route target, sent
+            /// and imported (`ASN:N`; default `ASN:VNI`, FRR's automatic
+            /// one).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub evpn_rt: Option<String>,
         }
 
         impl PortSection {
@@ -724,8 +733,13 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
-    #[error("vni, local, remote, dstport and evpn apply only to vxlan: ports")]
+    #[error("vni, local, remote, dstport, evpn, evpn-rd and evpn-rt apply only to vxlan: ports")]
     VxlanKeysNotVxlan,
+    #[error("evpn-rd and evpn-rt need evpn = true")]
+    EvpnTargetsWithoutEvpn,
+    /// `evpn-rd` or `evpn-rt` that does not parse (the text says which).
+    #[error("{0}")]
+    EvpnTarget(String),
     #[error("static MAC {0}: remote applies only to vxlan: ports")]
     StaticRemoteNotVxlan(Mac),
     #[error("a vxlan port needs `{0}` (e.g. vni = 100, local = \"198.19.7.1\")")]
@@ -920,6 +934,28 @@ impl File {
             }
             None => None,
         };
+        if let Some(e) = &evpn {
+            // Each segment imports the routes carrying its route target:
+            // two segments with one target would take each other's.
+            let rts: Vec<(crate::evpn::route::Rt, String)> = ports
+                .iter()
+                .filter_map(|p| {
+                    let v = p.vxlan.as_ref().filter(|v| v.evpn)?;
+                    let rt = v.evpn_targets.rt.unwrap_or(crate::evpn::route::Rt {
+                        asn: e.asn,
+                        value: v.vni,
+                    });
+                    Some((rt, p.spec.name()))
+                })
+                .collect();
+            for (i, (rt, name)) in rts.iter().enumerate() {
+                if let Some((_, other)) = rts[..i].iter().find(|(r, _)| r == rt) {
+                    return Err(err(format!(
+                        "ports {other} and {name} both use route target {rt}: give each EVPN port its own evpn-rt"
+                    )));
+                }
+            }
+        }
         Ok(Config {
             switch: SwitchConfig {
                 ageing_ms: s.ageing_time.ms(),
@@ -1246,6 +1282,8 @@ impl PortSection {
                 || !self.remote.is_empty()
                 || self.dstport.is_some()
                 || self.evpn.is_some()
+                || self.evpn_rd.is_some()
+                || self.evpn_rt.is_some()
             {
                 return Err(PortSectionError::VxlanKeysNotVxlan);
             }
@@ -1308,6 +1346,23 @@ impl PortSection {
         if dstport == 0 {
             return Err(PortSectionError::Dstport);
         }
+        let evpn = self.evpn.unwrap_or(false);
+        if !evpn && (self.evpn_rd.is_some() || self.evpn_rt.is_some()) {
+            return Err(PortSectionError::EvpnTargetsWithoutEvpn);
+        }
+        let target = |key: &str, v: &str, e: String| {
+            PortSectionError::EvpnTarget(format!("{key} = {v:?}: {e}"))
+        };
+        let evpn_targets = crate::evpn::route::Targets {
+            rd: match &self.evpn_rd {
+                Some(v) => Some(v.parse().map_err(|e| target("evpn-rd", v, e))?),
+                None => None,
+            },
+            rt: match &self.evpn_rt {
+                Some(v) => Some(v.parse().map_err(|e| target("evpn-rt", v, e))?),
+                None => None,
+            },
+        };
         Ok(Some(crate::port::VxlanOptions {
             vni,
             local,
@@ -1315,7 +1370,8 @@ impl PortSection {
             dstport,
             learning,
             statics,
-            evpn: self.evpn.unwrap_or(false),
+            evpn,
+            evpn_targets,
         }))
     }
 }
@@ -1559,6 +1615,36 @@ mod tests {
             "{}",
             err(not_vxlan)
         );
+    }
+
+    #[test]
+    fn evpn_route_distinguisher_and_target_are_checked() {
+        let base = "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\n\
+                    [[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"198.19.7.2\"\nevpn = true\n";
+        let load = |extra: &str| {
+            let text = format!("{base}{extra}");
+            File::parse(&text, Path::new("t.toml")).and_then(|f| f.check(Path::new("t.toml")))
+        };
+        let cfg = load("evpn-rd = \"198.19.7.2:7\"\nevpn-rt = \"65000:1100\"\n").unwrap();
+        let t = cfg.ports[0].vxlan.as_ref().unwrap().evpn_targets;
+        assert_eq!(t.rt.unwrap().value, 1100);
+        assert_eq!(t.rd.unwrap().n, 7);
+        let e = load("evpn-rt = \"65000\"\n").unwrap_err().to_string();
+        assert!(e.contains("evpn-rt") && e.contains("ASN:N"), "{e}");
+        let e = load("evpn-rd = \"x:1\"\n").unwrap_err().to_string();
+        assert!(e.contains("evpn-rd"), "{e}");
+        // Two segments, one route target.
+        let two = "evpn-rt = \"65000:200\"\n[[port]]\nname = \"vxlan:vx200\"\nvni = 200\n\
+                   local = \"198.19.7.2\"\ndstport = 4790\nevpn = true\n";
+        let e = load(two).unwrap_err().to_string();
+        assert!(e.contains("route target 65000:200"), "{e}");
+        // Without evpn = true.
+        let text = "[[port]]\nname = \"vxlan:vx9\"\nvni = 9\nlocal = \"198.19.7.2\"\nevpn-rt = \"65000:9\"\n";
+        let e = File::parse(text, Path::new("t.toml"))
+            .and_then(|f| f.check(Path::new("t.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need evpn = true"), "{e}");
     }
 
     #[test]

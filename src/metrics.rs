@@ -791,6 +791,7 @@ mod tests {
             learning: true,
             statics: vec![],
             evpn: false,
+            evpn_targets: Default::default(),
         };
         let v = VxlanPort::open("m", &o).unwrap();
         v.table().sweep(0, 1000, 0, |_| true);

@@ -271,6 +271,20 @@ impl FrrHost {
         peers: &[&str],
         reflect: bool,
     ) -> FrrHost {
+        FrrHost::new_with(base, under, ip, wl_ip, peers, reflect, "")
+    }
+
+    /// [`FrrHost::new`], with `vni_conf` added to bgpd's L2VPN EVPN
+    /// address family (a `vni 100` block, say).
+    fn new_with(
+        base: &str,
+        under: &mut Underlay,
+        ip: &str,
+        wl_ip: &str,
+        peers: &[&str],
+        reflect: bool,
+        vni_conf: &str,
+    ) -> FrrHost {
         let k = Netns::new(&format!("{base}a"));
         let w = Netns::new(&format!("{base}aw"));
         quiet_ipv6(&k);
@@ -304,7 +318,11 @@ impl FrrHost {
         w.ip(&["link", "set", "wl", "mtu", "1450"]);
         w.ip(&["addr", "add", &format!("{wl_ip}/24"), "dev", "wl"]);
         w.ip(&["link", "set", "wl", "up"]);
-        let frr = Frr::start(&k, &frr_conf(ip, peers, reflect));
+        let conf = frr_conf(ip, peers, reflect).replace(
+            "  advertise-all-vni\n",
+            &format!("  advertise-all-vni\n{vni_conf}"),
+        );
+        let frr = Frr::start(&k, &conf);
         FrrHost { frr, k, w }
     }
 
@@ -393,6 +411,18 @@ impl Vtep {
     /// `ip` on the underlay (a root address), GoBGP peering with `peers`,
     /// the workload at `wl_ip`; `tag` tells its names apart.
     fn new(base: &str, tag: &str, ip: &str, peers: &[&str], wl_ip: &str) -> Vtep {
+        Vtep::new_with(base, tag, ip, peers, wl_ip, "")
+    }
+
+    /// [`Vtep::new`], with `port_conf` added to the vxlan port's section.
+    fn new_with(
+        base: &str,
+        tag: &str,
+        ip: &str,
+        peers: &[&str],
+        wl_ip: &str,
+        port_conf: &str,
+    ) -> Vtep {
         let gobgp = Gobgp::start(&gobgp_conf(ip, peers));
         let w = Netns::new(&format!("{base}{tag}w"));
         quiet_ipv6(&w);
@@ -401,7 +431,7 @@ impl Vtep {
         let dir = tempfile::tempdir().unwrap();
         let sw = start_switchd(
             dir.path(),
-            &switchd_conf(&gobgp.api, ip, &tap, &w.name, wl_ip),
+            &(switchd_conf(&gobgp.api, ip, &tap, &w.name, wl_ip) + port_conf),
             &tap,
             &metrics,
         );
@@ -439,16 +469,23 @@ struct Pair {
 
 impl Pair {
     fn new(net: u8) -> Pair {
+        Pair::new_with(net, "", "")
+    }
+
+    /// [`Pair::new`], with FRR's `vni_conf` and vswitchd's `port_conf`
+    /// (see [`FrrHost::new_with`], [`Vtep::new_with`]).
+    fn new_with(net: u8, vni_conf: &str, port_conf: &str) -> Pair {
         let base = names("ev");
         let (a_ip, b_ip) = (format!("198.19.{net}.1"), format!("198.19.{net}.2"));
         let mut under = Underlay::new(&base, &[b_ip.as_str()]);
-        let a = FrrHost::new(
+        let a = FrrHost::new_with(
             &base,
             &mut under,
             &a_ip,
             &format!("198.18.{net}.1"),
             &[b_ip.as_str()],
             false,
+            vni_conf,
         );
         a.w.ip(&[
             "link",
@@ -457,12 +494,13 @@ impl Pair {
             "address",
             &format!("02:00:00:00:{net:02x}:01"),
         ]);
-        let b = Vtep::new(
+        let b = Vtep::new_with(
             &base,
             "b",
             &b_ip,
             &[a_ip.as_str()],
             &format!("198.18.{net}.2"),
+            port_conf,
         );
         Pair {
             b,
@@ -656,6 +694,56 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         gone.is_some(),
         "{}",
         p.debug("A's routes outlived its BGP session")
+    );
+}
+
+/// A fabric whose VNI uses a route target of its own (FRR's `vni 100` with
+/// `route-target import/export`), vswitchd's port given the same with
+/// `evpn-rt`, and an RD of its choosing: routes cross both ways under that
+/// RT, and none under the automatic one.
+#[test]
+fn configured_route_target_and_distinguisher_interoperate_with_frr() {
+    require_root();
+    if !tools_present() {
+        return;
+    }
+    let net = 23;
+    let rt = "65000:1100";
+    let b_ip = format!("198.19.{net}.2");
+    let p = Pair::new_with(
+        net,
+        &format!(
+            "  vni 100\n   route-target import {rt}\n   route-target export {rt}\n  exit-vni\n"
+        ),
+        &format!("evpn-rt = \"{rt}\"\nevpn-rd = \"{b_ip}:7\"\n"),
+    );
+    let (a_wl, b_wl) = (format!("198.18.{net}.1"), format!("198.18.{net}.2"));
+    assert!(ping_eventually(&p.b.w, &a_wl), "{}", p.debug("B -> A"));
+    assert!(ping_eventually(&p.a.w, &b_wl), "{}", p.debug("A -> B"));
+    let m = p.a.w.mac("wl").to_lowercase();
+    assert!(
+        wait_for(PATIENCE, || fdb_row(&p.b.sw, &m)
+            .is_some_and(|r| r["origin"] == "evpn"))
+        .is_some(),
+        "{}",
+        p.debug("no evpn entry for A's workload")
+    );
+    // FRR holds vswitchd's routes under its RD, with the configured RT.
+    let routes = wait_for(PATIENCE, || {
+        let r = p.a.frr.vtysh("show bgp l2vpn evpn route");
+        (r.contains(&format!("Route Distinguisher: {b_ip}:7")) && r.contains(&format!("RT:{rt}")))
+            .then_some(r)
+    });
+    assert!(routes.is_some(), "{}", p.debug("FRR lacks our RD or RT"));
+    let show = evpn_show(&p.b.sw);
+    assert_eq!(show["segments"][0]["rt"], rt, "{show:#}");
+    assert_eq!(show["segments"][0]["rd"], format!("{b_ip}:7"), "{show:#}");
+    assert!(
+        !p.a.frr
+            .vtysh("show bgp l2vpn evpn route")
+            .contains(&format!("RT:{ASN}:100")),
+        "{}",
+        p.debug("a route with the automatic RT")
     );
 }
 

@@ -338,6 +338,9 @@ fn parse_stp_mode(s: &str) -> Result<crate::config::StpMode, String> {
     }
 }
 
+// `port add` carries every `[[port]]` key: parsed once per run, its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum PortCmd {
     /// Open and attach a port, with the settings a `[[port]]` section takes.
@@ -397,6 +400,14 @@ pub enum PortCmd {
         /// vswitchd's `[evpn]` section) [default: off].
         #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
         evpn: Option<bool>,
+        /// vxlan: ports with --evpn on: the route distinguisher, IPV4:N
+        /// [default: router-id:VNI].
+        #[arg(long, value_name = "RD")]
+        evpn_rd: Option<String>,
+        /// vxlan: ports with --evpn on: the route target sent and imported,
+        /// ASN:N [default: ASN:VNI].
+        #[arg(long, value_name = "RT")]
+        evpn_rt: Option<String>,
     },
     /// Detach and close a port.
     #[command(after_help = "Example:\n  vswitchctl port del raw:vnet3")]
@@ -773,6 +784,8 @@ impl Cmd {
                 remotes,
                 dstport,
                 evpn,
+                evpn_rd,
+                evpn_rt,
             }) => {
                 let mut section = PortSection::named(spec);
                 opts.changes(false).apply(&mut section);
@@ -789,6 +802,8 @@ impl Cmd {
                 section.remote = remotes.clone();
                 section.dstport = *dstport;
                 section.evpn = *evpn;
+                section.evpn_rd = evpn_rd.clone();
+                section.evpn_rt = evpn_rt.clone();
                 Request::PortAdd {
                     port: Box::new(section),
                 }

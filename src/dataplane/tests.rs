@@ -288,6 +288,7 @@ fn vxlan_remote_table_follows_the_switch_fdb() {
         learning: true,
         statics: vec![],
         evpn: false,
+        evpn_targets: Default::default(),
     };
     let id = dp
         .add_port(

@@ -39,7 +39,7 @@ use super::codec::{self, Origin};
 use super::gobgp::{self as api, gobgp_api_client::GobgpApiClient};
 use super::local::{self, SegmentPort};
 use super::reconcile::{self, Applied};
-use super::route::{LocalRoute, RemoteRoute};
+use super::route::{LocalRoute, RemoteRoute, Rt};
 use super::status::{EvpnInfo, EvpnStatus, SegmentInfo};
 use crate::dataplane::Dataplane;
 
@@ -208,8 +208,11 @@ async fn round(
     segs: &[SegmentPort],
 ) -> Result<(), AgentError> {
     seen.note(segs, applied);
-    let vnis: Vec<u32> = segs.iter().map(|s| s.segment.vni).collect();
-    let Listing { routes, mine } = list(client, cfg.asn, &vnis).await?;
+    let imports: Vec<(u32, Rt)> = segs
+        .iter()
+        .map(|s| (s.segment.vni, origin_of(cfg, s).rt(s.segment.vni)))
+        .collect();
+    let Listing { routes, mine } = list(client, cfg.asn, &imports).await?;
     // What is out is what GoBGP holds from us: a route it lost (it
     // restarted) goes out again, one left from an earlier run of
     // vswitchd (a MAC gone meanwhile, a port removed) is withdrawn.
@@ -221,11 +224,9 @@ async fn round(
     }
     tracing::debug!(?plan, "evpn: round");
     let origin = |vni: u32| {
-        segs.iter().find(|s| s.segment.vni == vni).map(|s| Origin {
-            router_id: cfg.router_id,
-            asn: cfg.asn,
-            vtep: s.segment.vtep,
-        })
+        segs.iter()
+            .find(|s| s.segment.vni == vni)
+            .map(|s| origin_of(cfg, s))
     };
     for route in &plan.withdraw {
         // Withdrawn as GoBGP listed it (whatever RD and VTEP it was sent
@@ -303,11 +304,22 @@ struct Listing {
     mine: BTreeMap<LocalRoute, (u32, api::Path)>,
 }
 
-/// Every EVPN route in GoBGP's global RIB.
+/// What our routes for segment `s` are sent with.
+fn origin_of(cfg: &EvpnConfig, s: &SegmentPort) -> Origin {
+    Origin {
+        router_id: cfg.router_id,
+        asn: cfg.asn,
+        vtep: s.segment.vtep,
+        targets: s.targets,
+    }
+}
+
+/// Every EVPN route in GoBGP's global RIB; remote ones placed in the VNI
+/// whose route target they carry (`imports`).
 async fn list(
     client: &mut GobgpApiClient<Channel>,
     asn: u32,
-    vnis: &[u32],
+    imports: &[(u32, Rt)],
 ) -> Result<Listing, AgentError> {
     let mut stream = client
         .list_path(api::ListPathRequest {
@@ -325,13 +337,13 @@ async fn list(
     while let Some(r) = stream.message().await.map_err(call("ListPath"))? {
         let Some(d) = r.destination else { continue };
         for p in d.paths.iter().filter(|p| codec::is_local(p)) {
-            if let Some((route, seq)) = codec::own_route(p, asn) {
+            if let Some((route, seq)) = codec::own_route(p, imports, asn) {
                 out.mine.insert(route, (seq, p.clone()));
             }
         }
         let theirs: Vec<&api::Path> = d.paths.iter().filter(|p| !codec::is_local(p)).collect();
         let best = theirs.iter().find(|p| p.best).or(theirs.first());
-        if let Some(route) = best.and_then(|p| codec::remote_route(p, asn, vnis)) {
+        if let Some(route) = best.and_then(|p| codec::remote_route(p, imports)) {
             out.routes.push(route);
         }
     }
@@ -344,11 +356,7 @@ fn report(status: &EvpnStatus, cfg: &EvpnConfig, segs: &[SegmentPort], applied: 
         .iter()
         .map(|s| {
             let vni = s.segment.vni;
-            let o = Origin {
-                router_id: cfg.router_id,
-                asn: cfg.asn,
-                vtep: s.segment.vtep,
-            };
+            let o = origin_of(cfg, s);
             SegmentInfo {
                 port: s.name.clone(),
                 vni,

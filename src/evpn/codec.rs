@@ -17,7 +17,7 @@ use prost::Message;
 use prost_types::Any;
 
 use super::gobgp as api;
-use super::route::{LocalRoute, Rd, RemoteRoute, Rt};
+use super::route::{LocalRoute, Rd, RemoteRoute, Rt, Targets};
 use crate::wire::Mac;
 
 const PREFIX: &str = "type.googleapis.com/apipb.";
@@ -56,18 +56,24 @@ pub struct Origin {
     pub asn: u32,
     /// Our VTEP address for the route's VNI.
     pub vtep: IpAddr,
+    /// The segment's configured RD and RT, if any.
+    pub targets: Targets,
 }
 
 impl Origin {
+    /// The configured RD, else `router-id:VNI`.
     pub fn rd(&self, vni: u32) -> Rd {
-        Rd::for_vni(self.router_id, vni)
+        self.targets
+            .rd
+            .unwrap_or_else(|| Rd::for_vni(self.router_id, vni))
     }
 
+    /// The configured RT, else `ASN:VNI`.
     pub fn rt(&self, vni: u32) -> Rt {
-        Rt {
+        self.targets.rt.unwrap_or(Rt {
             asn: self.asn,
             value: vni,
-        }
+        })
     }
 }
 
@@ -246,27 +252,17 @@ fn attrs(p: &api::Path) -> Attrs {
     a
 }
 
-/// The route `p` is, placed in the VNI among `vnis` whose route target
-/// (`asn:VNI`, see [`Origin::rt`]) it carries. `None` for withdrawals,
-/// other route types, routes of no VNI of ours, and anything malformed.
-pub fn remote_route(p: &api::Path, asn: u32, vnis: &[u32]) -> Option<RemoteRoute> {
+/// The route `p` is, placed in the VNI whose route target (`imports`:
+/// each VNI with the RT it imports, see [`Origin::rt`]) it carries.
+/// `None` for withdrawals, other route types, routes of no VNI of ours,
+/// and anything malformed.
+pub fn remote_route(p: &api::Path, imports: &[(u32, Rt)]) -> Option<RemoteRoute> {
     if p.is_withdraw {
         return None;
     }
     let nlri = p.nlri.as_ref()?;
     let a = attrs(p);
-    let vni = vnis.iter().copied().find(|v| {
-        let want = Origin {
-            router_id: Ipv4Addr::UNSPECIFIED,
-            asn,
-            vtep: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        }
-        .rt(*v);
-        a.rts.iter().any(|rt| {
-            rt.asn == want.asn
-                && (rt.value == want.value || (asn > 0xffff && rt.value == want.value & 0xffff))
-        })
-    })?;
+    let vni = import(imports, &a.rts)?;
     if let Some(m) = open::<api::EvpnmacipAdvertisementRoute>(nlri, "EVPNMACIPAdvertisementRoute") {
         let mac: Mac = m.mac_address.parse().ok()?;
         return Some(RemoteRoute::Mac {
@@ -301,16 +297,26 @@ pub fn is_local(p: &api::Path) -> bool {
     matches!(p.neighbor_ip.as_str(), "" | "<nil>")
 }
 
+/// The VNI of `imports` one of the route targets `rts` names.
+fn import(imports: &[(u32, Rt)], rts: &[Rt]) -> Option<u32> {
+    imports
+        .iter()
+        .find(|(_, want)| rts.iter().any(|have| want.matches(have)))
+        .map(|(vni, _)| *vni)
+}
+
 /// One of our routes as GoBGP holds it (a local path: [`is_local`]), in
-/// whatever VNI its route target `asn:VNI` names (also a VNI no port has
-/// any more), with its sequence number.
-pub fn own_route(p: &api::Path, asn: u32) -> Option<(LocalRoute, u32)> {
+/// the VNI its route target names: one of `imports`, or else `asn:VNI`
+/// (a VNI no port has any more: the route is withdrawn), with its
+/// sequence number.
+pub fn own_route(p: &api::Path, imports: &[(u32, Rt)], asn: u32) -> Option<(LocalRoute, u32)> {
     if p.is_withdraw || !is_local(p) {
         return None;
     }
     let nlri = p.nlri.as_ref()?;
     let a = attrs(p);
-    let vni = a.rts.iter().find(|rt| rt.asn == asn)?.value;
+    let vni = import(imports, &a.rts)
+        .or_else(|| a.rts.iter().find(|rt| rt.asn == asn).map(|rt| rt.value))?;
     if let Some(m) = open::<api::EvpnmacipAdvertisementRoute>(nlri, "EVPNMACIPAdvertisementRoute") {
         let mac: Mac = m.mac_address.parse().ok()?;
         return Some((LocalRoute::Mac { vni, mac }, a.seq));
@@ -331,7 +337,13 @@ mod tests {
             router_id: Ipv4Addr::new(198, 18, 0, 2),
             asn: 65000,
             vtep: "198.18.0.2".parse().unwrap(),
+            targets: Targets::default(),
         }
+    }
+
+    /// VNIs importing the derived RT `asn:VNI`.
+    fn derived(asn: u32, vnis: &[u32]) -> Vec<(u32, Rt)> {
+        vnis.iter().map(|&v| (v, Rt { asn, value: v })).collect()
     }
 
     #[test]
@@ -340,7 +352,7 @@ mod tests {
         let mac: Mac = "02:00:00:00:00:07".parse().unwrap();
         let p = path(&o, &LocalRoute::Mac { vni: 100, mac }, 3);
         assert_eq!(
-            remote_route(&p, 65000, &[5, 100]),
+            remote_route(&p, &derived(65000, &[5, 100])),
             Some(RemoteRoute::Mac {
                 vni: 100,
                 mac,
@@ -350,11 +362,11 @@ mod tests {
             })
         );
         // Another AS's route target, or a VNI we do not have: not ours.
-        assert_eq!(remote_route(&p, 65001, &[100]), None);
-        assert_eq!(remote_route(&p, 65000, &[200]), None);
+        assert_eq!(remote_route(&p, &derived(65001, &[100])), None);
+        assert_eq!(remote_route(&p, &derived(65000, &[200])), None);
         let p = path(&o, &LocalRoute::Imet { vni: 100 }, 0);
         assert_eq!(
-            remote_route(&p, 65000, &[100]),
+            remote_route(&p, &derived(65000, &[100])),
             Some(RemoteRoute::Imet {
                 vni: 100,
                 vtep: o.vtep
@@ -362,7 +374,7 @@ mod tests {
         );
         let mut w = p.clone();
         w.is_withdraw = true;
-        assert_eq!(remote_route(&w, 65000, &[100]), None);
+        assert_eq!(remote_route(&w, &derived(65000, &[100])), None);
     }
 
     #[test]
@@ -387,7 +399,7 @@ mod tests {
         // Garbage in an Any is no route.
         let mut bad = p.clone();
         bad.nlri.as_mut().unwrap().value = vec![0xff; 3];
-        assert_eq!(remote_route(&bad, 65000, &[100]), None);
+        assert_eq!(remote_route(&bad, &derived(65000, &[100])), None);
     }
 
     #[test]
@@ -397,15 +409,61 @@ mod tests {
         let mut p = path(&o, &LocalRoute::Mac { vni: 100, mac }, 2);
         p.neighbor_ip = "<nil>".into();
         assert_eq!(
-            own_route(&p, 65000),
+            own_route(&p, &[], 65000),
             Some((LocalRoute::Mac { vni: 100, mac }, 2))
         );
-        assert_eq!(own_route(&p, 65001), None);
+        assert_eq!(own_route(&p, &[], 65001), None);
         let mut i = path(&o, &LocalRoute::Imet { vni: 7 }, 0);
         i.neighbor_ip = String::new();
-        assert_eq!(own_route(&i, 65000), Some((LocalRoute::Imet { vni: 7 }, 0)));
+        assert_eq!(
+            own_route(&i, &[], 65000),
+            Some((LocalRoute::Imet { vni: 7 }, 0))
+        );
         p.neighbor_ip = "198.18.0.1".into();
-        assert_eq!(own_route(&p, 65000), None);
+        assert_eq!(own_route(&p, &[], 65000), None);
+    }
+
+    #[test]
+    fn configured_targets_are_sent_and_imported() {
+        let mut o = origin();
+        o.targets = Targets {
+            rd: Some("198.18.0.2:7".parse().unwrap()),
+            rt: Some("65000:1100".parse().unwrap()),
+        };
+        let p = path(&o, &LocalRoute::Imet { vni: 100 }, 0);
+        let a = attrs(&p);
+        assert_eq!(
+            a.rts,
+            vec![Rt {
+                asn: 65000,
+                value: 1100
+            }]
+        );
+        let r: api::EvpnInclusiveMulticastEthernetTagRoute = open(
+            p.nlri.as_ref().unwrap(),
+            "EVPNInclusiveMulticastEthernetTagRoute",
+        )
+        .unwrap();
+        let rd: api::RouteDistinguisherIpAddress =
+            open(r.rd.as_ref().unwrap(), "RouteDistinguisherIPAddress").unwrap();
+        assert_eq!(rd.assigned, 7);
+        // Imported by the VNI whose configured RT it carries, not by the
+        // derived one.
+        let imports = [(
+            100,
+            Rt {
+                asn: 65000,
+                value: 1100,
+            },
+        )];
+        assert!(remote_route(&p, &imports).is_some());
+        assert_eq!(remote_route(&p, &derived(65000, &[100])), None);
+        let mut mine = p.clone();
+        mine.neighbor_ip = String::new();
+        assert_eq!(
+            own_route(&mine, &imports, 65000),
+            Some((LocalRoute::Imet { vni: 100 }, 0))
+        );
     }
 
     #[test]
@@ -413,6 +471,6 @@ mod tests {
         let mut o = origin();
         o.asn = 4_200_000_000;
         let p = path(&o, &LocalRoute::Imet { vni: 100 }, 0);
-        assert!(remote_route(&p, o.asn, &[100]).is_some());
+        assert!(remote_route(&p, &derived(o.asn, &[100])).is_some());
     }
 }

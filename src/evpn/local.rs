@@ -26,6 +26,8 @@ pub struct SegmentPort {
     pub vid: u16,
     pub device: Arc<Device>,
     pub segment: Segment,
+    /// The port's configured RD and RT.
+    pub targets: super::route::Targets,
     /// The FDB's `evpn` entries on the port now.
     pub evpn_macs: BTreeSet<crate::wire::Mac>,
 }
@@ -69,6 +71,7 @@ pub fn segments(dp: &Dataplane) -> Vec<SegmentPort> {
                 vtep: v.local_ip(),
                 local_macs: BTreeSet::new(),
             },
+            targets: v.evpn_targets(),
             evpn_macs: BTreeSet::new(),
         });
     }

@@ -56,6 +56,62 @@ impl std::fmt::Display for Rt {
     }
 }
 
+/// A segment's route distinguisher and route target when the port sets
+/// them (`evpn-rd`, `evpn-rt`); `None`: derived from the router id, the
+/// AS and the VNI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub rd: Option<Rd>,
+    pub rt: Option<Rt>,
+}
+
+impl std::str::FromStr for Rd {
+    type Err = String;
+    /// `A.B.C.D:N` (a type-1 RD: an IPv4 address, N 0 to 65535).
+    fn from_str(s: &str) -> Result<Rd, String> {
+        let bad = || {
+            format!("`{s}`: a route distinguisher is IPV4:N, N 0 to 65535 (e.g. 198.19.7.2:100)")
+        };
+        let (ip, n) = s.trim().rsplit_once(':').ok_or_else(bad)?;
+        Ok(Rd {
+            ip: ip.parse().map_err(|_| bad())?,
+            n: n.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl std::str::FromStr for Rt {
+    type Err = String;
+    /// `ASN:N`: a 2-octet AS with a 32-bit N, or a 4-octet AS with a
+    /// 16-bit N (the two AS-specific route-target forms).
+    fn from_str(s: &str) -> Result<Rt, String> {
+        let bad = || {
+            format!(
+                "`{s}`: a route target is ASN:N (e.g. 65000:100; N up to 65535 when the ASN is above 65535)"
+            )
+        };
+        let (asn, n) = s.trim().split_once(':').ok_or_else(bad)?;
+        let rt = Rt {
+            asn: asn.parse().map_err(|_| bad())?,
+            value: n.parse().map_err(|_| bad())?,
+        };
+        if rt.asn == 0 || (rt.asn > 0xffff && rt.value > 0xffff) {
+            return Err(bad());
+        }
+        Ok(rt)
+    }
+}
+
+impl Rt {
+    /// Whether a route target a path carries, `have`, is this one. A
+    /// 4-octet AS's route target keeps only 16 bits of the value.
+    pub fn matches(&self, have: &Rt) -> bool {
+        have.asn == self.asn
+            && (have.value == self.value
+                || (self.asn > 0xffff && have.value == self.value & 0xffff))
+    }
+}
+
 /// One of our routes, by what makes it distinct (its NLRI: the RD, the
 /// VTEP and the route target follow from the VNI and the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,6 +178,31 @@ mod tests {
         let rd = Rd::for_vni(Ipv4Addr::new(198, 19, 7, 2), 100);
         assert_eq!(rd.to_string(), "198.19.7.2:100");
         assert_eq!(Rd::for_vni(Ipv4Addr::LOCALHOST, 0x12_3456).n, 0x3456);
+    }
+
+    #[test]
+    fn configured_rd_and_rt_parse_and_bad_ones_say_why() {
+        let rd: Rd = "198.19.7.2:7".parse().unwrap();
+        assert_eq!(
+            rd,
+            Rd {
+                ip: Ipv4Addr::new(198, 19, 7, 2),
+                n: 7
+            }
+        );
+        let rt: Rt = "65000:1100".parse().unwrap();
+        assert_eq!((rt.asn, rt.value), (65000, 1100));
+        let rt4: Rt = "4200000000:5".parse().unwrap();
+        assert!(rt4.matches(&Rt {
+            asn: 4_200_000_000,
+            value: 5
+        }));
+        for bad in ["198.19.7.2", "x:1", "198.19.7.2:70000"] {
+            assert!(bad.parse::<Rd>().unwrap_err().contains("IPV4:N"), "{bad}");
+        }
+        for bad in ["65000", "0:1", "4200000000:70000", "a:b"] {
+            assert!(bad.parse::<Rt>().unwrap_err().contains("ASN:N"), "{bad}");
+        }
     }
 
     #[test]

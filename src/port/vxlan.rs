@@ -88,6 +88,8 @@ pub struct VxlanOptions {
     pub statics: Vec<(Mac, IpAddr)>,
     /// BGP EVPN adds remotes and MACs (src/evpn).
     pub evpn: bool,
+    /// EVPN's configured route distinguisher and route target, if any.
+    pub evpn_targets: crate::evpn::route::Targets,
 }
 
 /// Why a frame did not reach (or come from) a remote, as counted.
@@ -734,6 +736,7 @@ pub struct VxlanPort {
     /// The configured remotes.
     static_flood: Vec<IpAddr>,
     evpn: bool,
+    evpn_targets: crate::evpn::route::Targets,
     table: RemoteTable,
     remotes: Remotes,
     /// The switch's clock at the last sweep (ms).
@@ -784,6 +787,7 @@ impl VxlanPort {
             flood: ArcSwap::from_pointee(flood),
             static_flood: o.remotes.clone(),
             evpn: o.evpn,
+            evpn_targets: o.evpn_targets,
             table,
             remotes,
             clock: AtomicU64::new(0),
@@ -1123,6 +1127,11 @@ impl VxlanPort {
         self.evpn
     }
 
+    /// EVPN's configured RD and RT (`evpn-rd`, `evpn-rt`).
+    pub fn evpn_targets(&self) -> crate::evpn::route::Targets {
+        self.evpn_targets
+    }
+
     /// Our VTEP address (`local`).
     pub fn local_ip(&self) -> IpAddr {
         self.local.ip()
@@ -1251,6 +1260,7 @@ mod tests {
             learning: true,
             statics: vec![],
             evpn: false,
+            evpn_targets: Default::default(),
         }
     }
 
@@ -1424,6 +1434,7 @@ mod tests {
             learning: true,
             statics: vec![],
             evpn: false,
+            evpn_targets: Default::default(),
         };
         let p = VxlanPort::open("v6", &o).unwrap();
         let f = frame(mac(2), mac(3));
