@@ -29,7 +29,7 @@ command -v trafgen >/dev/null || { echo "trafgen missing: scripts/install-deps.s
 
 ports=""
 for i in a b c d e; do ports="$ports,$P${i}0"; done
-$BIN/vswitchd --ports "${ports#,}" --metrics-addr off --control-socket "$SOCK" >"$LOG" 2>&1 &
+taskset -c 1 $BIN/vswitchd --ports "${ports#,}" --metrics-addr off --control-socket "$SOCK" >"$LOG" 2>&1 &
 pid=$!
 for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 n=1
@@ -56,7 +56,7 @@ EOF
 rss0=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
 rx0=$(ctl --json show | python3 -c "import json,sys; print(next(p['counters']['rx_frames'] for p in json.load(sys.stdin)['ports'] if p['name']=='${P}a0'))")
 flooded_c0=$(ip netns exec "${P}c" cat /sys/class/net/"$P"c0/statistics/rx_packets)
-ip netns exec "${P}a" timeout "$DUR" trafgen --dev "$P"a0 --conf /tmp/$P.cfg -q >/tmp/$P.tg 2>&1 &
+ip netns exec "${P}a" timeout -s INT "$DUR" trafgen --dev "$P"a0 --conf /tmp/$P.cfg --no-sock-mem -P 1 >/tmp/$P.tg 2>&1 &
 tg=$!
 sleep 1
 # The known flow during the flood, and a new host speaking for the first time.
