@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::switch::{MAX_PORTS, PortId, PortSet, VlanSet};
+use crate::switch::{AtomicPortSet, PortId, PortSet, VlanSet};
 
 /// Which frames of a port a tap copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -38,6 +38,12 @@ impl Direction {
     }
     pub fn tx(self) -> bool {
         self != Direction::In
+    }
+
+    /// The (`rx`, `tx`) port sets of a tap in this direction on `ports`.
+    pub fn sides(self, ports: PortSet) -> (PortSet, PortSet) {
+        let side = |on: bool| if on { ports } else { PortSet::EMPTY };
+        (side(self.rx()), side(self.tx()))
     }
 }
 
@@ -146,14 +152,6 @@ impl TapTable {
         t
     }
 
-    pub fn copies_rx(&self, p: PortId) -> bool {
-        self.rx.contains(p)
-    }
-
-    pub fn copies_tx(&self, p: PortId) -> bool {
-        self.tx.contains(p)
-    }
-
     pub fn outputs(&self) -> PortSet {
         self.outputs
     }
@@ -175,11 +173,11 @@ impl TapTable {
 #[derive(Default)]
 pub struct Taps {
     active: AtomicBool,
-    /// The table's `rx` and `tx` port sets as bits, so that a worker
-    /// learns whether a port is tapped with one relaxed load, without
-    /// touching the table.
-    rx: [AtomicU64; MAX_PORTS / 64],
-    tx: [AtomicU64; MAX_PORTS / 64],
+    /// The table's `rx` and `tx` port sets, so that a worker learns
+    /// whether a port is tapped with one relaxed load, without touching
+    /// the table.
+    rx: AtomicPortSet,
+    tx: AtomicPortSet,
     table: ArcSwap<TapTable>,
 }
 
@@ -193,13 +191,13 @@ impl Taps {
     /// Whether frames received on `p` are copied (per frame: one load).
     #[inline]
     pub fn tapped_rx(&self, p: PortId) -> bool {
-        self.active() && bit(&self.rx, p)
+        self.active() && self.rx.contains(p)
     }
 
     /// Whether frames sent out of `p` are copied.
     #[inline]
     pub fn tapped_tx(&self, p: PortId) -> bool {
-        self.active() && bit(&self.tx, p)
+        self.active() && self.tx.contains(p)
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<TapTable>> {
@@ -209,20 +207,11 @@ impl Taps {
     /// Puts `table` in place.
     pub fn set(&self, table: TapTable) {
         let active = !table.taps.is_empty();
-        let (rx, tx) = (table.rx.words(), table.tx.words());
+        self.rx.store(table.rx);
+        self.tx.store(table.tx);
         self.table.store(Arc::new(table));
-        for i in 0..MAX_PORTS / 64 {
-            self.rx[i].store(rx[i], Relaxed);
-            self.tx[i].store(tx[i], Relaxed);
-        }
         self.active.store(active, Relaxed);
     }
-}
-
-#[inline]
-fn bit(words: &[AtomicU64; MAX_PORTS / 64], p: PortId) -> bool {
-    let p = p as usize;
-    p < MAX_PORTS && words[p / 64].load(Relaxed) & (1 << (p % 64)) != 0
 }
 
 /// A capture's timestamp: now, in nanoseconds since the Unix epoch.
@@ -259,8 +248,10 @@ mod tests {
     #[test]
     fn taps_select_by_port_direction_and_vlan() {
         let t = TapTable::new(vec![tap(&[1], &[], None), tap(&[2], &[2], Some(&[10]))]);
-        assert!(t.copies_rx(1) && !t.copies_tx(1));
-        assert!(t.copies_rx(2) && t.copies_tx(2));
+        let taps = Taps::default();
+        taps.set(t.clone());
+        assert!(taps.tapped_rx(1) && !taps.tapped_tx(1));
+        assert!(taps.tapped_rx(2) && taps.tapped_tx(2));
         assert_eq!(t.matching(1, true, None).count(), 1);
         assert_eq!(t.matching(1, false, None).count(), 0);
         assert_eq!(t.matching(2, true, Some(10)).count(), 1);

@@ -27,8 +27,8 @@ pub use fdb::{
     Learn, Prediction,
 };
 pub use ports::{
-    MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, StpCost, StpPriority, Vid,
-    VlanError, VlanMode, VlanSet,
+    AtomicPortSet, MAX_PORTS, MacLimit, PortConfig, PortFlags, PortId, PortSet, StpCost,
+    StpPriority, Vid, VlanError, VlanMode, VlanSet,
 };
 
 pub use events::{Event, Events, FdbEvent, PortEvent, Watcher};
@@ -91,6 +91,14 @@ struct PortTable {
 }
 
 impl PortTable {
+    /// Port `p`'s name (`port P` for an id no port holds).
+    fn name(&self, p: PortId) -> String {
+        match self.ports.get(p as usize) {
+            Some(Some(c)) => c.name.clone(),
+            _ => format!("port {p}"),
+        }
+    }
+
     fn build(ports: Vec<Option<PortConfig>>, filtering: bool, vlan_protocol: u16) -> PortTable {
         let mut t = PortTable {
             present: PortSet::EMPTY,
@@ -140,31 +148,6 @@ impl PortTable {
         }
         t.ports = ports;
         t
-    }
-}
-
-/// A set of port flags held as atomics (port up/down).
-struct AtomicPortSet([AtomicU64; MAX_PORTS / 64]);
-
-impl AtomicPortSet {
-    fn empty() -> AtomicPortSet {
-        AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
-    fn load(&self) -> PortSet {
-        PortSet::from_words(std::array::from_fn(|i| self.0[i].load(Relaxed)))
-    }
-    fn set(&self, p: PortId, on: bool) {
-        self.swap(p, on);
-    }
-    /// Sets `p`'s flag; returns what it was.
-    fn swap(&self, p: PortId, on: bool) -> bool {
-        let bit = 1u64 << (p % 64);
-        let old = if on {
-            self.0[p as usize / 64].fetch_or(bit, Relaxed)
-        } else {
-            self.0[p as usize / 64].fetch_and(!bit, Relaxed)
-        };
-        old & bit != 0
     }
 }
 
@@ -248,9 +231,8 @@ impl Switch {
         if self.stp_on.load(Relaxed) == on {
             return;
         }
-        for w in self.stp_learning.0.iter().chain(&self.stp_forwarding.0) {
-            w.store(0, Relaxed);
-        }
+        self.stp_learning.store(PortSet::EMPTY);
+        self.stp_forwarding.store(PortSet::EMPTY);
         self.stp_on.store(on, Release);
     }
 
@@ -259,9 +241,7 @@ impl Switch {
     /// that becomes one loses its learned entries.
     pub fn set_mirror_outputs(&self, ports: PortSet) {
         let old = self.mirror_out.load();
-        for p in 0..MAX_PORTS as PortId {
-            self.mirror_out.set(p, ports.contains(p));
-        }
+        self.mirror_out.store(ports);
         for p in ports.and_not(old).iter() {
             self.fdb.flush(Flush {
                 port: Some(p),
@@ -515,9 +495,7 @@ impl Switch {
         self.events().emit(|| Event::Port {
             event,
             port: id,
-            name: self
-                .port(id)
-                .map_or_else(|| format!("port {id}"), |c| c.name),
+            name: self.table.load().name(id),
         });
     }
 
@@ -611,17 +589,7 @@ impl Switch {
             .decide_with(ingress, frame, now, &mut steps);
         let egress = decision
             .egress()
-            .map(|e| {
-                e.iter()
-                    .map(|(p, act)| {
-                        let name = match table.ports.get(p as usize) {
-                            Some(Some(c)) => c.name.clone(),
-                            _ => format!("port {p}"),
-                        };
-                        (name, act)
-                    })
-                    .collect()
-            })
+            .map(|e| e.iter().map(|(p, act)| (table.name(p), act)).collect())
             .unwrap_or_default();
         Trace {
             decision,
@@ -941,10 +909,7 @@ impl SwitchView<'_> {
                 flooded,
             })
         };
-        let name = |p: PortId| match table.ports.get(p as usize) {
-            Some(Some(c)) => c.name.clone(),
-            _ => format!("port {p}"),
-        };
+        let name = |p: PortId| table.name(p);
         let why = |to, to_is, kept| trace::Why {
             ports: &table.ports,
             ingress,

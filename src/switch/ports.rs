@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,57 @@ pub const MAX_PORTS: usize = 256;
 
 /// Index of a port in the switch (0..MAX_PORTS).
 pub type PortId = u16;
+
+/// A [`PortSet`] held as atomics, for flags that readers test per frame
+/// while the control plane changes them (port up/down, spanning-tree
+/// states, mirror outputs, tapped ports). Each word is read and written
+/// with relaxed ordering.
+pub struct AtomicPortSet([AtomicU64; MAX_PORTS / 64]);
+
+impl AtomicPortSet {
+    pub fn empty() -> AtomicPortSet {
+        AtomicPortSet(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+
+    pub fn load(&self) -> PortSet {
+        PortSet::from_words(std::array::from_fn(|i| self.0[i].load(Relaxed)))
+    }
+
+    /// Replaces the whole set (word by word: a reader may see a mix of
+    /// the old and the new set for an instant).
+    pub fn store(&self, set: PortSet) {
+        for (w, v) in self.0.iter().zip(set.0) {
+            w.store(v, Relaxed);
+        }
+    }
+
+    /// Whether `p` is in the set: one load.
+    #[inline]
+    pub fn contains(&self, p: PortId) -> bool {
+        (p as usize) < MAX_PORTS && self.0[p as usize / 64].load(Relaxed) & (1 << (p % 64)) != 0
+    }
+
+    pub fn set(&self, p: PortId, on: bool) {
+        self.swap(p, on);
+    }
+
+    /// Sets `p`'s flag; returns what it was.
+    pub fn swap(&self, p: PortId, on: bool) -> bool {
+        let bit = 1u64 << (p % 64);
+        let old = if on {
+            self.0[p as usize / 64].fetch_or(bit, Relaxed)
+        } else {
+            self.0[p as usize / 64].fetch_and(!bit, Relaxed)
+        };
+        old & bit != 0
+    }
+}
+
+impl Default for AtomicPortSet {
+    fn default() -> AtomicPortSet {
+        AtomicPortSet::empty()
+    }
+}
 
 /// A set of ports as a fixed bitmap.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -83,11 +135,6 @@ impl PortSet {
                 Some((i * 64) as PortId + b as PortId)
             })
         })
-    }
-
-    /// The bitmap's words (port `p` is bit `p % 64` of word `p / 64`).
-    pub(crate) fn words(&self) -> [u64; MAX_PORTS / 64] {
-        self.0
     }
 
     pub(crate) fn from_words(w: [u64; MAX_PORTS / 64]) -> PortSet {
