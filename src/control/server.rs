@@ -254,10 +254,10 @@ fn execute(d: &Daemon, req: Request) -> Response {
         Request::MirrorAdd { mirror } => result(d.mirror_add(mirror)),
         Request::MirrorDel { name } => result(d.mirror_del(&name)),
         Request::MirrorShow => Response::ok(d.mirror_show()),
-        // Streams are served by the connection, not here.
+        // Streams: `connection` serves them and never passes them here.
         Request::Monitor { .. } | Request::Capture { .. } => Response::err(
-            ErrorCode::BadRequest,
-            "monitor and capture are streams: send them as a connection's first request",
+            ErrorCode::Internal,
+            "monitor and capture are streams, served by the connection",
         ),
         Request::EvpnShow => result(d.evpn_show()),
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Daemon, DaemonError};
 use crate::config::MirrorSection;
 use crate::dataplane::taps::{Captured, Direction, Tap, TapOut, TapStats, TapTable};
-use crate::switch::{PortId, PortSet};
+use crate::switch::PortSet;
 
 /// A capture's queue: this many frames wait for the client before more
 /// are dropped (and counted).
@@ -22,8 +22,17 @@ pub const CAPTURE_QUEUE: usize = 4096;
 #[derive(Default)]
 pub struct Mirrors {
     mirrors: Vec<(MirrorSection, Arc<TapStats>)>,
-    captures: Vec<(u64, CaptureSpec, Tap)>,
+    captures: Vec<CaptureTap>,
     next_capture: u64,
+}
+
+/// A running capture as the daemon keeps it: its tap is made again, by
+/// port name, each time the taps are published.
+struct CaptureTap {
+    id: u64,
+    spec: CaptureSpec,
+    queue: TapOut,
+    stats: Arc<TapStats>,
 }
 
 /// What a capture copies.
@@ -59,7 +68,7 @@ impl Daemon {
     pub fn mirror_add(&self, m: MirrorSection) -> Result<(), DaemonError> {
         m.check().map_err(DaemonError::Mirror)?;
         let _op = self.ops.lock();
-        self.resolve(&m)?;
+        self.check_ports(&m)?;
         let mut ms = self.mirrors.lock();
         if ms.mirrors.iter().any(|(o, _)| o.name == m.name) {
             return Err(DaemonError::Mirror(format!(
@@ -122,7 +131,7 @@ impl Daemon {
     pub fn set_mirrors(&self, mirrors: &[MirrorSection]) -> Result<(), DaemonError> {
         let _op = self.ops.lock();
         for m in mirrors {
-            self.resolve(m)?;
+            self.check_ports(m)?;
         }
         let mut ms = self.mirrors.lock();
         let old: HashMap<String, (MirrorSection, Arc<TapStats>)> = ms
@@ -144,7 +153,7 @@ impl Daemon {
 
     /// Starts copying `spec.port`'s frames to a bounded queue.
     pub fn capture_start(&self, spec: CaptureSpec) -> Result<Capture, DaemonError> {
-        let id = self.port_id(&spec.port)?;
+        self.port_id(&spec.port)?;
         if let Some(l) = spec.snaplen
             && !(14..=65535).contains(&l)
         {
@@ -152,27 +161,15 @@ impl Daemon {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
         let stats = Arc::new(TapStats::default());
-        let tap = Tap {
-            rx: if spec.direction.rx() {
-                PortSet::single(id)
-            } else {
-                PortSet::EMPTY
-            },
-            tx: if spec.direction.tx() {
-                PortSet::single(id)
-            } else {
-                PortSet::EMPTY
-            },
-            vlans: None,
-            snaplen: spec.snaplen,
-            out: TapOut::Capture(tx),
-            stats: stats.clone(),
-            mirror: None,
-        };
         let mut ms = self.mirrors.lock();
         let cid = ms.next_capture;
         ms.next_capture += 1;
-        ms.captures.push((cid, spec, tap));
+        ms.captures.push(CaptureTap {
+            id: cid,
+            spec,
+            queue: TapOut::Capture(tx),
+            stats: stats.clone(),
+        });
         drop(ms);
         self.publish_taps();
         Ok(Capture {
@@ -183,17 +180,16 @@ impl Daemon {
     }
 
     pub fn capture_stop(&self, id: u64) {
-        self.mirrors.lock().captures.retain(|(c, _, _)| *c != id);
+        self.mirrors.lock().captures.retain(|c| c.id != id);
         self.publish_taps();
     }
 
-    /// A mirror's ports as ids; every name must be a port.
-    fn resolve(&self, m: &MirrorSection) -> Result<(PortSet, PortId), DaemonError> {
-        let mut ports = PortSet::EMPTY;
-        for p in &m.ports {
-            ports.insert(self.port_id(p)?);
+    /// Every port a mirror names must exist.
+    fn check_ports(&self, m: &MirrorSection) -> Result<(), DaemonError> {
+        for p in m.ports.iter().chain(std::iter::once(&m.output)) {
+            self.port_id(p)?;
         }
-        Ok((ports, self.port_id(&m.output)?))
+        Ok(())
     }
 
     /// Gives the dataplane the taps of every mirror and capture, by port
@@ -219,17 +215,10 @@ impl Daemon {
                 }
                 ports.remove(out);
             }
+            let (rx, tx) = m.direction.sides(ports);
             taps.push(Tap {
-                rx: if m.direction.rx() {
-                    ports
-                } else {
-                    PortSet::EMPTY
-                },
-                tx: if m.direction.tx() {
-                    ports
-                } else {
-                    PortSet::EMPTY
-                },
+                rx,
+                tx,
                 vlans: m.vlans.clone(),
                 snaplen: m.snaplen,
                 out: TapOut::Port(out),
@@ -237,22 +226,19 @@ impl Daemon {
                 mirror: Some(m.name.clone()),
             });
         }
-        for (_, spec, tap) in &ms.captures {
+        for c in &ms.captures {
             // The port's id now (it may have been re-added).
-            let mut t = tap.clone();
-            if let Some(id) = sw.port_id(&spec.port) {
-                let one = PortSet::single(id);
-                t.rx = if spec.direction.rx() {
-                    one
-                } else {
-                    PortSet::EMPTY
-                };
-                t.tx = if spec.direction.tx() {
-                    one
-                } else {
-                    PortSet::EMPTY
-                };
-                taps.push(t);
+            if let Some(id) = sw.port_id(&c.spec.port) {
+                let (rx, tx) = c.spec.direction.sides(PortSet::single(id));
+                taps.push(Tap {
+                    rx,
+                    tx,
+                    vlans: None,
+                    snaplen: c.spec.snaplen,
+                    out: c.queue.clone(),
+                    stats: c.stats.clone(),
+                    mirror: None,
+                });
             }
         }
         let table = TapTable::new(taps);

@@ -447,18 +447,7 @@ impl FdbReader<'_> {
             .map
             .get(&Key::new(mac, vid), self.guard.get())
             .filter(|e| !self.fdb.expired(e, now))?;
-        Some(EntryInfo {
-            mac,
-            vlan: vid,
-            port: e.port.load(Relaxed),
-            is_static: e.is_static,
-            evpn: e.evpn,
-            age_ms: if e.is_static {
-                0
-            } else {
-                now.saturating_sub(e.seen.load(Relaxed))
-            },
-        })
+        Some(EntryInfo::of(Key::new(mac, vid), e, now))
     }
 
     /// What [`FdbReader::learn`] would do with these arguments at `now`,
@@ -578,6 +567,24 @@ pub struct EntryInfo {
     pub evpn: bool,
     /// Milliseconds since the MAC was last seen (0 for static entries).
     pub age_ms: u64,
+}
+
+impl EntryInfo {
+    /// The snapshot of entry `e` of `key` at `now`.
+    fn of(key: Key, e: &Entry, now: u64) -> EntryInfo {
+        EntryInfo {
+            mac: key.mac(),
+            vlan: key.vid(),
+            port: e.port.load(Relaxed),
+            is_static: e.is_static,
+            evpn: e.evpn,
+            age_ms: if e.is_static {
+                0
+            } else {
+                now.saturating_sub(e.seen.load(Relaxed))
+            },
+        }
+    }
 }
 
 /// Which entries a flush removes.
@@ -1078,18 +1085,7 @@ impl Fdb {
         let mut v: Vec<EntryInfo> = map
             .iter()
             .filter(|(_, e)| !self.expired(e, now))
-            .map(|(k, e)| EntryInfo {
-                mac: k.mac(),
-                vlan: k.vid(),
-                port: e.port.load(Relaxed),
-                is_static: e.is_static,
-                evpn: e.evpn,
-                age_ms: if e.is_static {
-                    0
-                } else {
-                    now.saturating_sub(e.seen.load(Relaxed))
-                },
-            })
+            .map(|(k, e)| EntryInfo::of(*k, e, now))
             .collect();
         v.sort_by_key(|e| (e.vlan, e.mac));
         v
