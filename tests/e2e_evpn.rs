@@ -388,6 +388,13 @@ fn fdb_row(sw: &Switchd, mac: &str) -> Option<Value> {
         .cloned()
 }
 
+/// Waits (bounded) for `mac`'s FDB row of origin `evpn`, and returns it.
+fn wait_evpn_row(sw: &Switchd, mac: &str) -> Option<Value> {
+    wait_for(PATIENCE, || {
+        fdb_row(sw, mac).filter(|r| r["origin"] == "evpn")
+    })
+}
+
 fn evpn_show(sw: &Switchd) -> Value {
     sw.ctl_json(&["evpn", "show"])
 }
@@ -578,9 +585,7 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
         p.debug(&format!("kernel fdb: {}", p.a.vx_fdb()))
     );
     // vswitchd holds A's MAC with origin evpn behind A.
-    let row = wait_for(PATIENCE, || {
-        fdb_row(&p.b.sw, &a_mac).filter(|r| r["origin"] == "evpn")
-    });
+    let row = wait_evpn_row(&p.b.sw, &a_mac);
     let row = row.unwrap_or_else(|| panic!("{}", p.debug("no evpn entry for A's MAC")));
     assert_eq!(row["port"], "vxlan:vx100");
     assert_eq!(row["remote"], a_ip);
@@ -603,9 +608,7 @@ fn vswitchd_and_frr_exchange_evpn_routes_and_survive_a_gobgp_restart() {
     // An evpn entry deleted by hand comes back from the route.
     p.b.sw.ctl_ok(&["fdb", "del", &a_mac]);
     assert!(
-        wait_for(PATIENCE, || fdb_row(&p.b.sw, &a_mac)
-            .is_some_and(|r| r["origin"] == "evpn"))
-        .is_some(),
+        wait_evpn_row(&p.b.sw, &a_mac).is_some(),
         "{}",
         p.debug("the deleted evpn entry did not come back")
     );
@@ -722,9 +725,7 @@ fn configured_route_target_and_distinguisher_interoperate_with_frr() {
     assert!(ping_eventually(&p.a.w, &b_wl), "{}", p.debug("A -> B"));
     let m = p.a.w.mac("wl").to_lowercase();
     assert!(
-        wait_for(PATIENCE, || fdb_row(&p.b.sw, &m)
-            .is_some_and(|r| r["origin"] == "evpn"))
-        .is_some(),
+        wait_evpn_row(&p.b.sw, &m).is_some(),
         "{}",
         p.debug("no evpn entry for A's workload")
     );
@@ -758,9 +759,7 @@ fn a_mac_moving_from_frr_to_vswitchd_converges() {
     assert!(ping_eventually(&p.b.w, a_wl), "{}", p.debug("B -> A"));
     let m = p.a.w.mac("wl").to_lowercase();
     assert!(
-        wait_for(PATIENCE, || fdb_row(&p.b.sw, &m)
-            .is_some_and(|r| r["origin"] == "evpn"))
-        .is_some(),
+        wait_evpn_row(&p.b.sw, &m).is_some(),
         "{}",
         p.debug("no evpn entry for A's workload")
     );
@@ -882,9 +881,7 @@ fn a_third_vtep_joins_through_frr_as_route_reflector() {
     }
     // B reaches C's workload through C's address, from C's type-2 route.
     let c_mac = c.w.mac(&c.tap).to_lowercase();
-    let row = wait_for(PATIENCE, || {
-        fdb_row(&b.sw, &c_mac).filter(|r| r["origin"] == "evpn")
-    });
+    let row = wait_evpn_row(&b.sw, &c_mac);
     let row = row.unwrap_or_else(|| panic!("{}", debug("B has no evpn entry for C's MAC")));
     assert_eq!(row["remote"], c_ip);
 
