@@ -23,7 +23,13 @@ use support::traffic::iperf3_server_for;
 
 /// Drop reasons counted on the port where a write or read failed, not on
 /// the ingress port of a decided frame.
-const IO_REASONS: [&str; 4] = ["queue_full", "too_big", "malformed", "io_error"];
+const IO_REASONS: [&str; 5] = [
+    "queue_full",
+    "too_big",
+    "malformed",
+    "io_error",
+    "link_down",
+];
 
 fn rss_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -19,13 +19,17 @@ pub enum Reason {
     Malformed,
     /// Any other I/O error on the port.
     IoError,
+    /// Not sent: the egress port's link went down (EIO/ENETDOWN on
+    /// write). An egress outcome, unlike the ingress decision `port_down`,
+    /// so a port's received frames still add up.
+    LinkDown,
     /// A frame for the control plane (a BPDU) found its queue full.
     ControlQueueFull,
     /// Over the ingress port's storm-control rate for its class.
     Storm(StormClass),
 }
 
-pub const N_REASONS: usize = DropReason::ALL.len() + 5 + StormClass::ALL.len();
+pub const N_REASONS: usize = DropReason::ALL.len() + 6 + StormClass::ALL.len();
 
 impl Reason {
     pub fn all() -> impl Iterator<Item = Reason> {
@@ -38,6 +42,7 @@ impl Reason {
                 Reason::Malformed,
                 Reason::IoError,
                 Reason::ControlQueueFull,
+                Reason::LinkDown,
             ])
             .chain(StormClass::ALL.map(Reason::Storm))
     }
@@ -51,7 +56,8 @@ impl Reason {
             Reason::Malformed => n + 2,
             Reason::IoError => n + 3,
             Reason::ControlQueueFull => n + 4,
-            Reason::Storm(c) => n + 5 + c as usize,
+            Reason::LinkDown => n + 5,
+            Reason::Storm(c) => n + 6 + c as usize,
         }
     }
 
@@ -63,6 +69,7 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::IoError => "io_error",
             Reason::ControlQueueFull => "control_queue_full",
+            Reason::LinkDown => "link_down",
             Reason::Storm(StormClass::Broadcast) => "storm_broadcast",
             Reason::Storm(StormClass::Multicast) => "storm_multicast",
             Reason::Storm(StormClass::UnknownUnicast) => "storm_unknown_unicast",

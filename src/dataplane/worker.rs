@@ -25,8 +25,7 @@ use crate::os::uring::Completion;
 use crate::port::PortKind;
 use crate::registry::{PortRegistry, Snapshot, WorkerLink};
 use crate::switch::{
-    Action, DropReason, Egress, MAX_PORTS, PortId, StormClass, StormMeter, Switch, SwitchView,
-    TagAction,
+    Action, Egress, MAX_PORTS, PortId, StormClass, StormMeter, Switch, SwitchView, TagAction,
 };
 use crate::wire::vnet::{VNET_HDR_LEN, VnetHdr};
 
@@ -810,8 +809,7 @@ impl Worker {
             None => {}
             Some(Failure::Dropped(r)) => self.counters.count_drop(out, r),
             Some(Failure::LinkDown) => {
-                self.counters
-                    .count_drop(out, Reason::Decision(DropReason::PortDown));
+                self.counters.count_drop(out, Reason::LinkDown);
                 s.dev.link_down(&self.switch, "peer link is down");
             }
             Some(Failure::Gone) => {

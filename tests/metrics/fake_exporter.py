@@ -56,7 +56,7 @@ FORWARD_REASONS = ["port_down", "runt", "truncated_tag", "invalid_source", "paus
                    "link_local", "vlan_ingress", "same_segment", "isolated", "no_egress",
                    "stp_blocked", "mcast_malformed", "mdb_full", "storm_broadcast",
                    "storm_multicast", "storm_unknown_unicast", "control_queue_full"]
-IO_REASONS = ["queue_full", "too_big", "malformed", "io_error"]
+IO_REASONS = ["queue_full", "too_big", "malformed", "io_error", "link_down"]
 
 # (port, reason): drops/s. Everything else exists at 0 (the exporter is expected
 # to pre-create every port x reason series so rate() has something to work on).
