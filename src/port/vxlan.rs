@@ -637,10 +637,9 @@ fn underlay_mtu(local: IpAddr) -> usize {
 }
 
 thread_local! {
-    /// Per-thread buffers for software offloads: a segment, and the
-    /// datagrams of one GSO frame back to back.
-    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// A per-thread buffer for software offloads: a frame whose checksum
+    /// is finished here, or the datagrams of one GSO frame back to back.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The drop reason of a failed send.
@@ -895,26 +894,19 @@ impl VxlanPort {
             return self.send2(&[], frame);
         }
         SCRATCH.with(|sc| {
-            let mut sc = sc.borrow_mut();
-            let (seg, batch) = &mut *sc;
+            let buf = &mut *sc.borrow_mut();
             if !hdr.is_gso() {
-                seg.clear();
-                seg.extend_from_slice(frame);
-                vnet::finish_checksum(&hdr, seg)
+                buf.clear();
+                buf.extend_from_slice(frame);
+                vnet::finish_checksum(&hdr, buf)
                     .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-                return self.send2(&[], seg);
+                return self.send2(&[], buf);
             }
-            self.send_gso(hdr, frame, seg, batch)
+            self.send_gso(hdr, frame, buf)
         })
     }
 
-    fn send_gso(
-        &self,
-        mut hdr: VnetHdr,
-        frame: &[u8],
-        seg: &mut Vec<u8>,
-        batch: &mut Vec<u8>,
-    ) -> io::Result<()> {
+    fn send_gso(&self, mut hdr: VnetHdr, frame: &[u8], batch: &mut Vec<u8>) -> io::Result<()> {
         // Segments no larger than the tunnel carries, whatever MSS the
         // sender's MTU gave.
         let hl = usize::from(hdr.hdr_len).saturating_sub(crate::wire::ethernet::HEADER_LEN);
@@ -925,12 +917,10 @@ impl VxlanPort {
         batch.clear();
         let mut first = 0usize;
         let mut n = 0usize;
-        vnet::segment(&hdr, frame, seg, |sg| {
+        vnet::segment_into(&hdr, frame, batch, &vx, |out, at| {
             if n == 0 {
-                first = HEADER_LEN + sg.len();
+                first = out.len() - at + HEADER_LEN;
             }
-            batch.extend_from_slice(&vx);
-            batch.extend_from_slice(sg);
             n += 1;
         })
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;

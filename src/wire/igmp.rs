@@ -304,27 +304,7 @@ fn ipv6_at(b: &[u8], at: usize) -> Ipv6Addr {
     Ipv6Addr::from(a)
 }
 
-/// The ones' complement sum of `data` added to `sum` (not folded).
-pub fn sum16(data: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum = sum.wrapping_add(u16::from_be_bytes([c[0], c[1]]) as u32);
-        // Fold early so a long message cannot overflow.
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    if let [last] = chunks.remainder() {
-        sum = sum.wrapping_add((*last as u32) << 8);
-    }
-    sum
-}
-
-/// Folds a [`sum16`] to the 16-bit Internet checksum (its complement).
-pub fn fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+pub use super::checksum::{fold, sum16};
 
 /// The sum of the IPv6 pseudo-header for an upper-layer packet.
 pub fn pseudo6(src: &Ipv6Addr, dst: &Ipv6Addr, len: u32, next: u8) -> u32 {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bpdu;
+pub mod checksum;
 pub mod ethernet;
 pub mod igmp;
 pub mod mac;

@@ -91,28 +91,11 @@ impl VnetHdr {
     }
 }
 
-/// Adds `data` to a ones'-complement sum.
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u32) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
+use super::checksum::sum16;
 
 /// Internet checksum of `data` starting from `acc`.
 pub fn checksum(acc: u32, data: &[u8]) -> u16 {
-    !fold(sum16(acc, data))
+    super::checksum::fold(sum16(data, acc))
 }
 
 /// Completes a NEEDS_CSUM frame: the kernel left the pseudo-header sum in
@@ -153,6 +136,24 @@ pub fn segment(
     frame: &[u8],
     scratch: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]),
+) -> Result<(), OffloadError> {
+    scratch.clear();
+    segment_into(h, frame, scratch, &[], |out, at| {
+        emit(&out[at..]);
+        out.truncate(at);
+    })
+}
+
+/// Like [`segment`], but appends each segment to `out` behind a copy of
+/// `prefix` (a tunnel header), so that a batch of them can be handed to
+/// the kernel at once without copying them again; `placed(out, at)` is
+/// called after each, `at` being where that segment starts in `out`.
+pub fn segment_into(
+    h: &VnetHdr,
+    frame: &[u8],
+    out: &mut Vec<u8>,
+    prefix: &[u8],
+    mut placed: impl FnMut(&mut Vec<u8>, usize),
 ) -> Result<(), OffloadError> {
     let gso = h.gso_type & !GSO_ECN;
     if gso != GSO_TCPV4 && gso != GSO_TCPV6 {
@@ -201,10 +202,11 @@ pub fn segment(
         )
         .enumerate()
     {
-        scratch.clear();
-        scratch.extend_from_slice(&frame[..hdrs]);
-        scratch.extend_from_slice(chunk);
-        let s = &mut scratch[..];
+        out.extend_from_slice(prefix);
+        let at = out.len();
+        out.extend_from_slice(&frame[..hdrs]);
+        out.extend_from_slice(chunk);
+        let s = &mut out[at..];
         let l4_len = doff + chunk.len();
         // IP header.
         let pseudo = if gso == GSO_TCPV4 {
@@ -214,11 +216,11 @@ pub fn segment(
             s[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
             let c = checksum(0, &s[l3..l4]);
             s[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-            sum16(6 + l4_len as u32, &s[l3 + 12..l3 + 20])
+            sum16(&s[l3 + 12..l3 + 20], 6 + l4_len as u32)
         } else {
             let plen = (hdrs - l3 - 40 + chunk.len()) as u16;
             s[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
-            sum16(6 + l4_len as u32, &s[l3 + 8..l3 + 40])
+            sum16(&s[l3 + 8..l3 + 40], 6 + l4_len as u32)
         };
         // TCP header.
         let seq = seq0.wrapping_add((i * mss) as u32);
@@ -234,7 +236,7 @@ pub fn segment(
         s[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
         let c = checksum(pseudo, &s[l4..]);
         s[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-        emit(s);
+        placed(out, at);
     }
     Ok(())
 }
@@ -277,7 +279,7 @@ mod tests {
             return false;
         }
         let tcp = &seg[34..];
-        let pseudo = sum16(6 + tcp.len() as u32, &ip[12..20]);
+        let pseudo = sum16(&ip[12..20], 6 + tcp.len() as u32);
         checksum(pseudo, tcp) == 0
     }
 
@@ -328,7 +330,7 @@ mod tests {
         let mut f = tcp4(100, 0x10);
         // Kernel style: pseudo-header sum (not inverted) in the field.
         let tcp_len = (f.len() - 34) as u32;
-        let pseudo = fold(sum16(6 + tcp_len, &f[26..34]));
+        let pseudo = !crate::wire::checksum::fold(sum16(&f[26..34], 6 + tcp_len));
         f[50..52].copy_from_slice(&pseudo.to_be_bytes());
         let ipc = checksum(0, &f[14..34]);
         f[24..26].copy_from_slice(&ipc.to_be_bytes());
