@@ -17,7 +17,12 @@
 //! 8-byte VXLAN header sits right before the inner frame's place after
 //! the 10-byte virtio-net header: no copy. A clear I flag, another VNI or
 //! a datagram too short for the headers is dropped and counted against
-//! its sender (`Interrupted` tells the worker to read on). Frames from any
+//! its sender (`Interrupted` tells the worker to read on). The socket
+//! takes UDP GRO batches whole (`UDP_GRO`): a sending vswitchd's UDP GSO
+//! batch, the segments of one TCP GSO frame, is joined back into that
+//! frame ([`vxlan::coalesce_tcp`], every checksum checked first) and
+//! goes on as one GSO frame; a batch that is anything else is handed on
+//! datagram by datagram. Frames from any
 //! sender are accepted, also with `learning = false` (the kernel's vxlan
 //! does the same: it accepts and only does not learn). An inner TCP/UDP
 //! checksum left for offload by a sender on this host (a kernel VTEP over
@@ -152,8 +157,8 @@ impl RemoteCounters {
         self.drops[why.index()].fetch_add(1, Relaxed);
     }
 
-    fn rx(&self, bytes: usize) {
-        self.rx_frames.fetch_add(1, Relaxed);
+    fn rx_many(&self, frames: usize, bytes: usize) {
+        self.rx_frames.fetch_add(frames as u64, Relaxed);
         self.rx_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
@@ -716,6 +721,64 @@ fn sendmsg(sock: &OwnedFd, to: SocketAddr, parts: &[&[u8]], gso: Option<u16>) ->
     Ok(())
 }
 
+/// `UDP_GRO` from linux/udp.h (the libc crate has it for some targets
+/// only): the socket takes UDP GRO batches whole, with their segment size
+/// in a control message.
+const UDP_GRO: libc::c_int = 104;
+
+/// Datagrams of a UDP GRO batch still to be handed on one by one.
+#[derive(Default)]
+struct Queued {
+    data: Vec<u8>,
+    src: Option<IpAddr>,
+    size: usize,
+    next: usize,
+}
+
+/// One `recvmsg` into `room`, non-blocking: the length read, the
+/// sender's address, and with UDP GRO the size of each datagram the
+/// kernel joined into what was read.
+fn recvmsg(sock: &OwnedFd, room: &mut [u8]) -> io::Result<(usize, Option<IpAddr>, Option<usize>)> {
+    let mut iov = libc::iovec {
+        iov_base: room.as_mut_ptr() as *mut libc::c_void,
+        iov_len: room.len(),
+    };
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // Room for one cmsg with an int, aligned as cmsghdr needs.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: the message points at `from`, `iov` (describing `room`,
+    // writable for its length) and `cbuf`, all live for the call and of
+    // the sizes given.
+    let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut gro = None;
+    // SAFETY: the kernel filled msg_control/msg_controllen; CMSG_FIRSTHDR
+    // and CMSG_NXTHDR walk only within them, and a UDP_GRO message's data
+    // is one int (read unaligned).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                gro = usize::try_from(size).ok().filter(|s| *s > 0);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((r as usize, RawAddr::ip_of(&from), gro))
+}
+
 /// `vxlan:NAME`.
 pub struct VxlanPort {
     name: String,
@@ -744,12 +807,18 @@ pub struct VxlanPort {
     pub no_remote: AtomicU64,
     /// Whether the kernel takes UDP GSO (turned off at the first refusal).
     udp_gso: std::sync::atomic::AtomicBool,
+    /// The rest of a UDP GRO batch that is handed on datagram by datagram.
+    queued: std::sync::Mutex<Queued>,
 }
 
 impl VxlanPort {
     pub fn open(name: &str, o: &VxlanOptions) -> Result<VxlanPort, PortError> {
         let port = format!("vxlan:{name}");
         let rx = udp_socket(SocketAddr::new(o.local, o.dstport), &port)?;
+        // Take UDP GSO batches from a sending VTEP whole (Linux 5.0+;
+        // without it they are split on arrival, which is only slower).
+        let one: libc::c_int = 1;
+        let _ = sys::setsockopt(&rx, libc::SOL_UDP, UDP_GRO, &one);
         let mut tx = Vec::new();
         for _ in 0..TX_SOCKETS {
             let s = udp_socket(SocketAddr::new(o.local, 0), &port)?;
@@ -792,6 +861,7 @@ impl VxlanPort {
             clock: AtomicU64::new(0),
             no_remote: AtomicU64::new(0),
             udp_gso: std::sync::atomic::AtomicBool::new(true),
+            queued: Default::default(),
         })
     }
 
@@ -820,30 +890,75 @@ impl VxlanPort {
     /// A datagram that is not ours is counted and `Interrupted` returned
     /// (the worker reads on).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let at = VNET_HDR_LEN - HEADER_LEN;
-        let room = &mut buf[at..];
-        // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut flen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: `room` is writable for its length; `from`/`flen` are
-        // live and describe a buffer of the size we pass.
-        let n = unsafe {
-            libc::recvfrom(
-                self.rx.as_raw_fd(),
-                room.as_mut_ptr() as *mut libc::c_void,
-                room.len(),
-                0,
-                &mut from as *mut _ as *mut libc::sockaddr,
-                &mut flen,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        const AT: usize = VNET_HDR_LEN - HEADER_LEN;
+        if let Some(r) = self.next_queued(buf) {
+            return r;
         }
-        let n = n as usize;
-        let Some(src) = RawAddr::ip_of(&from) else {
+        let room = &mut buf[AT..];
+        let (n, from, gro) = recvmsg(&self.rx, room)?;
+        let Some(src) = from else {
             return Err(io::ErrorKind::Interrupted.into());
         };
+        let Some(size) = gro.filter(|size| n > *size) else {
+            return self.deliver(src, n, buf);
+        };
+        // Several datagrams joined by the kernel's UDP GRO (a sending
+        // VTEP's UDP GSO batch): one TCP stream's segments become one GSO
+        // frame again, anything else goes on datagram by datagram.
+        if let Some((len, hdr)) = vxlan::coalesce_tcp(&mut room[..n], size, self.vni) {
+            let count = n.div_ceil(size);
+            let row = self.remotes.row(src);
+            row.rx_many(count, n - count * HEADER_LEN);
+            let frame = &buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+            self.learn(frame, src, &row);
+            hdr.write(&mut buf[..VNET_HDR_LEN]);
+            return Ok(VNET_HDR_LEN + len);
+        }
+        {
+            let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+            q.data.clear();
+            q.data.extend_from_slice(&buf[AT..AT + n]);
+            q.src = Some(src);
+            q.size = size;
+            q.next = 0;
+        }
+        self.next_queued(buf)
+            .unwrap_or_else(|| Err(io::ErrorKind::Interrupted.into()))
+    }
+
+    /// The next datagram of a UDP GRO batch that could not be joined, as
+    /// [`VxlanPort::recv`] returns it; None when none is left.
+    fn next_queued(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        const AT: usize = VNET_HDR_LEN - HEADER_LEN;
+        let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        let src = q.src?;
+        let start = q.next;
+        let end = (start + q.size).min(q.data.len());
+        if start >= end {
+            q.src = None;
+            return None;
+        }
+        q.next = end;
+        let n = (end - start).min(buf.len() - AT);
+        buf[AT..AT + n].copy_from_slice(&q.data[start..start + n]);
+        drop(q);
+        Some(self.deliver(src, n, buf))
+    }
+
+    fn learn(&self, frame: &[u8], src: IpAddr, row: &Arc<RemoteCounters>) {
+        if self.learning
+            && let Some(mac) = vxlan::inner_src(frame)
+        {
+            let now = self.clock.load(Relaxed);
+            self.table.learn(mac, src, now, || row.clone());
+        }
+    }
+
+    /// Checks, counts and learns one datagram of `n` bytes from `src`
+    /// that lies at `buf[VNET_HDR_LEN - HEADER_LEN..]`, and returns it
+    /// as \[virtio-net header]\[inner frame].
+    fn deliver(&self, src: IpAddr, n: usize, buf: &mut [u8]) -> io::Result<usize> {
+        let room = &buf[VNET_HDR_LEN - HEADER_LEN..];
         let row = self.remotes.row(src);
         let inner = match vxlan::check(&room[..n], self.vni) {
             Ok(inner) => inner,
@@ -852,13 +967,8 @@ impl VxlanPort {
                 return Err(io::ErrorKind::Interrupted.into());
             }
         };
-        row.rx(inner.len());
-        if self.learning
-            && let Some(mac) = vxlan::inner_src(inner)
-        {
-            let now = self.clock.load(Relaxed);
-            self.table.learn(mac, src, now, || row.clone());
-        }
+        row.rx_many(1, inner.len());
+        self.learn(inner, src, &row);
         // A sender on this host (a kernel VTEP over a veth) may have left
         // the inner checksum for offload, or handed its socket a whole GSO
         // packet: pass them on as such (see `vxlan::partial_checksum`,
@@ -1382,6 +1492,88 @@ mod tests {
         assert_eq!(s[0].tx_frames, 3);
     }
 
+    /// A free UDP port on 127.0.0.1 and 127.0.0.2 (bound, then let go).
+    fn free_port() -> u16 {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    }
+
+    /// A TCP/IPv4 GSO frame of `payload` bytes from mac(1) to mac(9), as
+    /// a TAP hands it over: \[virtio-net header]\[frame].
+    fn tcp_gso(payload: usize) -> Vec<u8> {
+        let mut f = frame(mac(9), mac(1));
+        f.truncate(12);
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&(40 + payload as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 9, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x50, 0x18, 1, 0, 0, 0, 0, 0]);
+        f.extend((0..payload).map(|i| i as u8));
+        let mut buf = vec![0u8; 10];
+        crate::wire::vnet::VnetHdr::TCP4_GSO_SAMPLE.write(&mut buf);
+        buf.extend_from_slice(&f);
+        buf
+    }
+
+    /// vswitchd to vswitchd: the sender's UDP GSO batch reaches the
+    /// receiver whole (UDP GRO) and leaves it as one TCP GSO frame that
+    /// cuts into the segments sent; the remote's counters count segments.
+    #[test]
+    fn a_udp_gso_batch_of_one_tcp_stream_arrives_as_one_gso_frame() {
+        let port = free_port();
+        let rx = VxlanPort::open("r", &opts(vec![], port)).unwrap();
+        let mut o = opts(vec![A], port);
+        o.local = B;
+        let tx = VxlanPort::open("s", &o).unwrap();
+        let sent = tcp_gso(20_000);
+        tx.send(&sent).unwrap();
+        let mut buf = vec![0u8; 70_000];
+        let n = wait_recv(&rx, &mut buf).unwrap();
+        let h = crate::wire::vnet::VnetHdr::parse(&buf[..10]);
+        assert!(h.is_gso(), "one GSO frame, not a segment: {h:?}");
+        assert_eq!(h.gso_size, 1410);
+        assert_eq!(n, sent.len(), "every payload byte, once");
+        assert_eq!(&buf[10 + 54..n], &sent[10 + 54..]);
+        let mut segs = 0;
+        crate::wire::vnet::segment(&h, &buf[10..n], &mut Vec::new(), |_| segs += 1).unwrap();
+        let r = rx.remote_stats();
+        assert_eq!((r[0].rx_frames, segs), (15, 15));
+        assert_eq!(rx.table().lookup(mac(1)), Some(B), "learned");
+        assert_eq!(
+            rx.recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    /// A batch that is not one TCP stream's segments (here: three plain
+    /// frames sent with UDP GSO) is handed on datagram by datagram, the
+    /// last ones after the socket is empty.
+    #[test]
+    fn a_udp_gso_batch_of_other_frames_arrives_one_by_one() {
+        let port = free_port();
+        let rx = VxlanPort::open("r", &opts(vec![], port)).unwrap();
+        let peer = OwnedFd::from(UdpSocket::bind("127.0.0.2:0").unwrap());
+        let mut batch = Vec::new();
+        for i in 1..=3u8 {
+            batch.extend_from_slice(&vxlan::header(100));
+            batch.extend_from_slice(&frame(mac(9), mac(i)));
+        }
+        let size = batch.len() / 3;
+        let to = SocketAddr::new(A, port);
+        sendmsg(&peer, to, &[&batch], Some(size as u16)).unwrap();
+        let mut buf = vec![0u8; 70_000];
+        for i in 1..=3u8 {
+            let n = wait_recv(&rx, &mut buf).unwrap();
+            assert_eq!(&buf[10..n], &frame(mac(9), mac(i))[..], "frame {i}");
+            assert!(crate::wire::vnet::VnetHdr::parse(&buf[..10]).is_plain());
+        }
+        assert_eq!(
+            rx.recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(rx.remote_stats()[0].rx_frames, 3);
+    }
+
     #[test]
     fn without_learning_frames_from_unknown_remotes_are_accepted_not_learned() {
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1444,7 +1636,8 @@ mod tests {
     fn counter_rows_are_bounded() {
         let r = Remotes::new();
         for i in 0..200u32 {
-            r.row(IpAddr::V4(Ipv4Addr::from(0xc613_0000 + i))).rx(1);
+            r.row(IpAddr::V4(Ipv4Addr::from(0xc613_0000 + i)))
+                .rx_many(1, 1);
         }
         assert_eq!(r.rows.read().len(), MAX_LABELLED);
         assert_eq!(r.other.rx_frames.load(Relaxed), 200 - MAX_LABELLED as u64);

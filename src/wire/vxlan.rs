@@ -351,6 +351,122 @@ pub fn oversize_tcp(frame: &mut [u8], mtu: usize) -> Option<super::vnet::VnetHdr
     })
 }
 
+/// A batch of datagrams the kernel's UDP GRO joined (socket option
+/// `UDP_GRO`): `batch` holds them back to back, each `size` bytes but the
+/// last, each a VXLAN header and an inner frame. When they are the
+/// segments of one TCP stream in order, as a sending VTEP's segmentation
+/// of one GSO frame gives them (same headers but for the lengths, IP ID,
+/// sequence number and checksums; each sequence number following the
+/// last; equal payloads but the last; every IP and TCP checksum valid; no
+/// SYN, FIN, RST or URG; PSH on the last only), joins them in place into
+/// one inner frame at `batch[HEADER_LEN..HEADER_LEN + len]` and returns
+/// `len` with the virtio-net header that cuts it into the same segments
+/// again (as [`oversize_tcp`] does). None, with `batch` untouched, for
+/// anything else: the caller hands the datagrams on one by one. Never
+/// panics.
+pub fn coalesce_tcp(
+    batch: &mut [u8],
+    size: usize,
+    vni: u32,
+) -> Option<(usize, super::vnet::VnetHdr)> {
+    use super::checksum::{fold, sum16};
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+    const URG: u8 = 0x20;
+    const CWR: u8 = 0x80;
+    if size <= HEADER_LEN || batch.len() <= size {
+        return None;
+    }
+    let n = batch.len().div_ceil(size);
+    let first = check(&batch[..size], vni).ok()?;
+    let t = transport(first)?;
+    let thl = usize::from(*first.get(t.l4 + 12)? >> 4) * 4;
+    let hdrs = t.l4 + thl;
+    if t.proto != 6 || thl < 20 || t.len < thl || first.len() != t.l4 + t.len {
+        return None;
+    }
+    let mss = t.len - thl;
+    let flags0 = first[t.l4 + 13];
+    if mss == 0 || flags0 & (FIN | SYN | RST | URG | PSH) != 0 {
+        return None;
+    }
+    // Header bytes every segment must share: the Ethernet header and tag,
+    // the IP header but its length, ID and checksum, the TCP header but
+    // its sequence number, flags and checksum.
+    let ip_same = if t.v6 {
+        [0..t.l3 + 4, t.l3 + 6..t.l4, 0..0]
+    } else {
+        [0..t.l3 + 2, t.l3 + 6..t.l3 + 10, t.l3 + 12..t.l4]
+    };
+    let tcp_same = [
+        t.l4..t.l4 + 4,
+        t.l4 + 8..t.l4 + 13,
+        t.l4 + 14..t.l4 + 16,
+        t.l4 + 18..hdrs,
+    ];
+    let same = || ip_same.iter().chain(tcp_same.iter()).cloned();
+    let seq = |f: &[u8]| u32::from_be_bytes([f[t.l4 + 4], f[t.l4 + 5], f[t.l4 + 6], f[t.l4 + 7]]);
+    let mut next_seq = seq(first);
+    let mut total = 0usize;
+    let mut last_flags = flags0;
+    for i in 0..n {
+        let d = &batch[i * size..((i + 1) * size).min(batch.len())];
+        let f = check(d, vni).ok()?;
+        let ti = transport(f)?;
+        if f.len() < hdrs || ti.l4 != t.l4 || f.len() != ti.l4 + ti.len || ti.len <= thl {
+            return None;
+        }
+        if same().any(|r| f[r.clone()] != first[r]) || seq(f) != next_seq {
+            return None;
+        }
+        let payload = ti.len - thl;
+        let last = i + 1 == n;
+        let flags = f[t.l4 + 13];
+        let allowed = if last { PSH } else { 0 } | if i == 0 { CWR } else { 0 };
+        if payload > mss || (!last && payload != mss) || (flags & !allowed) != (flags0 & !CWR) {
+            return None;
+        }
+        if !t.v6 && fold(sum16(&f[t.l3..t.l4], 0)) != 0 {
+            return None;
+        }
+        if fold(sum16(&f[ti.l4..], u32::from(!ti.pseudo))) != 0 {
+            return None;
+        }
+        next_seq = next_seq.wrapping_add(payload as u32);
+        total += payload;
+        last_flags = flags;
+    }
+    let ip_len = hdrs - t.l3 + total;
+    if ip_len > 65535 {
+        return None;
+    }
+    // Valid: join. Each payload moves left (never over one not yet moved).
+    let mut at = HEADER_LEN + hdrs + mss;
+    for i in 1..n {
+        let start = i * size + HEADER_LEN + hdrs;
+        let end = ((i + 1) * size).min(batch.len());
+        batch.copy_within(start..end, at);
+        at += end - start;
+    }
+    let len = at - HEADER_LEN;
+    let f = &mut batch[HEADER_LEN..HEADER_LEN + len];
+    if t.v6 {
+        f[t.l3 + 4..t.l3 + 6].copy_from_slice(&((ip_len - 40) as u16).to_be_bytes());
+    } else {
+        f[t.l3 + 2..t.l3 + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        f[t.l3 + 10..t.l3 + 12].copy_from_slice(&[0, 0]);
+        let c = fold(sum16(&f[t.l3..t.l4], 0));
+        f[t.l3 + 10..t.l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    f[t.l4 + 13] = flags0 | (last_flags & PSH);
+    // Segments of `mss` again: the port MTU that gives that MSS.
+    // (Cannot refuse: the frame is TCP and longer than that.)
+    let hdr = oversize_tcp(f, t.l4 - t.l3 + thl + mss)?;
+    Some((len, hdr))
+}
+
 /// The inner destination MAC of a frame, if it has one.
 pub fn inner_dst(frame: &[u8]) -> Option<Mac> {
     frame
@@ -491,6 +607,147 @@ mod tests {
         assert!(oversize_tcp(&mut small, 1450).is_none());
     }
 
+    /// A TCP GSO frame (IPv4, or IPv6 with `v6`) with `payload` bytes of
+    /// payload and its virtio-net header cutting it at `mss`.
+    fn gso_frame(v6: bool, payload: usize, mss: u16) -> (Vec<u8>, crate::wire::vnet::VnetHdr) {
+        use crate::wire::vnet::{F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VnetHdr};
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        let l4 = if v6 {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&((20 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[6, 64]);
+            f.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            f.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            54
+        } else {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+            f.extend_from_slice(&((40 + payload) as u16).to_be_bytes());
+            f.extend_from_slice(&[
+                0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+            ]);
+            34
+        };
+        f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51]); // ports
+        f.extend_from_slice(&0xfffff000u32.to_be_bytes()); // seq (wraps)
+        f.extend_from_slice(&77u32.to_be_bytes()); // ack
+        f.extend_from_slice(&[0x50, 0x18, 0x01, 0xf6, 0, 0, 0, 0]); // ACK|PSH
+        f.extend((0..payload).map(|i| (i * 31 % 251) as u8));
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            hdr_len: (l4 + 20) as u16,
+            gso_size: mss,
+            csum_start: l4 as u16,
+            csum_offset: 16,
+        };
+        (f, h)
+    }
+
+    /// What a sending VTEP puts on the wire for a GSO frame: its segments
+    /// behind VXLAN headers, back to back, and the size of each.
+    fn gro_batch(frame: &[u8], h: &crate::wire::vnet::VnetHdr, vni: u32) -> (Vec<u8>, usize) {
+        let mut b = Vec::new();
+        let mut size = 0;
+        crate::wire::vnet::segment_into(h, frame, &mut b, &header(vni), |out, at| {
+            if size == 0 {
+                size = out.len() - at + HEADER_LEN;
+            }
+        })
+        .unwrap();
+        (b, size)
+    }
+
+    fn segments_of(frame: &[u8], h: &crate::wire::vnet::VnetHdr) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        crate::wire::vnet::segment(h, frame, &mut Vec::new(), |s| v.push(s.to_vec())).unwrap();
+        v
+    }
+
+    #[test]
+    fn a_gro_batch_of_one_streams_segments_joins_into_the_gso_frame() {
+        for v6 in [false, true] {
+            for payload in [2 * 1398, 20_000, 46 * 1398 + 17] {
+                let (f, h) = gso_frame(v6, payload, 1398);
+                let (mut batch, size) = gro_batch(&f, &h, 100);
+                let (len, h2) = coalesce_tcp(&mut batch, size, 100).expect("joined");
+                let joined = batch[HEADER_LEN..HEADER_LEN + len].to_vec();
+                assert_eq!(len, f.len(), "v6 {v6} payload {payload}");
+                assert_eq!(h2.gso_size, 1398);
+                assert_eq!(h2.gso_type, h.gso_type);
+                assert_eq!(
+                    &joined[usize::from(h.hdr_len)..],
+                    &f[usize::from(h.hdr_len)..]
+                );
+                // Cut again, it gives exactly the segments that were sent.
+                assert_eq!(
+                    segments_of(&joined, &h2),
+                    segments_of(&f, &h),
+                    "v6 {v6} payload {payload}"
+                );
+            }
+        }
+    }
+
+    /// The fuzz corpus holds one batch that joins, so the fuzzer starts
+    /// inside `coalesce_tcp`'s joining path (checked here so it stays so).
+    #[test]
+    fn the_fuzz_seed_batch_joins() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/corpus/vxlan/gro-batch-2-tcp-segments"
+        );
+        let data = std::fs::read(path).unwrap();
+        let mut batch = data[3..].to_vec();
+        let size = batch.len() / 2 + 1;
+        let (len, h) = coalesce_tcp(&mut batch, size, 100).expect("the seed joins");
+        assert_eq!((len, h.gso_size), (54 + 198, 100));
+    }
+
+    #[test]
+    fn anything_but_one_streams_valid_segments_is_left_alone() {
+        let (f, h) = gso_frame(false, 5 * 1398, 1398);
+        let (batch, size) = gro_batch(&f, &h, 100);
+        let refused = |b: &mut Vec<u8>, size: usize, what: &str| {
+            let before = b.clone();
+            assert_eq!(coalesce_tcp(b, size, 100), None, "{what}");
+            assert_eq!(*b, before, "{what}: the batch must be left untouched");
+        };
+        // A corrupt payload byte in the third segment: its checksum fails.
+        let mut b = batch.clone();
+        b[2 * size + 100] ^= 1;
+        refused(&mut b, size, "bad checksum");
+        // Another VNI in the second datagram.
+        let mut b = batch.clone();
+        b[size + 6] ^= 1;
+        refused(&mut b, size, "wrong vni");
+        // A segment missing: the sequence numbers do not follow.
+        let mut b = batch[..size].to_vec();
+        b.extend_from_slice(&batch[2 * size..]);
+        refused(&mut b, size, "gap");
+        // Two flows: the second datagram from another port (checksum fixed).
+        let mut b = batch.clone();
+        let tcp = size + HEADER_LEN + 34;
+        b[tcp] ^= 1;
+        b[tcp + 16] ^= 1;
+        refused(&mut b, size, "other flow");
+        // A datagram alone, or a size that cuts no batch.
+        let mut b = batch[..size].to_vec();
+        refused(&mut b, size, "one datagram");
+        let mut b = batch.clone();
+        refused(&mut b, 4, "tiny size");
+        // Not TCP: the same bytes with UDP as the protocol.
+        let mut b = batch.clone();
+        for i in 0..b.len().div_ceil(size) {
+            b[i * size + HEADER_LEN + 23] = 17;
+        }
+        refused(&mut b, size, "udp");
+        // A SYN: never joined.
+        let (mut f2, h2) = gso_frame(false, 3 * 1398, 1398);
+        f2[47] = 0x02;
+        let (mut b, size2) = gro_batch(&f2, &h2, 100);
+        refused(&mut b, size2, "syn");
+    }
+
     proptest! {
         #[test]
         fn never_panics(d in proptest::collection::vec(any::<u8>(), 0..80), vni in 0u32..=MAX_VNI) {
@@ -502,6 +759,9 @@ mod tests {
             let mut m = d.clone();
             let _ = oversize_tcp(&mut m, 1450);
             let _ = oversize_tcp(&mut m, 0);
+            let mut m = d.clone();
+            let _ = coalesce_tcp(&mut m, 20, vni);
+            let _ = coalesce_tcp(&mut m, 9, vni);
             if let Ok(h) = Header::new_checked(&d[..]) {
                 let _ = (h.flags(), h.vni(), h.payload());
             }
