@@ -13,14 +13,18 @@
 #   --no-build     use target/release/vswitchd as it is
 #
 # Topology (namespaces vvxb-*): an underlay bridge (vvxb-u, 198.19.9.0/24)
-# joins three VTEPs, all VNI 100, dstport 4789, underlay MTU 1500:
+# joins four VTEPs, all VNI 100, dstport 4789, underlay MTU 1500:
 #   vvxb-ak  kernel VTEP  198.19.9.1  (bridge + vxlan) -- workload vvxb-wk 198.18.79.1
 #   vvxb-av  vswitchd     198.19.9.2  (vxlan: port + TAP) -- workload vvxb-wv 198.18.79.2
 #   vvxb-b   kernel VTEP  198.19.9.3  (bridge + vxlan) -- workload vvxb-wb 198.18.79.3
-# Every VTEP floods to the other two (head-end replication). Measured:
-# iperf3 TCP workload -> vvxb-wb and back (-R), for the kernel VTEP and for
-# vswitchd; reported as Gbit/s (median) and the ratio vswitchd / kernel.
-# Workload MTU 1450 (underlay 1500 - 50). vswitchd runs inside vvxb-av.
+#   vvxb-bv  vswitchd     198.19.9.4  (vxlan: port + TAP) -- workload vvxb-wc 198.18.79.4
+# Every VTEP floods to the other three (head-end replication). Measured:
+# iperf3 TCP from a workload behind a kernel VTEP or vswitchd to one
+# behind the far kernel VTEP (vvxb-wb) and back (-R): the ratio
+# vswitchd / kernel is the figure of merit. Then the same between the two
+# vswitchd hosts (vvxb-wv -> vvxb-wc), as a ratio to kernel <-> kernel.
+# Workload MTU 1450 (underlay 1500 - 50). Each vswitchd runs inside its
+# VTEP namespace.
 #
 # Everything the script creates (namespaces, processes — by pid) is
 # removed on exit, also on failure or Ctrl-C.
@@ -49,7 +53,7 @@ if [ $BUILD = 1 ]; then
   (cd "$ROOT" && cargo build --release --bin vswitchd >&2)
 fi
 VSWITCHD=$TARGET/release/vswitchd
-NS="u ak av b wk wv wb"
+NS="u ak av b bv wk wv wb wc"
 TMP=$(mktemp -d /tmp/vvxb.XXXXXX)
 PIDS=()
 
@@ -81,6 +85,7 @@ uplink() {
 uplink ak 198.19.9.1
 uplink av 198.19.9.2
 uplink b 198.19.9.3
+uplink bv 198.19.9.4
 
 # kernel_vtep NS LOCAL WORKLOAD-NS WORKLOAD-ADDR PEERS...
 kernel_vtep() {
@@ -96,69 +101,87 @@ kernel_vtep() {
   x $w ip addr add $wip/24 dev wl
   x $w ip link set wl up
 }
-kernel_vtep ak 198.19.9.1 wk 198.18.79.1 198.19.9.2 198.19.9.3
-kernel_vtep b 198.19.9.3 wb 198.18.79.3 198.19.9.1 198.19.9.2
+kernel_vtep ak 198.19.9.1 wk 198.18.79.1 198.19.9.2 198.19.9.3 198.19.9.4
+kernel_vtep b 198.19.9.3 wb 198.18.79.3 198.19.9.1 198.19.9.2 198.19.9.4
 
-cat >"$TMP/vswitchd.toml" <<EOF
+# vswitchd_vtep NS LOCAL TAP WORKLOAD-NS WORKLOAD-ADDR PEERS...
+vswitchd_vtep() {
+  local n=$1 local=$2 tap=$3 w=$4 wip=$5; shift 5
+  local remotes; remotes=$(printf '"%s", ' "$@")
+  cat >"$TMP/$n.toml" <<EOF
 [switch]
 metrics-addr = "off"
-control-socket = "$TMP/ctl.sock"
+control-socket = "$TMP/$n.sock"
 
 [[port]]
-name = "vvxbt0"
-netns = "vvxb-wv"
-addresses = ["198.18.79.2/24"]
+name = "$tap"
+netns = "vvxb-$w"
+addresses = ["$wip/24"]
 mtu = 1450
 
 [[port]]
 name = "vxlan:vx100"
 vni = 100
-local = "198.19.9.2"
-remote = ["198.19.9.1", "198.19.9.3"]
+local = "$local"
+remote = [${remotes%, }]
 EOF
-ip netns exec vvxb-av "$VSWITCHD" --config "$TMP/vswitchd.toml" >"$TMP/vswitchd.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do
-  x wv ip -br addr show vvxbt0 2>/dev/null | grep -q 198.18.79.2 && break
-  sleep 0.1
-done
-x wv ip link show vvxbt0 >/dev/null || { cat "$TMP/vswitchd.log" >&2; exit 1; }
-
-for w in wk wv; do
-  ok=0
-  for _ in $(seq 50); do
-    if x $w ping -c 1 -W 1 198.18.79.3 >/dev/null 2>&1; then ok=1; break; fi
+  ip netns exec vvxb-$n "$VSWITCHD" --config "$TMP/$n.toml" >"$TMP/$n.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    x $w ip -br addr show $tap 2>/dev/null | grep -q "$wip" && break
+    sleep 0.1
   done
-  [ $ok = 1 ] || { echo "$w cannot reach 198.18.79.3" >&2; cat "$TMP/vswitchd.log" >&2; exit 1; }
+  x $w ip link show $tap >/dev/null || { cat "$TMP/$n.log" >&2; exit 1; }
+}
+vswitchd_vtep av 198.19.9.2 vvxbt0 wv 198.18.79.2 198.19.9.1 198.19.9.3 198.19.9.4
+vswitchd_vtep bv 198.19.9.4 vvxbt1 wc 198.18.79.4 198.19.9.1 198.19.9.2 198.19.9.3
+
+# Each sender must reach the far kernel VTEP's workload, and the first
+# vswitchd the second's.
+for pair in wk:3 wv:3 wv:4; do
+  w=${pair%:*} ok=0
+  for _ in $(seq 50); do
+    if x $w ping -c 1 -W 1 198.18.79.${pair#*:} >/dev/null 2>&1; then ok=1; break; fi
+  done
+  [ $ok = 1 ] || { echo "$w cannot reach 198.18.79.${pair#*:}" >&2; cat "$TMP"/*.log >&2; exit 1; }
 done
 
-ip netns exec vvxb-wb timeout $(( (DUR + 5) * REPEAT * 4 + 60 )) iperf3 -s -B 198.18.79.3 -p 5201 >/dev/null 2>&1 &
-PIDS+=($!)
+for s in wb:3 wc:4; do
+  ip netns exec vvxb-${s%:*} timeout $(( (DUR + 5) * REPEAT * 6 + 60 )) \
+    iperf3 -s -B 198.18.79.${s#*:} -p 5201 >/dev/null 2>&1 &
+  PIDS+=($!)
+done
 sleep 0.5
 
-# run W ARGS: one iperf3 test from W, prints Gbit/s received.
+# run W HOST ARGS: one iperf3 test from W to 198.18.79.HOST, prints the
+# Gbit/s received.
 run() {
-  local w=$1; shift
-  x $w timeout $((DUR + 20)) iperf3 -c 198.18.79.3 -p 5201 -J -t $DUR -P $STREAMS "$@" \
+  local w=$1 h=$2; shift 2
+  x $w timeout $((DUR + 20)) iperf3 -c 198.18.79.$h -p 5201 -J -t $DUR -P $STREAMS "$@" \
     | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.3f" % (r["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Senders: kernel -> kernel, vswitchd -> kernel, vswitchd -> vswitchd.
+CASES="wk:3 wv:3 wv:4"
 declare -A RES
 for dir in forward reverse; do
   extra=(); [ $dir = reverse ] && extra=(-R)
-  for w in wk wv; do : >"$TMP/$w-$dir"; done
-  # Alternate kernel and vswitchd so drift on a shared machine hits both.
+  for c in $CASES; do : >"$TMP/$c-$dir"; done
+  # Alternate the cases so drift on a shared machine hits each alike.
   for _ in $(seq $REPEAT); do
-    for w in wk wv; do run $w "${extra[@]}" >>"$TMP/$w-$dir"; done
+    for c in $CASES; do run ${c%:*} ${c#*:} "${extra[@]}" >>"$TMP/$c-$dir"; done
   done
-  for w in wk wv; do RES[$w-$dir]=$(median <"$TMP/$w-$dir"); done
+  for c in $CASES; do RES[$c-$dir]=$(median <"$TMP/$c-$dir"); done
 done
 
-printf '\nTCP across VXLAN (VNI 100, underlay veth MTU 1500, inner MTU 1450), %s s x %s, %s stream(s), median Gbit/s\n' "$DUR" "$REPEAT" "$STREAMS"
-printf '%-34s %10s %10s\n' "VTEP of the sender" forward reverse
-printf '%-34s %10s %10s\n' "kernel vxlan (bridge)" "${RES[wk-forward]}" "${RES[wk-reverse]}"
-printf '%-34s %10s %10s\n' "vswitchd vxlan: port (TAP)" "${RES[wv-forward]}" "${RES[wv-reverse]}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-printf '%-34s %10s %10s\n' "ratio vswitchd / kernel" "$(ratio "${RES[wv-forward]}" "${RES[wk-forward]}")" "$(ratio "${RES[wv-reverse]}" "${RES[wk-reverse]}")"
-echo "(forward: workload -> far kernel VTEP's workload; reverse: iperf3 -R)"
+row() { printf '%-40s %10s %10s\n' "$@"; }
+printf '\nTCP across VXLAN (VNI 100, underlay veth MTU 1500, inner MTU 1450), %s s x %s, %s stream(s), median Gbit/s\n' "$DUR" "$REPEAT" "$STREAMS"
+row "VTEPs (sender -> receiver)" forward reverse
+row "kernel vxlan -> kernel vxlan" "${RES[wk:3-forward]}" "${RES[wk:3-reverse]}"
+row "vswitchd vxlan: -> kernel vxlan" "${RES[wv:3-forward]}" "${RES[wv:3-reverse]}"
+row "vswitchd vxlan: -> vswitchd vxlan:" "${RES[wv:4-forward]}" "${RES[wv:4-reverse]}"
+row "ratio vswitchd->kernel / kernel" "$(ratio "${RES[wv:3-forward]}" "${RES[wk:3-forward]}")" "$(ratio "${RES[wv:3-reverse]}" "${RES[wk:3-reverse]}")"
+row "ratio vswitchd<->vswitchd / kernel" "$(ratio "${RES[wv:4-forward]}" "${RES[wk:3-forward]}")" "$(ratio "${RES[wv:4-reverse]}" "${RES[wk:3-reverse]}")"
+echo "(forward: the sender's workload sends; reverse: iperf3 -R, the receiver's sends)"
