@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(h) = vxlan::Header::new_checked(dgram) {
         let _ = (h.flags(), h.has_vni(), h.vni(), h.payload().len());
     }
-    for size in [dgram.len() / 2 + 1, dgram.len() / 3 + 1, 64 + usize::from(data[0])] {
+    for size in [
+        dgram.len() / 2 + 1,
+        dgram.len() / 3 + 1,
+        64 + usize::from(data[0]),
+    ] {
         let mut batch = dgram.to_vec();
         if let Some((len, hdr)) = vxlan::coalesce_tcp(&mut batch, size, vni) {
             assert!(hdr.is_gso() && 8 + len <= dgram.len());
