@@ -807,8 +807,10 @@ pub struct VxlanPort {
     pub no_remote: AtomicU64,
     /// Whether the kernel takes UDP GSO (turned off at the first refusal).
     udp_gso: std::sync::atomic::AtomicBool,
-    /// The rest of a UDP GRO batch that is handed on datagram by datagram.
+    /// The rest of a UDP GRO batch that is handed on datagram by datagram,
+    /// and whether there is any (read without the lock on every receive).
     queued: std::sync::Mutex<Queued>,
+    any_queued: std::sync::atomic::AtomicBool,
 }
 
 impl VxlanPort {
@@ -862,6 +864,7 @@ impl VxlanPort {
             no_remote: AtomicU64::new(0),
             udp_gso: std::sync::atomic::AtomicBool::new(true),
             queued: Default::default(),
+            any_queued: Default::default(),
         })
     }
 
@@ -921,6 +924,7 @@ impl VxlanPort {
             q.src = Some(src);
             q.size = size;
             q.next = 0;
+            self.any_queued.store(true, Relaxed);
         }
         self.next_queued(buf)
             .unwrap_or_else(|| Err(io::ErrorKind::Interrupted.into()))
@@ -930,12 +934,16 @@ impl VxlanPort {
     /// [`VxlanPort::recv`] returns it; None when none is left.
     fn next_queued(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         const AT: usize = VNET_HDR_LEN - HEADER_LEN;
+        if !self.any_queued.load(Relaxed) {
+            return None;
+        }
         let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         let src = q.src?;
         let start = q.next;
         let end = (start + q.size).min(q.data.len());
         if start >= end {
             q.src = None;
+            self.any_queued.store(false, Relaxed);
             return None;
         }
         q.next = end;
