@@ -231,6 +231,20 @@ struct Entry {
     evpn: bool,
 }
 
+impl Entry {
+    /// An entry that never ages and learning never moves: configured
+    /// (`static-macs`), or installed from an EVPN route with `evpn`.
+    fn fixed(remote: IpAddr, counters: Arc<RemoteCounters>, evpn: bool) -> Entry {
+        Entry {
+            remote,
+            counters,
+            seen: AtomicU64::new(0),
+            is_static: true,
+            evpn,
+        }
+    }
+}
+
 /// What learning did with one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Learned {
@@ -302,16 +316,9 @@ impl RemoteTable {
 
     /// Adds a static entry (replacing whatever `mac` had).
     fn add_static(&self, mac: Mac, remote: IpAddr, counters: Arc<RemoteCounters>) {
-        self.map.write().insert(
-            mac,
-            Entry {
-                remote,
-                counters,
-                seen: AtomicU64::new(0),
-                is_static: true,
-                evpn: false,
-            },
-        );
+        self.map
+            .write()
+            .insert(mac, Entry::fixed(remote, counters, false));
     }
 
     /// Adds or moves an EVPN entry (replacing a learned one; a
@@ -322,16 +329,7 @@ impl RemoteTable {
         if map.get(&mac).is_some_and(|e| e.is_static && !e.evpn) {
             return false;
         }
-        map.insert(
-            mac,
-            Entry {
-                remote,
-                counters,
-                seen: AtomicU64::new(0),
-                is_static: true,
-                evpn: true,
-            },
-        );
+        map.insert(mac, Entry::fixed(remote, counters, true));
         true
     }
 
@@ -726,6 +724,10 @@ fn sendmsg(sock: &OwnedFd, to: SocketAddr, parts: &[&[u8]], gso: Option<u16>) ->
 /// in a control message.
 const UDP_GRO: libc::c_int = 104;
 
+/// Where in the worker's buffer a datagram is read: its VXLAN header
+/// right before the inner frame's place after the virtio-net header.
+const RX_AT: usize = VNET_HDR_LEN - HEADER_LEN;
+
 /// Datagrams of a UDP GRO batch still to be handed on one by one.
 #[derive(Default)]
 struct Queued {
@@ -893,11 +895,10 @@ impl VxlanPort {
     /// A datagram that is not ours is counted and `Interrupted` returned
     /// (the worker reads on).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        const AT: usize = VNET_HDR_LEN - HEADER_LEN;
         if let Some(r) = self.next_queued(buf) {
             return r;
         }
-        let room = &mut buf[AT..];
+        let room = &mut buf[RX_AT..];
         let (n, from, gro) = recvmsg(&self.rx, room)?;
         let Some(src) = from else {
             return Err(io::ErrorKind::Interrupted.into());
@@ -917,23 +918,22 @@ impl VxlanPort {
             hdr.write(&mut buf[..VNET_HDR_LEN]);
             return Ok(VNET_HDR_LEN + len);
         }
+        // The first datagram is in place: hand it on now, the rest later.
         {
             let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
             q.data.clear();
-            q.data.extend_from_slice(&buf[AT..AT + n]);
+            q.data.extend_from_slice(&buf[RX_AT + size..RX_AT + n]);
             q.src = Some(src);
             q.size = size;
             q.next = 0;
             self.any_queued.store(true, Relaxed);
         }
-        self.next_queued(buf)
-            .unwrap_or_else(|| Err(io::ErrorKind::Interrupted.into()))
+        self.deliver(src, size, buf)
     }
 
     /// The next datagram of a UDP GRO batch that could not be joined, as
     /// [`VxlanPort::recv`] returns it; None when none is left.
     fn next_queued(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        const AT: usize = VNET_HDR_LEN - HEADER_LEN;
         if !self.any_queued.load(Relaxed) {
             return None;
         }
@@ -947,8 +947,8 @@ impl VxlanPort {
             return None;
         }
         q.next = end;
-        let n = (end - start).min(buf.len() - AT);
-        buf[AT..AT + n].copy_from_slice(&q.data[start..start + n]);
+        let n = (end - start).min(buf.len() - RX_AT);
+        buf[RX_AT..RX_AT + n].copy_from_slice(&q.data[start..start + n]);
         drop(q);
         Some(self.deliver(src, n, buf))
     }
@@ -963,10 +963,10 @@ impl VxlanPort {
     }
 
     /// Checks, counts and learns one datagram of `n` bytes from `src`
-    /// that lies at `buf[VNET_HDR_LEN - HEADER_LEN..]`, and returns it
+    /// that lies at `buf[RX_AT..]`, and returns it
     /// as \[virtio-net header]\[inner frame].
     fn deliver(&self, src: IpAddr, n: usize, buf: &mut [u8]) -> io::Result<usize> {
-        let room = &buf[VNET_HDR_LEN - HEADER_LEN..];
+        let room = &buf[RX_AT..];
         let row = self.remotes.row(src);
         let inner = match vxlan::check(&room[..n], self.vni) {
             Ok(inner) => inner,
