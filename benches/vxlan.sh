@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/vxlan.sh — TCP across a VXLAN tunnel: vswitchd's vxlan: port
-# against the kernel's vxlan device, side by side in one run, each talking
-# to the same kernel VTEP.
+# (its own encapsulation, and encap = "kernel") against the kernel's vxlan
+# device, side by side in one run, each talking to the same kernel VTEP.
 #
 #   sudo benches/vxlan.sh                    # 3 x 5 s per direction and VTEP
 #   sudo benches/vxlan.sh --duration 3 --repeat 1
@@ -13,12 +13,13 @@
 #   --no-build     use target/release/vswitchd as it is
 #
 # Topology (namespaces vvxb-*): an underlay bridge (vvxb-u, 198.19.9.0/24)
-# joins four VTEPs, all VNI 100, dstport 4789, underlay MTU 1500:
+# joins five VTEPs, all VNI 100, dstport 4789, underlay MTU 1500:
 #   vvxb-ak  kernel VTEP  198.19.9.1  (bridge + vxlan) -- workload vvxb-wk 198.18.79.1
 #   vvxb-av  vswitchd     198.19.9.2  (vxlan: port + TAP) -- workload vvxb-wv 198.18.79.2
 #   vvxb-b   kernel VTEP  198.19.9.3  (bridge + vxlan) -- workload vvxb-wb 198.18.79.3
 #   vvxb-bv  vswitchd     198.19.9.4  (vxlan: port + TAP) -- workload vvxb-wc 198.18.79.4
-# Every VTEP floods to the other three (head-end replication). Measured:
+#   vvxb-kv  vswitchd     198.19.9.5  (vxlan: port, encap = "kernel", + TAP) -- workload vvxb-wd 198.18.79.5
+# Every VTEP floods to the other four (head-end replication). Measured:
 # iperf3 TCP from a workload behind a kernel VTEP or vswitchd to one
 # behind the far kernel VTEP (vvxb-wb) and back (-R): the ratio
 # vswitchd / kernel is the figure of merit. Then the same between the two
@@ -53,7 +54,7 @@ if [ $BUILD = 1 ]; then
   (cd "$ROOT" && cargo build --release --bin vswitchd >&2)
 fi
 VSWITCHD=$TARGET/release/vswitchd
-NS="u ak av b bv wk wv wb wc"
+NS="u ak av b bv kv wk wv wb wc wd"
 TMP=$(mktemp -d /tmp/vvxb.XXXXXX)
 PIDS=()
 
@@ -86,6 +87,7 @@ uplink ak 198.19.9.1
 uplink av 198.19.9.2
 uplink b 198.19.9.3
 uplink bv 198.19.9.4
+uplink kv 198.19.9.5
 
 # kernel_vtep NS LOCAL WORKLOAD-NS WORKLOAD-ADDR PEERS...
 kernel_vtep() {
@@ -101,12 +103,12 @@ kernel_vtep() {
   x $w ip addr add $wip/24 dev wl
   x $w ip link set wl up
 }
-kernel_vtep ak 198.19.9.1 wk 198.18.79.1 198.19.9.2 198.19.9.3 198.19.9.4
-kernel_vtep b 198.19.9.3 wb 198.18.79.3 198.19.9.1 198.19.9.2 198.19.9.4
+kernel_vtep ak 198.19.9.1 wk 198.18.79.1 198.19.9.2 198.19.9.3 198.19.9.4 198.19.9.5
+kernel_vtep b 198.19.9.3 wb 198.18.79.3 198.19.9.1 198.19.9.2 198.19.9.4 198.19.9.5
 
-# vswitchd_vtep NS LOCAL TAP WORKLOAD-NS WORKLOAD-ADDR PEERS...
+# vswitchd_vtep NS ENCAP LOCAL TAP WORKLOAD-NS WORKLOAD-ADDR PEERS...
 vswitchd_vtep() {
-  local n=$1 local=$2 tap=$3 w=$4 wip=$5; shift 5
+  local n=$1 encap=$2 local=$3 tap=$4 w=$5 wip=$6; shift 6
   local remotes; remotes=$(printf '"%s", ' "$@")
   cat >"$TMP/$n.toml" <<EOF
 [switch]
@@ -124,6 +126,7 @@ name = "vxlan:vx100"
 vni = 100
 local = "$local"
 remote = [${remotes%, }]
+encap = "$encap"
 EOF
   ip netns exec vvxb-$n "$VSWITCHD" --config "$TMP/$n.toml" >"$TMP/$n.log" 2>&1 &
   PIDS+=($!)
@@ -133,12 +136,13 @@ EOF
   done
   x $w ip link show $tap >/dev/null || { cat "$TMP/$n.log" >&2; exit 1; }
 }
-vswitchd_vtep av 198.19.9.2 vvxbt0 wv 198.18.79.2 198.19.9.1 198.19.9.3 198.19.9.4
-vswitchd_vtep bv 198.19.9.4 vvxbt1 wc 198.18.79.4 198.19.9.1 198.19.9.2 198.19.9.3
+vswitchd_vtep av vswitchd 198.19.9.2 vvxbt0 wv 198.18.79.2 198.19.9.1 198.19.9.3 198.19.9.4 198.19.9.5
+vswitchd_vtep bv vswitchd 198.19.9.4 vvxbt1 wc 198.18.79.4 198.19.9.1 198.19.9.2 198.19.9.3 198.19.9.5
+vswitchd_vtep kv kernel 198.19.9.5 vvxbt2 wd 198.18.79.5 198.19.9.1 198.19.9.2 198.19.9.3 198.19.9.4
 
 # Each sender must reach the far kernel VTEP's workload, and the first
 # vswitchd the second's.
-for pair in wk:3 wv:3 wv:4; do
+for pair in wk:3 wv:3 wv:4 wd:3; do
   w=${pair%:*} ok=0
   for _ in $(seq 50); do
     if x $w ping -c 1 -W 1 198.18.79.${pair#*:} >/dev/null 2>&1; then ok=1; break; fi
@@ -147,7 +151,7 @@ for pair in wk:3 wv:3 wv:4; do
 done
 
 for s in wb:3 wc:4; do
-  ip netns exec vvxb-${s%:*} timeout $(( (DUR + 5) * REPEAT * 6 + 60 )) \
+  ip netns exec vvxb-${s%:*} timeout $(( (DUR + 5) * REPEAT * 8 + 60 )) \
     iperf3 -s -B 198.18.79.${s#*:} -p 5201 >/dev/null 2>&1 &
   PIDS+=($!)
 done
@@ -162,8 +166,9 @@ run() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# Senders: kernel -> kernel, vswitchd -> kernel, vswitchd -> vswitchd.
-CASES="wk:3 wv:3 wv:4"
+# Senders: kernel -> kernel, vswitchd -> kernel, vswitchd -> vswitchd,
+# vswitchd (encap = "kernel") -> kernel.
+CASES="wk:3 wv:3 wv:4 wd:3"
 declare -A RES
 for dir in forward reverse; do
   extra=(); [ $dir = reverse ] && extra=(-R)
@@ -182,6 +187,8 @@ row "VTEPs (sender -> receiver)" forward reverse
 row "kernel vxlan -> kernel vxlan" "${RES[wk:3-forward]}" "${RES[wk:3-reverse]}"
 row "vswitchd vxlan: -> kernel vxlan" "${RES[wv:3-forward]}" "${RES[wv:3-reverse]}"
 row "vswitchd vxlan: -> vswitchd vxlan:" "${RES[wv:4-forward]}" "${RES[wv:4-reverse]}"
+row "vswitchd encap=kernel -> kernel vxlan" "${RES[wd:3-forward]}" "${RES[wd:3-reverse]}"
 row "ratio vswitchd->kernel / kernel" "$(ratio "${RES[wv:3-forward]}" "${RES[wk:3-forward]}")" "$(ratio "${RES[wv:3-reverse]}" "${RES[wk:3-reverse]}")"
+row "ratio vswitchd encap=kernel / kernel" "$(ratio "${RES[wd:3-forward]}" "${RES[wk:3-forward]}")" "$(ratio "${RES[wd:3-reverse]}" "${RES[wk:3-reverse]}")"
 row "ratio vswitchd<->vswitchd / kernel" "$(ratio "${RES[wv:4-forward]}" "${RES[wk:3-forward]}")" "$(ratio "${RES[wv:4-reverse]}" "${RES[wk:3-reverse]}")"
 echo "(forward: the sender's workload sends; reverse: iperf3 -R, the receiver's sends)"

@@ -638,6 +638,10 @@ macro_rules! port_section {
             /// `vxlan:` ports: the UDP port (default 4789).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub dstport: Option<u16>,
+            /// `vxlan:` ports: who encapsulates, `vswitchd` (default) or
+            /// `kernel` (a Linux vxlan device vswitchd creates).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub encap: Option<crate::port::Encap>,
             /// `vxlan:` ports: BGP EVPN adds remotes and remote MACs
             /// (needs an `[evpn]` section).
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -733,10 +737,16 @@ pub enum PortSectionError {
     StaticMac(Mac),
     #[error("this port is given twice")]
     Twice,
-    #[error("vni, local, remote, dstport, evpn, evpn-rd and evpn-rt apply only to vxlan: ports")]
+    #[error(
+        "vni, local, remote, dstport, encap, evpn, evpn-rd and evpn-rt apply only to vxlan: ports"
+    )]
     VxlanKeysNotVxlan,
     #[error("evpn-rd and evpn-rt need evpn = true")]
     EvpnTargetsWithoutEvpn,
+    #[error(
+        "evpn = true needs encap = \"vswitchd\" (EVPN programs vswitchd's own remote table; a kernel vxlan device has its own)"
+    )]
+    EvpnWithKernelEncap,
     /// `evpn-rd` or `evpn-rt` that does not parse (the text says which).
     #[error("{0}")]
     EvpnTarget(String),
@@ -1281,6 +1291,7 @@ impl PortSection {
                 || self.local.is_some()
                 || !self.remote.is_empty()
                 || self.dstport.is_some()
+                || self.encap.is_some()
                 || self.evpn.is_some()
                 || self.evpn_rd.is_some()
                 || self.evpn_rt.is_some()
@@ -1350,6 +1361,10 @@ impl PortSection {
         if !evpn && (self.evpn_rd.is_some() || self.evpn_rt.is_some()) {
             return Err(PortSectionError::EvpnTargetsWithoutEvpn);
         }
+        let encap = self.encap.unwrap_or_default();
+        if evpn && encap == crate::port::Encap::Kernel {
+            return Err(PortSectionError::EvpnWithKernelEncap);
+        }
         let target = |key: &str, v: &str, e: String| {
             PortSectionError::EvpnTarget(format!("{key} = {v:?}: {e}"))
         };
@@ -1372,6 +1387,7 @@ impl PortSection {
             statics,
             evpn,
             evpn_targets,
+            encap,
         }))
     }
 }

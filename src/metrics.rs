@@ -792,6 +792,7 @@ mod tests {
             statics: vec![],
             evpn: false,
             evpn_targets: Default::default(),
+            encap: Default::default(),
         };
         let v = VxlanPort::open("m", &o).unwrap();
         v.table().sweep(0, 1000, 0, |_| true);

@@ -46,6 +46,14 @@ Exit status: 0 done; 1 vswitchd refused or failed the request (or is not
 running); 2 bad command line. With --json a failure prints its code (exists,
 no_such_port, invalid, ...: see vswitchctl(8)).";
 
+fn parse_encap(s: &str) -> Result<crate::port::Encap, String> {
+    match s {
+        "vswitchd" => Ok(crate::port::Encap::Vswitchd),
+        "kernel" => Ok(crate::port::Encap::Kernel),
+        _ => Err(format!("`{s}`: use vswitchd or kernel")),
+    }
+}
+
 // `port add` carries every `[[port]]` key (tunnel settings too): the enum is
 // parsed once per run, so its size does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -396,6 +404,10 @@ pub enum PortCmd {
         /// vxlan: ports: the UDP port [default: 4789].
         #[arg(long, value_name = "PORT")]
         dstport: Option<u16>,
+        /// vxlan: ports: who encapsulates, vswitchd or kernel (a Linux
+        /// vxlan device vswitchd creates) [default: vswitchd].
+        #[arg(long, value_name = "vswitchd|kernel", value_parser = parse_encap)]
+        encap: Option<crate::port::Encap>,
         /// vxlan: ports: remotes and remote MACs from BGP EVPN (needs
         /// vswitchd's `[evpn]` section) [default: off].
         #[arg(long, value_name = "on|off", value_parser = <bool as CliFlag>::parse)]
@@ -783,6 +795,7 @@ impl Cmd {
                 local,
                 remotes,
                 dstport,
+                encap,
                 evpn,
                 evpn_rd,
                 evpn_rt,
@@ -801,6 +814,7 @@ impl Cmd {
                 section.local = local.clone();
                 section.remote = remotes.clone();
                 section.dstport = *dstport;
+                section.encap = *encap;
                 section.evpn = *evpn;
                 section.evpn_rd = evpn_rd.clone();
                 section.evpn_rt = evpn_rt.clone();

@@ -289,6 +289,7 @@ fn vxlan_remote_table_follows_the_switch_fdb() {
         statics: vec![],
         evpn: false,
         evpn_targets: Default::default(),
+        encap: Default::default(),
     };
     let id = dp
         .add_port(

@@ -8,6 +8,7 @@
 //! receive and are only handed plain frames (no GSO, no partial checksum)
 //! on send — the dataplane finishes those in software first.
 
+pub mod kvxlan;
 pub mod pair;
 pub mod raw;
 pub mod tap;
@@ -19,11 +20,12 @@ use std::os::fd::RawFd;
 
 use crate::os::sys;
 
+pub use kvxlan::KernelVxlanPort;
 pub use pair::{PairPeer, PairPort, pair};
 pub use raw::RawPort;
 pub use tap::TapPort;
 pub use unix::{UnixDgramPort, UnixStreamPort};
-pub use vxlan::{VxlanOptions, VxlanPort};
+pub use vxlan::{Encap, VxlanOptions, VxlanPort};
 
 /// What kind of port an open [`Port`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -75,6 +77,8 @@ pub enum Port {
     Pair(PairPort),
     /// Boxed: its tables would make every `Port` (and `Device`) larger.
     Vxlan(Box<VxlanPort>),
+    /// A `vxlan:` port with `encap = "kernel"`.
+    KernelVxlan(KernelVxlanPort),
 }
 
 /// Runs `$body` with `$p` bound to the port inside whichever variant.
@@ -87,6 +91,7 @@ macro_rules! each_kind {
             Port::UnixDgram($p) => $body,
             Port::Pair($p) => $body,
             Port::Vxlan($p) => $body,
+            Port::KernelVxlan($p) => $body,
         }
     };
 }
@@ -99,7 +104,7 @@ impl Port {
             Port::Unix(_) => PortKind::Unix,
             Port::UnixDgram(_) => PortKind::UnixDgram,
             Port::Pair(_) => PortKind::Pair,
-            Port::Vxlan(_) => PortKind::Vxlan,
+            Port::Vxlan(_) | Port::KernelVxlan(_) => PortKind::Vxlan,
         }
     }
 
@@ -122,6 +127,7 @@ impl Port {
             // The kernel takes the header with the frame.
             Port::Tap(p) => sys::write(p.fd(), buf).map(drop),
             Port::Raw(p) => sys::write(p.fd(), buf).map(drop),
+            Port::KernelVxlan(p) => sys::write(p.fd(), buf).map(drop),
             Port::Unix(p) => p.send(buf),
             Port::UnixDgram(p) => p.send(buf),
             Port::Pair(p) => p.send(buf),
@@ -134,6 +140,7 @@ impl Port {
         match self {
             Port::Tap(p) => sys::writev2(p.fd(), hdr, frame).map(drop),
             Port::Raw(p) => sys::writev2(p.fd(), hdr, frame).map(drop),
+            Port::KernelVxlan(p) => sys::writev2(p.fd(), hdr, frame).map(drop),
             Port::Unix(p) => p.send2(hdr, frame),
             Port::UnixDgram(p) => p.send2(hdr, frame),
             Port::Pair(p) => p.send2(hdr, frame),
@@ -142,11 +149,14 @@ impl Port {
     }
 
     /// Whether the port takes GSO frames and partial checksums (TAP and raw
-    /// ports pass the virtio-net header to and from the kernel; a vxlan
-    /// port segments for itself and sends with UDP GSO; the others are
-    /// only handed plain frames).
+    /// ports, and a kernel-encapsulated vxlan port, pass the virtio-net
+    /// header to and from the kernel; a vxlan port segments for itself and
+    /// sends with UDP GSO; the others are only handed plain frames).
     pub fn offloads(&self) -> bool {
-        matches!(self, Port::Tap(_) | Port::Raw(_) | Port::Vxlan(_))
+        matches!(
+            self,
+            Port::Tap(_) | Port::Raw(_) | Port::Vxlan(_) | Port::KernelVxlan(_)
+        )
     }
 
     /// Largest frame payload (L3 MTU) the port carries.
@@ -159,6 +169,7 @@ impl Port {
     pub fn alive(&self) -> bool {
         match self {
             Port::Raw(p) => p.alive(),
+            Port::KernelVxlan(p) => p.alive(),
             _ => true,
         }
     }
@@ -171,7 +182,7 @@ impl Port {
             Port::Raw(p) => p.carrier(),
             Port::Unix(p) => p.carrier(),
             Port::UnixDgram(p) => p.carrier(),
-            Port::Tap(_) | Port::Pair(_) | Port::Vxlan(_) => None,
+            Port::Tap(_) | Port::Pair(_) | Port::Vxlan(_) | Port::KernelVxlan(_) => None,
         }
     }
 }
@@ -190,7 +201,8 @@ from_kind!(
     Raw(RawPort),
     Unix(UnixStreamPort),
     UnixDgram(UnixDgramPort),
-    Pair(PairPort)
+    Pair(PairPort),
+    KernelVxlan(KernelVxlanPort)
 );
 
 impl From<VxlanPort> for Port {
@@ -404,7 +416,11 @@ pub fn open(spec: &PortSpec, opts: &OpenOptions) -> Result<(Port, bool), PortErr
                 port: spec.name(),
                 why: "a vxlan port needs its settings (vni, local, remote) from the config or `vswitchctl port add`".into(),
             })?;
-            Ok((VxlanPort::open(name, o)?.into(), false))
+            let port = match o.encap {
+                Encap::Vswitchd => VxlanPort::open(name, o)?.into(),
+                Encap::Kernel => KernelVxlanPort::open(name, o)?.into(),
+            };
+            Ok((port, false))
         }
     }
 }

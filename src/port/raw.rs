@@ -56,7 +56,7 @@ pub struct RawPort {
 /// the interface's MAC (ARP flux) or send IPv6 link-local traffic on it:
 /// `arp_ignore = 8` and `disable_ipv6 = 1` for that interface. Returns the
 /// settings changed, with their old values, to restore on close.
-fn claim(ifname: &str) -> Vec<(String, String)> {
+pub(super) fn claim(ifname: &str) -> Vec<(String, String)> {
     let mut changed = Vec::new();
     for (path, value) in [
         (format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"), "8"),

@@ -95,6 +95,21 @@ pub struct VxlanOptions {
     pub evpn: bool,
     /// EVPN's configured route distinguisher and route target, if any.
     pub evpn_targets: crate::evpn::route::Targets,
+    /// Who encapsulates.
+    pub encap: Encap,
+}
+
+/// Who encapsulates a `vxlan:` port's frames (`encap` in its settings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// vswitchd, through a UDP socket: per-remote counters, the remote in
+    /// `fdb show`, BGP EVPN.
+    #[default]
+    Vswitchd,
+    /// A kernel `vxlan` device vswitchd creates (src/port/kvxlan.rs): the
+    /// kernel's speed towards kernel VTEPs (UDP-tunnel GSO and GRO).
+    Kernel,
 }
 
 /// Why a frame did not reach (or come from) a remote, as counted.
@@ -594,7 +609,7 @@ fn udp_socket(local: SocketAddr, name: &str) -> Result<OwnedFd, PortError> {
 }
 
 /// The MTU of the interface holding `local` (1500 if none is found).
-fn underlay_mtu(local: IpAddr) -> usize {
+pub(super) fn underlay_mtu(local: IpAddr) -> usize {
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `ifap` with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
@@ -1369,6 +1384,7 @@ mod tests {
             statics: vec![],
             evpn: false,
             evpn_targets: Default::default(),
+            encap: Default::default(),
         }
     }
 
@@ -1625,6 +1641,7 @@ mod tests {
             statics: vec![],
             evpn: false,
             evpn_targets: Default::default(),
+            encap: Default::default(),
         };
         let p = VxlanPort::open("v6", &o).unwrap();
         let f = frame(mac(2), mac(3));
