@@ -5,7 +5,9 @@
 //! kernel VTEP is a namespace with a bridge, a `vxlan` device (VNI 100,
 //! dstport 4789, learning, head-end replication by all-zero fdb entries)
 //! and a workload namespace behind a veth. vswitchd has two TAP
-//! workloads and one vxlan port. The second test joins two vswitchd.
+//! workloads and one vxlan port: vswitchd's own encapsulation in the first
+//! test, the same scenario with `encap = "kernel"` (a kernel vxlan device
+//! vswitchd creates) in the second. The third joins two vswitchd.
 
 mod support;
 
@@ -14,9 +16,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::agent::Agent;
-use support::cmd::{names, require_root};
+use support::cmd::{names, ok, require_root};
 use support::frame::{BCAST, ETH_TEST, contains, frame, mac};
-use support::net::{Netns, Underlay, quiet_ipv6};
+use support::net::{Link, Netns, Underlay, iface_exists, quiet_ipv6};
 use support::state::{port_json, wait_ports_up};
 use support::switchd::{Switchd, write_config};
 use support::traffic::{Capture, iperf3, received_bytes};
@@ -36,7 +38,13 @@ struct KernelVtep {
 }
 
 impl KernelVtep {
-    fn new(base: &str, i: usize, under: &mut Underlay, ip: &str, wl_ip: &str) -> KernelVtep {
+    fn new(
+        base: &str,
+        i: usize,
+        under: &mut Underlay,
+        (ip, dstport): (&str, &str),
+        wl_ip: &str,
+    ) -> KernelVtep {
         let k = Netns::new(&format!("{base}k{i}"));
         let w = Netns::new(&format!("{base}w{i}"));
         quiet_ipv6(&k);
@@ -44,7 +52,7 @@ impl KernelVtep {
         let uplink = under.attach(&k, "eth0", ip);
         k.ip(&["link", "add", "br0", "type", "bridge"]);
         k.ip(&[
-            "link", "add", "vx0", "type", "vxlan", "id", VNI, "local", ip, "dstport", "4789",
+            "link", "add", "vx0", "type", "vxlan", "id", VNI, "local", ip, "dstport", dstport,
         ]);
         k.ip(&["link", "set", "vx0", "master", "br0", "up"]);
         k.ip(&[
@@ -103,18 +111,21 @@ fn start_switchd(dir: &Path, taps: &[(String, &Netns, String)], vxlan: &str) -> 
     sw
 }
 
-fn vxlan_section(local: &str, remotes: &[&str]) -> String {
+fn vxlan_section(port: &str, local: &str, remotes: &[&str]) -> String {
     let r: Vec<String> = remotes.iter().map(|r| format!("\"{r}\"")).collect();
     format!(
-        "[[port]]\nname = \"vxlan:vx100\"\nvni = {VNI}\nlocal = \"{local}\"\nremote = [{}]\n",
+        "[[port]]\nname = \"{port}\"\nvni = {VNI}\nlocal = \"{local}\"\nremote = [{}]\n",
         r.join(", ")
     )
 }
 
+/// The vxlan port of the tests with vswitchd's own encapsulation.
+const PORT: &str = "vxlan:vx100";
+
 /// A remote's row in `show` for the vxlan port.
 fn remote_row(sw: &Switchd, remote: &str) -> Value {
     let show = sw.ctl_json(&["show"]);
-    let p = port_json(&show, "vxlan:vx100");
+    let p = port_json(&show, PORT);
     p["vxlan"]["remotes"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["remote"] == remote).cloned())
@@ -157,24 +168,52 @@ fn with_marker(frames: &[(String, Vec<u8>)], marker: &[u8]) -> usize {
 
 #[test]
 fn vswitchd_and_two_kernel_vteps() {
+    with_two_kernel_vteps("vswitchd", 7, "4789");
+}
+
+/// The same scenario with `encap = "kernel"`, on its own underlay and UDP
+/// port (the kernel device binds the port on every address of vswitchd's
+/// namespace, which the first test's vxlan socket shares).
+#[test]
+fn kernel_encap_and_two_kernel_vteps() {
+    with_two_kernel_vteps("kernel", 6, "4790");
+}
+
+/// vswitchd (underlay 198.19.NET.1, TAP workloads 198.18.(70+NET).1-2) and
+/// two kernel VTEPs (198.19.NET.2-3, workloads .11-12), all on `dstport`;
+/// vswitchd's vxlan port encapsulates with `encap`.
+fn with_two_kernel_vteps(encap: &str, net: u8, dstport: &str) {
     require_root();
     let base = names("vvx");
     let dir = tempfile::tempdir().unwrap();
-    let mut under = Underlay::new(&base, &["198.19.7.1"]);
+    let kernel = encap == "kernel";
+    // A kernel device is made in vswitchd's namespace (the root one): its
+    // name is the test's own, and it goes at the end even if vswitchd
+    // could not delete it.
+    let port = if kernel {
+        format!("vxlan:{base}x")
+    } else {
+        PORT.to_string()
+    };
+    let dev = port["vxlan:".len()..].to_string();
+    let _dev = kernel.then(|| Link(dev.clone()));
+    let under_ip = |i: usize| format!("198.19.{net}.{i}");
+    let wl_ip = |i: usize| format!("198.18.{}.{i}", 70 + net);
+    let mut under = Underlay::new(&base, &[&under_ip(1)]);
     let k: Vec<KernelVtep> = (0..2)
         .map(|i| {
             KernelVtep::new(
                 &base,
                 i,
                 &mut under,
-                &format!("198.19.7.{}", i + 2),
-                &format!("198.18.77.{}", i + 11),
+                (&under_ip(i + 2), dstport),
+                &wl_ip(i + 11),
             )
         })
         .collect();
-    k[0].flood_to("198.19.7.1");
+    k[0].flood_to(&under_ip(1));
     k[0].flood_to(&k[1].ip);
-    k[1].flood_to("198.19.7.1");
+    k[1].flood_to(&under_ip(1));
     k[1].flood_to(&k[0].ip);
     let h: Vec<Netns> = (0..2)
         .map(|i| {
@@ -184,13 +223,13 @@ fn vswitchd_and_two_kernel_vteps() {
         })
         .collect();
     let taps: Vec<(String, &Netns, String)> = (0..2)
-        .map(|i| (format!("{base}t{i}"), &h[i], format!("198.18.77.{}", i + 1)))
+        .map(|i| (format!("{base}t{i}"), &h[i], wl_ip(i + 1)))
         .collect();
-    let sw = start_switchd(
-        dir.path(),
-        &taps,
-        &vxlan_section("198.19.7.1", &["198.19.7.2", "198.19.7.3"]),
+    let section = format!(
+        "{}dstport = {dstport}\nencap = \"{encap}\"\n",
+        vxlan_section(&port, &under_ip(1), &[&k[0].ip, &k[1].ip])
     );
+    let sw = start_switchd(dir.path(), &taps, &section);
 
     // Every pair of the four workloads pings.
     let hosts: Vec<(&Netns, String, String)> = vec![
@@ -219,19 +258,34 @@ fn vswitchd_and_two_kernel_vteps() {
         let fdb = kv.fdb();
         assert!(
             fdb.lines()
-                .any(|l| l.contains(&h0_mac) && l.contains("dst 198.19.7.1")),
-            "{} did not learn {h0_mac} behind 198.19.7.1:\n{fdb}",
-            kv.ip
+                .any(|l| l.contains(&h0_mac) && l.contains(&format!("dst {}", under_ip(1)))),
+            "{} did not learn {h0_mac} behind {}:\n{fdb}",
+            kv.ip,
+            under_ip(1)
         );
     }
     for kv in &k {
         let m = kv.w.mac("wl").to_lowercase();
-        assert_eq!(
-            fdb_remote(&sw, &m),
-            Some(("vxlan:vx100".to_string(), kv.ip.clone())),
-            "vswitchd's entry for {m}:\n{}",
-            sw.ctl_ok(&["fdb", "show"])
-        );
+        let entry = fdb_remote(&sw, &m);
+        if kernel {
+            // vswitchd has the MAC on the port; the kernel device, behind
+            // which VTEP.
+            assert_eq!(entry.map(|e| e.0), Some(port.clone()));
+            let fdb = ok(&["bridge", "fdb", "show", "dev", &dev]);
+            assert!(
+                fdb.lines()
+                    .any(|l| l.contains(&m) && l.contains(&format!("dst {}", kv.ip))),
+                "{dev} did not learn {m} behind {}:\n{fdb}",
+                kv.ip
+            );
+        } else {
+            assert_eq!(
+                entry,
+                Some((port.clone(), kv.ip.clone())),
+                "vswitchd's entry for {m}:\n{}",
+                sw.ctl_ok(&["fdb", "show"])
+            );
+        }
     }
 
     // A broadcast from a vswitchd workload reaches every other workload
@@ -242,7 +296,10 @@ fn vswitchd_and_two_kernel_vteps() {
         .collect();
     let caps: Vec<Capture> = k
         .iter()
-        .map(|kv| Capture::start(under.u.at(), &kv.uplink, "udp port 4789", 30, dir.path()))
+        .map(|kv| {
+            let filter = format!("udp port {dstport}");
+            Capture::start(under.u.at(), &kv.uplink, &filter, 30, dir.path())
+        })
         .collect();
     let marker = format!("VXBCAST{base}");
     let src = mac(&h0_mac);
@@ -315,6 +372,11 @@ fn vswitchd_and_two_kernel_vteps() {
         );
     }
 
+    if kernel {
+        kernel_device_lifecycle(sw, &port, &dev, (&under_ip(1), dstport), &k, &h[0]);
+        return;
+    }
+
     // Crafted datagrams from a VTEP's address: wrong VNI, I flag clear,
     // truncated. Each is dropped and counted against that remote.
     let before = remote_row(&sw, &k[0].ip);
@@ -348,6 +410,65 @@ for p in [bytes([8,0,0,0,0,0,101,0])+f, bytes([0,0,0,0,0,0,100,0])+f, bytes([8,0
     assert!(sw.alive());
 }
 
+/// With `encap = "kernel"`: the device goes with the port and comes back
+/// with `vswitchctl port add --encap kernel`; a device vswitchd did not make
+/// is left alone and the port refused; the device goes when vswitchd stops.
+fn kernel_device_lifecycle(
+    sw: Switchd,
+    port: &str,
+    dev: &str,
+    (local, dstport): (&str, &str),
+    k: &[KernelVtep],
+    h0: &Netns,
+) {
+    let text = sw.ctl_ok(&["show"]);
+    assert!(text.contains(port), "{text}");
+    sw.ctl_ok(&["port", "del", port]);
+    assert!(
+        wait_for(PATIENCE, || (!iface_exists(dev)).then_some(())).is_some(),
+        "{dev} outlived its port"
+    );
+    let add = |extra: &[&str]| {
+        let mut a = vec![
+            "port", "add", port, "--vni", VNI, "--local", local, "--dstport", dstport,
+        ];
+        for kv in k {
+            a.extend(["--remote", kv.ip.as_str()]);
+        }
+        a.extend(extra);
+        sw.ctl(&a)
+    };
+    // Someone else's interface of that name is not taken over.
+    ok(&["ip", "link", "add", dev, "type", "bridge"]);
+    let refused = add(&["--encap", "kernel"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("vswitchd did not make it"), "{err}");
+    assert!(
+        ok(&["ip", "-d", "link", "show", dev]).contains("bridge"),
+        "the other interface was touched"
+    );
+    ok(&["ip", "link", "del", dev]);
+    let added = add(&["--encap", "kernel"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let link = ok(&["ip", "-d", "link", "show", dev]);
+    assert!(
+        link.contains(&format!("vxlan id {VNI}")) && link.contains(&format!("dstport {dstport}")),
+        "{link}"
+    );
+    assert!(
+        ping_eventually(h0, &k[1].wl_ip),
+        "no ping across the re-added port: {}",
+        sw.ctl_ok(&["show"])
+    );
+    drop(sw);
+    assert!(!iface_exists(dev), "{dev} outlived vswitchd");
+}
+
 #[test]
 fn two_vswitchd_hosts() {
     require_root();
@@ -356,7 +477,13 @@ fn two_vswitchd_hosts() {
     // Both daemons' underlay addresses on the root veth; a kernel VTEP on
     // the underlay bridge too, so the segment is mixed.
     let mut under = Underlay::new(&base, &["198.19.8.1", "198.19.8.2"]);
-    let kv = KernelVtep::new(&base, 0, &mut under, "198.19.8.3", "198.18.78.21");
+    let kv = KernelVtep::new(
+        &base,
+        0,
+        &mut under,
+        ("198.19.8.3", "4789"),
+        "198.18.78.21",
+    );
     kv.flood_to("198.19.8.1");
     kv.flood_to("198.19.8.2");
     let mk = |i: usize| {
@@ -370,7 +497,7 @@ fn two_vswitchd_hosts() {
     let swa = start_switchd(
         dir.path(),
         &ta,
-        &vxlan_section("198.19.8.1", &["198.19.8.2", "198.19.8.3"]),
+        &vxlan_section(PORT, "198.19.8.1", &["198.19.8.2", "198.19.8.3"]),
     );
     // B's tunnel comes at run time, by `vswitchctl port add`.
     let swb = start_switchd(dir.path(), &tb, "");
