@@ -1634,6 +1634,35 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_encap() {
+        use crate::port::Encap;
+        let port = "[[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"198.19.7.2\"\n";
+        let encap = |text: &str| check(text).map(|c| c.ports[0].vxlan.as_ref().unwrap().encap);
+        assert_eq!(encap(port).unwrap(), Encap::Vswitchd);
+        assert_eq!(
+            encap(&format!("{port}encap = \"kernel\"\n")).unwrap(),
+            Encap::Kernel
+        );
+        assert_eq!(
+            encap(&format!("{port}encap = \"vswitchd\"\n")).unwrap(),
+            Encap::Vswitchd
+        );
+        let err = |text: &str| check(text).unwrap_err().to_string();
+        let bad = format!("{port}encap = \"both\"\n");
+        assert!(err(&bad).contains("kernel"), "{}", err(&bad));
+        let evpn = format!(
+            "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\n{port}evpn = true\nencap = \"kernel\"\n"
+        );
+        assert!(
+            err(&evpn).contains("evpn = true needs encap = \"vswitchd\""),
+            "{}",
+            err(&evpn)
+        );
+        let not_vxlan = "[[port]]\nname = \"tap0\"\nencap = \"kernel\"\n";
+        assert!(err(not_vxlan).contains("apply only to vxlan"));
+    }
+
+    #[test]
     fn evpn_route_distinguisher_and_target_are_checked() {
         let base = "[evpn]\nasn = 65000\nrouter-id = \"198.19.7.2\"\n\
                     [[port]]\nname = \"vxlan:vx100\"\nvni = 100\nlocal = \"198.19.7.2\"\nevpn = true\n";

@@ -430,7 +430,15 @@ fn kernel_device_lifecycle(
     );
     let add = |extra: &[&str]| {
         let mut a = vec![
-            "port", "add", port, "--vni", VNI, "--local", local, "--dstport", dstport,
+            "port",
+            "add",
+            port,
+            "--vni",
+            VNI,
+            "--local",
+            local,
+            "--dstport",
+            dstport,
         ];
         for kv in k {
             a.extend(["--remote", kv.ip.as_str()]);
@@ -477,13 +485,7 @@ fn two_vswitchd_hosts() {
     // Both daemons' underlay addresses on the root veth; a kernel VTEP on
     // the underlay bridge too, so the segment is mixed.
     let mut under = Underlay::new(&base, &["198.19.8.1", "198.19.8.2"]);
-    let kv = KernelVtep::new(
-        &base,
-        0,
-        &mut under,
-        ("198.19.8.3", "4789"),
-        "198.18.78.21",
-    );
+    let kv = KernelVtep::new(&base, 0, &mut under, ("198.19.8.3", "4789"), "198.18.78.21");
     kv.flood_to("198.19.8.1");
     kv.flood_to("198.19.8.2");
     let mk = |i: usize| {
