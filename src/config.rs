@@ -747,6 +747,10 @@ pub enum PortSectionError {
         "evpn = true needs encap = \"vswitchd\" (EVPN programs vswitchd's own remote table; a kernel vxlan device has its own)"
     )]
     EvpnWithKernelEncap,
+    #[error(
+        "encap = \"kernel\" names the kernel device after the port: `{0}` is longer than 15 characters"
+    )]
+    KernelEncapName(String),
     /// `evpn-rd` or `evpn-rt` that does not parse (the text says which).
     #[error("{0}")]
     EvpnTarget(String),
@@ -1362,8 +1366,15 @@ impl PortSection {
             return Err(PortSectionError::EvpnTargetsWithoutEvpn);
         }
         let encap = self.encap.unwrap_or_default();
-        if evpn && encap == crate::port::Encap::Kernel {
-            return Err(PortSectionError::EvpnWithKernelEncap);
+        if encap == crate::port::Encap::Kernel {
+            if evpn {
+                return Err(PortSectionError::EvpnWithKernelEncap);
+            }
+            if let PortSpec::Vxlan(name) = spec
+                && name.len() > 15
+            {
+                return Err(PortSectionError::KernelEncapName(name.clone()));
+            }
         }
         let target = |key: &str, v: &str, e: String| {
             PortSectionError::EvpnTarget(format!("{key} = {v:?}: {e}"))
@@ -1660,6 +1671,9 @@ mod tests {
         );
         let not_vxlan = "[[port]]\nname = \"tap0\"\nencap = \"kernel\"\n";
         assert!(err(not_vxlan).contains("apply only to vxlan"));
+        let long = format!("{port}encap = \"kernel\"\n").replace("vx100", "vx0123456789abcd");
+        assert!(err(&long).contains("longer than 15"), "{}", err(&long));
+        assert!(check(&long.replace("encap = \"kernel\"\n", "")).is_ok());
     }
 
     #[test]
