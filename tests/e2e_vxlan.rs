@@ -422,7 +422,12 @@ fn kernel_device_lifecycle(
     h0: &Netns,
 ) {
     let text = sw.ctl_ok(&["show"]);
-    assert!(text.contains(port), "{text}");
+    assert!(
+        text.contains(&format!("{port}: vni {VNI}")) && text.contains("encap kernel"),
+        "{text}"
+    );
+    let show = sw.ctl_json(&["show"]);
+    assert_eq!(port_json(&show, port)["vxlan"]["encap"], "kernel");
     sw.ctl_ok(&["port", "del", port]);
     assert!(
         wait_for(PATIENCE, || (!iface_exists(dev)).then_some(())).is_some(),

@@ -332,6 +332,14 @@ fn print_show(s: &ShowInfo) {
 
 /// A vxlan port's tunnel and its remotes.
 fn print_vxlan(name: &str, v: &vswitch::control::protocol::VxlanInfo) {
+    if v.encap == vswitch::port::Encap::Kernel {
+        let dev = name.strip_prefix("vxlan:").unwrap_or(name);
+        println!(
+            "{name}: vni {}  local {}  encap kernel (remotes and their MACs: bridge fdb show dev {dev})",
+            v.vni, v.local
+        );
+        return;
+    }
     println!(
         "{name}: vni {}  local {}  remote macs {}  no-remote {}  learn-refused {}",
         v.vni, v.local, v.remote_macs, v.no_remote, v.learn_refused

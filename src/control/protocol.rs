@@ -674,6 +674,10 @@ pub struct VxlanInfo {
     /// MACs not learned because the table was full.
     pub learn_refused: u64,
     pub remotes: Vec<crate::port::vxlan::RemoteStats>,
+    /// Who encapsulates; with `kernel` the table and remotes are the
+    /// kernel device's (not shown here).
+    #[serde(default)]
+    pub encap: crate::port::Encap,
 }
 
 fn polled() -> Reading {

@@ -897,16 +897,27 @@ fn vlan_section(mode: &crate::switch::VlanMode) -> config::VlanSection {
 
 /// A `vxlan:` port's part of `show`.
 fn vxlan_info(port: &crate::port::Port) -> Option<crate::control::protocol::VxlanInfo> {
+    use crate::port::{Encap, Port};
     use std::sync::atomic::Ordering::Relaxed;
-    let crate::port::Port::Vxlan(v) = port else {
-        return None;
-    };
-    Some(crate::control::protocol::VxlanInfo {
-        vni: v.vni(),
-        local: v.rx_addr().to_string(),
-        remote_macs: v.table().len(),
-        no_remote: v.no_remote.load(Relaxed),
-        learn_refused: v.table().stats.refused.load(Relaxed),
-        remotes: v.remote_stats(),
-    })
+    match port {
+        Port::Vxlan(v) => Some(crate::control::protocol::VxlanInfo {
+            vni: v.vni(),
+            local: v.rx_addr().to_string(),
+            remote_macs: v.table().len(),
+            no_remote: v.no_remote.load(Relaxed),
+            learn_refused: v.table().stats.refused.load(Relaxed),
+            remotes: v.remote_stats(),
+            encap: Encap::Vswitchd,
+        }),
+        Port::KernelVxlan(v) => Some(crate::control::protocol::VxlanInfo {
+            vni: v.vni(),
+            local: v.local().to_string(),
+            remote_macs: 0,
+            no_remote: 0,
+            learn_refused: 0,
+            remotes: Vec::new(),
+            encap: Encap::Kernel,
+        }),
+        _ => None,
+    }
 }

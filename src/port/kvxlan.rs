@@ -12,6 +12,7 @@
 //! EVPN. The device goes when the port goes.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use super::PortError;
@@ -51,6 +52,7 @@ pub struct KernelVxlanPort {
     raw: RawPort,
     _device: OwnedDevice,
     vni: u32,
+    local: SocketAddr,
 }
 
 impl KernelVxlanPort {
@@ -120,6 +122,7 @@ impl KernelVxlanPort {
             raw,
             _device: device,
             vni: o.vni,
+            local: SocketAddr::new(o.local, o.dstport),
         })
     }
 
@@ -137,6 +140,11 @@ impl KernelVxlanPort {
 
     pub fn vni(&self) -> u32 {
         self.vni
+    }
+
+    /// `local:dstport`.
+    pub fn local(&self) -> SocketAddr {
+        self.local
     }
 
     pub fn alive(&self) -> bool {
