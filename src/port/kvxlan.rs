@@ -17,10 +17,9 @@ use std::os::fd::RawFd;
 
 use super::PortError;
 use super::raw::{RawPort, claim};
-use super::vxlan::{VxlanOptions, underlay_mtu};
+use super::vxlan::{VxlanOptions, inner_mtu};
 use crate::os::rtnl::{self, KernelVxlan};
 use crate::os::sys;
-use crate::wire::vxlan;
 
 /// Longest interface name the kernel takes (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -70,17 +69,12 @@ impl KernelVxlanPort {
             let port = port.clone();
             move |source| PortError::Io { port, step, source }
         };
-        let overhead = if o.local.is_ipv4() {
-            vxlan::OVERHEAD_V4
-        } else {
-            vxlan::OVERHEAD_V6
-        };
         let settings = KernelVxlan {
             vni: o.vni,
             local: o.local,
             dstport: o.dstport,
             learning: o.learning,
-            mtu: underlay_mtu(o.local).saturating_sub(overhead).max(68) as u32,
+            mtu: inner_mtu(o.local) as u32,
         };
         create(name, &settings).map_err(|e| match e.raw_os_error() {
             Some(libc::EEXIST) => PortError::Io {

@@ -609,7 +609,19 @@ fn udp_socket(local: SocketAddr, name: &str) -> Result<OwnedFd, PortError> {
 }
 
 /// The MTU of the interface holding `local` (1500 if none is found).
-pub(super) fn underlay_mtu(local: IpAddr) -> usize {
+/// The largest inner frame payload a tunnel from `local` carries: the
+/// underlay interface's MTU less the encapsulation (50 bytes over IPv4, 70
+/// over IPv6).
+pub(super) fn inner_mtu(local: IpAddr) -> usize {
+    let overhead = if local.is_ipv4() {
+        vxlan::OVERHEAD_V4
+    } else {
+        vxlan::OVERHEAD_V6
+    };
+    underlay_mtu(local).saturating_sub(overhead).max(68)
+}
+
+fn underlay_mtu(local: IpAddr) -> usize {
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `ifap` with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
@@ -846,12 +858,7 @@ impl VxlanPort {
             let _ = sys::setsockopt(&s, libc::SOL_SOCKET, libc::SO_RCVBUF, &small);
             tx.push(s);
         }
-        let overhead = if o.local.is_ipv4() {
-            vxlan::OVERHEAD_V4
-        } else {
-            vxlan::OVERHEAD_V6
-        };
-        let mtu = underlay_mtu(o.local).saturating_sub(overhead).max(68);
+        let mtu = inner_mtu(o.local);
         let remotes = Remotes::new();
         let flood: Vec<_> = o
             .remotes
