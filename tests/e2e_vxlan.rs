@@ -412,7 +412,8 @@ for p in [bytes([8,0,0,0,0,0,101,0])+f, bytes([0,0,0,0,0,0,100,0])+f, bytes([8,0
 
 /// With `encap = "kernel"`: the device goes with the port and comes back
 /// with `vswitchctl port add --encap kernel`; a device vswitchd did not make
-/// is left alone and the port refused; the device goes when vswitchd stops.
+/// is left alone and the port refused, one it made (by its alias) is
+/// replaced; the device goes when vswitchd stops.
 fn kernel_device_lifecycle(
     sw: Switchd,
     port: &str,
@@ -461,7 +462,9 @@ fn kernel_device_lifecycle(
         ok(&["ip", "-d", "link", "show", dev]).contains("bridge"),
         "the other interface was touched"
     );
-    ok(&["ip", "link", "del", dev]);
+    // One left by a vswitchd that was killed (its alias says so) is
+    // replaced.
+    ok(&["ip", "link", "set", dev, "alias", "vswitchd vxlan port"]);
     let added = add(&["--encap", "kernel"]);
     assert!(
         added.status.success(),

@@ -227,7 +227,6 @@ fn new_vxlan_msg(ifname: &str, v: &KernelVxlan) -> Vec<u8> {
     let mut body = ifinfo(0);
     push_attr(&mut body, IFLA_IFNAME, &c_string(ifname));
     push_attr(&mut body, IFLA_MTU, &v.mtu.to_ne_bytes());
-    push_attr(&mut body, IFLA_IFALIAS, &c_string(OWN_ALIAS));
     push_attr(&mut body, IFLA_LINKINFO, &info);
     body
 }
@@ -238,14 +237,21 @@ fn c_string(s: &str) -> Vec<u8> {
     b
 }
 
-/// Creates kernel vxlan device `ifname` (down) in vswitchd's namespace.
-/// `EEXIST` if a device of that name exists.
+/// Creates kernel vxlan device `ifname` (down) in vswitchd's namespace,
+/// with alias [`OWN_ALIAS`]. `EEXIST` if a device of that name exists.
 pub fn add_vxlan(ifname: &str, v: &KernelVxlan) -> io::Result<()> {
     request(
         RTM_NEWLINK,
         NLM_F_CREATE | NLM_F_EXCL,
         &new_vxlan_msg(ifname, v),
-    )
+    )?;
+    // The kernel takes an alias only on a change, not with the creation.
+    let index = sys::if_index(ifname)?;
+    let mut body = ifinfo(index);
+    push_attr(&mut body, IFLA_IFALIAS, OWN_ALIAS.as_bytes());
+    request(RTM_NEWLINK, 0, &body).inspect_err(|_| {
+        let _ = del_link(index);
+    })
 }
 
 /// Deletes the interface with index `index`.
@@ -320,9 +326,8 @@ mod tests {
         let top = attrs(&m[16..]);
         assert_eq!(top[0], (IFLA_IFNAME, b"vx100\0".to_vec()));
         assert_eq!(top[1], (IFLA_MTU, 1450u32.to_ne_bytes().to_vec()));
-        assert_eq!(top[2].0, IFLA_IFALIAS);
-        assert_eq!(top[3].0, IFLA_LINKINFO);
-        let info = attrs(&top[3].1);
+        assert_eq!(top[2].0, IFLA_LINKINFO);
+        let info = attrs(&top[2].1);
         assert_eq!(info[0], (IFLA_INFO_KIND, b"vxlan".to_vec()));
         let data = attrs(&info[1].1);
         assert_eq!(
@@ -340,7 +345,7 @@ mod tests {
         };
         let m = new_vxlan_msg("vx100", &v6);
         let top = attrs(&m[16..]);
-        let data = attrs(&attrs(&top[3].1)[1].1);
+        let data = attrs(&attrs(&top[2].1)[1].1);
         assert_eq!(data[1].0, IFLA_VXLAN_LOCAL6);
         assert_eq!(data[1].1.len(), 16);
     }
