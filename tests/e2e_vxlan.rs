@@ -566,3 +566,77 @@ fn two_vswitchd_hosts() {
     );
     assert!(got > 1_000_000, "only {got} bytes");
 }
+
+/// New tunnel settings by reload re-open the port in place: another flood
+/// list, then the kernel's encapsulation, then vswitchd's again. (The old
+/// port's sockets once outlived it during the re-open: the new ones could
+/// not bind, and the port was lost.)
+#[test]
+fn tunnel_settings_change_by_reload() {
+    require_root();
+    let base = names("vvx");
+    let dir = tempfile::tempdir().unwrap();
+    // Its own underlay and UDP port: the kernel device binds the port on
+    // every address of the root namespace.
+    let _under = Underlay::new(&base, &["198.19.5.1"]);
+    let port = format!("vxlan:{base}x");
+    let dev = port["vxlan:".len()..].to_string();
+    let _dev = Link(dev.clone());
+    let path = dir.path().join("vx.toml");
+    let write = |remote: &str, encap: &str| {
+        write_config(
+            &path,
+            &format!(
+                "{}dstport = 4791\nencap = \"{encap}\"\n",
+                vxlan_section(&port, "198.19.5.1", &[remote])
+            ),
+        )
+    };
+    write("198.19.5.2", "vswitchd");
+    let sw = Switchd::start(&["--config", path.to_str().unwrap()], &[]);
+    let remotes = |sw: &Switchd| -> Vec<String> {
+        let show = sw.ctl_json(&["show"]);
+        port_json(&show, &port)["vxlan"]["remotes"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| r["remote"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(remotes(&sw), ["198.19.5.2"]);
+    for (remote, encap) in [
+        ("198.19.5.3", "vswitchd"),
+        ("198.19.5.3", "kernel"),
+        ("198.19.5.2", "vswitchd"),
+    ] {
+        write(remote, encap);
+        let out = sw.ctl(&["reload"]);
+        assert!(
+            out.status.success(),
+            "reload to {remote}, encap {encap}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sw.log_text()
+        );
+        let show = sw.ctl_json(&["show"]);
+        assert_eq!(
+            port_json(&show, &port)["vxlan"]["encap"],
+            encap,
+            "{}",
+            sw.ctl_ok(&["show"])
+        );
+        if encap == "kernel" {
+            let fdb = ok(&["bridge", "fdb", "show", "dev", &dev]);
+            assert!(fdb.contains(&format!("dst {remote}")), "{fdb}");
+        } else {
+            assert_eq!(remotes(&sw), [remote]);
+            assert!(!iface_exists(&dev), "the kernel device outlived its mode");
+        }
+    }
+    // `port set` re-opens it too (learning is a tunnel setting).
+    sw.ctl_ok(&["port", "set", &port, "--learning", "off"]);
+    assert_eq!(remotes(&sw), ["198.19.5.2"]);
+    let mut sw = sw;
+    assert!(sw.alive());
+}

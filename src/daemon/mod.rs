@@ -400,7 +400,8 @@ impl Daemon {
         let mut section = cur_plan.section.clone();
         changes.apply(&mut section);
         let plan = section.plan().map_err(|e| DaemonError::settings(name, e))?;
-        self.update(&current, plan.clone(), current.runtime)?;
+        let runtime = current.runtime;
+        self.update(current, plan.clone(), runtime)?;
         self.filter_vlans_for(&plan);
         self.stp.sync();
         Ok(())
@@ -417,8 +418,10 @@ impl Daemon {
 
     /// Gives port `cur` the settings of `plan` (and `runtime` as its
     /// origin). A new MTU needs a new device: the port is closed and
-    /// opened again; if that fails, it is put back as it was.
-    fn update(&self, cur: &PortRecord, plan: PortPlan, runtime: bool) -> Result<(), DaemonError> {
+    /// opened again; if that fails, it is put back as it was. `cur` is
+    /// taken, not borrowed: its device must be let go before the port
+    /// opens again (a vxlan port's new sockets bind the old ones' address).
+    fn update(&self, cur: PortRecord, plan: PortPlan, runtime: bool) -> Result<(), DaemonError> {
         let name = plan.spec.name();
         let old = cur.plan.clone();
         if old.as_ref() == Some(&plan) && cur.runtime == runtime {
@@ -430,11 +433,13 @@ impl Daemon {
             .as_ref()
             .filter(|o| o.mtu != plan.mtu || o.vxlan != plan.vxlan)
         {
+            let was_runtime = cur.runtime;
+            drop(cur);
             self.del_port(&name)?;
             return match self.attach(plan, runtime) {
                 Ok(_) => Ok(()),
                 Err(e) => {
-                    if let Err(again) = self.attach(old.clone(), cur.runtime) {
+                    if let Err(again) = self.attach(old.clone(), was_runtime) {
                         tracing::error!(port = %name, "port lost: cannot open it again as it was: {again}");
                     }
                     Err(e)
@@ -525,14 +530,15 @@ impl Daemon {
         for name in &plan.remove {
             self.del_port(name).map_err(incomplete)?;
         }
-        for (cur, p) in &plan.change {
-            self.update(cur, p.clone(), false).map_err(incomplete)?;
+        let changed = plan.change.len();
+        for (cur, p) in plan.change {
+            self.update(cur, p, false).map_err(incomplete)?;
         }
         self.stp.configure(cfg.stp);
         self.set_mirrors(&cfg.mirrors).map_err(incomplete)?;
         let done = Reloaded {
             added: plan.add.len(),
-            changed: plan.change.len(),
+            changed,
             removed: plan.remove.len(),
             unchanged: plan.unchanged,
         };
