@@ -110,7 +110,8 @@ impl KernelVxlanPort {
                 step: "bringing the kernel vxlan device up (the UDP port is taken on this address: another vxlan: port, or a program bound to it)",
                 source,
             },
-            other => other,
+            // Told of this port, not of `raw:NAME`.
+            other => other.for_port(&port),
         })?;
         Ok(KernelVxlanPort {
             raw,

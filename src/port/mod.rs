@@ -376,6 +376,23 @@ pub enum PortError {
     Duplicate { port: String },
 }
 
+impl PortError {
+    /// The same error, told of port `name` (a port opened through
+    /// another kind's code names itself).
+    pub fn for_port(mut self, name: &str) -> PortError {
+        let (PortError::BadName { port, .. }
+        | PortError::TunDevice { port, .. }
+        | PortError::Permission { port, .. }
+        | PortError::Busy { port }
+        | PortError::NotATap { port }
+        | PortError::NoInterface { port }
+        | PortError::Io { port, .. }
+        | PortError::Duplicate { port }) = &mut self;
+        *port = name.to_string();
+        self
+    }
+}
+
 /// Options that apply when opening a port.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -455,6 +472,26 @@ mod tests {
         assert!(
             PortSpec::parse("0123456789abcde").is_ok(),
             "15 bytes is fine"
+        );
+    }
+
+    #[test]
+    fn errors_can_name_another_port() {
+        let e = PortError::NoInterface {
+            port: "raw:vx1".into(),
+        }
+        .for_port("vxlan:vx1");
+        assert!(e.to_string().starts_with("port `vxlan:vx1`"), "{e}");
+        let e = PortError::Io {
+            port: "raw:vx1".into(),
+            step: "bring up",
+            source: io::Error::from_raw_os_error(libc::EPERM),
+        }
+        .for_port("vxlan:vx1");
+        assert!(
+            e.to_string()
+                .starts_with("port `vxlan:vx1`: bring up failed"),
+            "{e}"
         );
     }
 
