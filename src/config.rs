@@ -1371,7 +1371,7 @@ impl PortSection {
                 return Err(PortSectionError::EvpnWithKernelEncap);
             }
             if let PortSpec::Vxlan(name) = spec
-                && name.len() > 15
+                && name.len() >= crate::os::sys::IFNAMSIZ
             {
                 return Err(PortSectionError::KernelEncapName(name.clone()));
             }

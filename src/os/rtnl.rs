@@ -238,8 +238,9 @@ fn c_string(s: &str) -> Vec<u8> {
 }
 
 /// Creates kernel vxlan device `ifname` (down) in vswitchd's namespace,
-/// with alias [`OWN_ALIAS`]. `EEXIST` if a device of that name exists.
-pub fn add_vxlan(ifname: &str, v: &KernelVxlan) -> io::Result<()> {
+/// with alias [`OWN_ALIAS`]; returns its index. `EEXIST` if a device of
+/// that name exists.
+pub fn add_vxlan(ifname: &str, v: &KernelVxlan) -> io::Result<u32> {
     request(
         RTM_NEWLINK,
         NLM_F_CREATE | NLM_F_EXCL,
@@ -251,7 +252,8 @@ pub fn add_vxlan(ifname: &str, v: &KernelVxlan) -> io::Result<()> {
     push_attr(&mut body, IFLA_IFALIAS, OWN_ALIAS.as_bytes());
     request(RTM_NEWLINK, 0, &body).inspect_err(|_| {
         let _ = del_link(index);
-    })
+    })?;
+    Ok(index)
 }
 
 /// Deletes the interface with index `index`.

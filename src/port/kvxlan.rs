@@ -15,14 +15,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-use super::PortError;
 use super::raw::{RawPort, claim};
 use super::vxlan::{VxlanOptions, inner_mtu};
+use super::{PortError, check_ifname};
 use crate::os::rtnl::{self, KernelVxlan};
 use crate::os::sys;
-
-/// Longest interface name the kernel takes (IFNAMSIZ - 1).
-const IFNAME_MAX: usize = 15;
 
 /// A kernel vxlan device vswitchd made, deleted on drop (unless it was
 /// deleted, or deleted and made again by someone, meanwhile).
@@ -57,14 +54,8 @@ pub struct KernelVxlanPort {
 impl KernelVxlanPort {
     pub fn open(name: &str, o: &VxlanOptions) -> Result<KernelVxlanPort, PortError> {
         let port = format!("vxlan:{name}");
-        if name.len() > IFNAME_MAX {
-            return Err(PortError::BadName {
-                port,
-                why: format!(
-                    "with encap = \"kernel\" the name is the kernel device's: at most {IFNAME_MAX} characters"
-                ),
-            });
-        }
+        // The name is the kernel device's.
+        check_ifname(name).map_err(|e| e.for_port(&port))?;
         let io = |step: &'static str| {
             let port = port.clone();
             move |source| PortError::Io { port, step, source }
@@ -76,7 +67,7 @@ impl KernelVxlanPort {
             learning: o.learning,
             mtu: inner_mtu(o.local) as u32,
         };
-        create(name, &settings).map_err(|e| match e.raw_os_error() {
+        let ifindex = create(name, &settings).map_err(|e| match e.raw_os_error() {
             Some(libc::EEXIST) => PortError::Io {
                 port: port.clone(),
                 step: "creating the kernel vxlan device (another vxlan device has this VNI, local address and port)",
@@ -84,7 +75,6 @@ impl KernelVxlanPort {
             },
             _ => io("creating the kernel vxlan device")(e),
         })?;
-        let ifindex = sys::if_index(name).map_err(io("finding the kernel vxlan device"))?;
         let device = OwnedDevice {
             ifname: name.to_string(),
             ifindex,
@@ -101,15 +91,14 @@ impl KernelVxlanPort {
         // link-local address, no router solicitations into the segment).
         let _ = claim(name);
         let raw = RawPort::open(name, false).map_err(|e| match e {
-            PortError::Io {
-                step: "bring up",
-                source,
-                ..
-            } if source.raw_os_error() == Some(libc::EADDRINUSE) => PortError::Io {
-                port: port.clone(),
-                step: "bringing the kernel vxlan device up (the UDP port is taken on this address: another vxlan: port, or a program bound to it)",
-                source,
-            },
+            // Only bringing the device up binds its UDP port.
+            PortError::Io { source, .. } if source.raw_os_error() == Some(libc::EADDRINUSE) => {
+                PortError::Io {
+                    port: port.clone(),
+                    step: "bringing the kernel vxlan device up (the UDP port is taken on this address: another vxlan: port, or a program bound to it)",
+                    source,
+                }
+            }
             // Told of this port, not of `raw:NAME`.
             other => other.for_port(&port),
         })?;
@@ -147,9 +136,10 @@ impl KernelVxlanPort {
     }
 }
 
-/// Creates the device; a leftover of an earlier vswitchd (known by its
-/// alias) is replaced, any other device of that name is refused.
-fn create(name: &str, settings: &KernelVxlan) -> io::Result<()> {
+/// Creates the device and returns its index; a leftover of an earlier
+/// vswitchd (known by its alias) is replaced, any other device of that
+/// name is refused.
+fn create(name: &str, settings: &KernelVxlan) -> io::Result<u32> {
     if let Ok(index) = sys::if_index(name) {
         let alias =
             std::fs::read_to_string(format!("/sys/class/net/{name}/ifalias")).unwrap_or_default();

@@ -608,7 +608,6 @@ fn udp_socket(local: SocketAddr, name: &str) -> Result<OwnedFd, PortError> {
     Ok(fd)
 }
 
-/// The MTU of the interface holding `local` (1500 if none is found).
 /// The largest inner frame payload a tunnel from `local` carries: the
 /// underlay interface's MTU less the encapsulation (50 bytes over IPv4, 70
 /// over IPv6).
@@ -621,6 +620,7 @@ pub(super) fn inner_mtu(local: IpAddr) -> usize {
     underlay_mtu(local).saturating_sub(overhead).max(68)
 }
 
+/// The MTU of the interface holding `local` (1500 if none is found).
 fn underlay_mtu(local: IpAddr) -> usize {
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `ifap` with a list we free below.
