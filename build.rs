@@ -10,6 +10,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rustc-link-arg-bin=vswitchd=-Wl,-z,max-page-size=0x200000");
+    println!("cargo:rustc-link-arg-bin=vswitchd=-Wl,-z,separate-loadable-segments");
     tonic_prost_build::configure()
         .build_server(false)
         .build_client(true)

@@ -263,6 +263,9 @@ pub struct SwitchSection {
     /// Read busy TAP ports through io_uring (falls back to read() where the
     /// kernel has none).
     pub io_uring: bool,
+    /// Code, read-only data and heap on transparent huge pages
+    /// ([`crate::os::hugepages`]).
+    pub huge_pages: bool,
     /// `HOST:PORT` or `off`.
     pub metrics_addr: String,
     /// Path or `off`.
@@ -386,6 +389,7 @@ impl Default for SwitchSection {
             workers: 1,
             busy_poll: 0,
             io_uring: true,
+            huge_pages: true,
             metrics_addr: DEFAULT_METRICS_ADDR.into(),
             control_socket: DEFAULT_CONTROL_SOCKET.into(),
             control_socket_group: None,
@@ -813,6 +817,9 @@ pub struct Config {
     pub switch: SwitchConfig,
     pub workers: usize,
     pub tuning: crate::dataplane::Tuning,
+    /// Code, read-only data and heap on transparent huge pages (read at
+    /// start only).
+    pub huge_pages: bool,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<PathBuf>,
     /// Group given the control socket (a name or a number).
@@ -984,6 +991,7 @@ impl File {
                 busy_poll: std::time::Duration::from_micros(s.busy_poll),
                 io_uring: s.io_uring,
             },
+            huge_pages: s.huge_pages,
             metrics_addr,
             control_socket,
             control_socket_group: s.control_socket_group.clone(),
@@ -1422,6 +1430,7 @@ pub struct Overrides {
     pub workers: Option<usize>,
     pub busy_poll: Option<u64>,
     pub io_uring: Option<bool>,
+    pub huge_pages: Option<bool>,
     pub metrics_addr: Option<String>,
     pub control_socket: Option<String>,
     pub control_socket_group: Option<String>,
@@ -1446,6 +1455,9 @@ impl Overrides {
         }
         if let Some(v) = self.io_uring {
             s.io_uring = v;
+        }
+        if let Some(v) = self.huge_pages {
+            s.huge_pages = v;
         }
         if let Some(v) = &self.metrics_addr {
             s.metrics_addr = v.clone();

@@ -13,7 +13,13 @@ use clap::Parser;
 use vswitch::cli::vswitchd::Cli;
 use vswitch::config::{self, Overrides};
 use vswitch::daemon;
+use vswitch::os::hugepages;
 use vswitch::port::{PortSpec, interface_exists};
+
+/// jemalloc: with its options ([`hugepages::MALLOC_CONF`]) the switch's
+/// state sits in one arena on huge pages.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,6 +69,11 @@ fn run(cli: Cli, log: daemon::log::LogControl) -> Result<()> {
         } else {
             cli.io_uring.then_some(true)
         },
+        huge_pages: if cli.no_huge_pages {
+            Some(false)
+        } else {
+            cli.huge_pages.then_some(true)
+        },
         metrics_addr: cli.metrics_addr.clone(),
         control_socket: cli.control_socket.clone(),
         control_socket_group: cli.control_socket_group.clone(),
@@ -90,5 +101,29 @@ fn run(cli: Cli, log: daemon::log::LogControl) -> Result<()> {
             "no ports: give --ports tap0,tap1 or a config file with [[port]] sections (or a control socket to add them later)"
         );
     }
+    use_huge_pages(cfg.huge_pages);
     Ok(daemon::run(cfg, cli.config, overrides, Some(log))?)
+}
+
+/// Puts the code on huge pages (the heap's are jemalloc's), or turns them
+/// off; either way the switch runs, so a failure is only logged.
+fn use_huge_pages(on: bool) {
+    if !on {
+        if let Err(e) = hugepages::disable() {
+            tracing::warn!("huge-pages = false: cannot turn transparent huge pages off: {e}");
+        }
+        return;
+    }
+    tracing::debug!(
+        "jemalloc options: {}",
+        String::from_utf8_lossy(&hugepages::MALLOC_CONF[..hugepages::MALLOC_CONF.len() - 1])
+    );
+    match hugepages::remap_image() {
+        Ok(r) => tracing::info!(
+            "code and read-only data on huge pages: {} of {} MiB",
+            r.huge >> 20,
+            r.moved >> 20
+        ),
+        Err(e) => tracing::info!("code stays on 4 KiB pages: {e}"),
+    }
 }

@@ -52,6 +52,16 @@ pub struct Cli {
     #[arg(long)]
     pub no_io_uring: bool,
 
+    /// Keep code, read-only data and heap on 2 MiB transparent huge pages:
+    /// fewer TLB misses on a frame's way after a sleep, for ~10 MiB more
+    /// resident memory [default: on].
+    #[arg(long, overrides_with = "no_huge_pages")]
+    pub huge_pages: bool,
+
+    /// Use 4 KiB pages only (transparent huge pages off for vswitchd).
+    #[arg(long)]
+    pub no_huge_pages: bool,
+
     /// Prometheus endpoint address, or `off` [default: 127.0.0.1:9417].
     #[arg(long, value_name = "ADDR|off")]
     pub metrics_addr: Option<String>,

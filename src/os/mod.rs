@@ -10,6 +10,7 @@
 //! `undocumented_unsafe_blocks`).
 
 pub mod caps;
+pub mod hugepages;
 pub mod netlink;
 pub mod rtnl;
 pub mod sys;
