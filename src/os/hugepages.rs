@@ -107,8 +107,8 @@ pub static MALLOC_CONF: &[u8; 21] = b"thp:always,narenas:1\0";
 /// `always` or `madvise`. The error says what it is otherwise.
 fn available() -> io::Result<()> {
     let path = "/sys/kernel/mm/transparent_hugepage/enabled";
-    let mode = fs::read_to_string(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    let mode =
+        fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
     if mode.contains("[never]") {
         return Err(io::Error::other(format!(
             "transparent huge pages are off ({path}: never)"
@@ -185,7 +185,10 @@ fn huge_kib(smaps: &str, starts: &[usize]) -> usize {
                     .parse::<usize>()
                     .unwrap_or(0);
             }
-        } else if let Some((lo, _)) = line.split_whitespace().next().and_then(|r| r.split_once('-'))
+        } else if let Some((lo, _)) = line
+            .split_whitespace()
+            .next()
+            .and_then(|r| r.split_once('-'))
             && let Ok(lo) = usize::from_str_radix(lo, 16)
             && !line.starts_with(|c: char| c.is_ascii_uppercase())
         {
@@ -325,9 +328,18 @@ mod tests {
         assert_eq!(
             chunks(&maps),
             vec![
-                Chunk { start: b, exec: false },
-                Chunk { start: b + HUGE, exec: true },
-                Chunk { start: b + 2 * HUGE, exec: true },
+                Chunk {
+                    start: b,
+                    exec: false
+                },
+                Chunk {
+                    start: b + HUGE,
+                    exec: true
+                },
+                Chunk {
+                    start: b + 2 * HUGE,
+                    exec: true
+                },
             ]
         );
     }
@@ -358,7 +370,20 @@ AnonHugePages:      2048 kB
             EXE,
         );
         // The first chunk holds the read-only data and the start of the
-        // code; the second holds code and the writable data.
-        assert_eq!(chunks(&maps), vec![Chunk { start: b, exec: true }]);
+        // code, the second only code; the third holds code and the
+        // writable data, and stays.
+        assert_eq!(
+            chunks(&maps),
+            vec![
+                Chunk {
+                    start: b,
+                    exec: true
+                },
+                Chunk {
+                    start: b + HUGE,
+                    exec: true
+                },
+            ]
+        );
     }
 }

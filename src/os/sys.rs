@@ -171,7 +171,10 @@ pub fn write(f: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 /// `writev(fd, [a, b])`: one frame from two pieces without copying.
 pub fn writev2(f: RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
-    Ok(rustix::io::writev(fd(f), &[io::IoSlice::new(a), io::IoSlice::new(b)])?)
+    Ok(rustix::io::writev(
+        fd(f),
+        &[io::IoSlice::new(a), io::IoSlice::new(b)],
+    )?)
 }
 
 /// The interface index of `name` in this network namespace.
