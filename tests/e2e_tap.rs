@@ -476,3 +476,71 @@ fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
     );
     assert!(lan.ns[0].ping(&lan.ips[1], 3), "ping after the ring");
 }
+
+/// The kernel's transparent huge page setting allows them (`always` or
+/// `madvise`, not `never`).
+fn thp_available() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|m| !m.contains("[never]"))
+}
+
+/// Kilobytes of `AnonHugePages` over the mappings of `pid` whose
+/// permissions are `perms` and that map no file (vswitchd's moved code is
+/// `r-xp` anonymous memory; its file-backed code is not).
+fn anon_huge_kib(pid: u32, perms: &str) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut counted = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first()
+            .is_some_and(|a| a.contains('-') && !a.ends_with(':'))
+        {
+            counted = f.get(1) == Some(&perms) && f.len() == 5;
+        } else if counted && f.first() == Some(&"AnonHugePages:") {
+            kib += f[1].parse::<u64>().unwrap();
+        }
+    }
+    kib
+}
+
+/// `huge-pages` (on by default): vswitchd moves its code onto huge pages
+/// at start and forwards with it from there; `--no-huge-pages` leaves the
+/// code where the kernel mapped it and turns transparent huge pages off
+/// for the process.
+#[test]
+fn huge_pages_hold_the_code_unless_turned_off() {
+    require_root();
+    let mut lan = Lan::new("tph", 2, 197);
+    let pid = lan.sw.proc.pid();
+    let log = lan.sw.log_text();
+    if thp_available() {
+        assert!(
+            log.contains("code and read-only data on huge pages:"),
+            "{log}"
+        );
+        assert!(
+            anon_huge_kib(pid, "r-xp") >= 2048,
+            "no code on a huge page: {log}"
+        );
+    } else {
+        assert!(log.contains("code stays on 4 KiB pages"), "{log}");
+    }
+    // The moved code forwards: pings and a TCP stream both ways.
+    lan.assert_all_pairs_ping();
+    assert!(iperf_3s(&lan, None) > 10_000_000);
+    assert!(iperf_3s(&lan, Some("-R")) > 10_000_000);
+    assert!(lan.alive(), "{}", lan.sw.log_text());
+    drop(lan);
+
+    let mut lan = Lan::with_args("tpn", 2, 198, |taps| {
+        vec!["--ports".into(), taps.join(","), "--no-huge-pages".into()]
+    });
+    let pid = lan.sw.proc.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("THP_enabled:\t0"), "{status}");
+    assert_eq!(anon_huge_kib(pid, "r-xp"), 0, "{}", lan.sw.log_text());
+    assert!(!lan.sw.log_text().contains("on huge pages"));
+    lan.assert_all_pairs_ping();
+    assert!(lan.alive(), "{}", lan.sw.log_text());
+}

@@ -344,6 +344,42 @@ mod tests {
         );
     }
 
+    /// The move itself, on this test binary (linked without vswitchd's
+    /// 2 MiB alignment, so only the chunks wholly inside its code move):
+    /// the moved chunks are anonymous memory afterwards, and the code in
+    /// them (this test's, and every other test's running meanwhile) keeps
+    /// running. Needs no root.
+    #[test]
+    fn remap_image_moves_chunks_and_code_keeps_running() {
+        if available().is_err() {
+            return;
+        }
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let exe = exe.to_string_lossy().into_owned();
+        let before = chunks(&parse_maps(
+            &fs::read_to_string("/proc/self/maps").unwrap(),
+            &exe,
+        ));
+        match remap_image() {
+            Ok(r) => {
+                assert_eq!(r.moved, before.len() * HUGE);
+                assert!(r.huge <= r.moved);
+                let after = parse_maps(&fs::read_to_string("/proc/self/maps").unwrap(), &exe);
+                for c in &before {
+                    assert!(
+                        !after.iter().any(|m| m.ours && m.range.contains(&c.start)),
+                        "chunk {:#x} still maps the file",
+                        c.start
+                    );
+                }
+            }
+            Err(e) => assert!(before.is_empty(), "{e}"),
+        }
+        // Code in the moved chunks runs (this very function included).
+        assert_eq!(huge_kib("", &[]), 0);
+        assert!(chunks(&[]).is_empty());
+    }
+
     #[test]
     fn counts_huge_pages_of_the_moved_chunks() {
         let smaps = "\
