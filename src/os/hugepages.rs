@@ -227,10 +227,8 @@ fn move_chunk(c: &Chunk, parts: &[Range<usize>]) -> io::Result<()> {
     let result = (|| {
         // SAFETY: `aligned..aligned + HUGE` lies inside the mapping made
         // above (2 chunks long, so one aligned chunk fits).
-        check(
-            unsafe { libc::madvise(aligned as *mut _, HUGE, libc::MADV_HUGEPAGE) },
-            "madvise(MADV_HUGEPAGE)",
-        )?;
+        let r = unsafe { libc::madvise(aligned as *mut _, HUGE, libc::MADV_HUGEPAGE) };
+        check(r, "madvise(MADV_HUGEPAGE)")?;
         for p in parts {
             // SAFETY: `p` is a readable mapping of our executable (from
             // /proc/self/maps, read-only, so nothing writes it meanwhile)
@@ -251,10 +249,8 @@ fn move_chunk(c: &Chunk, parts: &[Range<usize>]) -> io::Result<()> {
         unsafe { libc::madvise(aligned as *mut _, HUGE, MADV_COLLAPSE) };
         let prot = libc::PROT_READ | if c.exec { libc::PROT_EXEC } else { 0 };
         // SAFETY: the fresh chunk, no longer written.
-        check(
-            unsafe { libc::mprotect(aligned as *mut _, HUGE, prot) },
-            "mprotect",
-        )?;
+        let r = unsafe { libc::mprotect(aligned as *mut _, HUGE, prot) };
+        check(r, "mprotect")?;
         // SAFETY: moves the fresh chunk over `c.start..c.start + HUGE`,
         // which holds only read-only parts of the executable (see
         // `chunks`) and holes; every byte that was readable there is
@@ -315,33 +311,30 @@ mod tests {
         assert!(!maps[2].ours);
     }
 
+    /// The chunks of a process whose executable is mapped as `maps`
+    /// (start, end, permissions; "" for an anonymous mapping), as
+    /// (start, holds code).
+    fn chunks_of(maps: &[(usize, usize, &str, &str)]) -> Vec<(usize, bool)> {
+        let text: String = maps
+            .iter()
+            .map(|&(lo, hi, p, path)| m(lo, hi, p, path))
+            .collect();
+        chunks(&parse_maps(&text, EXE))
+            .iter()
+            .map(|c| (c.start, c.exec))
+            .collect()
+    }
+
     #[test]
     fn chunks_hold_only_read_only_parts_of_the_executable() {
         let b = 0x5600_0000_0000;
-        let maps = parse_maps(
-            &(m(b, b + 0x10_b000, "r--p", EXE)
-                + &m(b + HUGE, b + HUGE + 0x3a_b000, "r-xp", EXE)
-                + &m(b + 3 * HUGE, b + 3 * HUGE + 0x3_0000, "rw-p", EXE)
-                + &m(b + 3 * HUGE + 0x3_0000, b + 3 * HUGE + 0x4_0000, "rw-p", "")),
-            EXE,
-        );
-        assert_eq!(
-            chunks(&maps),
-            vec![
-                Chunk {
-                    start: b,
-                    exec: false
-                },
-                Chunk {
-                    start: b + HUGE,
-                    exec: true
-                },
-                Chunk {
-                    start: b + 2 * HUGE,
-                    exec: true
-                },
-            ]
-        );
+        let got = chunks_of(&[
+            (b, b + 0x10_b000, "r--p", EXE),
+            (b + HUGE, b + HUGE + 0x3a_b000, "r-xp", EXE),
+            (b + 3 * HUGE, b + 3 * HUGE + 0x3_0000, "rw-p", EXE),
+            (b + 3 * HUGE + 0x3_0000, b + 3 * HUGE + 0x4_0000, "rw-p", ""),
+        ]);
+        assert_eq!(got, [(b, false), (b + HUGE, true), (b + 2 * HUGE, true)]);
     }
 
     /// The move itself, on this test binary (linked without vswitchd's
@@ -399,27 +392,14 @@ AnonHugePages:      2048 kB
     #[test]
     fn a_chunk_shared_with_writable_data_stays() {
         let b = 0x5600_0000_0000;
-        let maps = parse_maps(
-            &(m(b, b + 0x10_b000, "r--p", EXE)
-                + &m(b + 0x10_c000, b + 0x4b_7000, "r-xp", EXE)
-                + &m(b + 0x4b_7000, b + 0x4e_8000, "rw-p", EXE)),
-            EXE,
-        );
+        let got = chunks_of(&[
+            (b, b + 0x10_b000, "r--p", EXE),
+            (b + 0x10_c000, b + 0x4b_7000, "r-xp", EXE),
+            (b + 0x4b_7000, b + 0x4e_8000, "rw-p", EXE),
+        ]);
         // The first chunk holds the read-only data and the start of the
         // code, the second only code; the third holds code and the
         // writable data, and stays.
-        assert_eq!(
-            chunks(&maps),
-            vec![
-                Chunk {
-                    start: b,
-                    exec: true
-                },
-                Chunk {
-                    start: b + HUGE,
-                    exec: true
-                },
-            ]
-        );
+        assert_eq!(got, [(b, true), (b + HUGE, true)]);
     }
 }
