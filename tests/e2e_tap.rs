@@ -11,7 +11,7 @@ use support::cmd::{ok, require_root};
 use support::frame::{BCAST, ETH_TEST, frame, is_arp_for, mac};
 use support::net::Link;
 use support::state::{fdb_has_port, port_json, wait_ports_up};
-use support::switchd::Lan;
+use support::switchd::{Lan, Switchd};
 use support::traffic::{Capture, iperf3, iperf3_server, received_bytes};
 use support::wait::{PATIENCE, wait_for};
 
@@ -543,4 +543,44 @@ fn huge_pages_hold_the_code_unless_turned_off() {
     assert!(!lan.sw.log_text().contains("on huge pages"));
     lan.assert_all_pairs_ping();
     assert!(lan.alive(), "{}", lan.sw.log_text());
+    drop(lan);
+
+    // Where the process may not make memory executable (the packaged
+    // unit's MemoryDenyWriteExecute=yes; here the kernel's own
+    // PR_SET_MDWE, Linux 6.3+, which an exec keeps), the code stays where
+    // it is, the log says why, and the switch runs.
+    if !thp_available() {
+        return;
+    }
+    let mdwe = "import ctypes, os, sys\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        if libc.prctl(65, 1, 0, 0, 0) != 0: sys.exit(77)\n\
+        os.execv(sys.argv[1], sys.argv[1:])\n";
+    let probe = std::process::Command::new("python3")
+        .args(["-c", mdwe, "/bin/true"])
+        .status()
+        .unwrap();
+    if probe.code() == Some(77) {
+        eprintln!("PR_SET_MDWE not supported by this kernel: skipping that part");
+        return;
+    }
+    let base = support::cmd::names("tpw");
+    let taps = [format!("{base}t0"), format!("{base}t1")];
+    let mut sw = Switchd::start_under(
+        &["python3", "-c", mdwe],
+        &["--ports", &taps.join(",")],
+        &[&taps[0], &taps[1]],
+    );
+    let log = wait_for(PATIENCE, || {
+        let l = sw.log_text();
+        l.contains("code stays on 4 KiB pages").then_some(l)
+    })
+    .unwrap_or_else(|| sw.log_text());
+    assert!(
+        log.contains("mprotect") && log.contains("may not make memory executable"),
+        "{log}"
+    );
+    assert_eq!(anon_huge_kib(sw.proc.pid(), "r-xp"), 0, "{log}");
+    wait_ports_up(&sw, &taps);
+    assert!(sw.alive(), "{}", sw.log_text());
 }

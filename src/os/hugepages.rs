@@ -250,7 +250,16 @@ fn move_chunk(c: &Chunk, parts: &[Range<usize>]) -> io::Result<()> {
         let prot = libc::PROT_READ | if c.exec { libc::PROT_EXEC } else { 0 };
         // SAFETY: the fresh chunk, no longer written.
         let r = unsafe { libc::mprotect(aligned as *mut _, HUGE, prot) };
-        check(r, "mprotect")?;
+        check(r, "mprotect").map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}: this process may not make memory executable (systemd's \
+                     MemoryDenyWriteExecute=, or prctl PR_SET_MDWE); the heap is still on huge pages"
+                ),
+            ),
+            _ => e,
+        })?;
         // SAFETY: moves the fresh chunk over `c.start..c.start + HUGE`,
         // which holds only read-only parts of the executable (see
         // `chunks`) and holes; every byte that was readable there is

@@ -24,11 +24,24 @@ impl Switchd {
     /// socket in a private directory), and waits until every interface in
     /// `wait_for` exists in the root namespace.
     pub fn start(args: &[&str], wait_for_ifaces: &[&str]) -> Switchd {
+        Switchd::start_under(&[], args, wait_for_ifaces)
+    }
+
+    /// [`Switchd::start`], with vswitchd run by `wrapper` (a command that
+    /// takes vswitchd's path and arguments after its own, and execs them).
+    pub fn start_under(wrapper: &[&str], args: &[&str], wait_for_ifaces: &[&str]) -> Switchd {
         let dir = std::env::temp_dir().join(format!("vswitchd-test-{}", names("s")));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("ctl.sock");
         let log = dir.join("vswitchd.log");
-        let mut cmd = Command::new(vswitchd_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = Command::new(prog);
+                c.args(rest).arg(vswitchd_bin());
+                c
+            }
+            None => Command::new(vswitchd_bin()),
+        };
         cmd.args(args);
         if !args.contains(&"--metrics-addr") {
             cmd.args(["--metrics-addr", "off"]);
