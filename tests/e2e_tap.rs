@@ -477,13 +477,6 @@ fn io_uring_takes_busy_ports_and_gives_back_quiet_ones() {
     assert!(lan.ns[0].ping(&lan.ips[1], 3), "ping after the ring");
 }
 
-/// The kernel's transparent huge page setting allows them (`always` or
-/// `madvise`, not `never`).
-fn thp_available() -> bool {
-    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-        .is_ok_and(|m| !m.contains("[never]"))
-}
-
 /// Kilobytes of `AnonHugePages` over the mappings of `pid` whose
 /// permissions are `perms` and that map no file (vswitchd's moved code is
 /// `r-xp` anonymous memory; its file-backed code is not).
@@ -514,7 +507,7 @@ fn huge_pages_hold_the_code_unless_turned_off() {
     let mut lan = Lan::new("tph", 2, 197);
     let pid = lan.sw.proc.pid();
     let log = lan.sw.log_text();
-    if thp_available() {
+    if vswitch::os::hugepages::available().is_ok() {
         assert!(
             log.contains("code and read-only data on huge pages:"),
             "{log}"
@@ -549,7 +542,7 @@ fn huge_pages_hold_the_code_unless_turned_off() {
     // unit's MemoryDenyWriteExecute=yes; here the kernel's own
     // PR_SET_MDWE, Linux 6.3+, which an exec keeps), the code stays where
     // it is, the log says why, and the switch runs.
-    if !thp_available() {
+    if vswitch::os::hugepages::available().is_err() {
         return;
     }
     let mdwe = "import ctypes, os, sys\n\

@@ -64,16 +64,8 @@ fn run(cli: Cli, log: daemon::log::LogControl) -> Result<()> {
         fdb_size: cli.fdb_size,
         workers: cli.workers,
         busy_poll: cli.busy_poll,
-        io_uring: if cli.no_io_uring {
-            Some(false)
-        } else {
-            cli.io_uring.then_some(true)
-        },
-        huge_pages: if cli.no_huge_pages {
-            Some(false)
-        } else {
-            cli.huge_pages.then_some(true)
-        },
+        io_uring: on_off(cli.io_uring, cli.no_io_uring),
+        huge_pages: on_off(cli.huge_pages, cli.no_huge_pages),
         metrics_addr: cli.metrics_addr.clone(),
         control_socket: cli.control_socket.clone(),
         control_socket_group: cli.control_socket_group.clone(),
@@ -103,6 +95,12 @@ fn run(cli: Cli, log: daemon::log::LogControl) -> Result<()> {
     }
     use_huge_pages(cfg.huge_pages);
     Ok(daemon::run(cfg, cli.config, overrides, Some(log))?)
+}
+
+/// A `--X`/`--no-X` pair as an override: `--no-X` wins; neither leaves
+/// the file's setting.
+fn on_off(on: bool, off: bool) -> Option<bool> {
+    if off { Some(false) } else { on.then_some(true) }
 }
 
 /// Puts the code on huge pages (the heap's are jemalloc's), or turns them

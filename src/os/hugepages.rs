@@ -30,6 +30,8 @@ use std::fs;
 use std::io;
 use std::ops::Range;
 
+use super::sys::cvt;
+
 const HUGE: usize = 2 << 20;
 /// `MADV_COLLAPSE` (Linux 6.1), not exported by `libc`.
 const MADV_COLLAPSE: libc::c_int = 25;
@@ -105,7 +107,7 @@ pub static MALLOC_CONF: &[u8; 21] = b"thp:always,narenas:1\0";
 
 /// Where transparent huge pages can be had: the kernel's setting is
 /// `always` or `madvise`. The error says what it is otherwise.
-fn available() -> io::Result<()> {
+pub fn available() -> io::Result<()> {
     let path = "/sys/kernel/mm/transparent_hugepage/enabled";
     let mode =
         fs::read_to_string(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
@@ -122,12 +124,7 @@ fn available() -> io::Result<()> {
 pub fn disable() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only; changes a flag of this
     // process.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    cvt(unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) }).map(drop)
 }
 
 /// What [`remap_image`] did.
@@ -190,7 +187,6 @@ fn huge_kib(smaps: &str, starts: &[usize]) -> usize {
             .next()
             .and_then(|r| r.split_once('-'))
             && let Ok(lo) = usize::from_str_radix(lo, 16)
-            && !line.starts_with(|c: char| c.is_ascii_uppercase())
         {
             counted = starts.contains(&lo);
         }
@@ -200,12 +196,9 @@ fn huge_kib(smaps: &str, starts: &[usize]) -> usize {
 
 fn move_chunk(c: &Chunk, parts: &[Range<usize>]) -> io::Result<()> {
     let check = |r: libc::c_int, what: &str| {
-        if r == 0 {
-            Ok(())
-        } else {
-            let e = io::Error::last_os_error();
-            Err(io::Error::new(e.kind(), format!("{what}: {e}")))
-        }
+        cvt(r)
+            .map(drop)
+            .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
     };
     // SAFETY: a fresh private anonymous mapping, no address requested:
     // it overlaps nothing of ours.
